@@ -1,0 +1,419 @@
+//! The permission model and its evaluator. The same `evaluate` decides requests and answers
+//! "why" questions, so what is explained is exactly what is enforced.
+//!
+//! Management is not data: tenant administrators and vault owners manage settings and grants,
+//! but a data action (reading a secret value) needs a data grant — an access policy under the
+//! access-policy model, a role assignment under RBAC.
+use crate::error::{Error, Result};
+use crate::principal::Caller;
+use crate::vault::{PolicyPermissions, Vault};
+
+/// The area an access-policy permission belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Keys,
+    Secrets,
+    Certificates,
+}
+
+/// Data-plane actions. Each maps to one access-policy permission and one RBAC data action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataAction {
+    SecretGet,
+    /// Reading a deleted secret's metadata (`GET /deletedsecrets/{n}`).
+    SecretGetDeleted,
+    SecretList,
+    SecretSet,
+    SecretUpdate,
+    SecretDelete,
+    SecretRecover,
+    SecretBackup,
+    SecretRestore,
+    SecretPurge,
+}
+
+impl DataAction {
+    pub const ALL: &'static [DataAction] = &[
+        Self::SecretGet,
+        Self::SecretGetDeleted,
+        Self::SecretList,
+        Self::SecretSet,
+        Self::SecretUpdate,
+        Self::SecretDelete,
+        Self::SecretRecover,
+        Self::SecretBackup,
+        Self::SecretRestore,
+        Self::SecretPurge,
+    ];
+
+    /// The access-policy permission that allows this action (`secrets/get`, ...).
+    pub fn policy_permission(self) -> (Area, &'static str) {
+        use DataAction::*;
+        match self {
+            SecretGet | SecretGetDeleted => (Area::Secrets, "get"),
+            SecretList => (Area::Secrets, "list"),
+            SecretSet | SecretUpdate => (Area::Secrets, "set"),
+            SecretDelete => (Area::Secrets, "delete"),
+            SecretRecover => (Area::Secrets, "recover"),
+            SecretBackup => (Area::Secrets, "backup"),
+            SecretRestore => (Area::Secrets, "restore"),
+            SecretPurge => (Area::Secrets, "purge"),
+        }
+    }
+
+    /// The RBAC data action, without the `Microsoft.KeyVault/vaults/` prefix.
+    pub fn rbac_action(self) -> &'static str {
+        use DataAction::*;
+        match self {
+            SecretGet => "secrets/getSecret/action",
+            SecretList | SecretGetDeleted => "secrets/readMetadata/action",
+            SecretSet => "secrets/setSecret/action",
+            SecretUpdate => "secrets/update/action",
+            SecretDelete => "secrets/delete",
+            SecretRecover => "secrets/recover/action",
+            SecretBackup => "secrets/backup/action",
+            SecretRestore => "secrets/restore/action",
+            SecretPurge => "secrets/purge/action",
+        }
+    }
+
+    /// Accepts the RBAC data action (with or without prefix), `getSecret`-style names and
+    /// `secrets/get`-style access-policy names.
+    pub fn parse(s: &str) -> Option<Self> {
+        let t = s.trim().trim_start_matches("Microsoft.KeyVault/vaults/");
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|a| a.rbac_action().eq_ignore_ascii_case(t) || a.short_name().eq_ignore_ascii_case(t))
+            .or_else(|| {
+                // Access-policy form, `secrets/get`: `set` maps to SecretSet, not SecretUpdate.
+                let (area, perm) = t.split_once('/')?;
+                let wanted = match area.to_ascii_lowercase().as_str() {
+                    "secrets" => Area::Secrets,
+                    "keys" => Area::Keys,
+                    "certificates" => Area::Certificates,
+                    _ => return None,
+                };
+                Self::ALL.iter().copied().find(|a| {
+                    let (ar, p) = a.policy_permission();
+                    ar == wanted && p.eq_ignore_ascii_case(perm)
+                })
+            })
+    }
+
+    /// Operation-style name (`getSecret`), used by `explain` and the audit log.
+    pub fn short_name(self) -> &'static str {
+        use DataAction::*;
+        match self {
+            SecretGet => "getSecret",
+            SecretGetDeleted => "getDeletedSecret",
+            SecretList => "listSecrets",
+            SecretSet => "setSecret",
+            SecretUpdate => "updateSecret",
+            SecretDelete => "deleteSecret",
+            SecretRecover => "recoverSecret",
+            SecretBackup => "backupSecret",
+            SecretRestore => "restoreSecret",
+            SecretPurge => "purgeSecret",
+        }
+    }
+}
+
+const SECRET_PERMISSIONS: &[&str] = &["all", "get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
+const KEY_PERMISSIONS: &[&str] = &[
+    "all",
+    "get",
+    "list",
+    "update",
+    "create",
+    "import",
+    "delete",
+    "recover",
+    "backup",
+    "restore",
+    "decrypt",
+    "encrypt",
+    "unwrapkey",
+    "wrapkey",
+    "verify",
+    "sign",
+    "purge",
+    "release",
+    "rotate",
+    "getrotationpolicy",
+    "setrotationpolicy",
+];
+const CERTIFICATE_PERMISSIONS: &[&str] = &[
+    "all",
+    "get",
+    "list",
+    "update",
+    "create",
+    "import",
+    "delete",
+    "recover",
+    "backup",
+    "restore",
+    "managecontacts",
+    "manageissuers",
+    "getissuers",
+    "listissuers",
+    "setissuers",
+    "deleteissuers",
+    "purge",
+];
+const STORAGE_PERMISSIONS: &[&str] = &[
+    "all",
+    "get",
+    "list",
+    "delete",
+    "set",
+    "update",
+    "regeneratekey",
+    "getsas",
+    "listsas",
+    "deletesas",
+    "setsas",
+    "recover",
+    "backup",
+    "restore",
+    "purge",
+];
+
+/// Rejects permission names Azure does not know (case-insensitive, as ARM tools write `Get`).
+pub fn validate_permission_names(p: &PolicyPermissions) -> Result<()> {
+    let check = |area: &str, given: &[String], known: &[&str]| -> Result<()> {
+        for g in given {
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(g)) {
+                return Err(Error::bad_parameter(format!(
+                    "'{}' is not a valid {area} permission. Valid values: {}.",
+                    crate::names::printable(g),
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    };
+    check("secret", &p.secrets, SECRET_PERMISSIONS)?;
+    check("key", &p.keys, KEY_PERMISSIONS)?;
+    check("certificate", &p.certificates, CERTIFICATE_PERMISSIONS)?;
+    check("storage", &p.storage, STORAGE_PERMISSIONS)
+}
+
+/// The object a data action is about (`None` name: the collection, e.g. list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub area: Area,
+    pub name: Option<&'a str>,
+}
+
+/// The outcome of an authorization check, with the grant that decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Human-readable reasons: the grant that allowed, or why nothing did.
+    pub reasons: Vec<String>,
+}
+
+/// Decides whether `caller` may perform `action` on `target` in `vault`.
+pub fn evaluate(vault: &Vault, caller: &Caller, action: DataAction, _target: &Target<'_>) -> Decision {
+    if vault.enable_rbac_authorization {
+        // Role assignments arrive with the access-control issue; until then RBAC vaults
+        // deny every data action, which is the safe default.
+        return Decision {
+            allowed: false,
+            reasons: vec![format!(
+                "vault '{}' uses RBAC and no role assignment grants {}",
+                vault.name,
+                action.rbac_action()
+            )],
+        };
+    }
+    let (area, needed) = action.policy_permission();
+    for policy in &vault.access_policies {
+        let via_group = caller.groups.iter().any(|g| g.eq_ignore_ascii_case(&policy.object_id));
+        if !policy.object_id.eq_ignore_ascii_case(&caller.object_id) && !via_group {
+            continue;
+        }
+        let granted = match area {
+            Area::Secrets => &policy.permissions.secrets,
+            Area::Keys => &policy.permissions.keys,
+            Area::Certificates => &policy.permissions.certificates,
+        };
+        if let Some(p) = granted.iter().find(|p| p.eq_ignore_ascii_case(needed) || p.eq_ignore_ascii_case("all")) {
+            let who = if via_group { format!("group {}", policy.object_id) } else { "the caller".to_string() };
+            return Decision {
+                allowed: true,
+                reasons: vec![format!(
+                    "access policy for {who} on vault '{}' grants {}/{p}",
+                    vault.name,
+                    area_name(area)
+                )],
+            };
+        }
+    }
+    Decision {
+        allowed: false,
+        reasons: vec![format!(
+            "no access policy on vault '{}' grants {}/{needed} to the caller or its groups",
+            vault.name,
+            area_name(area)
+        )],
+    }
+}
+
+fn area_name(area: Area) -> &'static str {
+    match area {
+        Area::Keys => "keys",
+        Area::Secrets => "secrets",
+        Area::Certificates => "certificates",
+    }
+}
+
+/// Enforces a decision: `Ok` or Azure's 403 for the vault's model.
+pub fn enforce(vault: &Vault, caller: &Caller, action: DataAction, target: &Target<'_>) -> Result<Decision> {
+    let decision = evaluate(vault, caller, action, target);
+    if decision.allowed {
+        return Ok(decision);
+    }
+    let (area, needed) = action.policy_permission();
+    let err = if vault.enable_rbac_authorization {
+        let resource = match target.name {
+            Some(n) => format!("/vaults/{}/{}/{n}", vault.name, area_name(area)),
+            None => format!("/vaults/{}", vault.name),
+        };
+        Error::forbidden(
+            "ForbiddenByRbac",
+            format!(
+                "Caller is not authorized to perform action on resource.\r\nIf role assignments, \
+                 deny assignments or role definitions were changed recently, please observe \
+                 propagation time.\r\nCaller: {}\r\nAction: 'Microsoft.KeyVault/vaults/{}'\r\n\
+                 Resource: '{resource}'\r\nAssignment: (not found)\r\nDecisionReason: \
+                 'DeniedWithNoValidRBAC'\r\nVault: {};location=local\r\n",
+                caller.describe(),
+                action.rbac_action(),
+                vault.name
+            ),
+        )
+    } else {
+        Error::forbidden(
+            "AccessDenied",
+            format!(
+                "The user, group or application '{}' does not have {} {needed} permission on key \
+                 vault '{};location=local'. For help resolving this issue, please see \
+                 https://go.microsoft.com/fwlink/?linkid=2125287",
+                caller.describe(),
+                area_name(area),
+                vault.name
+            ),
+        )
+    };
+    Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::RetentionPolicy;
+    use crate::principal::PrincipalKind;
+    use crate::vault::AccessPolicy;
+
+    fn vault(policies: Vec<AccessPolicy>) -> Vault {
+        Vault {
+            id: "v1".into(),
+            name: "hr-app".into(),
+            tenant_id: "t".into(),
+            subscription_id: "s".into(),
+            resource_group: "rg".into(),
+            location: "local".into(),
+            retention: RetentionPolicy::new(90, false).unwrap(),
+            enable_rbac_authorization: false,
+            access_policies: policies,
+            tags: Default::default(),
+            created_by: "admin".into(),
+            created: 0,
+            updated: 0,
+            deletion: None,
+        }
+    }
+
+    fn caller(oid: &str, groups: &[&str]) -> Caller {
+        Caller {
+            object_id: oid.into(),
+            tenant_id: "t".into(),
+            client_id: None,
+            name: oid.into(),
+            kind: PrincipalKind::User,
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            tenant_admin: false,
+        }
+    }
+
+    fn policy(oid: &str, secrets: &[&str]) -> AccessPolicy {
+        AccessPolicy {
+            tenant_id: "t".into(),
+            object_id: oid.into(),
+            application_id: None,
+            permissions: PolicyPermissions {
+                secrets: secrets.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    const ANY: Target<'static> = Target { area: Area::Secrets, name: Some("x") };
+
+    #[test]
+    fn policy_grants_only_listed_permissions() {
+        let v = vault(vec![policy("alice", &["Get", "list"])]);
+        assert!(evaluate(&v, &caller("alice", &[]), DataAction::SecretGet, &ANY).allowed);
+        assert!(evaluate(&v, &caller("alice", &[]), DataAction::SecretList, &ANY).allowed);
+        assert!(!evaluate(&v, &caller("alice", &[]), DataAction::SecretSet, &ANY).allowed);
+        assert!(!evaluate(&v, &caller("bob", &[]), DataAction::SecretGet, &ANY).allowed);
+    }
+
+    #[test]
+    fn all_grants_everything_and_groups_count() {
+        let v = vault(vec![policy("doctors", &["all"])]);
+        let d = evaluate(&v, &caller("carol", &["doctors"]), DataAction::SecretPurge, &ANY);
+        assert!(d.allowed);
+        assert!(d.reasons[0].contains("group doctors"));
+    }
+
+    #[test]
+    fn tenant_admin_without_policy_is_denied_data() {
+        let v = vault(vec![]);
+        let mut admin = caller("admin", &[]);
+        admin.tenant_admin = true;
+        let err = enforce(&v, &admin, DataAction::SecretGet, &ANY).unwrap_err();
+        assert_eq!(err.inner_code.as_deref(), Some("AccessDenied"));
+        assert!(err.message.contains("secrets get permission"));
+    }
+
+    #[test]
+    fn rbac_vault_denies_with_forbidden_by_rbac() {
+        let mut v = vault(vec![policy("alice", &["all"])]);
+        v.enable_rbac_authorization = true;
+        let err = enforce(&v, &caller("alice", &[]), DataAction::SecretGet, &ANY).unwrap_err();
+        assert_eq!(err.inner_code.as_deref(), Some("ForbiddenByRbac"));
+    }
+
+    #[test]
+    fn permission_names_are_checked() {
+        let mut p = PolicyPermissions { secrets: vec!["GET".into(), "purge".into()], ..Default::default() };
+        assert!(validate_permission_names(&p).is_ok());
+        p.secrets.push("fly".into());
+        assert!(validate_permission_names(&p).is_err());
+    }
+
+    #[test]
+    fn parse_actions() {
+        assert_eq!(DataAction::parse("getSecret"), Some(DataAction::SecretGet));
+        assert_eq!(
+            DataAction::parse("Microsoft.KeyVault/vaults/secrets/getSecret/action"),
+            Some(DataAction::SecretGet)
+        );
+        assert_eq!(DataAction::parse("secrets/get"), Some(DataAction::SecretGet));
+        assert_eq!(DataAction::parse("nonsense"), None);
+    }
+}

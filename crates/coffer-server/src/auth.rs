@@ -1,0 +1,186 @@
+//! Access tokens: issuing (for the identity provider), validating (for every API request), and
+//! turning a valid token into a `Caller`. Signing keys are per tenant, sealed under the root of
+//! trust in the store; every key ever used stays published so tokens outlive a rotation.
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coffer_core::principal::{Caller, Principal, PrincipalKind};
+use coffer_core::{Error, Result};
+use coffer_crypto::jwt::{self, AccessClaims, TokenSigner, VerifyingKey};
+use coffer_store::{SigningKeyRecord, Store};
+
+use crate::config::PublicNames;
+use crate::http::{error_body, json_headers};
+use crate::keyring::Keyring;
+
+/// Tokens live an hour, as Entra's do; revocation does not wait for expiry because every
+/// request re-checks the principal (see `resolve_caller`).
+pub const TOKEN_LIFETIME_SECS: i64 = 3600;
+/// Tolerated clock skew for `nbf`.
+const NBF_SKEW_SECS: i64 = 60;
+
+#[derive(Debug, Default)]
+pub struct TokenService {
+    signers: RwLock<HashMap<String, Arc<TokenSigner>>>,
+    verifiers: RwLock<HashMap<String, (String, VerifyingKey)>>,
+}
+
+fn signing_key_aad(tenant_id: &str, kid: &str) -> Vec<u8> {
+    format!("coffer/signing-key/v1|{tenant_id}|{kid}").into_bytes()
+}
+
+impl TokenService {
+    /// Loads every tenant's signing keys, creating one for tenants that have none.
+    pub async fn load(store: &dyn Store, keyring: &Keyring, now: i64) -> Result<Self> {
+        let svc = Self::default();
+        for tenant in store.list_tenants().await? {
+            svc.load_tenant(store, keyring, &tenant.id, now).await?;
+        }
+        Ok(svc)
+    }
+
+    pub async fn load_tenant(&self, store: &dyn Store, keyring: &Keyring, tenant_id: &str, now: i64) -> Result<()> {
+        let mut records = store.list_signing_keys(tenant_id).await?;
+        if records.is_empty() {
+            self.rotate(store, keyring, tenant_id, now).await?;
+            records = store.list_signing_keys(tenant_id).await?;
+        }
+        for rec in &records {
+            let der = keyring.open_with_root(&signing_key_aad(tenant_id, &rec.kid), &rec.sealed_pkcs8)?;
+            let signer = TokenSigner::from_pkcs8(rec.kid.clone(), &der)?;
+            self.install(tenant_id, signer);
+        }
+        Ok(())
+    }
+
+    /// Creates a new signing key for the tenant; it signs from now on, older keys still verify.
+    pub async fn rotate(&self, store: &dyn Store, keyring: &Keyring, tenant_id: &str, now: i64) -> Result<String> {
+        let kid = coffer_crypto::random::version_id();
+        let (signer, der) = TokenSigner::generate(kid.clone())?;
+        let sealed = keyring.seal_with_root(&signing_key_aad(tenant_id, &kid), &der)?;
+        store
+            .add_signing_key(&SigningKeyRecord {
+                kid: kid.clone(),
+                tenant_id: tenant_id.to_string(),
+                sealed_pkcs8: sealed,
+                created: now,
+            })
+            .await?;
+        self.install(tenant_id, signer);
+        Ok(kid)
+    }
+
+    /// Records are loaded oldest first, so the last installed key is the current signer.
+    fn install(&self, tenant_id: &str, signer: TokenSigner) {
+        let vk = signer.verifying_key();
+        if let Ok(mut v) = self.verifiers.write() {
+            v.insert(vk.kid.clone(), (tenant_id.to_string(), vk));
+        }
+        if let Ok(mut s) = self.signers.write() {
+            s.insert(tenant_id.to_string(), Arc::new(signer));
+        }
+    }
+
+    pub fn issue(&self, principal: &Principal, audience: &str, names: &PublicNames, now: i64) -> Result<(String, i64)> {
+        let signer = self
+            .signers
+            .read()
+            .ok()
+            .and_then(|s| s.get(&principal.tenant_id).cloned())
+            .ok_or_else(|| Error::internal(format!("no signing key for tenant {}", principal.tenant_id)))?;
+        let is_user = principal.kind == PrincipalKind::User;
+        let claims = AccessClaims {
+            aud: audience.to_string(),
+            iss: names.issuer(&principal.tenant_id),
+            sub: principal.object_id.clone(),
+            oid: principal.object_id.clone(),
+            tid: principal.tenant_id.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + TOKEN_LIFETIME_SECS,
+            appid: principal.client_id.clone(),
+            azp: principal.client_id.clone(),
+            upn: is_user.then(|| principal.name.clone()),
+            name: Some(principal.name.clone()),
+            idtyp: if is_user { "user".into() } else { "app".into() },
+            ver: "2.0".into(),
+            jti: coffer_crypto::random::guid(),
+        };
+        Ok((signer.sign(&claims)?, TOKEN_LIFETIME_SECS))
+    }
+
+    /// Checks signature, issuer, tenant, audience and times. Errors are 401s.
+    pub fn validate(&self, token: &str, audience: &str, names: &PublicNames, now: i64) -> Result<AccessClaims> {
+        let bad = |m: &str| Error::unauthorized(m.to_string());
+        let kid = jwt::key_id(token).map_err(|e| bad(&format!("AKV10000: The access token is invalid: {e}.")))?;
+        let (tenant, key) = self
+            .verifiers
+            .read()
+            .ok()
+            .and_then(|v| v.get(&kid).cloned())
+            .ok_or_else(|| bad("AKV10000: The access token was signed by an unknown key."))?;
+        let claims =
+            jwt::verify(token, &key).map_err(|e| bad(&format!("AKV10000: The access token is invalid: {e}.")))?;
+        if claims.tid != tenant || claims.iss != names.issuer(&tenant) {
+            return Err(bad("AKV10032: Invalid issuer. The token was not issued by this server's tenant."));
+        }
+        if claims.aud.trim_end_matches('/') != audience {
+            return Err(bad(&format!("AKV10022: Invalid audience. Expected {audience}.")));
+        }
+        if now >= claims.exp {
+            return Err(bad("AKV10021: The access token has expired."));
+        }
+        if claims.nbf > now + NBF_SKEW_SECS {
+            return Err(bad("AKV10021: The access token is not yet valid."));
+        }
+        Ok(claims)
+    }
+
+    pub fn jwks(&self, tenant_id: &str) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
+            .verifiers
+            .read()
+            .map(|v| v.values().filter(|(t, _)| t == tenant_id).map(|(_, k)| k.jwk()).collect())
+            .unwrap_or_default();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// 401 with the challenge the Azure SDKs follow:
+/// `Bearer authorization="https://localhost:8443/{tenant}", resource="https://vault.localhost:8443"`.
+pub fn challenge(err: &Error, names: &PublicNames, tenant_id: &str, resource: &str) -> Response {
+    let header = format!("Bearer authorization=\"{}/{tenant_id}\", resource=\"{resource}\"", names.authority());
+    let mut resp = (StatusCode::UNAUTHORIZED, json_headers(), axum::Json(error_body(err))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&header) {
+        resp.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// Turns validated claims into a caller. The principal must still exist and be enabled: a
+/// deleted or disabled principal loses access at once, not when its token expires.
+pub async fn resolve_caller(store: &dyn Store, claims: &AccessClaims) -> Result<Caller> {
+    let principal =
+        store.get_principal(&claims.oid).await?.filter(|p| p.enabled && p.tenant_id == claims.tid).ok_or_else(
+            || Error::unauthorized("AKV10000: The principal of this token no longer exists or is disabled."),
+        )?;
+    let groups = store.groups_of(&principal.object_id).await?;
+    Ok(Caller {
+        object_id: principal.object_id,
+        tenant_id: principal.tenant_id,
+        client_id: principal.client_id,
+        name: principal.name,
+        kind: principal.kind,
+        groups,
+        tenant_admin: principal.tenant_admin,
+    })
+}

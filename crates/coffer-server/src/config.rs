@@ -1,0 +1,53 @@
+//! Server settings.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Vaults live at `{name}.{dns_suffix}`; Azure's is `vault.azure.net`.
+    pub dns_suffix: String,
+    /// Dev mode: a key file as root of trust, a generated CA, an administrator application.
+    pub dev: bool,
+    /// The port clients use, when it differs from the listening port (behind a proxy).
+    pub public_port: Option<u16>,
+}
+
+impl ServerConfig {
+    pub fn dev(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self { data_dir, listen, dns_suffix: "vault.localhost".into(), dev: true, public_port: None }
+    }
+}
+
+/// Names and URLs derived from the configuration and the port actually listened on.
+#[derive(Debug, Clone)]
+pub struct PublicNames {
+    pub dns_suffix: String,
+    pub port: u16,
+}
+
+impl PublicNames {
+    /// `:8443`, or nothing on 443.
+    pub fn port_suffix(&self) -> String {
+        if self.port == 443 { String::new() } else { format!(":{}", self.port) }
+    }
+    /// The identity provider, management API and portal: `https://localhost:8443`.
+    pub fn authority(&self) -> String {
+        format!("https://localhost{}", self.port_suffix())
+    }
+    /// The data-plane token audience: `https://vault.localhost:8443`.
+    pub fn vault_resource(&self) -> String {
+        format!("https://{}{}", self.dns_suffix, self.port_suffix())
+    }
+    /// The management token audience (Azure Resource Manager's role).
+    pub fn management_resource(&self) -> String {
+        self.authority()
+    }
+    pub fn issuer(&self, tenant_id: &str) -> String {
+        format!("{}/{tenant_id}/v2.0", self.authority())
+    }
+    pub fn vault_uri(&self, vault_name: &str) -> String {
+        format!("https://{}.{}{}/", vault_name.to_ascii_lowercase(), self.dns_suffix, self.port_suffix())
+    }
+}

@@ -1,0 +1,126 @@
+//! The Key Vault data plane of one vault host. Order matters and mirrors Azure: authenticate
+//! (401 + challenge before anything else, since the SDKs' first request has no body), then
+//! api-version, then the vault, then the route, then authorization, then the body.
+mod render;
+mod secrets;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{Method, Request};
+use axum::response::{IntoResponse, Response};
+use coffer_core::Error;
+
+use crate::api_version;
+use crate::auth::{bearer_token, challenge, resolve_caller};
+use crate::host::Surface;
+use crate::http::{ApiError, query_pairs};
+use crate::objects::VaultContext;
+use crate::state::SharedState;
+
+/// What a handler gets: the vault context, the request's method, path segments and query.
+pub struct DataRequest {
+    pub ctx: VaultContext,
+    pub method: Method,
+    pub query: Vec<(String, String)>,
+    pub body: axum::body::Bytes,
+}
+
+pub async fn entry(State(state): State<SharedState>, req: Request<Body>) -> Response {
+    let Some(Surface::Vault { name, authority }) = req.extensions().get::<Surface>().cloned() else {
+        return ApiError(Error::internal("data plane reached without a vault host")).into_response();
+    };
+    match handle(&state, &name, authority, req).await {
+        Ok(r) => r,
+        Err(e) => e,
+    }
+}
+
+async fn handle(
+    state: &SharedState,
+    vault_name: &str,
+    authority: String,
+    req: Request<Body>,
+) -> Result<Response, Response> {
+    let names = &state.names;
+    let resource = names.vault_resource();
+    let record = state.store.get_vault_by_name(vault_name).await.map_err(|e| ApiError(e).into_response())?;
+    let live = record.filter(|r| !r.vault.is_deleted());
+    // The challenge names the vault's tenant (or the default one for unknown hosts).
+    let tenant = match &live {
+        Some(r) => r.vault.tenant_id.clone(),
+        None => {
+            state.store.list_tenants().await.ok().and_then(|t| t.into_iter().next()).map(|t| t.id).unwrap_or_default()
+        }
+    };
+
+    let unauthorized = |e: Error| challenge(&e, names, &tenant, &resource);
+    let Some(token) = bearer_token(req.headers()) else {
+        return Err(unauthorized(Error::unauthorized("Request is missing a Bearer or PoP token.")));
+    };
+    let now = state.clock.now();
+    let claims = state.tokens.validate(token, &resource, names, now).map_err(unauthorized)?;
+    let caller = resolve_caller(state.store.as_ref(), &claims).await.map_err(|e| {
+        if e.kind == coffer_core::ErrorKind::Unauthorized { unauthorized(e) } else { ApiError(e).into_response() }
+    })?;
+
+    let query = query_pairs(req.uri().query()).map_err(|e| ApiError(e).into_response())?;
+    let api_version = api_version::negotiate(crate::http::query_get(&query, "api-version"))
+        .map_err(|e| ApiError(e).into_response())?;
+
+    let Some(record) = live else {
+        return Err(ApiError(Error::not_found(
+            "VaultNotFound",
+            format!("The vault '{}' does not exist.", coffer_core::names::printable(vault_name)),
+        ))
+        .into_response());
+    };
+    if record.vault.tenant_id != caller.tenant_id {
+        return Err(unauthorized(Error::unauthorized(
+            "AKV10032: Invalid issuer. The token's tenant does not own this vault.",
+        )));
+    }
+    let key = state.keyring.vault_key(&record).map_err(|e| ApiError(e).into_response())?;
+
+    // Legacy verb override: POST with X-HTTP-METHOD stands in for PATCH or DELETE.
+    let mut method = req.method().clone();
+    if method == Method::POST
+        && let Some(m) = crate::http::header_str(req.headers(), "x-http-method")
+    {
+        match m.to_ascii_uppercase().as_str() {
+            "PATCH" => method = Method::PATCH,
+            "DELETE" => method = Method::DELETE,
+            _ => {}
+        }
+    }
+    let path = req.uri().path().to_string();
+    let body = crate::http::read_body(req.into_body(), coffer_core::limits::MAX_REQUEST_BODY_BYTES)
+        .await
+        .map_err(|e| ApiError(e).into_response())?;
+    let dr = DataRequest {
+        ctx: VaultContext { vault: record.vault, key, authority, caller, api_version },
+        method,
+        query,
+        body,
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    route(state, dr, &segments).await.map_err(IntoResponse::into_response)
+}
+
+async fn route(state: &SharedState, req: DataRequest, segments: &[&str]) -> Result<Response, ApiError> {
+    match segments.first().copied() {
+        Some("secrets") | Some("deletedsecrets") => secrets::route(state, req, segments).await,
+        _ => Err(not_found_path()),
+    }
+}
+
+pub(crate) fn not_found_path() -> ApiError {
+    ApiError(Error::not_found("NotFound", "The requested path is not a Key Vault operation."))
+}
+
+pub(crate) fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError(Error::new(
+        coffer_core::ErrorKind::MethodNotAllowed,
+        "MethodNotAllowed",
+        format!("The HTTP method '{method}' is not supported on this path."),
+    ))
+}

@@ -1,0 +1,252 @@
+//! Secrets: Azure Key Vault's `/secrets` and `/deletedsecrets` operations.
+use std::collections::BTreeMap;
+
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coffer_core::Error;
+use coffer_core::limits::MAX_SECRET_VALUE_BYTES;
+use coffer_core::object::ObjectKind;
+use coffer_core::permissions::DataAction;
+use coffer_store::StoredVersion;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::render::{AttributesIn, attributes, page};
+use super::{DataRequest, method_not_allowed, not_found_path};
+use crate::http::{ApiError, json as json_response, parse_body};
+use crate::objects::{NewObject, ObjectPatch, Objects, PageRequest, VaultContext};
+use crate::state::SharedState;
+
+const KIND: ObjectKind = ObjectKind::Secret;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetParams {
+    value: Option<String>,
+    content_type: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    attributes: Option<AttributesIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateParams {
+    content_type: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    attributes: Option<AttributesIn>,
+}
+
+#[derive(Deserialize)]
+struct BlobParams {
+    value: Option<String>,
+}
+
+pub async fn route(state: &SharedState, req: DataRequest, seg: &[&str]) -> Result<Response, ApiError> {
+    let m = req.method.clone();
+    match seg {
+        ["secrets"] | ["secrets", ""] => match m {
+            Method::GET => list(state, &req).await,
+            _ => Err(method_not_allowed(&m)),
+        },
+        ["secrets", "restore"] if m == Method::POST => restore(state, req).await,
+        ["secrets", name] | ["secrets", name, ""] => match m {
+            Method::PUT => set(state, req, name).await,
+            Method::GET => get(state, &req, name, None).await,
+            Method::PATCH => update(state, req, name, None).await,
+            Method::DELETE => delete(state, &req, name).await,
+            _ => Err(method_not_allowed(&m)),
+        },
+        ["secrets", name, "versions"] => match m {
+            Method::GET => list_versions(state, &req, name).await,
+            _ => Err(method_not_allowed(&m)),
+        },
+        ["secrets", name, "backup"] if m == Method::POST => backup(state, &req, name).await,
+        ["secrets", name, version] => match m {
+            Method::GET => get(state, &req, name, Some(version)).await,
+            Method::PATCH => update(state, req, name, Some(version)).await,
+            _ => Err(method_not_allowed(&m)),
+        },
+        ["deletedsecrets"] | ["deletedsecrets", ""] => match m {
+            Method::GET => list_deleted(state, &req).await,
+            _ => Err(method_not_allowed(&m)),
+        },
+        ["deletedsecrets", name] => match m {
+            Method::GET => get_deleted(state, &req, name).await,
+            Method::DELETE => purge(state, &req, name).await,
+            _ => Err(method_not_allowed(&m)),
+        },
+        ["deletedsecrets", name, "recover"] => match m {
+            Method::POST => recover(state, &req, name).await,
+            _ => Err(method_not_allowed(&m)),
+        },
+        _ => Err(not_found_path()),
+    }
+}
+
+/// SecretBundle. `value` only where Azure returns it (set and get).
+fn bundle(ctx: &VaultContext, v: &StoredVersion, value: Option<&str>) -> Value {
+    let mut m = serde_json::Map::new();
+    if let Some(val) = value {
+        m.insert("value".into(), val.into());
+    }
+    m.insert("id".into(), ctx.object_id(KIND, &v.name, Some(&v.version)).into());
+    if let Some(ct) = &v.content_type {
+        m.insert("contentType".into(), ct.clone().into());
+    }
+    m.insert("attributes".into(), attributes(&v.attributes, &ctx.vault.retention));
+    if !v.tags.is_empty() {
+        m.insert("tags".into(), json!(v.tags));
+    }
+    if v.managed {
+        m.insert("managed".into(), true.into());
+    }
+    Value::Object(m)
+}
+
+/// SecretItem: no value; the id carries the version only in version listings.
+fn item(ctx: &VaultContext, v: &StoredVersion, with_version: bool) -> Value {
+    let mut b = bundle(ctx, v, None);
+    b["id"] = ctx.object_id(KIND, &v.name, with_version.then_some(v.version.as_str())).into();
+    b
+}
+
+/// DeletedSecretBundle / DeletedSecretItem.
+fn deleted(ctx: &VaultContext, v: &StoredVersion, with_version: bool) -> Value {
+    let mut b = item(ctx, v, with_version);
+    b["recoveryId"] = ctx.recovery_id(KIND, &v.name).into();
+    if let Some(d) = v.deletion {
+        b["deletedDate"] = d.deleted_date.into();
+        b["scheduledPurgeDate"] = d.scheduled_purge_date.into();
+    }
+    b
+}
+
+fn ok(v: Value) -> Result<Response, ApiError> {
+    Ok(json_response(StatusCode::OK, v))
+}
+
+async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretSet, Some(name))?;
+    coffer_core::names::validate_object_name(name)?;
+    let p: SetParams = parse_body(&req.body)?;
+    let value = p.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
+    if value.len() > MAX_SECRET_VALUE_BYTES {
+        return Err(Error::bad_parameter(format!(
+            "The secret value is {} bytes; the maximum is {MAX_SECRET_VALUE_BYTES} bytes.",
+            value.len()
+        ))
+        .into());
+    }
+    let value = zeroize::Zeroizing::new(value);
+    let objects = Objects::new(state, &req.ctx, KIND);
+    let v = objects
+        .create_version(NewObject {
+            name,
+            payload: value.as_bytes(),
+            attributes: p.attributes.map(|a| a.patch()).unwrap_or_default(),
+            tags: p.tags.unwrap_or_default(),
+            content_type: p.content_type,
+            managed: false,
+        })
+        .await?;
+    ok(bundle(&req.ctx, &v, Some(&value)))
+}
+
+async fn get(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretGet, Some(name))?;
+    if let Some(ct) = crate::http::query_get(&req.query, "outContentType") {
+        // Conversion applies to certificate-backed secrets only; none exist yet.
+        return Err(Error::bad_parameter(format!(
+            "outContentType '{}' is not supported for this secret.",
+            coffer_core::names::printable(ct)
+        ))
+        .into());
+    }
+    let objects = Objects::new(state, &req.ctx, KIND);
+    let v = objects.read(name, version).await?;
+    if !v.attributes.enabled {
+        return Err(KIND.disabled("get").into());
+    }
+    let plain = objects.open_payload(&v)?;
+    let value = zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
+    ok(bundle(&req.ctx, &v, Some(&value)))
+}
+
+async fn update(
+    state: &SharedState,
+    req: DataRequest,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretUpdate, Some(name))?;
+    let p: UpdateParams = parse_body(&req.body)?;
+    let patch = ObjectPatch {
+        attributes: p.attributes.map(|a| a.patch()).unwrap_or_default(),
+        tags: p.tags,
+        content_type: p.content_type,
+    };
+    let v = Objects::new(state, &req.ctx, KIND).update(name, version, &patch).await?;
+    ok(bundle(&req.ctx, &v, None))
+}
+
+async fn list(state: &SharedState, req: &DataRequest) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretList, None)?;
+    let pr = PageRequest::from_query(&req.query)?;
+    let p = Objects::new(state, &req.ctx, KIND).list(&pr).await?;
+    let items = p.items.iter().map(|v| item(&req.ctx, v, false)).collect();
+    ok(page(&req.ctx, "secrets", &p, pr.max_results, items))
+}
+
+async fn list_versions(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretList, Some(name))?;
+    let pr = PageRequest::from_query(&req.query)?;
+    let p = Objects::new(state, &req.ctx, KIND).list_versions(name, &pr).await?;
+    let items = p.items.iter().map(|v| item(&req.ctx, v, true)).collect();
+    ok(page(&req.ctx, &format!("secrets/{name}/versions"), &p, pr.max_results, items))
+}
+
+async fn delete(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretDelete, Some(name))?;
+    let v = Objects::new(state, &req.ctx, KIND).delete(name).await?;
+    ok(deleted(&req.ctx, &v, true))
+}
+
+async fn list_deleted(state: &SharedState, req: &DataRequest) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretList, None)?;
+    let pr = PageRequest::from_query(&req.query)?;
+    let p = Objects::new(state, &req.ctx, KIND).list_deleted(&pr).await?;
+    let items = p.items.iter().map(|v| deleted(&req.ctx, v, false)).collect();
+    ok(page(&req.ctx, "deletedsecrets", &p, pr.max_results, items))
+}
+
+async fn get_deleted(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretGetDeleted, Some(name))?;
+    let v = Objects::new(state, &req.ctx, KIND).get_deleted(name).await?;
+    ok(deleted(&req.ctx, &v, true))
+}
+
+async fn recover(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretRecover, Some(name))?;
+    let v = Objects::new(state, &req.ctx, KIND).recover(name).await?;
+    ok(bundle(&req.ctx, &v, None))
+}
+
+async fn purge(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretPurge, Some(name))?;
+    Objects::new(state, &req.ctx, KIND).purge(name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn backup(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretBackup, Some(name))?;
+    let blob = Objects::new(state, &req.ctx, KIND).backup(name).await?;
+    ok(json!({ "value": blob }))
+}
+
+async fn restore(state: &SharedState, req: DataRequest) -> Result<Response, ApiError> {
+    req.ctx.authorize(DataAction::SecretRestore, None)?;
+    let p: BlobParams = parse_body(&req.body)?;
+    let blob = p.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
+    let v = Objects::new(state, &req.ctx, KIND).restore(&blob).await?;
+    ok(bundle(&req.ctx, &v, None))
+}

@@ -1,0 +1,107 @@
+//! The one place where errors become HTTP responses, plus request helpers shared by every
+//! surface: JSON bodies, query strings, and the headers Azure sends on every response.
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coffer_core::{Error, ErrorKind};
+use serde::de::DeserializeOwned;
+
+/// Wraps the domain error so handlers can `?` it into a response.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl From<coffer_crypto::CryptoError> for ApiError {
+    fn from(e: coffer_crypto::CryptoError) -> Self {
+        Self(e.into())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Azure's error body: `{"error":{"code","message","innererror"}}`.
+pub fn error_body(e: &Error) -> serde_json::Value {
+    let mut inner = serde_json::Map::new();
+    inner.insert("code".into(), e.code.clone().into());
+    inner.insert("message".into(), e.message.clone().into());
+    if let Some(i) = &e.inner_code {
+        inner.insert("innererror".into(), serde_json::json!({ "code": i }));
+    }
+    serde_json::json!({ "error": inner })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = if self.0.kind == ErrorKind::Internal {
+            // The detail goes to the log; the client learns only that it was our fault.
+            tracing::error!(error = %self.0.message, "internal error");
+            Error::internal("The server encountered an internal error. The request id identifies it in the server log.")
+        } else {
+            self.0
+        };
+        (status_of(e.kind), json_headers(), axum::Json(error_body(&e))).into_response()
+    }
+}
+
+pub fn json_headers() -> [(HeaderName, HeaderValue); 1] {
+    [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))]
+}
+
+/// A JSON response with Azure's content type.
+pub fn json(status: StatusCode, value: serde_json::Value) -> Response {
+    (status, json_headers(), axum::Json(value)).into_response()
+}
+
+/// Parses a JSON request body into `T`, with Azure-shaped 400s for every way it can be wrong.
+pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
+    if body.is_empty() {
+        return Err(Error::bad_parameter("The request body is required and must be a JSON object."));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::bad_parameter(format!("The request body is not valid: {e}")))
+}
+
+/// Reads a body up to `limit` bytes; larger bodies get 413.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Error> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Error::new(
+            ErrorKind::PayloadTooLarge,
+            "RequestBodyTooLarge",
+            format!("The request body is larger than the {limit} bytes this server accepts."),
+        )
+    })
+}
+
+/// Query parameters as (name, value) pairs, decoded.
+pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Error> {
+    let q = query.unwrap_or("");
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .map_err(|_| Error::bad_parameter("The query string is not valid."))
+}
+
+pub fn query_get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,85 @@
+//! Key hierarchy in use: the root of trust wraps per-vault data keys and instance keys; this
+//! keeps the unwrapped ones in memory so a request does not unwrap on every call.
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use coffer_core::{Error, Result};
+use coffer_crypto::root::{RootOfTrust, unwrap_data_key, wrap_data_key};
+use coffer_crypto::seal::DataKey;
+use coffer_store::{Store, VaultRecord};
+use zeroize::Zeroizing;
+
+#[derive(Debug)]
+pub struct Keyring {
+    root: Arc<dyn RootOfTrust>,
+    vault_keys: RwLock<HashMap<String, DataKey>>,
+}
+
+fn vault_key_aad(vault_id: &str) -> Vec<u8> {
+    format!("coffer/vault-key/v1|{vault_id}").into_bytes()
+}
+
+fn instance_key_aad(name: &str) -> Vec<u8> {
+    format!("coffer/instance-key/v1|{name}").into_bytes()
+}
+
+impl Keyring {
+    pub fn new(root: Arc<dyn RootOfTrust>) -> Self {
+        Self { root, vault_keys: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn root(&self) -> &dyn RootOfTrust {
+        self.root.as_ref()
+    }
+
+    /// A fresh data key for a new vault, and its wrapped form to store.
+    pub fn new_vault_key(&self, vault_id: &str) -> Result<(DataKey, Vec<u8>)> {
+        let key = DataKey::generate();
+        let wrapped = wrap_data_key(self.root.as_ref(), &vault_key_aad(vault_id), &key)?;
+        Ok((key, wrapped))
+    }
+
+    /// The data key of a vault, unwrapped once and then cached.
+    pub fn vault_key(&self, rec: &VaultRecord) -> Result<DataKey> {
+        if let Ok(cache) = self.vault_keys.read()
+            && let Some(k) = cache.get(&rec.vault.id)
+        {
+            return Ok(k.clone());
+        }
+        let key = unwrap_data_key(self.root.as_ref(), &vault_key_aad(&rec.vault.id), &rec.wrapped_key)
+            .map_err(|e| Error::internal(format!("unwrapping the data key of vault {}: {e}", rec.vault.name)))?;
+        if let Ok(mut cache) = self.vault_keys.write() {
+            cache.insert(rec.vault.id.clone(), key.clone());
+        }
+        Ok(key)
+    }
+
+    /// Drops a cached vault key (after the vault is purged).
+    pub fn forget(&self, vault_id: &str) {
+        if let Ok(mut cache) = self.vault_keys.write() {
+            cache.remove(vault_id);
+        }
+    }
+
+    /// An instance-wide key (e.g. for backup blobs), created on first use.
+    pub async fn instance_key(&self, store: &dyn Store, name: &str) -> Result<DataKey> {
+        let meta_key = format!("instance-key/{name}");
+        let wrapped = match store.get_meta(&meta_key).await? {
+            Some(w) => w,
+            None => {
+                let fresh = wrap_data_key(self.root.as_ref(), &instance_key_aad(name), &DataKey::generate())?;
+                store.put_meta_if_absent(&meta_key, &fresh).await?
+            }
+        };
+        Ok(unwrap_data_key(self.root.as_ref(), &instance_key_aad(name), &wrapped)?)
+    }
+
+    /// Seals small secrets (signing keys) directly under the root of trust.
+    pub fn seal_with_root(&self, aad: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.root.wrap(aad, data)?)
+    }
+
+    pub fn open_with_root(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(self.root.unwrap(aad, sealed)?)
+    }
+}

@@ -1,0 +1,22 @@
+//! The Coffer server: one axum application on one TLS listener. Requests are routed by `Host`:
+//! `{vault}.{dns-suffix}` goes to that vault's data plane (Azure Key Vault's API), the bare host
+//! to identity, management and (later) the portal.
+#![forbid(unsafe_code)]
+
+pub mod api_version;
+pub mod auth;
+pub mod config;
+pub mod dataplane;
+pub mod dev;
+pub mod host;
+pub mod http;
+pub mod identity;
+pub mod keyring;
+pub mod management;
+pub mod objects;
+pub mod server;
+pub mod state;
+pub mod tls;
+
+pub use config::ServerConfig;
+pub use server::{Opened, RunningServer, build_app, open, start};

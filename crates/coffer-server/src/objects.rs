@@ -1,0 +1,438 @@
+//! The one versioned-object machinery behind secrets, keys and certificates: create a version,
+//! read, update attributes and tags, list with paging, soft delete, recover, purge, backup and
+//! restore. Payloads are sealed under the vault's data key, bound to vault/kind/name/version.
+//! Only payload shapes and operations differ between kinds; they live in `dataplane`.
+use coffer_core::lifecycle::Deletion;
+use coffer_core::limits::{MAX_BACKUP_VERSIONS, MAX_PAGE_SIZE};
+use coffer_core::names::{self, name_key, validate_object_name};
+use coffer_core::object::{
+    Attributes, AttributesPatch, ObjectKind, Tags, validate_content_type, validate_dates, validate_tags,
+};
+use coffer_core::permissions::{DataAction, Target, enforce};
+use coffer_core::principal::Caller;
+use coffer_core::vault::Vault;
+use coffer_core::{Error, Result};
+use coffer_crypto::b64;
+use coffer_crypto::seal::{DataKey, object_aad};
+use coffer_store::{ListQuery, NewVersion, ObjectRef, PutOutcome, StoredVersion};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::state::AppState;
+
+/// A data-plane request's view of its vault: who calls, which vault, under which key.
+#[derive(Debug)]
+pub struct VaultContext {
+    pub vault: Vault,
+    pub key: DataKey,
+    /// The authority the client used (`hr-app.vault.localhost:8443`); ids echo it.
+    pub authority: String,
+    pub caller: Caller,
+    pub api_version: String,
+}
+
+impl VaultContext {
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.authority)
+    }
+
+    /// `https://{vault-host}/{collection}/{name}[/{version}]`.
+    pub fn object_id(&self, kind: ObjectKind, name: &str, version: Option<&str>) -> String {
+        match version {
+            Some(v) => format!("{}/{}/{name}/{v}", self.base_url(), kind.collection()),
+            None => format!("{}/{}/{name}", self.base_url(), kind.collection()),
+        }
+    }
+
+    pub fn recovery_id(&self, kind: ObjectKind, name: &str) -> String {
+        format!("{}/{}/{name}", self.base_url(), kind.deleted_collection())
+    }
+
+    /// Enforces a data permission: Ok, or Azure's 403 for the vault's model.
+    pub fn authorize(&self, action: DataAction, area_name: Option<&str>) -> Result<()> {
+        let (area, _) = action.policy_permission();
+        enforce(&self.vault, &self.caller, action, &Target { area, name: area_name }).map(|_| ())
+    }
+}
+
+/// What a client sends to create a version.
+#[derive(Debug)]
+pub struct NewObject<'a> {
+    pub name: &'a str,
+    pub payload: &'a [u8],
+    pub attributes: AttributesPatch,
+    pub tags: Tags,
+    pub content_type: Option<String>,
+    pub managed: bool,
+}
+
+/// What a client sends to update a version; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct ObjectPatch {
+    pub attributes: AttributesPatch,
+    pub tags: Option<Tags>,
+    pub content_type: Option<String>,
+}
+
+/// `maxresults` and `$skiptoken` of a list request.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub max_results: usize,
+    pub skip_token: Option<String>,
+}
+
+impl PageRequest {
+    pub fn from_query(pairs: &[(String, String)]) -> Result<Self> {
+        let max_results = match crate::http::query_get(pairs, "maxresults") {
+            None => MAX_PAGE_SIZE,
+            Some(s) => match s.trim().parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => {
+                    return Err(Error::bad_parameter(format!(
+                        "The value '{}' of 'maxresults' is invalid; it must be an integer from 1 to {MAX_PAGE_SIZE}.",
+                        names::printable(s)
+                    )));
+                }
+            },
+        };
+        let skip_token = crate::http::query_get(pairs, "$skiptoken").map(str::to_string);
+        Ok(Self { max_results, skip_token })
+    }
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<StoredVersion>,
+    /// The `$skiptoken` of the next page, if there is one.
+    pub next: Option<String>,
+}
+
+fn encode_token(s: &str) -> String {
+    b64::url_encode(s.as_bytes())
+}
+
+fn decode_token(t: &str) -> Result<String> {
+    b64::url_decode(t)
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| Error::bad_parameter("The $skiptoken is invalid."))
+}
+
+/// The versioned objects of one kind in one vault.
+pub struct Objects<'a> {
+    pub state: &'a AppState,
+    pub ctx: &'a VaultContext,
+    pub kind: ObjectKind,
+}
+
+/// The plaintext of a backup: every version of one object.
+#[derive(Serialize, Deserialize)]
+struct BackupContent {
+    format: String,
+    kind: String,
+    name: String,
+    versions: Vec<BackupVersion>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupVersion {
+    version: String,
+    seq: i64,
+    enabled: bool,
+    nbf: Option<i64>,
+    exp: Option<i64>,
+    created: i64,
+    updated: i64,
+    content_type: Option<String>,
+    tags: Tags,
+    managed: bool,
+    /// base64url of the plaintext payload; the whole document is sealed.
+    payload: String,
+}
+
+const BACKUP_MAGIC: &[u8] = b"CFB1";
+const BACKUP_FORMAT: &str = "coffer-backup/1";
+
+fn backup_aad(kind: ObjectKind) -> Vec<u8> {
+    format!("coffer/backup/v1|{}", kind.as_str()).into_bytes()
+}
+
+impl<'a> Objects<'a> {
+    pub fn new(state: &'a AppState, ctx: &'a VaultContext, kind: ObjectKind) -> Self {
+        Self { state, ctx, kind }
+    }
+
+    fn at<'k>(&'k self, key: &'k str) -> ObjectRef<'k> {
+        ObjectRef { vault_id: &self.ctx.vault.id, kind: self.kind, name_key: key }
+    }
+
+    fn now(&self) -> i64 {
+        self.state.clock.now()
+    }
+
+    pub fn open_payload(&self, v: &StoredVersion) -> Result<Zeroizing<Vec<u8>>> {
+        let aad = object_aad(&self.ctx.vault.id, self.kind.as_str(), &name_key(&v.name), &v.version);
+        self.ctx
+            .key
+            .open(&aad, &v.payload)
+            .map_err(|e| Error::internal(format!("opening {} {}/{}: {e}", self.kind.as_str(), v.name, v.version)))
+    }
+
+    pub async fn create_version(&self, new: NewObject<'_>) -> Result<StoredVersion> {
+        validate_object_name(new.name)?;
+        validate_tags(&new.tags)?;
+        if let Some(ct) = &new.content_type {
+            validate_content_type(ct)?;
+        }
+        let now = self.now();
+        let mut attributes = Attributes::new(now);
+        attributes.apply(&new.attributes, now);
+        validate_dates(&attributes)?;
+        let key = name_key(new.name);
+        let version = coffer_crypto::random::version_id();
+        let aad = object_aad(&self.ctx.vault.id, self.kind.as_str(), &key, &version);
+        let sealed = self.ctx.key.seal(&aad, new.payload)?;
+        let outcome = self
+            .state
+            .store
+            .put_version(&NewVersion {
+                at: self.at(&key),
+                name: new.name,
+                version: &version,
+                attributes: &attributes,
+                tags: &new.tags,
+                content_type: new.content_type.as_deref(),
+                managed: new.managed,
+                payload: &sealed,
+            })
+            .await?;
+        match outcome {
+            PutOutcome::Written => {}
+            PutOutcome::NameDeleted => return Err(self.kind.deleted_but_recoverable(new.name)),
+            PutOutcome::NameTaken => return Err(Error::internal("put_version reported a taken name")),
+        }
+        // Re-read: the display name is the one first written.
+        self.read(new.name, Some(&version)).await
+    }
+
+    /// A version (latest when `version` is `None`), with its sealed payload.
+    pub async fn read(&self, name: &str, version: Option<&str>) -> Result<StoredVersion> {
+        validate_object_name(name)?;
+        let key = name_key(name);
+        let found = self.state.store.get_version(&self.at(&key), version, false).await?;
+        found.ok_or_else(|| match version {
+            Some(v) => self.kind.version_not_found(name, v),
+            None => self.kind.not_found(name),
+        })
+    }
+
+    pub async fn update(&self, name: &str, version: Option<&str>, patch: &ObjectPatch) -> Result<StoredVersion> {
+        let mut current = self.read(name, version).await?;
+        if let Some(tags) = &patch.tags {
+            validate_tags(tags)?;
+            current.tags = tags.clone();
+        }
+        if let Some(ct) = &patch.content_type {
+            validate_content_type(ct)?;
+            current.content_type = Some(ct.clone());
+        }
+        current.attributes.apply(&patch.attributes, self.now());
+        validate_dates(&current.attributes)?;
+        let key = name_key(name);
+        let ok = self
+            .state
+            .store
+            .update_version(
+                &self.at(&key),
+                &current.version,
+                &current.attributes,
+                &current.tags,
+                current.content_type.as_deref(),
+            )
+            .await?;
+        if !ok {
+            return Err(self.kind.not_found(name));
+        }
+        Ok(current)
+    }
+
+    pub async fn list(&self, page: &PageRequest) -> Result<Page> {
+        self.list_heads(page, false).await
+    }
+
+    pub async fn list_deleted(&self, page: &PageRequest) -> Result<Page> {
+        self.list_heads(page, true).await
+    }
+
+    async fn list_heads(&self, page: &PageRequest, deleted: bool) -> Result<Page> {
+        let after = page.skip_token.as_deref().map(decode_token).transpose()?;
+        let mut items = self
+            .state
+            .store
+            .list_objects(&ListQuery {
+                vault_id: &self.ctx.vault.id,
+                kind: self.kind,
+                deleted,
+                after: after.as_deref(),
+                limit: page.max_results + 1,
+            })
+            .await?;
+        let next = if items.len() > page.max_results {
+            items.truncate(page.max_results);
+            items.last().map(|v| encode_token(&name_key(&v.name)))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    pub async fn list_versions(&self, name: &str, page: &PageRequest) -> Result<Page> {
+        validate_object_name(name)?;
+        let key = name_key(name);
+        let after_seq = match page.skip_token.as_deref().map(decode_token).transpose()? {
+            Some(s) => s.parse::<i64>().map_err(|_| Error::bad_parameter("The $skiptoken is invalid."))?,
+            None => 0,
+        };
+        let mut items = self.state.store.list_versions(&self.at(&key), after_seq, page.max_results + 1).await?;
+        if items.is_empty() && after_seq == 0 {
+            // Azure answers 404 for the versions of a secret that does not exist.
+            return Err(self.kind.not_found(name));
+        }
+        let next = if items.len() > page.max_results {
+            items.truncate(page.max_results);
+            items.last().map(|v| encode_token(&v.seq.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// Soft-deletes every version; returns the latest, marked deleted.
+    pub async fn delete(&self, name: &str) -> Result<StoredVersion> {
+        validate_object_name(name)?;
+        let key = name_key(name);
+        let now = self.now();
+        let deletion =
+            Deletion { deleted_date: now, scheduled_purge_date: self.ctx.vault.retention.scheduled_purge_date(now) };
+        if !self.state.store.delete_object(&self.at(&key), &deletion).await? {
+            return Err(self.kind.not_found(name));
+        }
+        self.get_deleted(name).await
+    }
+
+    pub async fn get_deleted(&self, name: &str) -> Result<StoredVersion> {
+        validate_object_name(name)?;
+        let key = name_key(name);
+        self.state.store.get_version(&self.at(&key), None, true).await?.ok_or_else(|| self.kind.deleted_not_found(name))
+    }
+
+    pub async fn recover(&self, name: &str) -> Result<StoredVersion> {
+        validate_object_name(name)?;
+        let key = name_key(name);
+        if !self.state.store.recover_object(&self.at(&key)).await? {
+            return Err(self.kind.deleted_not_found(name));
+        }
+        self.read(name, None).await
+    }
+
+    pub async fn purge(&self, name: &str) -> Result<()> {
+        validate_object_name(name)?;
+        self.ctx.vault.retention.check_purge_allowed(&self.ctx.vault.name)?;
+        let key = name_key(name);
+        if !self.state.store.purge_object(&self.at(&key)).await? {
+            return Err(self.kind.deleted_not_found(name));
+        }
+        Ok(())
+    }
+
+    /// An opaque, sealed and authenticated blob of every version.
+    pub async fn backup(&self, name: &str) -> Result<String> {
+        let head = self.read(name, None).await?;
+        let key = name_key(name);
+        let versions = self.state.store.all_versions(&self.at(&key)).await?;
+        if versions.len() > MAX_BACKUP_VERSIONS {
+            return Err(Error::bad_parameter(format!(
+                "{} {name} has more than {MAX_BACKUP_VERSIONS} versions and cannot be backed up.",
+                self.kind.title()
+            )));
+        }
+        let mut out = Vec::with_capacity(versions.len());
+        for v in &versions {
+            let plain = self.open_payload(v)?;
+            out.push(BackupVersion {
+                version: v.version.clone(),
+                seq: v.seq,
+                enabled: v.attributes.enabled,
+                nbf: v.attributes.not_before,
+                exp: v.attributes.expires,
+                created: v.attributes.created,
+                updated: v.attributes.updated,
+                content_type: v.content_type.clone(),
+                tags: v.tags.clone(),
+                managed: v.managed,
+                payload: b64::url_encode(&plain),
+            });
+        }
+        let doc = BackupContent {
+            format: BACKUP_FORMAT.into(),
+            kind: self.kind.as_str().into(),
+            name: head.name,
+            versions: out,
+        };
+        let plain = Zeroizing::new(serde_json::to_vec(&doc).map_err(|e| Error::internal(format!("backup: {e}")))?);
+        let sealed = self.state.backup_key.seal(&backup_aad(self.kind), &plain)?;
+        let mut blob = BACKUP_MAGIC.to_vec();
+        blob.extend_from_slice(&sealed);
+        Ok(b64::url_encode(&blob))
+    }
+
+    /// Restores a backup into this vault, under the name it was backed up with.
+    pub async fn restore(&self, blob: &str) -> Result<StoredVersion> {
+        let invalid = || Error::bad_parameter("Backup blob contains invalid or corrupt version.");
+        let raw = b64::url_decode(blob).ok_or_else(invalid)?;
+        let sealed = raw.strip_prefix(BACKUP_MAGIC).ok_or_else(invalid)?;
+        let plain = self.state.backup_key.open(&backup_aad(self.kind), sealed).map_err(|_| invalid())?;
+        let doc: BackupContent = serde_json::from_slice(&plain).map_err(|_| invalid())?;
+        if doc.format != BACKUP_FORMAT || doc.kind != self.kind.as_str() {
+            return Err(invalid());
+        }
+        validate_object_name(&doc.name)?;
+        let key = name_key(&doc.name);
+        let mut versions = Vec::with_capacity(doc.versions.len());
+        for v in &doc.versions {
+            if !names::is_valid_version(&v.version) {
+                return Err(invalid());
+            }
+            let payload = Zeroizing::new(b64::url_decode(&v.payload).ok_or_else(invalid)?);
+            let aad = object_aad(&self.ctx.vault.id, self.kind.as_str(), &key, &v.version);
+            versions.push(StoredVersion {
+                name: doc.name.clone(),
+                version: v.version.clone(),
+                seq: v.seq,
+                attributes: Attributes {
+                    enabled: v.enabled,
+                    not_before: v.nbf,
+                    expires: v.exp,
+                    created: v.created,
+                    updated: v.updated,
+                },
+                tags: v.tags.clone(),
+                content_type: v.content_type.clone(),
+                managed: v.managed,
+                payload: self.ctx.key.seal(&aad, &payload)?,
+                deletion: None,
+            });
+        }
+        match self.state.store.restore_object(&self.at(&key), &doc.name, &versions).await? {
+            PutOutcome::Written => self.read(&doc.name, None).await,
+            PutOutcome::NameDeleted => Err(self.kind.deleted_but_recoverable(&doc.name)),
+            PutOutcome::NameTaken => Err(Error::conflict(
+                None,
+                format!(
+                    "There was a conflict restoring the {} '{}': one with this name already exists in this vault.",
+                    self.kind.as_str(),
+                    doc.name
+                ),
+            )),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Start-up: open the store and the root of trust, prepare TLS and dev credentials, build the
+//! application and serve it over HTTPS (HTTP/1.1 and HTTP/2).
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use coffer_core::{Clock, Error, SystemClock};
+use coffer_crypto::root::{DevKeyFile, RootOfTrust};
+use coffer_store::{SqliteStore, Store};
+use tower::ServiceExt;
+
+use crate::auth::TokenService;
+use crate::config::{PublicNames, ServerConfig};
+use crate::dev::{self, DevCredentials};
+use crate::host::{Surface, authority_of, classify};
+use crate::http::ApiError;
+use crate::keyring::Keyring;
+use crate::state::{AppState, SharedState};
+
+/// A server that is listening; dropping the handle does not stop it, `shutdown` does.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub credentials: Option<DevCredentials>,
+    pub state: SharedState,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn shutdown(&self) {
+        self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    }
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?.context("server")
+    }
+}
+
+/// Everything a server needs, opened from the data directory.
+pub struct Opened {
+    pub state: SharedState,
+    pub credentials: DevCredentials,
+    pub tls: crate::tls::TlsFiles,
+}
+
+/// Opens (creating on first start) the root key, the store, TLS files, the tenant, the dev
+/// administrator and the signing keys. `port` is the port clients use.
+pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> anyhow::Result<Opened> {
+    if !config.dev {
+        anyhow::bail!(
+            "only dev mode is available so far: run `coffer serve --dev` (a key file in the data directory is the root of trust)"
+        );
+    }
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let root: Arc<dyn RootOfTrust> = Arc::new(DevKeyFile::open_or_create(&dir.join("root.key"))?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("coffer.db")).await?);
+    let tls = crate::tls::ensure_dev_tls(&dir.join("tls"), &config.dns_suffix)?;
+    let names = PublicNames { dns_suffix: config.dns_suffix.clone(), port: config.public_port.unwrap_or(port) };
+
+    let now = clock.now();
+    let tenant = dev::ensure_tenant(store.as_ref(), now).await?;
+    let ca_file = std::fs::canonicalize(&tls.ca_pem).unwrap_or(tls.ca_pem.clone());
+    let credentials = dev::ensure_admin(store.as_ref(), &tenant, dir, &names.authority(), &ca_file, now).await?;
+
+    let keyring = Keyring::new(root);
+    let tokens = TokenService::load(store.as_ref(), &keyring, now).await?;
+    let backup_key = keyring.instance_key(store.as_ref(), "backup").await?;
+    let state = Arc::new(AppState { store, clock, keyring, tokens, names, backup_key });
+    Ok(Opened { state, credentials, tls })
+}
+
+/// Opens everything and starts serving. With `clock`, time is injected (tests).
+pub async fn start(config: ServerConfig, clock: Option<Arc<dyn Clock>>) -> anyhow::Result<RunningServer> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let listener =
+        std::net::TcpListener::bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let Opened { state, credentials, tls } = open(&config, clock, addr.port()).await?;
+
+    let app = build_app(state.clone());
+    let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_pem, &tls.key_pem).await?;
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+    let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+    Ok(RunningServer { addr, credentials: Some(credentials), state, handle, task })
+}
+
+/// The whole application: host dispatch in front of the data plane and the control surface.
+pub fn build_app(state: SharedState) -> Router {
+    let data: Router = Router::new().fallback(crate::dataplane::entry).with_state(state.clone());
+    let control: Router = Router::new()
+        .route("/healthz", get(|| async { crate::http::json(StatusCode::OK, serde_json::json!({"status": "ok"})) }))
+        .route("/metadata/endpoints", get(metadata_endpoints))
+        .merge(crate::identity::routes())
+        .merge(crate::management::routes(state.clone()))
+        .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(Error::new(
+                coffer_core::ErrorKind::MethodNotAllowed,
+                "MethodNotAllowed",
+                "The HTTP method is not supported on this path.",
+            ))
+        })
+        .with_state(state.clone());
+    let names = state.names.clone();
+    Router::new().fallback(move |mut req: Request<Body>| {
+        let (data, control, names) = (data.clone(), control.clone(), names.clone());
+        async move {
+            let Some(authority) = authority_of(&req) else {
+                return with_common_headers(
+                    None,
+                    ApiError(Error::bad_parameter("The request has no Host header.")).into_response(),
+                );
+            };
+            let client_request_id = req.headers().get("x-ms-client-request-id").cloned();
+            let surface = classify(&authority, &names);
+            req.extensions_mut().insert(surface.clone());
+            let resp = match surface {
+                Surface::Vault { .. } => data.oneshot(req).await,
+                Surface::Control { .. } => control.oneshot(req).await,
+            };
+            let resp = match resp {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            with_common_headers(client_request_id, resp)
+        }
+    })
+}
+
+/// Headers Azure sends on every response, plus our security headers.
+fn with_common_headers(client_request_id: Option<HeaderValue>, mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&coffer_crypto::random::guid()) {
+        h.insert(HeaderName::from_static("x-ms-request-id"), v);
+    }
+    if let Some(v) = client_request_id {
+        h.insert(HeaderName::from_static("x-ms-client-request-id"), v);
+    }
+    h.insert(
+        HeaderName::from_static("x-ms-keyvault-service-version"),
+        HeaderValue::from_static(concat!("coffer/", env!("CARGO_PKG_VERSION"))),
+    );
+    h.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000;includeSubDomains"),
+    );
+    h.insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
+}
+
+/// Cloud metadata in Azure's shape: clients (the Coffer CLI, later `az cloud register`) learn
+/// the token authority, the management endpoint and the vault DNS suffix from it.
+async fn metadata_endpoints(axum::extract::State(state): axum::extract::State<SharedState>) -> Response {
+    let n = &state.names;
+    let authority = n.authority();
+    crate::http::json(
+        StatusCode::OK,
+        serde_json::json!({
+            "name": "Coffer",
+            "resourceManager": format!("{authority}/"),
+            "portal": format!("{authority}/"),
+            "authentication": {
+                "loginEndpoint": format!("{authority}/"),
+                "audiences": [n.management_resource()],
+                "tenant": "common",
+                "identityProvider": "AAD",
+            },
+            "suffixes": { "keyVaultDns": format!("{}{}", n.dns_suffix, n.port_suffix()) },
+        }),
+    )
+}

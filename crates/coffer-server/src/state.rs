@@ -1,0 +1,23 @@
+//! Shared server state handed to every handler.
+use std::sync::Arc;
+
+use coffer_core::Clock;
+use coffer_crypto::seal::DataKey;
+use coffer_store::Store;
+
+use crate::auth::TokenService;
+use crate::config::PublicNames;
+use crate::keyring::Keyring;
+
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub keyring: Keyring,
+    pub tokens: TokenService,
+    pub names: PublicNames,
+    /// Seals backup blobs; instance-wide so a backup restores into any vault of this Coffer.
+    pub backup_key: DataKey,
+}
+
+pub type SharedState = Arc<AppState>;

@@ -1,0 +1,208 @@
+//! The behaviour every `Store` must have. Each backend's tests call `run_all`; a new backend is
+//! done when it passes. Panics (it is test code) with a message naming the broken rule.
+use coffer_core::lifecycle::{Deletion, RetentionPolicy};
+use coffer_core::object::{Attributes, ObjectKind, Tags};
+use coffer_core::principal::{Principal, PrincipalKind};
+use coffer_core::vault::Vault;
+
+use crate::{Credential, ListQuery, NewVersion, ObjectRef, PutOutcome, Store, Tenant};
+
+fn vault(id: &str, name: &str) -> Vault {
+    Vault {
+        id: id.into(),
+        name: name.into(),
+        tenant_id: "t1".into(),
+        subscription_id: "s1".into(),
+        resource_group: "rg".into(),
+        location: "local".into(),
+        retention: RetentionPolicy::new(7, false).expect("retention"),
+        enable_rbac_authorization: false,
+        access_policies: vec![],
+        tags: Tags::new(),
+        created_by: "admin".into(),
+        created: 1,
+        updated: 1,
+        deletion: None,
+    }
+}
+
+async fn put(store: &dyn Store, vault_id: &str, name: &str, version: &str, payload: &[u8]) -> PutOutcome {
+    let key = name.to_ascii_lowercase();
+    store
+        .put_version(&NewVersion {
+            at: ObjectRef { vault_id, kind: ObjectKind::Secret, name_key: &key },
+            name,
+            version,
+            attributes: &Attributes::new(10),
+            tags: &Tags::new(),
+            content_type: Some("text/plain"),
+            managed: false,
+            payload,
+        })
+        .await
+        .expect("put_version")
+}
+
+pub async fn run_all(store: &dyn Store) {
+    meta(store).await;
+    directory(store).await;
+    vaults(store).await;
+    versions_and_lifecycle(store).await;
+    listing(store).await;
+    restore(store).await;
+}
+
+async fn meta(store: &dyn Store) {
+    assert_eq!(store.get_meta("k").await.expect("get"), None);
+    assert_eq!(store.put_meta_if_absent("k", b"first").await.expect("put"), b"first");
+    assert_eq!(store.put_meta_if_absent("k", b"second").await.expect("put"), b"first", "meta is write-once");
+}
+
+async fn directory(store: &dyn Store) {
+    let t = Tenant { id: "t1".into(), name: "default".into(), default_subscription_id: "s1".into(), created: 1 };
+    store.create_tenant(&t).await.expect("tenant");
+    assert_eq!(store.get_tenant("t1").await.expect("get"), Some(t.clone()));
+    assert_eq!(store.list_tenants().await.expect("list"), vec![t]);
+    let p = Principal {
+        object_id: "o1".into(),
+        tenant_id: "t1".into(),
+        kind: PrincipalKind::App,
+        name: "app".into(),
+        client_id: Some("c1".into()),
+        enabled: true,
+        tenant_admin: false,
+        created: 1,
+    };
+    store.create_principal(&p).await.expect("principal");
+    assert_eq!(store.get_principal("o1").await.expect("get"), Some(p.clone()));
+    assert_eq!(store.find_principal_by_client_id("t1", "c1").await.expect("find"), Some(p.clone()));
+    assert_eq!(store.find_principal_by_client_id("t2", "c1").await.expect("find"), None, "client ids are per tenant");
+    let dup = Principal { object_id: "o2".into(), ..p };
+    assert!(store.create_principal(&dup).await.is_err(), "client ids are unique in a tenant");
+    let c = Credential {
+        id: "c".into(),
+        principal_id: "o1".into(),
+        kind: "secret".into(),
+        secret_hash: "h".into(),
+        expires: Some(5),
+        created: 1,
+    };
+    store.add_credential(&c).await.expect("credential");
+    assert_eq!(store.list_credentials("o1").await.expect("list"), vec![c]);
+    assert!(store.groups_of("o1").await.expect("groups").is_empty());
+}
+
+async fn vaults(store: &dyn Store) {
+    let v = vault("v1", "Hr-App");
+    assert!(store.create_vault(&v, b"wrapped").await.expect("create"));
+    assert!(
+        !store.create_vault(&vault("v2", "hr-app"), b"w").await.expect("create"),
+        "vault names are case-insensitively unique"
+    );
+    let got = store.get_vault_by_name("HR-APP").await.expect("get").expect("found");
+    assert_eq!(got.vault, v);
+    assert_eq!(got.wrapped_key, b"wrapped");
+    let mut changed = v.clone();
+    changed.enable_rbac_authorization = true;
+    changed.deletion = Some(Deletion { deleted_date: 5, scheduled_purge_date: 9 });
+    store.update_vault(&changed).await.expect("update");
+    assert_eq!(store.get_vault_by_name("hr-app").await.expect("get").expect("found").vault, changed);
+    store.update_vault(&v).await.expect("update back");
+    assert_eq!(store.list_vaults("t1").await.expect("list"), vec![v]);
+}
+
+async fn versions_and_lifecycle(store: &dyn Store) {
+    let at = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "db" };
+    assert_eq!(put(store, "v1", "Db", "a".repeat(32).as_str(), b"one").await, PutOutcome::Written);
+    assert_eq!(put(store, "v1", "DB", "b".repeat(32).as_str(), b"two").await, PutOutcome::Written);
+    let latest = store.get_version(&at, None, false).await.expect("get").expect("found");
+    assert_eq!(latest.payload, b"two", "latest is the newest version");
+    assert_eq!(latest.name, "Db", "the display name is the first one written");
+    assert_eq!(latest.seq, 2);
+    let first = store.get_version(&at, Some(&"a".repeat(32)), false).await.expect("get").expect("found");
+    assert_eq!(first.payload, b"one");
+    // Same name in another kind or vault is another object.
+    let key_at = ObjectRef { vault_id: "v1", kind: ObjectKind::Key, name_key: "db" };
+    assert_eq!(store.get_version(&key_at, None, false).await.expect("get"), None);
+
+    let mut attrs = first.attributes.clone();
+    attrs.enabled = false;
+    let mut tags = Tags::new();
+    tags.insert("k".into(), "v".into());
+    assert!(store.update_version(&at, &"a".repeat(32), &attrs, &tags, None).await.expect("update"));
+    let first = store.get_version(&at, Some(&"a".repeat(32)), false).await.expect("get").expect("found");
+    assert!(!first.attributes.enabled);
+    assert_eq!(first.tags, tags);
+    assert_eq!(first.content_type, None);
+    assert_eq!(first.payload, b"one", "updates never touch the payload");
+
+    let d = Deletion { deleted_date: 20, scheduled_purge_date: 30 };
+    assert!(store.delete_object(&at, &d).await.expect("delete"));
+    assert!(!store.delete_object(&at, &d).await.expect("delete twice"), "deleting a deleted object is a no-op");
+    assert_eq!(store.get_version(&at, None, false).await.expect("get"), None, "a deleted object is not readable");
+    let deleted = store.get_version(&at, None, true).await.expect("get").expect("deleted found");
+    assert_eq!(deleted.deletion, Some(d));
+    assert_eq!(
+        put(store, "v1", "db", &"c".repeat(32), b"x").await,
+        PutOutcome::NameDeleted,
+        "deleted names are reserved"
+    );
+    assert!(
+        !store.update_version(&at, &"a".repeat(32), &attrs, &tags, None).await.expect("update"),
+        "deleted versions are frozen"
+    );
+    assert!(store.recover_object(&at).await.expect("recover"));
+    assert!(!store.recover_object(&at).await.expect("recover twice"));
+    assert_eq!(store.list_versions(&at, 0, 10).await.expect("versions").len(), 2, "recover brings back every version");
+    assert!(!store.purge_object(&at).await.expect("purge live"), "only deleted objects can be purged");
+    assert!(store.delete_object(&at, &d).await.expect("delete"));
+    assert!(store.purge_object(&at).await.expect("purge"));
+    assert_eq!(store.get_head(&at).await.expect("head"), None);
+    assert!(store.all_versions(&at).await.expect("all").is_empty(), "purge erases every version");
+    assert_eq!(put(store, "v1", "db", &"d".repeat(32), b"new").await, PutOutcome::Written);
+    assert_eq!(store.get_version(&at, None, false).await.expect("get").expect("found").seq, 1);
+}
+
+async fn listing(store: &dyn Store) {
+    for i in 0..7 {
+        put(store, "v9", &format!("n{i}"), &format!("{i:032}"), b"p").await;
+    }
+    let q = |after: Option<&'static str>, deleted| ListQuery {
+        vault_id: "v9",
+        kind: ObjectKind::Secret,
+        deleted,
+        after,
+        limit: 3,
+    };
+    let page1 = store.list_objects(&q(None, false)).await.expect("list");
+    assert_eq!(page1.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["n0", "n1", "n2"]);
+    assert!(page1.iter().all(|v| v.payload.is_empty()), "lists carry no payloads");
+    let page2 = store.list_objects(&q(Some("n2"), false)).await.expect("list");
+    assert_eq!(page2.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["n3", "n4", "n5"]);
+    let at = ObjectRef { vault_id: "v9", kind: ObjectKind::Secret, name_key: "n1" };
+    store.delete_object(&at, &Deletion { deleted_date: 1, scheduled_purge_date: 2 }).await.expect("delete");
+    let live = store.list_objects(&ListQuery { limit: 10, ..q(None, false) }).await.expect("list");
+    assert_eq!(live.len(), 6);
+    let dead = store.list_objects(&ListQuery { limit: 10, ..q(None, true) }).await.expect("list");
+    assert_eq!(dead.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["n1"]);
+    assert!(dead[0].deletion.is_some());
+}
+
+async fn restore(store: &dyn Store) {
+    let src = ObjectRef { vault_id: "v9", kind: ObjectKind::Secret, name_key: "n0" };
+    put(store, "v9", "n0", &"e".repeat(32), b"second").await;
+    let versions = store.all_versions(&src).await.expect("all");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(store.restore_object(&src, "n0", &versions).await.expect("restore"), PutOutcome::NameTaken);
+    let dst = ObjectRef { vault_id: "v10", kind: ObjectKind::Secret, name_key: "n0" };
+    assert_eq!(store.restore_object(&dst, "n0", &versions).await.expect("restore"), PutOutcome::Written);
+    let latest = store.get_version(&dst, None, false).await.expect("get").expect("found");
+    assert_eq!(latest.version, "e".repeat(32));
+    assert_eq!(store.list_versions(&dst, 0, 10).await.expect("versions").len(), 2);
+    assert_eq!(put(store, "v10", "n0", &"f".repeat(32), b"third").await, PutOutcome::Written);
+    assert_eq!(
+        store.get_version(&dst, None, false).await.expect("get").expect("found").seq,
+        3,
+        "sequence continues after restore"
+    );
+}

@@ -1,0 +1,86 @@
+//! Storage. The server talks to one `Store` trait; SQLite is the embedded default. Storage is
+//! untrusted: it only ever sees sealed payloads and wrapped keys, never plaintext secrets.
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+mod model;
+mod sqlite;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use coffer_core::Result;
+use coffer_core::object::{Attributes, Tags};
+use coffer_core::vault::Vault;
+
+/// Everything Coffer persists. Each method is atomic; write methods are durable on return.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // Instance metadata (wrapped instance keys, schema facts).
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `value` unless `key` exists; returns the value now stored.
+    async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+
+    // Directory.
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    async fn create_principal(&self, p: &coffer_core::principal::Principal) -> Result<()>;
+    async fn get_principal(&self, object_id: &str) -> Result<Option<coffer_core::principal::Principal>>;
+    async fn find_principal_by_client_id(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Result<Option<coffer_core::principal::Principal>>;
+    async fn add_credential(&self, c: &Credential) -> Result<()>;
+    async fn list_credentials(&self, principal_id: &str) -> Result<Vec<Credential>>;
+    /// Object ids of the groups `object_id` belongs to, directly or through other groups.
+    async fn groups_of(&self, object_id: &str) -> Result<Vec<String>>;
+    async fn add_signing_key(&self, k: &SigningKeyRecord) -> Result<()>;
+    async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>>;
+
+    // Vaults.
+    /// Returns false if the name is taken (by a live or a deleted vault).
+    async fn create_vault(&self, vault: &Vault, wrapped_key: &[u8]) -> Result<bool>;
+    async fn get_vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>>;
+    async fn update_vault(&self, vault: &Vault) -> Result<()>;
+    async fn list_vaults(&self, tenant_id: &str) -> Result<Vec<Vault>>;
+
+    // Versioned objects (secrets, keys, certificates).
+    async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome>;
+    /// The given version, or the latest when `version` is `None`, of a live object (or of a
+    /// deleted one, with `deleted`).
+    async fn get_version(
+        &self,
+        at: &ObjectRef<'_>,
+        version: Option<&str>,
+        deleted: bool,
+    ) -> Result<Option<StoredVersion>>;
+    /// The head of an object, live or deleted.
+    async fn get_head(&self, at: &ObjectRef<'_>) -> Result<Option<ObjectHead>>;
+    async fn update_version(
+        &self,
+        at: &ObjectRef<'_>,
+        version: &str,
+        attributes: &Attributes,
+        tags: &Tags,
+        content_type: Option<&str>,
+    ) -> Result<bool>;
+    /// Objects (latest version each, without payloads) ordered by name key, after `after`.
+    async fn list_objects(&self, q: &ListQuery<'_>) -> Result<Vec<StoredVersion>>;
+    /// Versions of one live object, ordered by creation, after sequence number `after_seq`.
+    async fn list_versions(&self, at: &ObjectRef<'_>, after_seq: i64, limit: usize) -> Result<Vec<StoredVersion>>;
+    /// Every version with payloads (for backup), oldest first.
+    async fn all_versions(&self, at: &ObjectRef<'_>) -> Result<Vec<StoredVersion>>;
+    /// Soft-deletes a live object; false if there is none.
+    async fn delete_object(&self, at: &ObjectRef<'_>, deletion: &coffer_core::lifecycle::Deletion) -> Result<bool>;
+    /// Undeletes; false if there is no deleted object.
+    async fn recover_object(&self, at: &ObjectRef<'_>) -> Result<bool>;
+    /// Erases a deleted object and all its versions; false if there is no deleted object.
+    async fn purge_object(&self, at: &ObjectRef<'_>) -> Result<bool>;
+    /// Inserts a whole object from a backup, unless the name is taken.
+    async fn restore_object(&self, at: &ObjectRef<'_>, name: &str, versions: &[StoredVersion]) -> Result<PutOutcome>;
+    /// Writes raw rows for tests of tamper resistance; not used by the server.
+    async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()>;
+}

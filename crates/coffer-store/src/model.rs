@@ -1,0 +1,121 @@
+//! Records the store reads and writes.
+use coffer_core::lifecycle::Deletion;
+use coffer_core::object::{Attributes, ObjectKind, Tags};
+use coffer_core::vault::Vault;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub default_subscription_id: String,
+    pub created: i64,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub id: String,
+    pub principal_id: String,
+    /// `secret` for now; certificates and managed-identity headers later.
+    pub kind: String,
+    /// argon2id PHC string of the secret.
+    pub secret_hash: String,
+    pub expires: Option<i64>,
+    pub created: i64,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("id", &self.id)
+            .field("principal_id", &self.principal_id)
+            .field("kind", &self.kind)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub tenant_id: String,
+    /// PKCS#8 sealed under the root of trust.
+    pub sealed_pkcs8: Vec<u8>,
+    pub created: i64,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultRecord {
+    pub vault: Vault,
+    /// The vault's data key, wrapped by the root of trust.
+    pub wrapped_key: Vec<u8>,
+}
+
+/// Where an object lives: vault, kind and case-insensitive name key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectRef<'a> {
+    pub vault_id: &'a str,
+    pub kind: ObjectKind,
+    pub name_key: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Display name, as first written.
+    pub name: String,
+    pub latest_version: String,
+    pub deletion: Option<Deletion>,
+}
+
+/// One stored version. `payload` is sealed; it is empty in list results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    pub name: String,
+    pub version: String,
+    pub seq: i64,
+    pub attributes: Attributes,
+    pub tags: Tags,
+    pub content_type: Option<String>,
+    pub managed: bool,
+    pub payload: Vec<u8>,
+    pub deletion: Option<Deletion>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewVersion<'a> {
+    pub at: ObjectRef<'a>,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub attributes: &'a Attributes,
+    pub tags: &'a Tags,
+    pub content_type: Option<&'a str>,
+    pub managed: bool,
+    pub payload: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    /// The name belongs to a deleted object: recover or purge it first.
+    NameDeleted,
+    /// The name belongs to a live object (restore only).
+    NameTaken,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery<'a> {
+    pub vault_id: &'a str,
+    pub kind: ObjectKind,
+    pub deleted: bool,
+    /// Name key to continue after (exclusive).
+    pub after: Option<&'a str>,
+    pub limit: usize,
+}

@@ -1,0 +1,791 @@
+//! The embedded SQLite store: WAL journal with `synchronous=FULL`, so a commit that returned is
+//! on disk and survives `kill -9` or power loss. Writes are serialized by one async mutex (SQLite
+//! has one writer anyway); reads run in parallel on the pool.
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use coffer_core::lifecycle::{Deletion, RetentionPolicy};
+use coffer_core::object::{Attributes, Tags};
+use coffer_core::principal::{Principal, PrincipalKind};
+use coffer_core::vault::{AccessPolicy, Vault};
+use coffer_core::{Error, Result};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use tokio::sync::Mutex;
+
+use crate::Store;
+use crate::model::*;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL, default_subscription_id TEXT NOT NULL, created INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS principals (object_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+        client_id TEXT, enabled INTEGER NOT NULL, tenant_admin INTEGER NOT NULL, created INTEGER NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS principals_client_id ON principals (tenant_id, client_id) WHERE client_id IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS credentials (id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, kind TEXT NOT NULL,
+        secret_hash TEXT NOT NULL, expires INTEGER, created INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS credentials_principal ON credentials (principal_id)",
+    "CREATE TABLE IF NOT EXISTS group_members (group_id TEXT NOT NULL, member_id TEXT NOT NULL, PRIMARY KEY (group_id, member_id))",
+    "CREATE INDEX IF NOT EXISTS group_members_member ON group_members (member_id)",
+    "CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, sealed_pkcs8 BLOB NOT NULL, created INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS vaults (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, name_key TEXT NOT NULL UNIQUE,
+        props TEXT NOT NULL, wrapped_key BLOB NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+        deleted_date INTEGER, scheduled_purge_date INTEGER)",
+    "CREATE TABLE IF NOT EXISTS objects (vault_id TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
+        latest_version TEXT NOT NULL, latest_seq INTEGER NOT NULL, deleted_date INTEGER, scheduled_purge_date INTEGER,
+        PRIMARY KEY (vault_id, kind, name_key))",
+    "CREATE TABLE IF NOT EXISTS object_versions (vault_id TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, version TEXT NOT NULL,
+        seq INTEGER NOT NULL, enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+        content_type TEXT, tags TEXT NOT NULL, managed INTEGER NOT NULL, payload BLOB NOT NULL,
+        PRIMARY KEY (vault_id, kind, name_key, version))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS object_versions_seq ON object_versions (vault_id, kind, name_key, seq)",
+];
+
+/// Columns of a version without the payload (lists) and with it (reads).
+const VERSION_COLS: &str = "o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v.created, v.updated, v.content_type, v.tags, v.managed, o.deleted_date, o.scheduled_purge_date";
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    write: Mutex<()>,
+}
+
+fn backend(e: sqlx::Error) -> Error {
+    Error::internal(format!("store: {e}"))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The vault settings kept as one JSON column.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct VaultProps {
+    subscription_id: String,
+    resource_group: String,
+    location: String,
+    retention_days: u32,
+    purge_protection: bool,
+    enable_rbac_authorization: bool,
+    access_policies: Vec<AccessPolicy>,
+    tags: Tags,
+    created_by: String,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::with_options(opts).await
+    }
+
+    /// A private in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:").map_err(backend)?;
+        // One connection: each in-memory connection would be its own database.
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(backend)?;
+        let s = Self { pool, write: Mutex::new(()) };
+        s.migrate().await?;
+        Ok(s)
+    }
+
+    async fn with_options(opts: SqliteConnectOptions) -> Result<Self> {
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(backend)?;
+        let s = Self { pool, write: Mutex::new(()) };
+        s.migrate().await?;
+        Ok(s)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for stmt in SCHEMA {
+            sqlx::query(sqlx::AssertSqlSafe(*stmt)).execute(&mut *tx).await.map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
+fn principal_from_row(r: &SqliteRow) -> Result<Principal> {
+    let kind: String = r.try_get("kind").map_err(backend)?;
+    Ok(Principal {
+        object_id: r.try_get("object_id").map_err(backend)?,
+        tenant_id: r.try_get("tenant_id").map_err(backend)?,
+        kind: PrincipalKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown principal kind {kind}")))?,
+        name: r.try_get("name").map_err(backend)?,
+        client_id: r.try_get("client_id").map_err(backend)?,
+        enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
+        tenant_admin: r.try_get::<i64, _>("tenant_admin").map_err(backend)? != 0,
+        created: r.try_get("created").map_err(backend)?,
+    })
+}
+
+fn deletion_from(deleted: Option<i64>, purge: Option<i64>) -> Option<Deletion> {
+    match (deleted, purge) {
+        (Some(d), Some(p)) => Some(Deletion { deleted_date: d, scheduled_purge_date: p }),
+        _ => None,
+    }
+}
+
+fn vault_from_row(r: &SqliteRow) -> Result<VaultRecord> {
+    let props: String = r.try_get("props").map_err(backend)?;
+    let p: VaultProps = serde_json::from_str(&props).map_err(|e| Error::internal(format!("vault props: {e}")))?;
+    let retention = RetentionPolicy::new(p.retention_days, p.purge_protection)?;
+    Ok(VaultRecord {
+        vault: Vault {
+            id: r.try_get("id").map_err(backend)?,
+            name: r.try_get("name").map_err(backend)?,
+            tenant_id: r.try_get("tenant_id").map_err(backend)?,
+            subscription_id: p.subscription_id,
+            resource_group: p.resource_group,
+            location: p.location,
+            retention,
+            enable_rbac_authorization: p.enable_rbac_authorization,
+            access_policies: p.access_policies,
+            tags: p.tags,
+            created_by: p.created_by,
+            created: r.try_get("created").map_err(backend)?,
+            updated: r.try_get("updated").map_err(backend)?,
+            deletion: deletion_from(
+                r.try_get("deleted_date").map_err(backend)?,
+                r.try_get("scheduled_purge_date").map_err(backend)?,
+            ),
+        },
+        wrapped_key: r.try_get("wrapped_key").map_err(backend)?,
+    })
+}
+
+fn vault_props(v: &Vault) -> Result<String> {
+    serde_json::to_string(&VaultProps {
+        subscription_id: v.subscription_id.clone(),
+        resource_group: v.resource_group.clone(),
+        location: v.location.clone(),
+        retention_days: v.retention.retention_days,
+        purge_protection: v.retention.purge_protection,
+        enable_rbac_authorization: v.enable_rbac_authorization,
+        access_policies: v.access_policies.clone(),
+        tags: v.tags.clone(),
+        created_by: v.created_by.clone(),
+    })
+    .map_err(|e| Error::internal(format!("vault props: {e}")))
+}
+
+fn version_from_row(r: &SqliteRow, with_payload: bool) -> Result<StoredVersion> {
+    let tags: String = r.try_get("tags").map_err(backend)?;
+    Ok(StoredVersion {
+        name: r.try_get("name").map_err(backend)?,
+        version: r.try_get("version").map_err(backend)?,
+        seq: r.try_get("seq").map_err(backend)?,
+        attributes: Attributes {
+            enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
+            not_before: r.try_get("nbf").map_err(backend)?,
+            expires: r.try_get("exp").map_err(backend)?,
+            created: r.try_get("created").map_err(backend)?,
+            updated: r.try_get("updated").map_err(backend)?,
+        },
+        tags: serde_json::from_str(&tags).map_err(|e| Error::internal(format!("tags: {e}")))?,
+        content_type: r.try_get("content_type").map_err(backend)?,
+        managed: r.try_get::<i64, _>("managed").map_err(backend)? != 0,
+        payload: if with_payload { r.try_get("payload").map_err(backend)? } else { Vec::new() },
+        deletion: deletion_from(
+            r.try_get("deleted_date").map_err(backend)?,
+            r.try_get("scheduled_purge_date").map_err(backend)?,
+        ),
+    })
+}
+
+fn tags_json(tags: &Tags) -> Result<String> {
+    serde_json::to_string(tags).map_err(|e| Error::internal(format!("tags: {e}")))
+}
+
+async fn insert_version(tx: &mut sqlx::SqliteConnection, at: &ObjectRef<'_>, v: &StoredVersion) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO object_versions (vault_id, kind, name_key, version, seq, enabled, nbf, exp, created, updated, content_type, tags, managed, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(at.vault_id)
+    .bind(at.kind.as_str())
+    .bind(at.name_key)
+    .bind(&v.version)
+    .bind(v.seq)
+    .bind(i64::from(v.attributes.enabled))
+    .bind(v.attributes.not_before)
+    .bind(v.attributes.expires)
+    .bind(v.attributes.created)
+    .bind(v.attributes.updated)
+    .bind(v.content_type.as_deref())
+    .bind(tags_json(&v.tags)?)
+    .bind(i64::from(v.managed))
+    .bind(&v.payload)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| r.try_get("value").map_err(backend)).transpose()
+    }
+
+    async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let _w = self.write.lock().await;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.try_get("value").map_err(backend)
+    }
+
+    async fn create_tenant(&self, t: &Tenant) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query("INSERT INTO tenants (id, name, default_subscription_id, created) VALUES ($1, $2, $3, $4)")
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.default_subscription_id)
+            .bind(t.created)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| tenant_from_row(&r)).transpose()
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows =
+            sqlx::query("SELECT * FROM tenants ORDER BY created, id").fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    async fn create_principal(&self, p: &Principal) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO principals (object_id, tenant_id, kind, name, client_id, enabled, tenant_admin, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&p.object_id)
+        .bind(&p.tenant_id)
+        .bind(p.kind.as_str())
+        .bind(&p.name)
+        .bind(p.client_id.as_deref())
+        .bind(i64::from(p.enabled))
+        .bind(i64::from(p.tenant_admin))
+        .bind(p.created)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::conflict(None, "A principal with this id or client id already exists.")
+            } else {
+                backend(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get_principal(&self, object_id: &str) -> Result<Option<Principal>> {
+        let row = sqlx::query("SELECT * FROM principals WHERE object_id = $1")
+            .bind(object_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| principal_from_row(&r)).transpose()
+    }
+
+    async fn find_principal_by_client_id(&self, tenant_id: &str, client_id: &str) -> Result<Option<Principal>> {
+        let row = sqlx::query("SELECT * FROM principals WHERE tenant_id = $1 AND client_id = $2")
+            .bind(tenant_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| principal_from_row(&r)).transpose()
+    }
+
+    async fn add_credential(&self, c: &Credential) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query("INSERT INTO credentials (id, principal_id, kind, secret_hash, expires, created) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&c.id)
+            .bind(&c.principal_id)
+            .bind(&c.kind)
+            .bind(&c.secret_hash)
+            .bind(c.expires)
+            .bind(c.created)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_credentials(&self, principal_id: &str) -> Result<Vec<Credential>> {
+        let rows = sqlx::query("SELECT * FROM credentials WHERE principal_id = $1 ORDER BY created, id")
+            .bind(principal_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Credential {
+                    id: r.try_get("id").map_err(backend)?,
+                    principal_id: r.try_get("principal_id").map_err(backend)?,
+                    kind: r.try_get("kind").map_err(backend)?,
+                    secret_hash: r.try_get("secret_hash").map_err(backend)?,
+                    expires: r.try_get("expires").map_err(backend)?,
+                    created: r.try_get("created").map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn groups_of(&self, object_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE g(id) AS (
+                SELECT group_id FROM group_members WHERE member_id = $1
+                UNION SELECT gm.group_id FROM group_members gm JOIN g ON gm.member_id = g.id)
+             SELECT id FROM g ORDER BY id",
+        )
+        .bind(object_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(|r| r.try_get("id").map_err(backend)).collect()
+    }
+
+    async fn add_signing_key(&self, k: &SigningKeyRecord) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query("INSERT INTO signing_keys (kid, tenant_id, sealed_pkcs8, created) VALUES ($1, $2, $3, $4)")
+            .bind(&k.kid)
+            .bind(&k.tenant_id)
+            .bind(&k.sealed_pkcs8)
+            .bind(k.created)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys WHERE tenant_id = $1 ORDER BY created, kid")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKeyRecord {
+                    kid: r.try_get("kid").map_err(backend)?,
+                    tenant_id: r.try_get("tenant_id").map_err(backend)?,
+                    sealed_pkcs8: r.try_get("sealed_pkcs8").map_err(backend)?,
+                    created: r.try_get("created").map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_vault(&self, v: &Vault, wrapped_key: &[u8]) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query(
+            "INSERT INTO vaults (id, tenant_id, name, name_key, props, wrapped_key, created, updated, deleted_date, scheduled_purge_date)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
+        )
+        .bind(&v.id)
+        .bind(&v.tenant_id)
+        .bind(&v.name)
+        .bind(coffer_core::names::name_key(&v.name))
+        .bind(vault_props(v)?)
+        .bind(wrapped_key)
+        .bind(v.created)
+        .bind(v.updated)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn get_vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
+        let row = sqlx::query("SELECT * FROM vaults WHERE name_key = $1")
+            .bind(coffer_core::names::name_key(name))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| vault_from_row(&r)).transpose()
+    }
+
+    async fn update_vault(&self, v: &Vault) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "UPDATE vaults SET props = $2, updated = $3, deleted_date = $4, scheduled_purge_date = $5 WHERE id = $1",
+        )
+        .bind(&v.id)
+        .bind(vault_props(v)?)
+        .bind(v.updated)
+        .bind(v.deletion.map(|d| d.deleted_date))
+        .bind(v.deletion.map(|d| d.scheduled_purge_date))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_vaults(&self, tenant_id: &str) -> Result<Vec<Vault>> {
+        let rows = sqlx::query("SELECT * FROM vaults WHERE tenant_id = $1 ORDER BY name_key")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| vault_from_row(r).map(|v| v.vault)).collect()
+    }
+
+    async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let head = sqlx::query(
+            "SELECT latest_seq, deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3",
+        )
+        .bind(v.at.vault_id)
+        .bind(v.at.kind.as_str())
+        .bind(v.at.name_key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let seq = match &head {
+            Some(r) => {
+                if r.try_get::<Option<i64>, _>("deleted_date").map_err(backend)?.is_some() {
+                    return Ok(PutOutcome::NameDeleted);
+                }
+                r.try_get::<i64, _>("latest_seq").map_err(backend)? + 1
+            }
+            None => 1,
+        };
+        let stored = StoredVersion {
+            name: v.name.to_string(),
+            version: v.version.to_string(),
+            seq,
+            attributes: v.attributes.clone(),
+            tags: v.tags.clone(),
+            content_type: v.content_type.map(str::to_string),
+            managed: v.managed,
+            payload: v.payload.to_vec(),
+            deletion: None,
+        };
+        insert_version(&mut tx, &v.at, &stored).await?;
+        sqlx::query(
+            "INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (vault_id, kind, name_key) DO UPDATE SET latest_version = excluded.latest_version, latest_seq = excluded.latest_seq",
+        )
+        .bind(v.at.vault_id)
+        .bind(v.at.kind.as_str())
+        .bind(v.at.name_key)
+        .bind(v.name)
+        .bind(v.version)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(PutOutcome::Written)
+    }
+
+    async fn get_version(
+        &self,
+        at: &ObjectRef<'_>,
+        version: Option<&str>,
+        deleted: bool,
+    ) -> Result<Option<StoredVersion>> {
+        let row = match version {
+            None => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {VERSION_COLS}, v.payload FROM objects o JOIN object_versions v
+                 ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key AND v.version = o.latest_version
+                 WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND (o.deleted_date IS NOT NULL) = $4"
+            )))
+            .bind(at.vault_id)
+            .bind(at.kind.as_str())
+            .bind(at.name_key)
+            .bind(deleted)
+            .fetch_optional(&self.pool)
+            .await,
+            Some(ver) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {VERSION_COLS}, v.payload FROM objects o JOIN object_versions v
+                 ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key
+                 WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND v.version = $4 AND (o.deleted_date IS NOT NULL) = $5"
+            )))
+            .bind(at.vault_id)
+            .bind(at.kind.as_str())
+            .bind(at.name_key)
+            .bind(ver.to_ascii_lowercase())
+            .bind(deleted)
+            .fetch_optional(&self.pool)
+            .await,
+        }
+        .map_err(backend)?;
+        row.map(|r| version_from_row(&r, true)).transpose()
+    }
+
+    async fn get_head(&self, at: &ObjectRef<'_>) -> Result<Option<ObjectHead>> {
+        let row = sqlx::query("SELECT name, latest_version, deleted_date, scheduled_purge_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3")
+            .bind(at.vault_id)
+            .bind(at.kind.as_str())
+            .bind(at.name_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            Ok(ObjectHead {
+                name: r.try_get("name").map_err(backend)?,
+                latest_version: r.try_get("latest_version").map_err(backend)?,
+                deletion: deletion_from(
+                    r.try_get("deleted_date").map_err(backend)?,
+                    r.try_get("scheduled_purge_date").map_err(backend)?,
+                ),
+            })
+        })
+        .transpose()
+    }
+
+    async fn update_version(
+        &self,
+        at: &ObjectRef<'_>,
+        version: &str,
+        a: &Attributes,
+        tags: &Tags,
+        content_type: Option<&str>,
+    ) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query(
+            "UPDATE object_versions SET enabled = $5, nbf = $6, exp = $7, updated = $8, tags = $9, content_type = $10
+             WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4
+               AND EXISTS (SELECT 1 FROM objects o WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND o.deleted_date IS NULL)",
+        )
+        .bind(at.vault_id)
+        .bind(at.kind.as_str())
+        .bind(at.name_key)
+        .bind(version)
+        .bind(i64::from(a.enabled))
+        .bind(a.not_before)
+        .bind(a.expires)
+        .bind(a.updated)
+        .bind(tags_json(tags)?)
+        .bind(content_type)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn list_objects(&self, q: &ListQuery<'_>) -> Result<Vec<StoredVersion>> {
+        let sql = format!(
+            "SELECT {VERSION_COLS} FROM objects o JOIN object_versions v
+             ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key AND v.version = o.latest_version
+             WHERE o.vault_id = $1 AND o.kind = $2 AND (o.deleted_date IS NOT NULL) = $3 AND o.name_key > $4
+             ORDER BY o.name_key LIMIT $5"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(q.vault_id)
+            .bind(q.kind.as_str())
+            .bind(q.deleted)
+            .bind(q.after.unwrap_or(""))
+            .bind(q.limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| version_from_row(r, false)).collect()
+    }
+
+    async fn list_versions(&self, at: &ObjectRef<'_>, after_seq: i64, limit: usize) -> Result<Vec<StoredVersion>> {
+        let sql = format!(
+            "SELECT {VERSION_COLS} FROM objects o JOIN object_versions v
+             ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key
+             WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND o.deleted_date IS NULL AND v.seq > $4
+             ORDER BY v.seq LIMIT $5"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at.vault_id)
+            .bind(at.kind.as_str())
+            .bind(at.name_key)
+            .bind(after_seq)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| version_from_row(r, false)).collect()
+    }
+
+    async fn all_versions(&self, at: &ObjectRef<'_>) -> Result<Vec<StoredVersion>> {
+        let sql = format!(
+            "SELECT {VERSION_COLS}, v.payload FROM objects o JOIN object_versions v
+             ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key
+             WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 ORDER BY v.seq"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(at.vault_id)
+            .bind(at.kind.as_str())
+            .bind(at.name_key)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| version_from_row(r, true)).collect()
+    }
+
+    async fn delete_object(&self, at: &ObjectRef<'_>, d: &Deletion) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query(
+            "UPDATE objects SET deleted_date = $4, scheduled_purge_date = $5
+             WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL",
+        )
+        .bind(at.vault_id)
+        .bind(at.kind.as_str())
+        .bind(at.name_key)
+        .bind(d.deleted_date)
+        .bind(d.scheduled_purge_date)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn recover_object(&self, at: &ObjectRef<'_>) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query(
+            "UPDATE objects SET deleted_date = NULL, scheduled_purge_date = NULL
+             WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL",
+        )
+        .bind(at.vault_id)
+        .bind(at.kind.as_str())
+        .bind(at.name_key)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn purge_object(&self, at: &ObjectRef<'_>) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let res = sqlx::query(
+            "DELETE FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL",
+        )
+        .bind(at.vault_id)
+        .bind(at.kind.as_str())
+        .bind(at.name_key)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3")
+            .bind(at.vault_id)
+            .bind(at.kind.as_str())
+            .bind(at.name_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn restore_object(&self, at: &ObjectRef<'_>, name: &str, versions: &[StoredVersion]) -> Result<PutOutcome> {
+        let Some(latest) = versions.iter().max_by_key(|v| v.seq) else {
+            return Err(Error::bad_parameter("The backup holds no versions."));
+        };
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let head = sqlx::query("SELECT deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3")
+            .bind(at.vault_id)
+            .bind(at.kind.as_str())
+            .bind(at.name_key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if let Some(r) = head {
+            let deleted: Option<i64> = r.try_get("deleted_date").map_err(backend)?;
+            return Ok(if deleted.is_some() { PutOutcome::NameDeleted } else { PutOutcome::NameTaken });
+        }
+        for v in versions {
+            insert_version(&mut tx, at, v).await?;
+        }
+        sqlx::query("INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(at.vault_id)
+            .bind(at.kind.as_str())
+            .bind(at.name_key)
+            .bind(name)
+            .bind(&latest.version)
+            .bind(latest.seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(PutOutcome::Written)
+    }
+
+    async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut payloads = Vec::new();
+        for (at, ver) in [a, b] {
+            let r = sqlx::query("SELECT payload FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4")
+                .bind(at.vault_id)
+                .bind(at.kind.as_str())
+                .bind(at.name_key)
+                .bind(ver)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            payloads.push(r.try_get::<Vec<u8>, _>("payload").map_err(backend)?);
+        }
+        for ((at, ver), payload) in [a, b].into_iter().zip(payloads.into_iter().rev()) {
+            sqlx::query("UPDATE object_versions SET payload = $5 WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4")
+                .bind(at.vault_id)
+                .bind(at.kind.as_str())
+                .bind(at.name_key)
+                .bind(ver)
+                .bind(payload)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
+fn tenant_from_row(r: &SqliteRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: r.try_get("id").map_err(backend)?,
+        name: r.try_get("name").map_err(backend)?,
+        default_subscription_id: r.try_get("default_subscription_id").map_err(backend)?,
+        created: r.try_get("created").map_err(backend)?,
+    })
+}

@@ -1,0 +1,290 @@
+//! The CLI's connection to a Coffer server: credentials from `COFFER_*` variables, TLS trust in
+//! the server's CA, tokens from the identity provider, and Azure-shaped errors turned into
+//! exit code 2 with the server's message.
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use anyhow::Context;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Exit 1: the command line was wrong or incomplete.
+    Usage(String),
+    /// Exit 2: the server (or the way to it) said no.
+    Server(String),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usage(m) | Self::Server(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Server(format!("{e:#}"))
+    }
+}
+
+pub type CliResult<T> = Result<T, CliError>;
+
+pub struct Settings {
+    pub server: String,
+    pub ca_file: Option<String>,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Zeroizing<String>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    /// Reads the `COFFER_*` variables. Missing credentials are a usage error.
+    pub fn from_env() -> CliResult<Self> {
+        let need = |n: &str| {
+            env(n).ok_or_else(|| {
+                CliError::Usage(format!("{n} is not set (see `coffer serve --dev`, which prints the export lines)"))
+            })
+        };
+        Ok(Self {
+            server: need("COFFER_SERVER")?.trim_end_matches('/').to_string(),
+            ca_file: env("COFFER_CA_FILE"),
+            tenant_id: need("COFFER_TENANT_ID")?,
+            client_id: need("COFFER_CLIENT_ID")?,
+            client_secret: Zeroizing::new(need("COFFER_CLIENT_SECRET")?),
+        })
+    }
+}
+
+pub struct Client {
+    settings: Settings,
+    http: reqwest::Client,
+    server_addr: Option<SocketAddr>,
+    vault_dns: Option<String>,
+    tokens: std::collections::HashMap<String, Zeroizing<String>>,
+    /// Vault hosts the HTTP client already pins to the server's address.
+    pinned: Vec<String>,
+}
+
+/// Host and port of an `https://host[:port]` URL.
+fn host_port(url: &str) -> CliResult<(String, u16)> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| CliError::Usage(format!("invalid server URL {url}: {e}")))?;
+    let host =
+        parsed.host_str().ok_or_else(|| CliError::Usage(format!("the server URL {url} has no host")))?.to_string();
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), parsed.port_or_known_default().unwrap_or(443)))
+}
+
+impl Client {
+    pub fn new(settings: Settings) -> CliResult<Self> {
+        let (host, port) = host_port(&settings.server)?;
+        let server_addr = (host.as_str(), port).to_socket_addrs().ok().and_then(|mut a| a.next());
+        let mut c = Self {
+            settings,
+            http: reqwest::Client::new(),
+            server_addr,
+            vault_dns: None,
+            tokens: Default::default(),
+            pinned: Vec::new(),
+        };
+        c.http = c.build_http()?;
+        Ok(c)
+    }
+
+    /// A client that trusts the configured CA and reaches `*.localhost` vault hosts at the
+    /// server's address (glibc does not resolve them).
+    fn build_http(&self) -> CliResult<reqwest::Client> {
+        let mut b = reqwest::Client::builder().https_only(true).timeout(std::time::Duration::from_secs(60));
+        if let Some(ca) = &self.settings.ca_file {
+            let pem = std::fs::read(ca).with_context(|| format!("reading COFFER_CA_FILE {ca}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("parsing {ca}"))?;
+            b = b.tls_certs_only(certs);
+        }
+        if let Some(addr) = self.server_addr {
+            for host in &self.pinned {
+                b = b.resolve(host, addr);
+            }
+        }
+        b.build().map_err(|e| CliError::Server(format!("building the HTTP client: {e}")))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> CliResult<(StatusCode, Value)> {
+        let mut req = self.http.request(method, url);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| CliError::Server(format!("cannot reach {url}: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| CliError::Server(format!("reading the response: {e}")))?;
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() { Ok((status, value)) } else { Err(CliError::Server(server_message(status, &value))) }
+    }
+
+    /// The vault host suffix with port, from the server's metadata (`vault.localhost:8443`).
+    async fn vault_dns(&mut self) -> CliResult<String> {
+        if let Some(d) = &self.vault_dns {
+            return Ok(d.clone());
+        }
+        let url = format!("{}/metadata/endpoints?api-version=2022-09-01", self.settings.server);
+        let (_, meta) = self.send(Method::GET, &url, None, None).await?;
+        let dns = meta["suffixes"]["keyVaultDns"]
+            .as_str()
+            .ok_or_else(|| CliError::Server("the server's metadata has no keyVaultDns".into()))?
+            .trim_start_matches('.')
+            .to_string();
+        self.vault_dns = Some(dns.clone());
+        Ok(dns)
+    }
+
+    /// A token for `resource` (client credentials), cached for this invocation.
+    async fn token(&mut self, resource: &str) -> CliResult<Zeroizing<String>> {
+        if let Some(t) = self.tokens.get(resource) {
+            return Ok(t.clone());
+        }
+        let url = format!("{}/{}/oauth2/v2.0/token", self.settings.server, self.settings.tenant_id);
+        let scope = format!("{resource}/.default");
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.settings.client_id.as_str()),
+            ("client_secret", self.settings.client_secret.as_str()),
+            ("scope", scope.as_str()),
+        ];
+        let resp = self
+            .http
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| CliError::Server(format!("cannot reach {url}: {e}")))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let desc = body["error_description"].as_str().or(body["error"].as_str()).unwrap_or("sign-in failed");
+            return Err(CliError::Server(format!("sign-in failed ({status}): {desc}")));
+        }
+        let token = Zeroizing::new(body["access_token"].as_str().unwrap_or_default().to_string());
+        self.tokens.insert(resource.to_string(), token.clone());
+        Ok(token)
+    }
+
+    /// The caller's object id, read from its own token's claims.
+    pub async fn own_object_id(&mut self) -> CliResult<String> {
+        let resource = self.management_resource()?;
+        let token = self.token(&resource).await?;
+        let claims = token.split('.').nth(1).and_then(|p| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok()
+        });
+        let claims: Value = claims.and_then(|c| serde_json::from_slice(&c).ok()).unwrap_or(Value::Null);
+        claims["oid"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Server("the token carries no object id".into()))
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.settings.tenant_id
+    }
+
+    fn management_resource(&self) -> CliResult<String> {
+        let (host, port) = host_port(&self.settings.server)?;
+        Ok(if port == 443 { format!("https://{host}") } else { format!("https://{host}:{port}") })
+    }
+
+    /// A management (ARM) call; `path` starts with `/subscriptions`.
+    pub async fn management(&mut self, method: Method, path: &str, body: Option<&Value>) -> CliResult<Value> {
+        let resource = self.management_resource()?;
+        let token = self.token(&resource).await?;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{sep}api-version=2023-07-01", self.settings.server);
+        Ok(self.send(method, &url, Some(&token), body).await?.1)
+    }
+
+    /// The tenant's default subscription.
+    pub async fn subscription(&mut self) -> CliResult<String> {
+        if let Some(s) = env("COFFER_SUBSCRIPTION_ID") {
+            return Ok(s);
+        }
+        let subs = self.management(Method::GET, "/subscriptions", None).await?;
+        subs["value"][0]["subscriptionId"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Server("no subscription is visible".into()))
+    }
+
+    /// A data-plane call on vault `vault`; `path` starts with `/`. Returns the body (Null for 204).
+    pub async fn data(&mut self, vault: &str, method: Method, path: &str, body: Option<&Value>) -> CliResult<Value> {
+        let url = self.vault_url(vault, path).await?;
+        let dns = self.vault_dns().await?;
+        let host = dns.split(':').next().unwrap_or(&dns).to_string();
+        let resource = format!("https://{dns}");
+        let token = self.token(&resource).await?;
+        let vault_host = format!("{}.{host}", vault.to_ascii_lowercase());
+        if !self.pinned.contains(&vault_host) {
+            self.pinned.push(vault_host);
+            self.http = self.build_http()?;
+        }
+        Ok(self.send(method, &url, Some(&token), body).await?.1)
+    }
+
+    /// Follows `nextLink` until the list ends (or `limit` items were read).
+    pub async fn data_list(&mut self, vault: &str, path: &str, limit: Option<usize>) -> CliResult<Value> {
+        let mut items = Vec::new();
+        let mut page = self.data(vault, Method::GET, path, None).await?;
+        loop {
+            if let Some(v) = page["value"].as_array() {
+                items.extend(v.iter().cloned());
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                items.truncate(limit.unwrap_or(items.len()));
+                break;
+            }
+            let Some(next) = page["nextLink"].as_str().map(str::to_string) else { break };
+            let resource = format!("https://{}", self.vault_dns().await?);
+            let token = self.token(&resource).await?;
+            page = self.send(Method::GET, &next, Some(&token), None).await?.1;
+        }
+        Ok(Value::Array(items))
+    }
+
+    pub async fn vault_url(&mut self, vault: &str, path: &str) -> CliResult<String> {
+        let dns = self.vault_dns().await?;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        Ok(format!("https://{}.{dns}{path}{sep}api-version=2026-04-01", vault.to_ascii_lowercase()))
+    }
+}
+
+/// `Code: message` from an Azure error body, or the status and raw text.
+fn server_message(status: StatusCode, body: &Value) -> String {
+    let err = &body["error"];
+    match (err["code"].as_str(), err["message"].as_str()) {
+        (Some(code), Some(msg)) => match err["innererror"]["code"].as_str() {
+            Some(inner) => format!("({code}/{inner}) {msg}"),
+            None => format!("({code}) {msg}"),
+        },
+        _ => match body {
+            Value::String(s) => format!("{status}: {s}"),
+            Value::Null => format!("{status}"),
+            other => format!("{status}: {other}"),
+        },
+    }
+}

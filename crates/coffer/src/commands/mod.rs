@@ -1,0 +1,5 @@
+//! One module per command group.
+pub mod args;
+pub mod secret;
+pub mod serve;
+pub mod vault;

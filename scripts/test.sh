@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and integration tests (including the store conformance
+# suite), then the compatibility suite in which the official Azure SDKs and the coffer CLI
+# drive the real server over TLS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-test-env.sh
+cargo build --workspace --locked
+cargo test --workspace --locked
+COFFER_BIN="$PWD/target/debug/coffer" .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider

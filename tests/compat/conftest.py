@@ -1,0 +1,146 @@
+"""Harness for the compatibility tests: the real `coffer` binary, over TLS, driven by the
+official Azure SDKs. `*.localhost` names resolve to 127.0.0.1 here (glibc does not)."""
+import json
+import os
+import pathlib
+import queue
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = os.environ.get("COFFER_BIN") or str(ROOT / "target" / "debug" / "coffer")
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo(host, *args, **kwargs):
+    if isinstance(host, bytes):
+        host = host.decode()
+    if isinstance(host, str) and (host == "localhost" or host.endswith(".localhost")):
+        host = "127.0.0.1"
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _getaddrinfo
+
+
+class CofferServer:
+    """One `coffer serve --dev` process on a data directory."""
+
+    def __init__(self, data_dir):
+        self.data_dir = str(data_dir)
+        self.proc = None
+        self.creds = None
+        self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
+
+    def start(self, port=0):
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--dev", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{port}"],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout], daemon=True).start()
+        exports, deadline = {}, time.time() + 60
+        while len(exports) < 5:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"coffer did not start; see {self.data_dir}/server.log")
+            try:
+                line = lines.get(timeout=1).decode().strip()
+            except queue.Empty:
+                continue
+            if line.startswith("export "):
+                k, v = line[len("export "):].split("=", 1)
+                exports[k] = v
+        with open(os.path.join(self.data_dir, "dev-credentials.json")) as f:
+            self.creds = json.load(f)
+        self.exports = exports
+        self.port = int(self.creds["server"].rsplit(":", 1)[1])
+        return self
+
+    def stop(self, kill=False):
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    @property
+    def server(self):
+        return self.creds["server"]
+
+    def vault_url(self, name):
+        return f"https://{name}.vault.localhost:{self.port}"
+
+    def env(self):
+        env = dict(os.environ)
+        env.update(self.exports)
+        return env
+
+    def cli(self, *args, input=None):
+        return subprocess.run([BIN, *args], env=self.env(), capture_output=True, text=True, input=input, timeout=120)
+
+    def cli_json(self, *args):
+        r = self.cli(*args)
+        assert r.returncode == 0, f"coffer {' '.join(args)} failed ({r.returncode}): {r.stderr}"
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    def credential(self):
+        from azure.identity import ClientSecretCredential
+
+        return ClientSecretCredential(
+            self.creds["tenant_id"], self.creds["client_id"], self.creds["client_secret"],
+            authority=self.server, disable_instance_discovery=True, connection_verify=self.creds["ca_file"],
+        )
+
+    def async_credential(self):
+        from azure.identity.aio import ClientSecretCredential
+
+        return ClientSecretCredential(
+            self.creds["tenant_id"], self.creds["client_id"], self.creds["client_secret"],
+            authority=self.server, disable_instance_discovery=True,
+        )
+
+    def token(self, resource=None):
+        """A raw access token (for requests the SDK cannot make)."""
+        resource = resource or f"https://vault.localhost:{self.port}"
+        return self.credential().get_token(f"{resource}/.default").token
+
+    def new_vault(self, *extra):
+        name = "v" + uuid.uuid4().hex[:12]
+        self.cli_json("vault", "create", "--name", name, *extra)
+        return name
+
+
+@pytest.fixture(scope="session")
+def coffer():
+    tmp = tempfile.mkdtemp(prefix="coffer-compat-")
+    server = CofferServer(tmp).start()
+    os.environ["SSL_CERT_FILE"] = server.creds["ca_file"]
+    os.environ["REQUESTS_CA_BUNDLE"] = server.creds["ca_file"]
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def credential(coffer):
+    return coffer.credential()
+
+
+@pytest.fixture
+def vault(coffer):
+    return coffer.new_vault()
+
+
+@pytest.fixture
+def client(coffer, credential, vault):
+    from azure.keyvault.secrets import SecretClient
+
+    return SecretClient(coffer.vault_url(vault), credential)
