@@ -71,6 +71,7 @@ def test_update_properties_and_their_effects(client):
         client.get_secret("rotating")
     assert e.value.status_code == 403
     assert e.value.error.code == "Forbidden"
+    assert e.value.error.innererror["code"] == "SecretDisabled"
     assert "disabled" in e.value.message
     listed = [x for x in client.list_properties_of_secrets() if x.name == "rotating"]
     assert listed and listed[0].enabled is False

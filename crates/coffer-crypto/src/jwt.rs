@@ -37,6 +37,9 @@ pub struct AccessClaims {
     pub idtyp: String,
     pub ver: String,
     pub jti: String,
+    /// The credential the token was obtained with; removing it revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +187,7 @@ mod tests {
             idtyp: "app".into(),
             ver: "2.0".into(),
             jti: "j".into(),
+            cid: None,
         }
     }
 
@@ -220,5 +224,56 @@ mod tests {
         let (other, _) = TokenSigner::generate("k1".into()).unwrap();
         assert_eq!(verify(&t, &other.verifying_key()), Err(TokenError::Signature));
         assert_eq!(verify("a.b", &vk), Err(TokenError::Malformed));
+    }
+}
+
+/// A client assertion (RFC 7523) as sent to the token endpoint, before verification.
+#[derive(Debug)]
+pub struct ClientAssertion<'a> {
+    pub alg: String,
+    /// The certificate thumbprints the client names (either may be absent).
+    pub x5t: Option<String>,
+    pub x5t_s256: Option<String>,
+    pub claims: serde_json::Value,
+    signed: &'a str,
+    signature: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct AssertionHeader {
+    alg: String,
+    #[serde(default)]
+    x5t: Option<String>,
+    #[serde(default, rename = "x5t#S256")]
+    x5t_s256: Option<String>,
+}
+
+impl<'a> ClientAssertion<'a> {
+    pub fn parse(token: &'a str) -> Result<Self, TokenError> {
+        let (h, c, s) = split(token)?;
+        let header: AssertionHeader = decode_json(h)?;
+        if !matches!(header.alg.as_str(), "PS256" | "RS256" | "ES256" | "ES384") {
+            return Err(TokenError::Algorithm);
+        }
+        Ok(Self {
+            alg: header.alg,
+            x5t: header.x5t,
+            x5t_s256: header.x5t_s256,
+            claims: decode_json(c)?,
+            signed: &token[..h.len() + 1 + c.len()],
+            signature: b64::url_decode(s).ok_or(TokenError::Malformed)?,
+        })
+    }
+
+    /// Whether this certificate's thumbprint is the one the assertion names. Padding is ignored:
+    /// MSAL sends padded base64url (`urlsafe_b64encode`).
+    pub fn names(&self, cert: &crate::x509::CertificateInfo) -> bool {
+        let same =
+            |given: &Option<String>, ours: &str| given.as_deref().is_some_and(|g| g.trim_end_matches('=') == ours);
+        same(&self.x5t_s256, &cert.x5t_s256) || same(&self.x5t, &cert.x5t)
+    }
+
+    pub fn verify_with(&self, cert: &crate::x509::CertificateInfo) -> bool {
+        cert.verify(&self.alg, self.signed.as_bytes(), &self.signature)
     }
 }

@@ -4,11 +4,13 @@
 #![forbid(unsafe_code)]
 
 pub mod b64;
+pub mod digest;
 pub mod jwt;
 pub mod password;
 pub mod random;
 pub mod root;
 pub mod seal;
+pub mod x509;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {

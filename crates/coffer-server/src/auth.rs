@@ -83,7 +83,15 @@ impl TokenService {
         }
     }
 
-    pub fn issue(&self, principal: &Principal, audience: &str, names: &PublicNames, now: i64) -> Result<(String, i64)> {
+    /// A signed access token for `principal`, bound to the credential it signed in with.
+    pub fn issue(
+        &self,
+        principal: &Principal,
+        credential_id: Option<&str>,
+        audience: &str,
+        names: &PublicNames,
+        now: i64,
+    ) -> Result<(String, i64)> {
         let signer = self
             .signers
             .read()
@@ -107,6 +115,7 @@ impl TokenService {
             idtyp: if is_user { "user".into() } else { "app".into() },
             ver: "2.0".into(),
             jti: coffer_crypto::random::guid(),
+            cid: credential_id.map(str::to_string),
         };
         Ok((signer.sign(&claims)?, TOKEN_LIFETIME_SECS))
     }
@@ -166,13 +175,24 @@ pub fn challenge(err: &Error, names: &PublicNames, tenant_id: &str, resource: &s
     resp
 }
 
-/// Turns validated claims into a caller. The principal must still exist and be enabled: a
-/// deleted or disabled principal loses access at once, not when its token expires.
-pub async fn resolve_caller(store: &dyn Store, claims: &AccessClaims) -> Result<Caller> {
-    let principal =
-        store.get_principal(&claims.oid).await?.filter(|p| p.enabled && p.tenant_id == claims.tid).ok_or_else(
-            || Error::unauthorized("AKV10000: The principal of this token no longer exists or is disabled."),
-        )?;
+/// Turns validated claims into a caller. The principal must still exist and be enabled, and the
+/// credential it signed in with must still exist: a deleted or disabled principal, or a
+/// removed credential, loses access at once (every request checks), not when its token expires.
+pub async fn resolve_caller(store: &dyn Store, claims: &AccessClaims, now: i64) -> Result<Caller> {
+    let revoked =
+        || Error::unauthorized("AKV10000: The principal or credential of this token no longer exists or is disabled.");
+    let principal = store
+        .get_principal(&claims.oid)
+        .await?
+        .filter(|p| p.enabled && p.tenant_id == claims.tid)
+        .ok_or_else(revoked)?;
+    if let Some(cid) = &claims.cid {
+        store
+            .get_credential(cid)
+            .await?
+            .filter(|c| c.principal_id == principal.object_id && c.expires.is_none_or(|e| now < e))
+            .ok_or_else(revoked)?;
+    }
     let groups = store.groups_of(&principal.object_id).await?;
     Ok(Caller {
         object_id: principal.object_id,

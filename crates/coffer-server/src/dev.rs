@@ -101,8 +101,10 @@ pub async fn ensure_admin(
                 .add_credential(&Credential {
                     id: coffer_crypto::random::guid(),
                     principal_id: admin.object_id.clone(),
-                    kind: "secret".into(),
+                    kind: coffer_store::credential_kind::SECRET.into(),
                     secret_hash: coffer_crypto::password::hash(&s)?,
+                    thumbprint: None,
+                    material: None,
                     expires: None,
                     created: now,
                 })

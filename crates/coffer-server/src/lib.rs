@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod dataplane;
 pub mod dev;
+pub mod directory;
 pub mod host;
 pub mod http;
 pub mod identity;

@@ -46,7 +46,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
 
 /// Bearer authentication for ARM requests (audience: the management resource), then the
 /// api-version check. The caller lands in the request extensions.
-async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
     let names = &state.names;
     let resource = names.management_resource();
     let tenant =
@@ -63,7 +63,7 @@ async fn authenticate(State(state): State<SharedState>, mut req: Request, next: 
         Ok(c) => c,
         Err(e) => return challenge(&e, names, &tenant, &resource),
     };
-    let caller = match resolve_caller(state.store.as_ref(), &claims).await {
+    let caller = match resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await {
         Ok(c) => c,
         Err(e) if e.kind == ErrorKind::Unauthorized => return challenge(&e, names, &claims.tid, &resource),
         Err(e) => return ApiError(e).into_response(),

@@ -76,7 +76,7 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let keyring = Keyring::new(root);
     let tokens = TokenService::load(store.as_ref(), &keyring, now).await?;
     let backup_key = keyring.instance_key(store.as_ref(), "backup").await?;
-    let state = Arc::new(AppState { store, clock, keyring, tokens, names, backup_key });
+    let state = Arc::new(AppState { store, clock, keyring, tokens, names, backup_key, throttle: Default::default() });
     Ok(Opened { state, credentials, tls })
 }
 
@@ -106,6 +106,7 @@ pub fn build_app(state: SharedState) -> Router {
         .route("/metadata/endpoints", get(metadata_endpoints))
         .merge(crate::identity::routes())
         .merge(crate::management::routes(state.clone()))
+        .merge(crate::directory::routes(state.clone()))
         .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
         .method_not_allowed_fallback(|| async {
             ApiError(Error::new(

@@ -18,6 +18,8 @@ pub struct AppState {
     pub names: PublicNames,
     /// Seals backup blobs; instance-wide so a backup restores into any vault of this Coffer.
     pub backup_key: DataKey,
+    /// Failed sign-ins, per principal name and per address (in memory, per node).
+    pub throttle: crate::identity::Throttle,
 }
 
 pub type SharedState = Arc<AppState>;

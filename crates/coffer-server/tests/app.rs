@@ -159,9 +159,10 @@ async fn token_lifetime_follows_the_injected_clock() {
     // A token from the future (clock moved back) is not yet valid.
     let fresh = h.token("https://vault.localhost:8443").await;
     h.clock.set(START);
-    let (s, body, _) = get(fresh).await;
+    let (s, body, headers) = get(fresh).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(body["error"]["message"].as_str().expect("message").contains("not yet valid"));
+    assert!(headers.get("www-authenticate").is_some());
 }
 
 #[tokio::test]
@@ -188,14 +189,17 @@ async fn tokens_of_another_tenant_or_a_missing_principal_are_refused() {
         created: START,
     };
     state.store.create_principal(&stranger).await.expect("principal");
-    let (t, _) = state.tokens.issue(&stranger, "https://vault.localhost:8443", &state.names, START).expect("issue");
-    let (s, body, _) = h.call("GET", VAULT_HOST, "/secrets?api-version=7.6", Some(&t), None).await;
+    let (t, _) =
+        state.tokens.issue(&stranger, None, "https://vault.localhost:8443", &state.names, START).expect("issue");
+    let (s, body, headers) = h.call("GET", VAULT_HOST, "/secrets?api-version=7.6", Some(&t), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(headers.get("www-authenticate").is_some(), "a token of another tenant gets the challenge");
     // A well-signed token for a principal that does not exist.
     let ghost = Principal { object_id: "ghost".into(), tenant_id: h.opened.credentials.tenant_id.clone(), ..stranger };
-    let (t, _) = state.tokens.issue(&ghost, "https://vault.localhost:8443", &state.names, START).expect("issue");
-    let (s, _, _) = h.call("GET", VAULT_HOST, "/secrets?api-version=7.6", Some(&t), None).await;
+    let (t, _) = state.tokens.issue(&ghost, None, "https://vault.localhost:8443", &state.names, START).expect("issue");
+    let (s, _, headers) = h.call("GET", VAULT_HOST, "/secrets?api-version=7.6", Some(&t), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(headers.get("www-authenticate").is_some());
 }
 
 #[tokio::test]
@@ -212,7 +216,8 @@ async fn token_endpoint_errors_are_oauth_shaped_and_do_not_reveal_clients() {
     assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
     assert_eq!(b1["error"], "invalid_client");
     assert_eq!(b1["error_description"], b2["error_description"], "the same answer whether or not the client exists");
-    let bad_grant = format!("grant_type=password&client_id={}&client_secret={}&{scope}", c.client_id, c.client_secret);
+    let bad_grant =
+        format!("grant_type=authorization_code&client_id={}&client_secret={}&{scope}", c.client_id, c.client_secret);
     assert_eq!(h.token_raw(&bad_grant, &c.tenant_id).await.1["error"], "unsupported_grant_type");
     let bad_scope = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}&scope=https://elsewhere/.default",

@@ -5,7 +5,7 @@ use coffer_core::object::{Attributes, ObjectKind, Tags};
 use coffer_core::principal::{Principal, PrincipalKind};
 use coffer_core::vault::Vault;
 
-use crate::{Credential, ListQuery, NewVersion, ObjectRef, PutOutcome, Store, Tenant};
+use crate::{Credential, ListQuery, NewVersion, ObjectRef, PutOutcome, RefreshTokenRecord, Store, Tenant};
 
 fn vault(id: &str, name: &str) -> Vault {
     Vault {
@@ -84,12 +84,98 @@ async fn directory(store: &dyn Store) {
         principal_id: "o1".into(),
         kind: "secret".into(),
         secret_hash: "h".into(),
+        thumbprint: None,
+        material: None,
         expires: Some(5),
         created: 1,
     };
     store.add_credential(&c).await.expect("credential");
-    assert_eq!(store.list_credentials("o1").await.expect("list"), vec![c]);
+    let cert = Credential {
+        id: "c2".into(),
+        kind: "certificate".into(),
+        thumbprint: Some("x5t".into()),
+        material: Some(vec![1, 2]),
+        ..c.clone()
+    };
+    store.add_credential(&cert).await.expect("credential");
+    assert_eq!(store.list_credentials("o1").await.expect("list"), vec![c.clone(), cert.clone()]);
+    assert_eq!(store.get_credential("c2").await.expect("get"), Some(cert));
     assert!(store.groups_of("o1").await.expect("groups").is_empty());
+
+    // Users are unique by name (case-insensitive) within a tenant.
+    let user = Principal {
+        object_id: "u1".into(),
+        tenant_id: "t1".into(),
+        kind: PrincipalKind::User,
+        name: "Alice".into(),
+        client_id: None,
+        enabled: true,
+        tenant_admin: false,
+        created: 1,
+    };
+    store.create_principal(&user).await.expect("user");
+    assert_eq!(store.find_user("t1", "alice").await.expect("find"), Some(user.clone()));
+    assert!(
+        store
+            .create_principal(&Principal { object_id: "u2".into(), name: "ALICE".into(), ..user.clone() })
+            .await
+            .is_err()
+    );
+    let mut disabled = user.clone();
+    disabled.enabled = false;
+    assert!(store.update_principal(&disabled).await.expect("update"));
+    assert!(!store.get_principal("u1").await.expect("get").expect("user").enabled);
+
+    // Groups nest; membership is transitive.
+    for g in ["g1", "g2"] {
+        let group = Principal { object_id: g.into(), kind: PrincipalKind::Group, name: g.into(), ..user.clone() };
+        store.create_principal(&group).await.expect("group");
+    }
+    assert!(store.add_group_member("g1", "u1").await.expect("add"));
+    assert!(!store.add_group_member("g1", "u1").await.expect("add twice"), "adding twice is a no-op");
+    assert!(store.add_group_member("g2", "g1").await.expect("nest"));
+    assert!(store.add_group_member("g1", "g2").await.expect("cycle"), "a cycle is stored but must not hang");
+    assert_eq!(store.groups_of("u1").await.expect("groups"), vec!["g1", "g2"]);
+    assert_eq!(store.group_members("g1").await.expect("members"), vec!["g2", "u1"]);
+    assert!(store.remove_group_member("g1", "u1").await.expect("remove"));
+    assert!(store.groups_of("u1").await.expect("groups").is_empty());
+    assert!(store.add_group_member("g1", "u1").await.expect("add"));
+
+    // Refresh tokens live until deleted, and die with their credential or principal.
+    let rt = |id: &str, cred: &str| RefreshTokenRecord {
+        id: id.into(),
+        principal_id: "u1".into(),
+        credential_id: cred.into(),
+        secret_hash: "h".into(),
+        expires: 99,
+        created: 1,
+    };
+    store.add_refresh_token(&rt("r1", "pw")).await.expect("rt");
+    assert_eq!(store.get_refresh_token("r1").await.expect("get"), Some(rt("r1", "pw")));
+    assert!(store.delete_refresh_token("r1").await.expect("delete"));
+    assert!(!store.delete_refresh_token("r1").await.expect("delete twice"));
+    assert_eq!(store.get_refresh_token("r1").await.expect("get"), None);
+    store.add_credential(&Credential { id: "pw".into(), principal_id: "u1".into(), ..c.clone() }).await.expect("pw");
+    store.add_refresh_token(&rt("r2", "pw")).await.expect("rt");
+    assert!(store.remove_credential("u1", "pw").await.expect("remove"));
+    assert!(!store.remove_credential("u1", "pw").await.expect("remove twice"));
+    assert_eq!(
+        store.get_refresh_token("r2").await.expect("get"),
+        None,
+        "removing a credential revokes its refresh tokens"
+    );
+    store.add_refresh_token(&rt("r3", "other")).await.expect("rt");
+    assert!(store.delete_principal("u1").await.expect("delete"));
+    assert!(!store.delete_principal("u1").await.expect("delete twice"));
+    assert_eq!(store.get_principal("u1").await.expect("get"), None);
+    assert_eq!(store.get_refresh_token("r3").await.expect("get"), None);
+    assert!(
+        store.group_members("g1").await.expect("members").iter().all(|m| m != "u1"),
+        "memberships go with the principal"
+    );
+    let listed: Vec<String> =
+        store.list_principals("t1").await.expect("list").into_iter().map(|p| p.object_id).collect();
+    assert_eq!(listed, vec!["o1", "g1", "g2"]);
 }
 
 async fn vaults(store: &dyn Store) {

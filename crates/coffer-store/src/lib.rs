@@ -33,7 +33,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         tenant_id: &str,
         client_id: &str,
     ) -> Result<Option<coffer_core::principal::Principal>>;
+    async fn update_principal(&self, p: &coffer_core::principal::Principal) -> Result<bool>;
+    /// Deletes a principal with its credentials, refresh tokens and group memberships.
+    async fn delete_principal(&self, object_id: &str) -> Result<bool>;
+    async fn list_principals(&self, tenant_id: &str) -> Result<Vec<coffer_core::principal::Principal>>;
+    /// A user by sign-in name (case-insensitive).
+    async fn find_user(&self, tenant_id: &str, name: &str) -> Result<Option<coffer_core::principal::Principal>>;
     async fn add_credential(&self, c: &Credential) -> Result<()>;
+    async fn get_credential(&self, id: &str) -> Result<Option<Credential>>;
+    /// Removes a credential and the refresh tokens issued through it.
+    async fn remove_credential(&self, principal_id: &str, id: &str) -> Result<bool>;
+    async fn add_group_member(&self, group_id: &str, member_id: &str) -> Result<bool>;
+    async fn remove_group_member(&self, group_id: &str, member_id: &str) -> Result<bool>;
+    /// Direct members of a group.
+    async fn group_members(&self, group_id: &str) -> Result<Vec<String>>;
+    async fn add_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()>;
+    async fn get_refresh_token(&self, id: &str) -> Result<Option<RefreshTokenRecord>>;
+    async fn delete_refresh_token(&self, id: &str) -> Result<bool>;
     async fn list_credentials(&self, principal_id: &str) -> Result<Vec<Credential>>;
     /// Object ids of the groups `object_id` belongs to, directly or through other groups.
     async fn groups_of(&self, object_id: &str) -> Result<Vec<String>>;

@@ -15,10 +15,14 @@ pub struct Tenant {
 pub struct Credential {
     pub id: String,
     pub principal_id: String,
-    /// `secret` for now; certificates and managed-identity headers later.
+    /// `secret`, `password`, `certificate` or `identity-header` (see `CredentialKind`).
     pub kind: String,
-    /// argon2id PHC string of the secret.
+    /// argon2id PHC string of the secret; empty for certificates.
     pub secret_hash: String,
+    /// Certificates: base64url SHA-1 thumbprint (`x5t`).
+    pub thumbprint: Option<String>,
+    /// Certificates: the public certificate, DER.
+    pub material: Option<Vec<u8>>,
     pub expires: Option<i64>,
     pub created: i64,
 }
@@ -29,6 +33,7 @@ impl std::fmt::Debug for Credential {
             .field("id", &self.id)
             .field("principal_id", &self.principal_id)
             .field("kind", &self.kind)
+            .field("thumbprint", &self.thumbprint)
             .field("expires", &self.expires)
             .finish_non_exhaustive()
     }
@@ -118,4 +123,33 @@ pub struct ListQuery<'a> {
     /// Name key to continue after (exclusive).
     pub after: Option<&'a str>,
     pub limit: usize,
+}
+
+/// A refresh token: the client holds `{id}.{secret}`, the store keeps a SHA-256 of the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub id: String,
+    pub principal_id: String,
+    /// The credential it was issued through; removing that credential revokes it.
+    pub credential_id: String,
+    pub secret_hash: String,
+    pub expires: i64,
+    pub created: i64,
+}
+
+impl std::fmt::Debug for RefreshTokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshTokenRecord")
+            .field("id", &self.id)
+            .field("principal_id", &self.principal_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The kinds of credential a principal can hold.
+pub mod credential_kind {
+    pub const SECRET: &str = "secret";
+    pub const PASSWORD: &str = "password";
+    pub const CERTIFICATE: &str = "certificate";
+    pub const IDENTITY_HEADER: &str = "identity-header";
 }

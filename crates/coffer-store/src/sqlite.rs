@@ -26,8 +26,12 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS principals (object_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
         client_id TEXT, enabled INTEGER NOT NULL, tenant_admin INTEGER NOT NULL, created INTEGER NOT NULL)",
     "CREATE UNIQUE INDEX IF NOT EXISTS principals_client_id ON principals (tenant_id, client_id) WHERE client_id IS NOT NULL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS principals_user_name ON principals (tenant_id, lower(name)) WHERE kind = 'user'",
     "CREATE TABLE IF NOT EXISTS credentials (id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, kind TEXT NOT NULL,
-        secret_hash TEXT NOT NULL, expires INTEGER, created INTEGER NOT NULL)",
+        secret_hash TEXT NOT NULL, thumbprint TEXT, material BLOB, expires INTEGER, created INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS refresh_tokens (id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, credential_id TEXT NOT NULL,
+        secret_hash TEXT NOT NULL, expires INTEGER NOT NULL, created INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS refresh_tokens_principal ON refresh_tokens (principal_id)",
     "CREATE INDEX IF NOT EXISTS credentials_principal ON credentials (principal_id)",
     "CREATE TABLE IF NOT EXISTS group_members (group_id TEXT NOT NULL, member_id TEXT NOT NULL, PRIMARY KEY (group_id, member_id))",
     "CREATE INDEX IF NOT EXISTS group_members_member ON group_members (member_id)",
@@ -334,16 +338,21 @@ impl Store for SqliteStore {
 
     async fn add_credential(&self, c: &Credential) -> Result<()> {
         let _w = self.write.lock().await;
-        sqlx::query("INSERT INTO credentials (id, principal_id, kind, secret_hash, expires, created) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&c.id)
-            .bind(&c.principal_id)
-            .bind(&c.kind)
-            .bind(&c.secret_hash)
-            .bind(c.expires)
-            .bind(c.created)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO credentials (id, principal_id, kind, secret_hash, thumbprint, material, expires, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&c.id)
+        .bind(&c.principal_id)
+        .bind(&c.kind)
+        .bind(&c.secret_hash)
+        .bind(c.thumbprint.as_deref())
+        .bind(c.material.as_deref())
+        .bind(c.expires)
+        .bind(c.created)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
@@ -353,18 +362,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Credential {
-                    id: r.try_get("id").map_err(backend)?,
-                    principal_id: r.try_get("principal_id").map_err(backend)?,
-                    kind: r.try_get("kind").map_err(backend)?,
-                    secret_hash: r.try_get("secret_hash").map_err(backend)?,
-                    expires: r.try_get("expires").map_err(backend)?,
-                    created: r.try_get("created").map_err(backend)?,
-                })
-            })
-            .collect()
+        rows.iter().map(credential_from_row).collect()
     }
 
     async fn groups_of(&self, object_id: &str) -> Result<Vec<String>> {
@@ -467,6 +465,155 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         rows.iter().map(|r| vault_from_row(r).map(|v| v.vault)).collect()
+    }
+
+    async fn update_principal(&self, p: &Principal) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query("UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4 WHERE object_id = $1")
+            .bind(&p.object_id)
+            .bind(&p.name)
+            .bind(i64::from(p.enabled))
+            .bind(i64::from(p.tenant_admin))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn delete_principal(&self, object_id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let res = sqlx::query("DELETE FROM principals WHERE object_id = $1")
+            .bind(object_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for stmt in [
+            "DELETE FROM credentials WHERE principal_id = $1",
+            "DELETE FROM refresh_tokens WHERE principal_id = $1",
+            "DELETE FROM group_members WHERE member_id = $1 OR group_id = $1",
+        ] {
+            sqlx::query(stmt).bind(object_id).execute(&mut *tx).await.map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn list_principals(&self, tenant_id: &str) -> Result<Vec<Principal>> {
+        let rows = sqlx::query("SELECT * FROM principals WHERE tenant_id = $1 ORDER BY lower(name), object_id")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(principal_from_row).collect()
+    }
+
+    async fn find_user(&self, tenant_id: &str, name: &str) -> Result<Option<Principal>> {
+        let row =
+            sqlx::query("SELECT * FROM principals WHERE tenant_id = $1 AND kind = 'user' AND lower(name) = lower($2)")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        row.map(|r| principal_from_row(&r)).transpose()
+    }
+
+    async fn get_credential(&self, id: &str) -> Result<Option<Credential>> {
+        let row = sqlx::query("SELECT * FROM credentials WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| credential_from_row(&r)).transpose()
+    }
+
+    async fn remove_credential(&self, principal_id: &str, id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let res = sqlx::query("DELETE FROM credentials WHERE principal_id = $1 AND id = $2")
+            .bind(principal_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE credential_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn add_group_member(&self, group_id: &str, member_id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query("INSERT INTO group_members (group_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(group_id)
+            .bind(member_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn remove_group_member(&self, group_id: &str, member_id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
+            .bind(group_id)
+            .bind(member_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn group_members(&self, group_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT member_id FROM group_members WHERE group_id = $1 ORDER BY member_id")
+            .bind(group_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| r.try_get("member_id").map_err(backend)).collect()
+    }
+
+    async fn add_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, principal_id, credential_id, secret_hash, expires, created) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.id)
+        .bind(&t.principal_id)
+        .bind(&t.credential_id)
+        .bind(&t.secret_hash)
+        .bind(t.expires)
+        .bind(t.created)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_refresh_token(&self, id: &str) -> Result<Option<RefreshTokenRecord>> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| refresh_from_row(&r)).transpose()
+    }
+
+    async fn delete_refresh_token(&self, id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query("DELETE FROM refresh_tokens WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
     }
 
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
@@ -779,6 +926,30 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(backend)
     }
+}
+
+fn credential_from_row(r: &SqliteRow) -> Result<Credential> {
+    Ok(Credential {
+        id: r.try_get("id").map_err(backend)?,
+        principal_id: r.try_get("principal_id").map_err(backend)?,
+        kind: r.try_get("kind").map_err(backend)?,
+        secret_hash: r.try_get("secret_hash").map_err(backend)?,
+        thumbprint: r.try_get("thumbprint").map_err(backend)?,
+        material: r.try_get("material").map_err(backend)?,
+        expires: r.try_get("expires").map_err(backend)?,
+        created: r.try_get("created").map_err(backend)?,
+    })
+}
+
+fn refresh_from_row(r: &SqliteRow) -> Result<RefreshTokenRecord> {
+    Ok(RefreshTokenRecord {
+        id: r.try_get("id").map_err(backend)?,
+        principal_id: r.try_get("principal_id").map_err(backend)?,
+        credential_id: r.try_get("credential_id").map_err(backend)?,
+        secret_hash: r.try_get("secret_hash").map_err(backend)?,
+        expires: r.try_get("expires").map_err(backend)?,
+        created: r.try_get("created").map_err(backend)?,
+    })
 }
 
 fn tenant_from_row(r: &SqliteRow) -> Result<Tenant> {

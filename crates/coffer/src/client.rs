@@ -8,6 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+/// The client id the CLI names when a user signs in (a public client, like `az`'s).
+pub const CLI_CLIENT_ID: &str = "coffer-cli";
+
 /// How a command failed, which decides the exit code.
 #[derive(Debug)]
 pub enum CliError {
@@ -33,33 +36,109 @@ impl From<anyhow::Error> for CliError {
 
 pub type CliResult<T> = Result<T, CliError>;
 
+/// How the CLI signs in.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Auth {
+    /// An application: client credentials.
+    ClientSecret { client_id: String, client_secret: Zeroizing<String> },
+    /// A user who signed in with `coffer login --username`: a refresh token.
+    RefreshToken { username: String, refresh_token: Zeroizing<String> },
+}
+
+/// A saved sign-in (`coffer login`), kept under `$COFFER_CONFIG_DIR/profiles/NAME.json` (0600).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Profile {
+    pub server: String,
+    pub ca_file: Option<String>,
+    pub tenant_id: String,
+    pub auth: Auth,
+}
+
 pub struct Settings {
     pub server: String,
     pub ca_file: Option<String>,
     pub tenant_id: String,
-    pub client_id: String,
-    pub client_secret: Zeroizing<String>,
+    pub auth: Auth,
 }
 
-fn env(name: &str) -> Option<String> {
+pub fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+pub fn config_dir() -> std::path::PathBuf {
+    match env("COFFER_CONFIG_DIR") {
+        Some(d) => d.into(),
+        None => std::path::PathBuf::from(env("HOME").unwrap_or_else(|| ".".into())).join(".config").join("coffer"),
+    }
+}
+
+pub fn profile_path(name: &str) -> CliResult<std::path::PathBuf> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(CliError::Usage(format!("invalid profile name '{name}': use letters, digits, '-' and '_'")));
+    }
+    Ok(config_dir().join("profiles").join(format!("{name}.json")))
+}
+
+pub fn load_profile(name: &str) -> CliResult<Option<Profile>> {
+    let path = profile_path(name)?;
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            CliError::Usage(format!("the profile {} is damaged ({e}); run `coffer login` again", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CliError::Usage(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+pub fn save_profile(name: &str, profile: &Profile) -> CliResult<std::path::PathBuf> {
+    use std::io::Write;
+    let path = profile_path(name)?;
+    let io = |e: std::io::Error| CliError::Usage(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    let text = Zeroizing::new(serde_json::to_vec_pretty(profile).map_err(|e| CliError::Usage(e.to_string()))?);
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(io)?;
+    f.write_all(&text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(path)
+}
+
 impl Settings {
-    /// Reads the `COFFER_*` variables. Missing credentials are a usage error.
-    pub fn from_env() -> CliResult<Self> {
-        let need = |n: &str| {
-            env(n).ok_or_else(|| {
-                CliError::Usage(format!("{n} is not set (see `coffer serve --dev`, which prints the export lines)"))
-            })
+    /// `COFFER_*` variables, falling back field by field to the saved profile.
+    pub fn resolve(profile: &str) -> CliResult<Self> {
+        let saved = load_profile(profile)?;
+        let hint = "run `coffer login`, or set the COFFER_* variables that `coffer serve --dev` prints";
+        let server = env("COFFER_SERVER").or_else(|| saved.as_ref().map(|p| p.server.clone())).ok_or_else(|| {
+            CliError::Usage(format!("COFFER_SERVER is not set and there is no profile '{profile}': {hint}"))
+        })?;
+        let tenant_id = env("COFFER_TENANT_ID")
+            .or_else(|| saved.as_ref().map(|p| p.tenant_id.clone()))
+            .ok_or_else(|| CliError::Usage(format!("COFFER_TENANT_ID is not set: {hint}")))?;
+        let ca_file = env("COFFER_CA_FILE").or_else(|| saved.as_ref().and_then(|p| p.ca_file.clone()));
+        let auth = match (env("COFFER_CLIENT_ID"), env("COFFER_CLIENT_SECRET")) {
+            (Some(client_id), Some(secret)) => Auth::ClientSecret { client_id, client_secret: Zeroizing::new(secret) },
+            _ => saved.map(|p| p.auth).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "COFFER_CLIENT_ID/COFFER_CLIENT_SECRET are not set and there is no profile '{profile}': {hint}"
+                ))
+            })?,
         };
-        Ok(Self {
-            server: need("COFFER_SERVER")?.trim_end_matches('/').to_string(),
-            ca_file: env("COFFER_CA_FILE"),
-            tenant_id: need("COFFER_TENANT_ID")?,
-            client_id: need("COFFER_CLIENT_ID")?,
-            client_secret: Zeroizing::new(need("COFFER_CLIENT_SECRET")?),
-        })
+        Ok(Self { server: server.trim_end_matches('/').to_string(), ca_file, tenant_id, auth })
     }
 }
 
@@ -162,16 +241,32 @@ impl Client {
         }
         let url = format!("{}/{}/oauth2/v2.0/token", self.settings.server, self.settings.tenant_id);
         let scope = format!("{resource}/.default");
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.settings.client_id.as_str()),
-            ("client_secret", self.settings.client_secret.as_str()),
-            ("scope", scope.as_str()),
-        ];
+        let form: Vec<(&str, &str)> = match &self.settings.auth {
+            Auth::ClientSecret { client_id, client_secret } => vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id.as_str()),
+                ("client_secret", client_secret.as_str()),
+                ("scope", scope.as_str()),
+            ],
+            Auth::RefreshToken { refresh_token, .. } => vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", CLI_CLIENT_ID),
+                ("refresh_token", refresh_token.as_str()),
+                ("scope", scope.as_str()),
+            ],
+        };
+        let body = self.post_form(&url, &form).await?;
+        let token = Zeroizing::new(body["access_token"].as_str().unwrap_or_default().to_string());
+        self.tokens.insert(resource.to_string(), token.clone());
+        Ok(token)
+    }
+
+    /// POSTs a form to the identity provider; OAuth errors become `CliError::Server`.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> CliResult<Value> {
         let resp = self
             .http
-            .post(&url)
-            .form(&form)
+            .post(url)
+            .form(form)
             .send()
             .await
             .map_err(|e| CliError::Server(format!("cannot reach {url}: {e}")))?;
@@ -181,9 +276,13 @@ impl Client {
             let desc = body["error_description"].as_str().or(body["error"].as_str()).unwrap_or("sign-in failed");
             return Err(CliError::Server(format!("sign-in failed ({status}): {desc}")));
         }
-        let token = Zeroizing::new(body["access_token"].as_str().unwrap_or_default().to_string());
-        self.tokens.insert(resource.to_string(), token.clone());
-        Ok(token)
+        Ok(body)
+    }
+
+    /// A token for the management resource (used by `coffer login` to check credentials).
+    pub async fn management_token(&mut self) -> CliResult<Zeroizing<String>> {
+        let resource = self.management_resource()?;
+        self.token(&resource).await
     }
 
     /// The caller's object id, read from its own token's claims.

@@ -19,6 +19,9 @@ struct Cli {
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value = "json")]
     output: Format,
+    /// The saved sign-in to use (see `coffer login`); COFFER_* variables win over it.
+    #[arg(long, global = true, env = "COFFER_PROFILE", default_value = "default")]
+    profile: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +36,19 @@ enum Command {
     /// Manage secrets in a vault.
     #[command(subcommand)]
     Secret(commands::secret::SecretCommand),
+    /// Manage users, applications and managed identities.
+    #[command(subcommand)]
+    Principal(commands::principal::PrincipalCommand),
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(commands::group::GroupCommand),
+    /// Sign in and save a profile.
+    Login(commands::login::LoginArgs),
+    /// Forget a saved profile (and revoke its refresh token).
+    Logout,
+    /// Token signing keys of the tenant.
+    #[command(subcommand)]
+    SigningKey(commands::login::SigningKeyCommand),
 }
 
 fn main() -> ExitCode {
@@ -59,8 +75,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => commands::serve::run(args).await.map(|_| None),
-            Command::Vault(cmd) => commands::vault::run(cmd).await,
-            Command::Secret(cmd) => commands::secret::run(cmd).await,
+            Command::Vault(cmd) => commands::vault::run(cmd, &cli.profile).await,
+            Command::Secret(cmd) => commands::secret::run(cmd, &cli.profile).await,
+            Command::Principal(cmd) => commands::principal::run(cmd, &cli.profile).await,
+            Command::Group(cmd) => commands::group::run(cmd, &cli.profile).await,
+            Command::Login(args) => commands::login::login(args, &cli.profile).await,
+            Command::Logout => commands::login::logout(&cli.profile).await,
+            Command::SigningKey(cmd) => commands::login::signing_key(cmd, &cli.profile).await,
         }
     });
     match result {

@@ -17,6 +17,7 @@ pub fn render(value: &Value, format: Format) -> String {
                 Value::Null => Vec::new(),
                 other => vec![flatten(other)],
             };
+            // `name` and `id` first, as people scan for them; the rest in key order.
             let mut columns: Vec<String> = Vec::new();
             for row in &rows {
                 for (k, _) in row {
@@ -25,6 +26,11 @@ pub fn render(value: &Value, format: Format) -> String {
                     }
                 }
             }
+            columns.sort_by_key(|c| match c.as_str() {
+                "name" => 0,
+                "id" => 1,
+                _ => 2,
+            });
             let cell = |row: &Vec<(String, String)>, c: &str| {
                 row.iter().find(|(k, _)| k == c).map(|(_, v)| v.clone()).unwrap_or_default()
             };
@@ -105,5 +111,7 @@ mod tests {
         assert!(t.starts_with("id  attributes.enabled"));
         assert!(t.contains("bb  false"));
         assert_eq!(render(&v, Format::Tsv), "a\ttrue\nbb\tfalse");
+        let named = json!({"id": "x", "name": "n", "a": 1});
+        assert_eq!(render(&named, Format::Tsv), "n\tx\t1");
     }
 }

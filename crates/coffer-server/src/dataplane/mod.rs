@@ -59,7 +59,7 @@ async fn handle(
     };
     let now = state.clock.now();
     let claims = state.tokens.validate(token, &resource, names, now).map_err(unauthorized)?;
-    let caller = resolve_caller(state.store.as_ref(), &claims).await.map_err(|e| {
+    let caller = resolve_caller(state.store.as_ref(), &claims, now).await.map_err(|e| {
         if e.kind == coffer_core::ErrorKind::Unauthorized { unauthorized(e) } else { ApiError(e).into_response() }
     })?;
 

@@ -1,5 +1,9 @@
 //! One module per command group.
 pub mod args;
+pub mod group;
+pub mod login;
+pub mod principal;
 pub mod secret;
 pub mod serve;
+mod stdin;
 pub mod vault;

@@ -142,8 +142,8 @@ fn read_file(file: &std::path::Path) -> CliResult<String> {
     std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))
 }
 
-pub async fn run(cmd: SecretCommand) -> CliResult<Option<Value>> {
-    let mut c = Client::new(Settings::from_env()?)?;
+pub async fn run(cmd: SecretCommand, profile: &str) -> CliResult<Option<Value>> {
+    let mut c = Client::new(Settings::resolve(profile)?)?;
     let value = match cmd {
         SecretCommand::Set { target, value, file, attrs, disabled } => {
             let value = match (value, file) {

@@ -83,8 +83,8 @@ fn id_of(vault: &Value) -> CliResult<String> {
     vault["id"].as_str().map(str::to_string).ok_or_else(|| CliError::Server("the vault has no id".into()))
 }
 
-pub async fn run(cmd: VaultCommand) -> CliResult<Option<Value>> {
-    let mut c = Client::new(Settings::from_env()?)?;
+pub async fn run(cmd: VaultCommand, profile: &str) -> CliResult<Option<Value>> {
+    let mut c = Client::new(Settings::resolve(profile)?)?;
     let value = match cmd {
         VaultCommand::Create {
             name,

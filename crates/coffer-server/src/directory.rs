@@ -1,0 +1,492 @@
+//! The directory: principals (users, applications, managed identities, groups), their
+//! credentials and group memberships, managed by tenant administrators over a REST API on
+//! the control host (management token). Also the credential checks the token endpoint uses.
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use coffer_core::principal::{Caller, Principal, PrincipalKind};
+use coffer_core::{Error, ErrorKind, Result};
+use coffer_store::{Credential, credential_kind};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::http::{ApiResult, json as json_response, parse_body};
+use crate::state::{AppState, SharedState};
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+const MAX_NAME_CHARS: usize = 256;
+
+pub fn routes(state: SharedState) -> Router<SharedState> {
+    Router::new()
+        .route("/directory/principals", post(create_principal).get(list_principals))
+        .route("/directory/principals/{id}", get(show_principal).patch(patch_principal).delete(delete_principal))
+        .route("/directory/principals/{id}/credentials", post(add_credential).get(list_credentials))
+        .route("/directory/principals/{id}/credentials/{cid}", axum::routing::delete(remove_credential))
+        .route("/directory/groups/{id}/members", get(list_members))
+        .route("/directory/groups/{id}/members/{member}", put(add_member).delete(remove_member))
+        .route("/directory/signing-keys/rotate", post(rotate_signing_key))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::management::authenticate))
+}
+
+fn require_admin(caller: &Caller) -> Result<()> {
+    if caller.tenant_admin {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Forbidden,
+        "AuthorizationFailed",
+        format!("'{}' is not a tenant administrator; only administrators manage the directory.", caller.name),
+    ))
+}
+
+fn principal_not_found(id: &str) -> Error {
+    Error::not_found(
+        "PrincipalNotFound",
+        format!(
+            "No principal with object id or client id '{}' exists in this tenant.",
+            coffer_core::names::printable(id)
+        ),
+    )
+}
+
+/// Finds a principal of the caller's tenant by object id, or by client id.
+pub async fn find(state: &AppState, tenant: &str, id: &str) -> Result<Principal> {
+    if let Some(p) = state.store.get_principal(id).await?.filter(|p| p.tenant_id == tenant) {
+        return Ok(p);
+    }
+    state.store.find_principal_by_client_id(tenant, id).await?.ok_or_else(|| principal_not_found(id))
+}
+
+/// The endpoint a managed identity's workload calls (`IDENTITY_ENDPOINT`).
+pub fn identity_endpoint(state: &AppState, p: &Principal) -> String {
+    format!("{}/{}/msi/{}/token", state.names.authority(), p.tenant_id, p.object_id)
+}
+
+pub fn principal_json(state: &AppState, p: &Principal) -> Value {
+    let mut v = json!({
+        "object_id": p.object_id,
+        "tenant_id": p.tenant_id,
+        "type": p.kind.as_str(),
+        "name": p.name,
+        "enabled": p.enabled,
+        "tenant_admin": p.tenant_admin,
+        "created": p.created,
+    });
+    if let Some(c) = &p.client_id {
+        v["client_id"] = c.clone().into();
+    }
+    if p.kind == PrincipalKind::ManagedIdentity {
+        v["identity_endpoint"] = identity_endpoint(state, p).into();
+    }
+    v
+}
+
+fn credential_json(c: &Credential) -> Value {
+    let mut v =
+        json!({"id": c.id, "principal_id": c.principal_id, "kind": c.kind, "created": c.created, "expires": c.expires});
+    if let Some(t) = &c.thumbprint {
+        v["thumbprint"] = t.clone().into();
+    }
+    v
+}
+
+fn validate_password(p: &str) -> Result<()> {
+    if p.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::bad_parameter(format!("A password needs at least {MIN_PASSWORD_CHARS} characters.")));
+    }
+    Ok(())
+}
+
+/// Hashes a secret off the async threads (argon2id is deliberately slow).
+async fn hash(secret: Zeroizing<String>) -> Result<String> {
+    tokio::task::spawn_blocking(move || coffer_crypto::password::hash(&secret))
+        .await
+        .map_err(|e| Error::internal(format!("hashing: {e}")))?
+        .map_err(Into::into)
+}
+
+fn new_credential(
+    principal: &Principal,
+    kind: &str,
+    secret_hash: String,
+    expires: Option<i64>,
+    now: i64,
+) -> Credential {
+    Credential {
+        id: coffer_crypto::random::guid(),
+        principal_id: principal.object_id.clone(),
+        kind: kind.into(),
+        secret_hash,
+        thumbprint: None,
+        material: None,
+        expires,
+        created: now,
+    }
+}
+
+/// Issues a new secret-like credential (client secret, identity header) and returns the
+/// plaintext, shown once.
+pub async fn issue_secret(
+    state: &AppState,
+    p: &Principal,
+    kind: &str,
+    expires: Option<i64>,
+) -> Result<(Credential, Zeroizing<String>)> {
+    let secret = coffer_crypto::random::client_secret();
+    let c = new_credential(p, kind, hash(secret.clone()).await?, expires, state.clock.now());
+    state.store.add_credential(&c).await?;
+    Ok((c, secret))
+}
+
+/// Sets a user's password: the new one replaces the old (and so revokes its refresh tokens).
+pub async fn set_password(state: &AppState, p: &Principal, password: Zeroizing<String>) -> Result<Credential> {
+    validate_password(&password)?;
+    let c = new_credential(p, credential_kind::PASSWORD, hash(password).await?, None, state.clock.now());
+    for old in state.store.list_credentials(&p.object_id).await? {
+        if old.kind == credential_kind::PASSWORD {
+            state.store.remove_credential(&p.object_id, &old.id).await?;
+        }
+    }
+    state.store.add_credential(&c).await?;
+    Ok(c)
+}
+
+/// The live credentials of `kind` a principal holds now (unexpired).
+pub async fn live_credentials(state: &AppState, principal_id: &str, kind: &str) -> Result<Vec<Credential>> {
+    let now = state.clock.now();
+    Ok(state
+        .store
+        .list_credentials(principal_id)
+        .await?
+        .into_iter()
+        .filter(|c| c.kind == kind && c.expires.is_none_or(|e| now < e))
+        .collect())
+}
+
+/// The credential whose hash `secret` matches, checked off the async threads. When there is
+/// nothing to check against, a decoy hash is verified so timing reveals nothing.
+pub async fn match_secret(candidates: Vec<Credential>, secret: &str) -> Option<Credential> {
+    let secret = Zeroizing::new(secret.to_string());
+    tokio::task::spawn_blocking(move || {
+        if candidates.is_empty() {
+            let _ = coffer_crypto::password::verify(&secret, decoy_hash());
+            return None;
+        }
+        candidates.into_iter().find(|c| coffer_crypto::password::verify(&secret, &c.secret_hash))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Signs a user in with name and password: the user and the password credential, or `None`
+/// (for an unknown, disabled or wrongly authenticated user alike). Shared by the token
+/// endpoint's password grant and, later, the portal's sign-in form.
+pub async fn authenticate_user(
+    state: &AppState,
+    tenant: &str,
+    username: &str,
+    password: &str,
+) -> Result<Option<(Principal, Credential)>> {
+    let user = state.store.find_user(tenant, username).await?.filter(|p| p.enabled && p.kind == PrincipalKind::User);
+    let candidates = match &user {
+        Some(p) => live_credentials(state, &p.object_id, credential_kind::PASSWORD).await?,
+        None => Vec::new(),
+    };
+    Ok(match (user, match_secret(candidates, password).await) {
+        (Some(u), Some(c)) => Some((u, c)),
+        _ => None,
+    })
+}
+
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| coffer_crypto::password::hash(&coffer_crypto::random::guid()).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct CreateIn {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    password: Option<String>,
+    #[serde(default)]
+    tenant_admin: bool,
+}
+
+async fn create_principal(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let input: CreateIn = parse_body(&body)?;
+    let kind = PrincipalKind::parse(&input.kind)
+        .ok_or_else(|| Error::bad_parameter("type must be one of user, app, managed-identity, group."))?;
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::bad_parameter(format!("A name needs 1 to {MAX_NAME_CHARS} printable characters.")).into());
+    }
+    if input.password.is_some() && kind != PrincipalKind::User {
+        return Err(Error::bad_parameter("Only users have passwords.").into());
+    }
+    if let Some(pw) = &input.password {
+        validate_password(pw)?;
+    }
+    if kind == PrincipalKind::User && state.store.find_user(&caller.tenant_id, &name).await?.is_some() {
+        return Err(Error::conflict(None, format!("A user named '{name}' already exists.")).into());
+    }
+    let p = Principal {
+        object_id: coffer_crypto::random::guid(),
+        tenant_id: caller.tenant_id.clone(),
+        kind,
+        name,
+        client_id: matches!(kind, PrincipalKind::App | PrincipalKind::ManagedIdentity)
+            .then(coffer_crypto::random::guid),
+        enabled: true,
+        tenant_admin: input.tenant_admin && kind != PrincipalKind::Group,
+        created: state.clock.now(),
+    };
+    state.store.create_principal(&p).await?;
+    let mut out = principal_json(&state, &p);
+    if let Some(pw) = input.password {
+        set_password(&state, &p, Zeroizing::new(pw)).await?;
+    }
+    if kind == PrincipalKind::ManagedIdentity {
+        let (_, header) = issue_secret(&state, &p, credential_kind::IDENTITY_HEADER, None).await?;
+        out["identity_header"] = header.as_str().into();
+    }
+    Ok(json_response(StatusCode::CREATED, out))
+}
+
+async fn list_principals(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let all = state.store.list_principals(&caller.tenant_id).await?;
+    let items: Vec<Value> = all.iter().map(|p| principal_json(&state, p)).collect();
+    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+}
+
+async fn show_principal(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let p = find(&state, &caller.tenant_id, &id).await?;
+    let mut v = principal_json(&state, &p);
+    if p.kind == PrincipalKind::Group {
+        v["members"] = json!(state.store.group_members(&p.object_id).await?);
+    } else {
+        v["groups"] = json!(state.store.groups_of(&p.object_id).await?);
+    }
+    Ok(json_response(StatusCode::OK, v))
+}
+
+#[derive(Deserialize)]
+struct PatchIn {
+    enabled: Option<bool>,
+    password: Option<String>,
+}
+
+async fn patch_principal(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let input: PatchIn = parse_body(&body)?;
+    let mut p = find(&state, &caller.tenant_id, &id).await?;
+    if let Some(e) = input.enabled {
+        if !e && p.object_id == caller.object_id {
+            return Err(Error::bad_parameter("You cannot disable yourself.").into());
+        }
+        p.enabled = e;
+    }
+    state.store.update_principal(&p).await?;
+    if let Some(pw) = input.password {
+        if p.kind != PrincipalKind::User {
+            return Err(Error::bad_parameter("Only users have passwords.").into());
+        }
+        set_password(&state, &p, Zeroizing::new(pw)).await?;
+    }
+    Ok(json_response(StatusCode::OK, principal_json(&state, &p)))
+}
+
+async fn delete_principal(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let p = find(&state, &caller.tenant_id, &id).await?;
+    if p.object_id == caller.object_id {
+        return Err(Error::bad_parameter("You cannot delete yourself.").into());
+    }
+    state.store.delete_principal(&p.object_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct CredentialIn {
+    /// Unix seconds.
+    expires: Option<i64>,
+    /// A PEM or base64 DER public certificate (applications).
+    certificate: Option<String>,
+    password: Option<String>,
+}
+
+async fn add_credential(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let input: CredentialIn = if body.is_empty() { CredentialIn::default() } else { parse_body(&body)? };
+    let p = find(&state, &caller.tenant_id, &id).await?;
+    let now = state.clock.now();
+    if let Some(exp) = input.expires
+        && exp <= now
+    {
+        return Err(Error::bad_parameter("The expiry must be in the future.").into());
+    }
+    let out = match (p.kind, input.certificate, input.password) {
+        (PrincipalKind::App, Some(pem), None) => {
+            let raw = if pem.contains("-----BEGIN") {
+                pem.into_bytes()
+            } else {
+                coffer_crypto::b64::std_decode(&pem)
+                    .ok_or_else(|| Error::bad_parameter("The certificate is neither PEM nor base64 DER."))?
+            };
+            let info = coffer_crypto::x509::parse_certificate(&raw).map_err(|e| Error::bad_parameter(e.to_string()))?;
+            let mut c = new_credential(
+                &p,
+                credential_kind::CERTIFICATE,
+                String::new(),
+                input.expires.or(Some(info.not_after)),
+                now,
+            );
+            c.thumbprint = Some(info.x5t.clone());
+            c.material = Some(info.der);
+            state.store.add_credential(&c).await?;
+            credential_json(&c)
+        }
+        (PrincipalKind::App, None, None) => {
+            let (c, secret) = issue_secret(&state, &p, credential_kind::SECRET, input.expires).await?;
+            let mut v = credential_json(&c);
+            v["client_id"] = p.client_id.clone().into();
+            v["client_secret"] = secret.as_str().into();
+            v
+        }
+        (PrincipalKind::ManagedIdentity, None, None) => {
+            // Rotating the identity header: the old ones stop working.
+            for old in state.store.list_credentials(&p.object_id).await? {
+                state.store.remove_credential(&p.object_id, &old.id).await?;
+            }
+            let (c, header) = issue_secret(&state, &p, credential_kind::IDENTITY_HEADER, input.expires).await?;
+            let mut v = credential_json(&c);
+            v["identity_endpoint"] = identity_endpoint(&state, &p).into();
+            v["identity_header"] = header.as_str().into();
+            v
+        }
+        (PrincipalKind::User, None, Some(pw)) => credential_json(&set_password(&state, &p, Zeroizing::new(pw)).await?),
+        (PrincipalKind::User, _, None) => return Err(Error::bad_parameter("A user's credential is a password.").into()),
+        (PrincipalKind::Group, ..) => return Err(Error::bad_parameter("Groups have no credentials.").into()),
+        _ => return Err(Error::bad_parameter("This kind of credential does not fit this kind of principal.").into()),
+    };
+    Ok(json_response(StatusCode::CREATED, out))
+}
+
+async fn list_credentials(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let p = find(&state, &caller.tenant_id, &id).await?;
+    let items: Vec<Value> = state.store.list_credentials(&p.object_id).await?.iter().map(credential_json).collect();
+    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+}
+
+async fn remove_credential(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((id, cid)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let p = find(&state, &caller.tenant_id, &id).await?;
+    if !state.store.remove_credential(&p.object_id, &cid).await? {
+        return Err(Error::not_found("CredentialNotFound", "That principal holds no credential with this id.").into());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn group(state: &AppState, caller: &Caller, id: &str) -> Result<Principal> {
+    let g = find(state, &caller.tenant_id, id).await?;
+    if g.kind != PrincipalKind::Group {
+        return Err(Error::bad_parameter(format!("'{}' is not a group.", g.name)));
+    }
+    Ok(g)
+}
+
+async fn list_members(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let g = group(&state, &caller, &id).await?;
+    let mut items = Vec::new();
+    for m in state.store.group_members(&g.object_id).await? {
+        if let Some(p) = state.store.get_principal(&m).await? {
+            items.push(principal_json(&state, &p));
+        }
+    }
+    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+}
+
+async fn add_member(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((id, member)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let g = group(&state, &caller, &id).await?;
+    let m = find(&state, &caller.tenant_id, &member).await?;
+    if m.object_id == g.object_id {
+        return Err(Error::bad_parameter("A group cannot be a member of itself.").into());
+    }
+    state.store.add_group_member(&g.object_id, &m.object_id).await?;
+    Ok(json_response(StatusCode::OK, json!({"group": g.object_id, "member": m.object_id, "object_id": g.object_id})))
+}
+
+async fn remove_member(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((id, member)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let g = group(&state, &caller, &id).await?;
+    let m = find(&state, &caller.tenant_id, &member).await?;
+    if !state.store.remove_group_member(&g.object_id, &m.object_id).await? {
+        return Err(Error::not_found("MemberNotFound", format!("'{}' is not a member of '{}'.", m.name, g.name)).into());
+    }
+    Ok(json_response(StatusCode::OK, json!({"group": g.object_id, "member": m.object_id, "object_id": g.object_id})))
+}
+
+async fn rotate_signing_key(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<Response> {
+    require_admin(&caller)?;
+    let kid = state.tokens.rotate(state.store.as_ref(), &state.keyring, &caller.tenant_id, state.clock.now()).await?;
+    Ok(json_response(StatusCode::OK, json!({"kid": kid, "tenant_id": caller.tenant_id})))
+}

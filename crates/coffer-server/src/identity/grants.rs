@@ -1,0 +1,395 @@
+//! The token endpoint's grants and the managed-identity endpoint. Every failure looks the same
+//! whether or not the principal exists, and failures are throttled per principal name and per
+//! address before any credential is checked.
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coffer_core::Result;
+use coffer_core::principal::{Principal, PrincipalKind};
+use coffer_crypto::jwt::ClientAssertion;
+use coffer_store::{Credential, RefreshTokenRecord, credential_kind};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::throttle::{ADDRESS_FAILURES, PRINCIPAL_FAILURES, address_key, principal_key};
+use super::{known_tenant, oauth_error, tenant_not_found};
+use crate::directory::{live_credentials, match_secret};
+use crate::http::{ApiError, ClientAddr, json};
+use crate::state::SharedState;
+
+/// Refresh tokens (user sign-in) last two weeks unless revoked.
+pub const REFRESH_TOKEN_LIFETIME_SECS: i64 = 14 * 86_400;
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest lifetime accepted for a client assertion (MSAL makes them 10 minutes).
+const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
+const SKEW_SECS: i64 = 300;
+
+type Form = Vec<(String, String)>;
+
+fn field<'a>(form: &'a Form, k: &str) -> Option<&'a str> {
+    form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+fn invalid_request(msg: &str) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", 900144, msg)
+}
+
+/// The one answer for a failed sign-in, whatever the reason.
+fn invalid_client() -> Response {
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        7000215,
+        "Invalid client secret or assertion provided, or the application does not exist or is disabled.",
+    )
+}
+
+fn invalid_grant() -> Response {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        50126,
+        "Error validating credentials due to invalid username or password, or an expired or revoked refresh token.",
+    )
+}
+
+fn locked(seconds: i64) -> Response {
+    let mut r = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        50053,
+        &format!(
+            "Too many failed sign-in attempts for this account or from this address; try again in {seconds} seconds."
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// The resource a scope asks for, if this server issues tokens for it.
+fn resource_for(state: &SharedState, scope_or_resource: &str) -> Option<String> {
+    scope_or_resource.split_whitespace().find_map(|s| {
+        let resource = s.strip_suffix("/.default").unwrap_or(s).trim_end_matches('/');
+        [state.names.vault_resource(), state.names.management_resource()]
+            .into_iter()
+            .find(|known| known.eq_ignore_ascii_case(resource))
+    })
+}
+
+fn invalid_scope(state: &SharedState) -> Response {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+        70011,
+        &format!(
+            "The provided scope is not valid. Request '{}/.default' or '{}/.default'.",
+            state.names.vault_resource(),
+            state.names.management_resource()
+        ),
+    )
+}
+
+/// Who signed in and with which credential.
+struct SignIn {
+    principal: Principal,
+    credential: Credential,
+}
+
+enum Outcome {
+    Ok(SignIn),
+    Failed(Response),
+}
+
+pub async fn token(
+    State(state): State<SharedState>,
+    Path(tenant): Path<String>,
+    ClientAddr(addr): ClientAddr,
+    axum::Extension(surface): axum::Extension<crate::host::Surface>,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<Form>(&body) else {
+        return invalid_request("The request body must be form-encoded.");
+    };
+    match known_tenant(&state, &tenant).await {
+        Ok(true) => {}
+        Ok(false) => return tenant_not_found(&tenant),
+        Err(e) => return ApiError(e).into_response(),
+    }
+    let grant = field(&form, "grant_type");
+    let resource = field(&form, "scope").and_then(|s| resource_for(&state, s));
+    if grant != Some("refresh_token") && resource.is_none() {
+        return invalid_scope(&state);
+    }
+    // The throttle key is the claimed identity, whether or not it exists.
+    let claimed = match grant {
+        Some("password") => field(&form, "username"),
+        Some("refresh_token") => field(&form, "refresh_token").and_then(|t| t.split('.').next()),
+        _ => field(&form, "client_id"),
+    };
+    let Some(claimed) = claimed else {
+        return invalid_request("The request must name the client (client_id) or the user (username).");
+    };
+    let pkey = principal_key(&tenant, claimed);
+    let akey = address_key(addr);
+    let now = state.clock.now();
+    if let Some(wait) = state.throttle.locked_for(&[pkey.clone(), akey.clone()], now) {
+        return locked(wait);
+    }
+    let authority = match &surface {
+        crate::host::Surface::Control { authority } | crate::host::Surface::Vault { authority, .. } => {
+            authority.clone()
+        }
+    };
+    let outcome = match grant {
+        Some("client_credentials") => client_credentials(&state, &tenant, &form, &authority).await,
+        Some("password") => password(&state, &tenant, &form).await,
+        Some("refresh_token") => refresh(&state, &tenant, &form).await,
+        Some(other) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                70003,
+                &format!("The grant type '{}' is not supported.", coffer_core::names::printable(other)),
+            );
+        }
+        None => return invalid_request("The request body must contain 'grant_type'."),
+    };
+    let sign_in = match outcome {
+        Ok(Outcome::Ok(s)) => s,
+        Ok(Outcome::Failed(resp)) => {
+            state.throttle.fail(&[(pkey, PRINCIPAL_FAILURES), (akey, ADDRESS_FAILURES)], now);
+            tracing::info!(principal = %claimed, address = ?addr, "failed sign-in");
+            return resp;
+        }
+        Err(e) => return ApiError(e).into_response(),
+    };
+    state.throttle.succeed(&pkey);
+    let resource = match resource.or_else(|| field(&form, "scope").and_then(|s| resource_for(&state, s))) {
+        Some(r) => r,
+        None => state.names.vault_resource(),
+    };
+    match issue(&state, &sign_in, &resource, grant).await {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn issue(state: &SharedState, s: &SignIn, resource: &str, grant: Option<&str>) -> Result<serde_json::Value> {
+    let now = state.clock.now();
+    let (access, expires_in) = state.tokens.issue(&s.principal, Some(&s.credential.id), resource, &state.names, now)?;
+    let mut body = json!({
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "ext_expires_in": expires_in,
+        "access_token": access,
+        "scope": format!("{resource}/.default"),
+    });
+    if matches!(grant, Some("password") | Some("refresh_token")) {
+        body["refresh_token"] = new_refresh_token(state, s, now).await?.as_str().into();
+    }
+    Ok(body)
+}
+
+/// A refresh token: `{id}.{secret}`; the store keeps a SHA-256 of the secret.
+async fn new_refresh_token(state: &SharedState, s: &SignIn, now: i64) -> Result<Zeroizing<String>> {
+    let id = coffer_crypto::random::version_id();
+    let secret = coffer_crypto::random::client_secret();
+    state
+        .store
+        .add_refresh_token(&RefreshTokenRecord {
+            id: id.clone(),
+            principal_id: s.principal.object_id.clone(),
+            credential_id: s.credential.id.clone(),
+            secret_hash: sha256_hex(secret.as_bytes()),
+            expires: now + REFRESH_TOKEN_LIFETIME_SECS,
+            created: now,
+        })
+        .await?;
+    Ok(Zeroizing::new(format!("{id}.{}", secret.as_str())))
+}
+
+use coffer_crypto::digest::{ct_eq, sha256_hex};
+
+async fn enabled_principal(p: Option<Principal>, kinds: &[PrincipalKind]) -> Option<Principal> {
+    p.filter(|p| p.enabled && kinds.contains(&p.kind))
+}
+
+async fn client_credentials(state: &SharedState, tenant: &str, form: &Form, authority: &str) -> Result<Outcome> {
+    let Some(client_id) = field(form, "client_id") else {
+        return Ok(Outcome::Failed(invalid_request("The request body must contain 'client_id'.")));
+    };
+    let principal =
+        enabled_principal(state.store.find_principal_by_client_id(tenant, client_id).await?, &[PrincipalKind::App])
+            .await;
+    match (field(form, "client_secret"), field(form, "client_assertion")) {
+        (Some(secret), None) => {
+            let candidates = match &principal {
+                Some(p) => live_credentials(state, &p.object_id, credential_kind::SECRET).await?,
+                None => Vec::new(),
+            };
+            Ok(match (principal, match_secret(candidates, secret).await) {
+                (Some(principal), Some(credential)) => Outcome::Ok(SignIn { principal, credential }),
+                _ => Outcome::Failed(invalid_client()),
+            })
+        }
+        (None, Some(assertion)) => {
+            if field(form, "client_assertion_type") != Some(ASSERTION_TYPE) {
+                return Ok(Outcome::Failed(invalid_request(&format!(
+                    "client_assertion_type must be {ASSERTION_TYPE}."
+                ))));
+            }
+            let Some(principal) = principal else { return Ok(Outcome::Failed(invalid_client())) };
+            let certs = live_credentials(state, &principal.object_id, credential_kind::CERTIFICATE).await?;
+            let audience = format!("https://{authority}/{tenant}/oauth2/v2.0/token");
+            Ok(match verify_assertion(assertion, &certs, client_id, &audience, state.clock.now()) {
+                Some(credential) => Outcome::Ok(SignIn { principal, credential }),
+                None => Outcome::Failed(invalid_client()),
+            })
+        }
+        _ => Ok(Outcome::Failed(invalid_request("Give exactly one of client_secret and client_assertion."))),
+    }
+}
+
+/// Checks an RFC 7523 client assertion against the application's certificates.
+fn verify_assertion(
+    token: &str,
+    certs: &[Credential],
+    client_id: &str,
+    audience: &str,
+    now: i64,
+) -> Option<Credential> {
+    let a = ClientAssertion::parse(token).ok()?;
+    let cert = certs.iter().find_map(|c| {
+        let info = coffer_crypto::x509::parse_certificate(c.material.as_deref()?).ok()?;
+        (a.names(&info) && a.verify_with(&info)).then_some(c)
+    })?;
+    let claim = |k: &str| a.claims.get(k);
+    let int = |k: &str| claim(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
+    let ok = claim("iss").and_then(|v| v.as_str()) == Some(client_id)
+        && claim("sub").and_then(|v| v.as_str()) == Some(client_id)
+        && claim("aud").and_then(|v| v.as_str()).is_some_and(|aud| aud.eq_ignore_ascii_case(audience))
+        && int("exp").is_some_and(|exp| exp > now - SKEW_SECS && exp - now <= MAX_ASSERTION_LIFETIME_SECS + SKEW_SECS)
+        && int("nbf").is_none_or(|nbf| nbf <= now + SKEW_SECS);
+    ok.then(|| cert.clone())
+}
+
+async fn password(state: &SharedState, tenant: &str, form: &Form) -> Result<Outcome> {
+    let (Some(username), Some(password)) = (field(form, "username"), field(form, "password")) else {
+        return Ok(Outcome::Failed(invalid_request("The password grant needs 'username' and 'password'.")));
+    };
+    Ok(match crate::directory::authenticate_user(state, tenant, username, password).await? {
+        Some((principal, credential)) => Outcome::Ok(SignIn { principal, credential }),
+        None => Outcome::Failed(invalid_grant()),
+    })
+}
+
+async fn refresh(state: &SharedState, tenant: &str, form: &Form) -> Result<Outcome> {
+    let Some(token) = field(form, "refresh_token") else {
+        return Ok(Outcome::Failed(invalid_request("The refresh_token grant needs 'refresh_token'.")));
+    };
+    let Some((id, secret)) = token.split_once('.') else { return Ok(Outcome::Failed(invalid_grant())) };
+    let now = state.clock.now();
+    let Some(rec) = state.store.get_refresh_token(id).await? else { return Ok(Outcome::Failed(invalid_grant())) };
+    let matches = ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), rec.secret_hash.as_bytes());
+    if !matches || rec.expires <= now {
+        return Ok(Outcome::Failed(invalid_grant()));
+    }
+    let principal = enabled_principal(state.store.get_principal(&rec.principal_id).await?, &[PrincipalKind::User])
+        .await
+        .filter(|p| p.tenant_id == tenant);
+    let credential = state.store.get_credential(&rec.credential_id).await?;
+    Ok(match (principal, credential) {
+        (Some(principal), Some(credential)) => Outcome::Ok(SignIn { principal, credential }),
+        _ => Outcome::Failed(invalid_grant()),
+    })
+}
+
+/// RFC 7009-style revocation of a refresh token (used by `coffer logout`).
+pub async fn revoke(State(state): State<SharedState>, Path(_tenant): Path<String>, body: Bytes) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<Form>(&body) else {
+        return invalid_request("The request body must be form-encoded.");
+    };
+    if let Some((id, secret)) = field(&form, "token").and_then(|t| t.split_once('.'))
+        && let Ok(Some(rec)) = state.store.get_refresh_token(id).await
+        && ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), rec.secret_hash.as_bytes())
+        && let Err(e) = state.store.delete_refresh_token(id).await
+    {
+        return ApiError(e).into_response();
+    }
+    // As RFC 7009: unknown tokens are not an error.
+    StatusCode::OK.into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct MiQuery {
+    resource: Option<String>,
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+}
+
+/// The App Service managed-identity protocol: `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01
+/// &resource=R` with the secret `X-IDENTITY-HEADER`.
+pub async fn managed_identity(
+    State(state): State<SharedState>,
+    Path((tenant, object_id)): Path<(String, String)>,
+    ClientAddr(addr): ClientAddr,
+    Query(q): Query<MiQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let mi_error = |status: StatusCode, msg: &str| json(status, json!({"statusCode": status.as_u16(), "message": msg}));
+    if q.api_version.as_deref() != Some("2019-08-01") {
+        return mi_error(StatusCode::BAD_REQUEST, "api-version must be 2019-08-01.");
+    }
+    let Some(resource) = q.resource.as_deref().and_then(|r| resource_for(&state, r)) else {
+        return mi_error(StatusCode::BAD_REQUEST, "The resource is not one this server issues tokens for.");
+    };
+    let Some(header) = headers.get("x-identity-header").and_then(|h| h.to_str().ok()) else {
+        return mi_error(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is required.");
+    };
+    let now = state.clock.now();
+    let (pkey, akey) = (principal_key(&tenant, &object_id), address_key(addr));
+    if let Some(wait) = state.throttle.locked_for(&[pkey.clone(), akey.clone()], now) {
+        return locked(wait);
+    }
+    let result: Result<Option<SignIn>> = async {
+        let principal =
+            enabled_principal(state.store.get_principal(&object_id).await?, &[PrincipalKind::ManagedIdentity])
+                .await
+                .filter(|p| p.tenant_id == tenant);
+        let candidates = match &principal {
+            Some(p) => live_credentials(&state, &p.object_id, credential_kind::IDENTITY_HEADER).await?,
+            None => Vec::new(),
+        };
+        Ok(match (principal, match_secret(candidates, header).await) {
+            (Some(principal), Some(credential)) => Some(SignIn { principal, credential }),
+            _ => None,
+        })
+    }
+    .await;
+    match result {
+        Ok(Some(s)) => {
+            state.throttle.succeed(&pkey);
+            match state.tokens.issue(&s.principal, Some(&s.credential.id), &resource, &state.names, now) {
+                Ok((token, expires_in)) => json(
+                    StatusCode::OK,
+                    json!({
+                        "access_token": token,
+                        "expires_on": (now + expires_in).to_string(),
+                        "resource": resource,
+                        "token_type": "Bearer",
+                        "client_id": s.principal.client_id,
+                    }),
+                ),
+                Err(e) => ApiError(e).into_response(),
+            }
+        }
+        Ok(None) => {
+            state.throttle.fail(&[(pkey, PRINCIPAL_FAILURES), (akey, ADDRESS_FAILURES)], now);
+            mi_error(StatusCode::UNAUTHORIZED, "The identity header is not valid for this managed identity.")
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
