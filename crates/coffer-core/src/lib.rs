@@ -11,6 +11,7 @@ pub mod names;
 pub mod object;
 pub mod permissions;
 pub mod principal;
+pub mod rbac;
 pub mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};

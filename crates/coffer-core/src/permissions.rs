@@ -6,6 +6,7 @@
 //! access-policy model, a role assignment under RBAC.
 use crate::error::{Error, Result};
 use crate::principal::Caller;
+use crate::rbac::ApplicableAssignment;
 use crate::vault::{PolicyPermissions, Vault};
 
 /// The area an access-policy permission belongs to.
@@ -35,8 +36,9 @@ pub enum DataAction {
 impl DataAction {
     pub const ALL: &'static [DataAction] = &[
         Self::SecretGet,
-        Self::SecretGetDeleted,
+        // Before SecretGetDeleted: `secrets/readMetadata/action` means listing.
         Self::SecretList,
+        Self::SecretGetDeleted,
         Self::SecretSet,
         Self::SecretUpdate,
         Self::SecretDelete,
@@ -215,19 +217,130 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
-/// Decides whether `caller` may perform `action` on `target` in `vault`.
-pub fn evaluate(vault: &Vault, caller: &Caller, action: DataAction, _target: &Target<'_>) -> Decision {
+impl Decision {
+    fn allow(reason: String) -> Self {
+        Self { allowed: true, reasons: vec![reason] }
+    }
+    fn deny(reason: String) -> Self {
+        Self { allowed: false, reasons: vec![reason] }
+    }
+}
+
+impl DataAction {
+    /// Actions that reveal only metadata (names, ids, attributes, tags): management rights
+    /// on the vault include them, values never.
+    pub fn is_metadata(self) -> bool {
+        matches!(self, Self::SecretList | Self::SecretGetDeleted)
+    }
+
+    pub fn full_rbac_action(self) -> String {
+        format!("{}{}", crate::rbac::DATA_PREFIX, self.rbac_action())
+    }
+}
+
+/// Management actions (Azure Resource Manager's `Microsoft.KeyVault` and
+/// `Microsoft.Authorization` actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagementAction {
+    VaultRead,
+    VaultWrite,
+    VaultDelete,
+    VaultPurge,
+    AccessPolicyWrite,
+    RoleAssignmentRead,
+    RoleAssignmentWrite,
+    RoleAssignmentDelete,
+    RoleDefinitionWrite,
+}
+
+impl ManagementAction {
+    pub fn arm_action(self) -> &'static str {
+        match self {
+            Self::VaultRead => "Microsoft.KeyVault/vaults/read",
+            Self::VaultWrite => "Microsoft.KeyVault/vaults/write",
+            Self::VaultDelete => "Microsoft.KeyVault/vaults/delete",
+            Self::VaultPurge => "Microsoft.KeyVault/locations/deletedVaults/purge/action",
+            Self::AccessPolicyWrite => "Microsoft.KeyVault/vaults/accessPolicies/write",
+            Self::RoleAssignmentRead => "Microsoft.Authorization/roleAssignments/read",
+            Self::RoleAssignmentWrite => "Microsoft.Authorization/roleAssignments/write",
+            Self::RoleAssignmentDelete => "Microsoft.Authorization/roleAssignments/delete",
+            Self::RoleDefinitionWrite => "Microsoft.Authorization/roleDefinitions/write",
+        }
+    }
+}
+
+/// Decides a management action. `assignments` are the caller's (direct or through groups) at
+/// the scopes that cover the target (`/` and, for a vault, `/vaults/V`). Tenant
+/// administrators hold every management right, as an Owner at `/` would.
+pub fn evaluate_management(
+    caller: &Caller,
+    action: ManagementAction,
+    assignments: &[ApplicableAssignment],
+) -> Decision {
+    if caller.tenant_admin {
+        return Decision::allow("the caller is a tenant administrator".into());
+    }
+    let needed = action.arm_action();
+    for a in assignments {
+        if let Some(pattern) = a.role.allows_management(needed) {
+            return Decision::allow(format!("{} grants '{needed}' (through '{pattern}')", a.describe()));
+        }
+    }
+    Decision::deny(format!("no role assignment of the caller or its groups grants '{needed}'"))
+}
+
+/// Whether the caller may assign `role_id`. Owners may assign any role; a Key Vault Data
+/// Access Administrator only the Key Vault data roles (Azure's ABAC condition).
+pub fn evaluate_assign(caller: &Caller, role_id: &str, assignments: &[ApplicableAssignment]) -> Decision {
+    if caller.tenant_admin {
+        return Decision::allow("the caller is a tenant administrator".into());
+    }
+    let needed = ManagementAction::RoleAssignmentWrite.arm_action();
+    for a in assignments {
+        let Some(pattern) = a.role.allows_management(needed) else { continue };
+        let limited = a.role.id.eq_ignore_ascii_case(crate::rbac::KV_DATA_ACCESS_ADMINISTRATOR);
+        if !limited || crate::rbac::DATA_ACCESS_ADMIN_ASSIGNABLE.iter().any(|r| r.eq_ignore_ascii_case(role_id)) {
+            return Decision::allow(format!("{} grants '{needed}' (through '{pattern}')", a.describe()));
+        }
+    }
+    Decision::deny(format!(
+        "no role assignment of the caller grants '{needed}' for role {role_id} (a Data Access Administrator may assign only Key Vault data roles)"
+    ))
+}
+
+/// Decides whether `caller` may perform `action` on `target` in `vault`. `assignments` are
+/// the caller's role assignments (direct or through groups) at the scopes covering the target.
+pub fn evaluate(
+    vault: &Vault,
+    caller: &Caller,
+    action: DataAction,
+    target: &Target<'_>,
+    assignments: &[ApplicableAssignment],
+) -> Decision {
+    if action.is_metadata() {
+        let manage = evaluate_management(caller, ManagementAction::VaultWrite, assignments);
+        if manage.allowed {
+            return Decision::allow(format!(
+                "management right on vault '{}' ({}) includes reading metadata; values still need a data grant",
+                vault.name, manage.reasons[0]
+            ));
+        }
+    }
     if vault.enable_rbac_authorization {
-        // Role assignments arrive with the access-control issue; until then RBAC vaults
-        // deny every data action, which is the safe default.
-        return Decision {
-            allowed: false,
-            reasons: vec![format!(
-                "vault '{}' uses RBAC and no role assignment grants {}",
-                vault.name,
-                action.rbac_action()
-            )],
+        let needed = action.full_rbac_action();
+        for a in assignments {
+            if let Some(pattern) = a.role.allows_data(&needed) {
+                return Decision::allow(format!("{} allows '{needed}' (through '{pattern}')", a.describe()));
+            }
+        }
+        let on = match target.name {
+            Some(n) => format!("{} '{n}' in vault '{}'", area_name(target.area), vault.name),
+            None => format!("vault '{}'", vault.name),
         };
+        return Decision::deny(format!(
+            "vault '{}' uses RBAC and no role assignment of the caller or its groups allows '{needed}' on {on}",
+            vault.name
+        ));
     }
     let (area, needed) = action.policy_permission();
     for policy in &vault.access_policies {
@@ -242,27 +355,21 @@ pub fn evaluate(vault: &Vault, caller: &Caller, action: DataAction, _target: &Ta
         };
         if let Some(p) = granted.iter().find(|p| p.eq_ignore_ascii_case(needed) || p.eq_ignore_ascii_case("all")) {
             let who = if via_group { format!("group {}", policy.object_id) } else { "the caller".to_string() };
-            return Decision {
-                allowed: true,
-                reasons: vec![format!(
-                    "access policy for {who} on vault '{}' grants {}/{p}",
-                    vault.name,
-                    area_name(area)
-                )],
-            };
+            return Decision::allow(format!(
+                "access policy for {who} on vault '{}' grants {}/{p}",
+                vault.name,
+                area_name(area)
+            ));
         }
     }
-    Decision {
-        allowed: false,
-        reasons: vec![format!(
-            "no access policy on vault '{}' grants {}/{needed} to the caller or its groups",
-            vault.name,
-            area_name(area)
-        )],
-    }
+    Decision::deny(format!(
+        "no access policy on vault '{}' grants {}/{needed} to the caller or its groups",
+        vault.name,
+        area_name(area)
+    ))
 }
 
-fn area_name(area: Area) -> &'static str {
+pub fn area_name(area: Area) -> &'static str {
     match area {
         Area::Keys => "keys",
         Area::Secrets => "secrets",
@@ -271,8 +378,14 @@ fn area_name(area: Area) -> &'static str {
 }
 
 /// Enforces a decision: `Ok` or Azure's 403 for the vault's model.
-pub fn enforce(vault: &Vault, caller: &Caller, action: DataAction, target: &Target<'_>) -> Result<Decision> {
-    let decision = evaluate(vault, caller, action, target);
+pub fn enforce(
+    vault: &Vault,
+    caller: &Caller,
+    action: DataAction,
+    target: &Target<'_>,
+    assignments: &[ApplicableAssignment],
+) -> Result<Decision> {
+    let decision = evaluate(vault, caller, action, target, assignments);
     if decision.allowed {
         return Ok(decision);
     }
@@ -287,11 +400,11 @@ pub fn enforce(vault: &Vault, caller: &Caller, action: DataAction, target: &Targ
             format!(
                 "Caller is not authorized to perform action on resource.\r\nIf role assignments, \
                  deny assignments or role definitions were changed recently, please observe \
-                 propagation time.\r\nCaller: {}\r\nAction: 'Microsoft.KeyVault/vaults/{}'\r\n\
+                 propagation time.\r\nCaller: {}\r\nAction: '{}'\r\n\
                  Resource: '{resource}'\r\nAssignment: (not found)\r\nDecisionReason: \
                  'DeniedWithNoValidRBAC'\r\nVault: {};location=local\r\n",
                 caller.describe(),
-                action.rbac_action(),
+                action.full_rbac_action(),
                 vault.name
             ),
         )
@@ -366,16 +479,16 @@ mod tests {
     #[test]
     fn policy_grants_only_listed_permissions() {
         let v = vault(vec![policy("alice", &["Get", "list"])]);
-        assert!(evaluate(&v, &caller("alice", &[]), DataAction::SecretGet, &ANY).allowed);
-        assert!(evaluate(&v, &caller("alice", &[]), DataAction::SecretList, &ANY).allowed);
-        assert!(!evaluate(&v, &caller("alice", &[]), DataAction::SecretSet, &ANY).allowed);
-        assert!(!evaluate(&v, &caller("bob", &[]), DataAction::SecretGet, &ANY).allowed);
+        assert!(evaluate(&v, &caller("alice", &[]), DataAction::SecretGet, &ANY, &[]).allowed);
+        assert!(evaluate(&v, &caller("alice", &[]), DataAction::SecretList, &ANY, &[]).allowed);
+        assert!(!evaluate(&v, &caller("alice", &[]), DataAction::SecretSet, &ANY, &[]).allowed);
+        assert!(!evaluate(&v, &caller("bob", &[]), DataAction::SecretGet, &ANY, &[]).allowed);
     }
 
     #[test]
     fn all_grants_everything_and_groups_count() {
         let v = vault(vec![policy("doctors", &["all"])]);
-        let d = evaluate(&v, &caller("carol", &["doctors"]), DataAction::SecretPurge, &ANY);
+        let d = evaluate(&v, &caller("carol", &["doctors"]), DataAction::SecretPurge, &ANY, &[]);
         assert!(d.allowed);
         assert!(d.reasons[0].contains("group doctors"));
     }
@@ -385,7 +498,7 @@ mod tests {
         let v = vault(vec![]);
         let mut admin = caller("admin", &[]);
         admin.tenant_admin = true;
-        let err = enforce(&v, &admin, DataAction::SecretGet, &ANY).unwrap_err();
+        let err = enforce(&v, &admin, DataAction::SecretGet, &ANY, &[]).unwrap_err();
         assert_eq!(err.inner_code.as_deref(), Some("AccessDenied"));
         assert!(err.message.contains("secrets get permission"));
     }
@@ -394,7 +507,7 @@ mod tests {
     fn rbac_vault_denies_with_forbidden_by_rbac() {
         let mut v = vault(vec![policy("alice", &["all"])]);
         v.enable_rbac_authorization = true;
-        let err = enforce(&v, &caller("alice", &[]), DataAction::SecretGet, &ANY).unwrap_err();
+        let err = enforce(&v, &caller("alice", &[]), DataAction::SecretGet, &ANY, &[]).unwrap_err();
         assert_eq!(err.inner_code.as_deref(), Some("ForbiddenByRbac"));
     }
 
@@ -415,5 +528,70 @@ mod tests {
         );
         assert_eq!(DataAction::parse("secrets/get"), Some(DataAction::SecretGet));
         assert_eq!(DataAction::parse("nonsense"), None);
+        assert_eq!(DataAction::parse("secrets/readMetadata/action"), Some(DataAction::SecretList));
+    }
+
+    fn assigned(role: &str, scope: &str, via_group: Option<&str>) -> ApplicableAssignment {
+        let role = crate::rbac::find_builtin(role).unwrap().clone();
+        ApplicableAssignment {
+            assignment: crate::rbac::RoleAssignment {
+                id: "a1".into(),
+                tenant_id: "t".into(),
+                scope: scope.into(),
+                role_definition_id: role.id.clone(),
+                principal_id: via_group.unwrap_or("alice").into(),
+                created: 0,
+                created_by: "admin".into(),
+            },
+            role,
+            via_group: via_group.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn rbac_assignments_decide_on_rbac_vaults() {
+        let mut v = vault(vec![policy("alice", &["all"])]);
+        v.enable_rbac_authorization = true;
+        let alice = caller("alice", &["doctors"]);
+        let via = [assigned("Key Vault Secrets User", "/vaults/hr-app/secrets/x", Some("doctors"))];
+        let d = evaluate(&v, &alice, DataAction::SecretGet, &ANY, &via);
+        assert!(d.allowed, "{d:?}");
+        assert!(d.reasons[0].contains("group doctors") && d.reasons[0].contains("/vaults/hr-app/secrets/x"));
+        assert!(!evaluate(&v, &alice, DataAction::SecretSet, &ANY, &via).allowed);
+        // Access policies are ignored under RBAC.
+        assert!(!evaluate(&v, &alice, DataAction::SecretGet, &ANY, &[]).allowed);
+    }
+
+    #[test]
+    fn management_rights_show_metadata_but_never_values() {
+        let v = vault(vec![]);
+        let owner = [assigned("Owner", "/vaults/hr-app", None)];
+        let site_admin = caller("alice", &[]);
+        let list =
+            evaluate(&v, &site_admin, DataAction::SecretList, &Target { area: Area::Secrets, name: None }, &owner);
+        assert!(list.allowed && list.reasons[0].contains("management right"));
+        assert!(!evaluate(&v, &site_admin, DataAction::SecretGet, &ANY, &owner).allowed);
+        // A Reader sees the vault, not its contents.
+        let reader = [assigned("Reader", "/", None)];
+        assert!(!evaluate(&v, &site_admin, DataAction::SecretList, &ANY, &reader).allowed);
+        assert!(evaluate_management(&site_admin, ManagementAction::VaultRead, &reader).allowed);
+        assert!(!evaluate_management(&site_admin, ManagementAction::VaultWrite, &reader).allowed);
+    }
+
+    #[test]
+    fn only_owners_and_data_access_administrators_grant() {
+        let c = caller("alice", &[]);
+        let secrets_user = "4633458b-17de-408a-b874-0445c86b69e6";
+        let contributor = [assigned("Contributor", "/vaults/hr-app", None)];
+        assert!(!evaluate_assign(&c, secrets_user, &contributor).allowed);
+        assert!(evaluate_management(&c, ManagementAction::AccessPolicyWrite, &contributor).allowed);
+        let daa = [assigned("Key Vault Data Access Administrator", "/vaults/hr-app", None)];
+        assert!(evaluate_assign(&c, secrets_user, &daa).allowed);
+        assert!(
+            !evaluate_assign(&c, crate::rbac::OWNER, &daa).allowed,
+            "a data access administrator cannot hand out Owner"
+        );
+        let owner = [assigned("Owner", "/", None)];
+        assert!(evaluate_assign(&c, crate::rbac::OWNER, &owner).allowed);
     }
 }

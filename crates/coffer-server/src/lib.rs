@@ -5,6 +5,7 @@
 
 pub mod api_version;
 pub mod auth;
+pub mod authorization;
 pub mod config;
 pub mod dataplane;
 pub mod dev;

@@ -1,8 +1,9 @@
 //! The management plane, shaped like Azure Resource Manager's `Microsoft.KeyVault/vaults`, so
 //! ARM tooling can drive it: create or update, show, list and access-policy changes.
 //!
-//! Management is not data: the caller here needs management rights (tenant administrator, or
-//! the vault's creator) and nothing here reads a secret value.
+//! Management is not data: the caller here needs management rights (tenant administrator, or a
+//! management role such as Owner or Contributor; a vault's creator is made its Owner) and
+//! nothing here reads a secret value.
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -20,8 +21,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{bearer_token, challenge, resolve_caller};
+use crate::authorization::authorize_management;
 use crate::http::{ApiError, ApiResult, json as json_response, parse_body, query_get, query_pairs};
 use crate::state::SharedState;
+use coffer_core::permissions::ManagementAction;
 
 const PROVIDER: &str = "providers/Microsoft.KeyVault";
 
@@ -99,22 +102,6 @@ async fn caller_subscription(state: &SharedState, caller: &Caller, sub: &str) ->
     Ok(tenant.default_subscription_id)
 }
 
-/// Management rights on a vault: tenant administrators, and the principal that created it.
-fn check_manage(caller: &Caller, vault: Option<&Vault>) -> Result<()> {
-    let allowed = caller.tenant_admin || vault.is_some_and(|v| v.created_by.eq_ignore_ascii_case(&caller.object_id));
-    if allowed {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::Forbidden,
-        "AuthorizationFailed",
-        format!(
-            "The client '{}' with object id '{}' does not have authorization to perform this action on vaults.",
-            caller.name, caller.object_id
-        ),
-    ))
-}
-
 fn vault_not_found(name: &str) -> Error {
     Error::not_found(
         "ResourceNotFound",
@@ -173,9 +160,17 @@ async fn list_subscriptions(
     ))
 }
 
+/// The live vaults the caller may read (at `/` once, then per vault if needed).
 async fn visible_vaults(state: &SharedState, caller: &Caller) -> Result<Vec<Vault>> {
     let all = state.store.list_vaults(&caller.tenant_id).await?;
-    Ok(all.into_iter().filter(|v| !v.is_deleted() && check_manage(caller, Some(v)).is_ok()).collect())
+    let everything = authorize_management(state, caller, ManagementAction::VaultRead, None).await.is_ok();
+    let mut out = Vec::new();
+    for v in all.into_iter().filter(|v| !v.is_deleted()) {
+        if everything || authorize_management(state, caller, ManagementAction::VaultRead, Some(&v.name)).await.is_ok() {
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 async fn list_vaults(
@@ -220,7 +215,7 @@ async fn show_vault(
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
     let v = load_vault(&state, &caller, &rg, &name).await?;
-    check_manage(&caller, Some(&v))?;
+    authorize_management(&state, &caller, ManagementAction::VaultRead, Some(&v.name)).await?;
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
 }
 
@@ -315,13 +310,13 @@ async fn create_or_update_vault(
             )
             .into());
         }
-        check_manage(&caller, Some(&v))?;
+        authorize_management(&state, &caller, ManagementAction::VaultWrite, Some(&v.name)).await?;
         apply_props(&mut v, &input.properties, input.tags, false)?;
         v.updated = now;
         state.store.update_vault(&v).await?;
         return Ok(json_response(StatusCode::OK, vault_json(&state, &v)));
     }
-    check_manage(&caller, None)?;
+    authorize_management(&state, &caller, ManagementAction::VaultWrite, None).await?;
     let mut v = Vault {
         id: coffer_crypto::random::guid(),
         name: name.clone(),
@@ -348,6 +343,17 @@ async fn create_or_update_vault(
         )
         .into());
     }
+    // The creator owns what it created: management rights, visible as a role assignment.
+    let owner = coffer_core::rbac::RoleAssignment {
+        id: coffer_crypto::random::guid(),
+        tenant_id: v.tenant_id.clone(),
+        scope: coffer_core::rbac::Scope::Vault(v.name.to_ascii_lowercase()).key(),
+        role_definition_id: coffer_core::rbac::OWNER.into(),
+        principal_id: caller.object_id.clone(),
+        created: now,
+        created_by: caller.object_id.clone(),
+    };
+    state.store.create_role_assignment(&owner).await?;
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
 }
 
@@ -359,7 +365,7 @@ async fn patch_vault(
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
     let mut v = load_vault(&state, &caller, &rg, &name).await?;
-    check_manage(&caller, Some(&v))?;
+    authorize_management(&state, &caller, ManagementAction::VaultWrite, Some(&v.name)).await?;
     let input: VaultIn = parse_body(&body)?;
     apply_props(&mut v, &input.properties, input.tags, false)?;
     v.updated = state.clock.now();
@@ -400,7 +406,7 @@ async fn update_access_policy(
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
     let mut v = load_vault(&state, &caller, &rg, &name).await?;
-    check_manage(&caller, Some(&v))?;
+    authorize_management(&state, &caller, ManagementAction::AccessPolicyWrite, Some(&v.name)).await?;
     let input: PolicyUpdateIn = parse_body(&body)?;
     let op = op.to_ascii_lowercase();
     for policy in input.properties.access_policies {

@@ -8,7 +8,7 @@ use coffer_core::names::{self, name_key, validate_object_name};
 use coffer_core::object::{
     Attributes, AttributesPatch, ObjectKind, Tags, validate_content_type, validate_dates, validate_tags,
 };
-use coffer_core::permissions::{DataAction, Target, enforce};
+use coffer_core::permissions::DataAction;
 use coffer_core::principal::Caller;
 use coffer_core::vault::Vault;
 use coffer_core::{Error, Result};
@@ -49,9 +49,8 @@ impl VaultContext {
     }
 
     /// Enforces a data permission: Ok, or Azure's 403 for the vault's model.
-    pub fn authorize(&self, action: DataAction, area_name: Option<&str>) -> Result<()> {
-        let (area, _) = action.policy_permission();
-        enforce(&self.vault, &self.caller, action, &Target { area, name: area_name }).map(|_| ())
+    pub async fn authorize(&self, state: &AppState, action: DataAction, name: Option<&str>) -> Result<()> {
+        crate::authorization::authorize_data(state, &self.vault, &self.caller, action, name).await
     }
 }
 

@@ -107,6 +107,7 @@ pub fn build_app(state: SharedState) -> Router {
         .merge(crate::identity::routes())
         .merge(crate::management::routes(state.clone()))
         .merge(crate::directory::routes(state.clone()))
+        .merge(crate::authorization::routes(state.clone()))
         .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
         .method_not_allowed_fallback(|| async {
             ApiError(Error::new(

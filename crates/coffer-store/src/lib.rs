@@ -12,6 +12,7 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 use coffer_core::Result;
 use coffer_core::object::{Attributes, Tags};
+use coffer_core::rbac::{RoleAssignment, RoleDefinition};
 use coffer_core::vault::Vault;
 
 /// Everything Coffer persists. Each method is atomic; write methods are durable on return.
@@ -53,8 +54,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_credentials(&self, principal_id: &str) -> Result<Vec<Credential>>;
     /// Object ids of the groups `object_id` belongs to, directly or through other groups.
     async fn groups_of(&self, object_id: &str) -> Result<Vec<String>>;
+    /// Every principal inside a group, through nested groups (not the group itself).
+    async fn group_descendants(&self, group_id: &str) -> Result<Vec<String>>;
     async fn add_signing_key(&self, k: &SigningKeyRecord) -> Result<()>;
     async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>>;
+
+    // Role-based access control (custom definitions; built-in roles live in code).
+    /// False if the tenant has a role of that name already.
+    async fn create_role_definition(&self, tenant_id: &str, role: &RoleDefinition, now: i64) -> Result<bool>;
+    async fn list_role_definitions(&self, tenant_id: &str) -> Result<Vec<RoleDefinition>>;
+    async fn delete_role_definition(&self, tenant_id: &str, id: &str) -> Result<bool>;
+    /// False if the same role is already assigned to the principal at the scope.
+    async fn create_role_assignment(&self, a: &RoleAssignment) -> Result<bool>;
+    async fn get_role_assignment(&self, id: &str) -> Result<Option<RoleAssignment>>;
+    async fn delete_role_assignment(&self, id: &str) -> Result<bool>;
+    /// Assignments at `scope_prefix` or below it, optionally of one principal.
+    async fn list_role_assignments(
+        &self,
+        tenant_id: &str,
+        scope_prefix: Option<&str>,
+        principal_id: Option<&str>,
+    ) -> Result<Vec<RoleAssignment>>;
+    /// The assignments of any of `principal_ids` at exactly any of `scopes` (indexed lookup:
+    /// its cost depends on these lists, not on how many assignments exist).
+    async fn assignments_for(&self, principal_ids: &[String], scopes: &[String]) -> Result<Vec<RoleAssignment>>;
+    async fn count_assignments_of_role(&self, role_definition_id: &str) -> Result<i64>;
+    /// Removes the assignments at `scope` and below it; returns how many.
+    async fn delete_assignments_under(&self, scope: &str) -> Result<u64>;
 
     // Vaults.
     /// Returns false if the name is taken (by a live or a deleted vault).

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use coffer_core::lifecycle::{Deletion, RetentionPolicy};
 use coffer_core::object::{Attributes, Tags};
 use coffer_core::principal::{Principal, PrincipalKind};
+use coffer_core::rbac::{RoleAssignment, RoleDefinition};
 use coffer_core::vault::{AccessPolicy, Vault};
 use coffer_core::{Error, Result};
 use sqlx::Row;
@@ -47,6 +48,14 @@ const SCHEMA: &[&str] = &[
         content_type TEXT, tags TEXT NOT NULL, managed INTEGER NOT NULL, payload BLOB NOT NULL,
         PRIMARY KEY (vault_id, kind, name_key, version))",
     "CREATE UNIQUE INDEX IF NOT EXISTS object_versions_seq ON object_versions (vault_id, kind, name_key, seq)",
+    "CREATE TABLE IF NOT EXISTS role_definitions (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+        created INTEGER NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS role_definitions_name ON role_definitions (tenant_id, lower(name))",
+    "CREATE TABLE IF NOT EXISTS role_assignments (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, scope TEXT NOT NULL,
+        role_definition_id TEXT NOT NULL, principal_id TEXT NOT NULL, created INTEGER NOT NULL, created_by TEXT NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS role_assignments_unique ON role_assignments (scope, principal_id, role_definition_id)",
+    "CREATE INDEX IF NOT EXISTS role_assignments_principal ON role_assignments (principal_id)",
+    "CREATE INDEX IF NOT EXISTS role_assignments_role ON role_assignments (role_definition_id)",
 ];
 
 /// Columns of a version without the payload (lists) and with it (reads).
@@ -495,6 +504,7 @@ impl Store for SqliteStore {
             "DELETE FROM credentials WHERE principal_id = $1",
             "DELETE FROM refresh_tokens WHERE principal_id = $1",
             "DELETE FROM group_members WHERE member_id = $1 OR group_id = $1",
+            "DELETE FROM role_assignments WHERE principal_id = $1",
         ] {
             sqlx::query(stmt).bind(object_id).execute(&mut *tx).await.map_err(backend)?;
         }
@@ -614,6 +624,175 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(res.rows_affected() == 1)
+    }
+
+    async fn group_descendants(&self, group_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE d(id) AS (
+                SELECT member_id FROM group_members WHERE group_id = $1
+                UNION SELECT gm.member_id FROM group_members gm JOIN d ON gm.group_id = d.id)
+             SELECT id FROM d WHERE id <> $1 ORDER BY id",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(|r| r.try_get("id").map_err(backend)).collect()
+    }
+
+    async fn create_role_definition(&self, tenant_id: &str, role: &RoleDefinition, now: i64) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let body = serde_json::to_string(role).map_err(|e| Error::internal(format!("role: {e}")))?;
+        let res = sqlx::query(
+            "INSERT INTO role_definitions (id, tenant_id, name, body, created) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&role.id)
+        .bind(tenant_id)
+        .bind(&role.name)
+        .bind(body)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn list_role_definitions(&self, tenant_id: &str) -> Result<Vec<RoleDefinition>> {
+        let rows = sqlx::query("SELECT body FROM role_definitions WHERE tenant_id = $1 ORDER BY lower(name)")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body").map_err(backend)?;
+                serde_json::from_str(&body).map_err(|e| Error::internal(format!("role: {e}")))
+            })
+            .collect()
+    }
+
+    async fn delete_role_definition(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query("DELETE FROM role_definitions WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn create_role_assignment(&self, a: &RoleAssignment) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query(
+            "INSERT INTO role_assignments (id, tenant_id, scope, role_definition_id, principal_id, created, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&a.id)
+        .bind(&a.tenant_id)
+        .bind(&a.scope)
+        .bind(&a.role_definition_id)
+        .bind(&a.principal_id)
+        .bind(a.created)
+        .bind(&a.created_by)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn get_role_assignment(&self, id: &str) -> Result<Option<RoleAssignment>> {
+        let row = sqlx::query("SELECT * FROM role_assignments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| assignment_from_row(&r)).transpose()
+    }
+
+    async fn delete_role_assignment(&self, id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query("DELETE FROM role_assignments WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn list_role_assignments(
+        &self,
+        tenant_id: &str,
+        scope_prefix: Option<&str>,
+        principal_id: Option<&str>,
+    ) -> Result<Vec<RoleAssignment>> {
+        // `/vaults/a` must not match `/vaults/ab`: match the scope itself or what lies below it.
+        let prefix = scope_prefix.map(|p| p.trim_end_matches('/').to_string());
+        let rows = sqlx::query(
+            "SELECT * FROM role_assignments WHERE tenant_id = $1
+               AND ($2 IS NULL OR $2 = '' OR scope = $2 OR substr(scope, 1, length($2) + 1) = $2 || '/')
+               AND ($3 IS NULL OR principal_id = $3)
+             ORDER BY scope, created, id",
+        )
+        .bind(tenant_id)
+        .bind(prefix)
+        .bind(principal_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(assignment_from_row).collect()
+    }
+
+    async fn assignments_for(&self, principal_ids: &[String], scopes: &[String]) -> Result<Vec<RoleAssignment>> {
+        if principal_ids.is_empty() || scopes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Placeholders only: every value is bound. The (scope, principal_id) index answers it.
+        let sp: Vec<String> = (1..=scopes.len()).map(|i| format!("${i}")).collect();
+        let pp: Vec<String> =
+            (scopes.len() + 1..=scopes.len() + principal_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT * FROM role_assignments WHERE scope IN ({}) AND principal_id IN ({}) ORDER BY scope, created, id",
+            sp.join(", "),
+            pp.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in scopes {
+            q = q.bind(s);
+        }
+        for p in principal_ids {
+            q = q.bind(p);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(assignment_from_row).collect()
+    }
+
+    async fn count_assignments_of_role(&self, role_definition_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM role_assignments WHERE role_definition_id = $1")
+            .bind(role_definition_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.try_get("n").map_err(backend)
+    }
+
+    async fn delete_assignments_under(&self, scope: &str) -> Result<u64> {
+        let _w = self.write.lock().await;
+        let scope = scope.trim_end_matches('/');
+        let res = sqlx::query(
+            "DELETE FROM role_assignments WHERE scope = $1 OR substr(scope, 1, length($1) + 1) = $1 || '/'",
+        )
+        .bind(scope)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected())
     }
 
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
@@ -949,6 +1128,18 @@ fn refresh_from_row(r: &SqliteRow) -> Result<RefreshTokenRecord> {
         secret_hash: r.try_get("secret_hash").map_err(backend)?,
         expires: r.try_get("expires").map_err(backend)?,
         created: r.try_get("created").map_err(backend)?,
+    })
+}
+
+fn assignment_from_row(r: &SqliteRow) -> Result<RoleAssignment> {
+    Ok(RoleAssignment {
+        id: r.try_get("id").map_err(backend)?,
+        tenant_id: r.try_get("tenant_id").map_err(backend)?,
+        scope: r.try_get("scope").map_err(backend)?,
+        role_definition_id: r.try_get("role_definition_id").map_err(backend)?,
+        principal_id: r.try_get("principal_id").map_err(backend)?,
+        created: r.try_get("created").map_err(backend)?,
+        created_by: r.try_get("created_by").map_err(backend)?,
     })
 }
 

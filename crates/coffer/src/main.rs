@@ -46,6 +46,12 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Forget a saved profile (and revoke its refresh token).
     Logout,
+    /// Role assignments and role definitions (RBAC).
+    #[command(subcommand)]
+    Role(commands::role::RoleCommand),
+    /// Explain decisions and list who can do what.
+    #[command(subcommand)]
+    Access(commands::role::AccessCommand),
     /// Token signing keys of the tenant.
     #[command(subcommand)]
     SigningKey(commands::login::SigningKeyCommand),
@@ -82,6 +88,8 @@ fn main() -> ExitCode {
             Command::Login(args) => commands::login::login(args, &cli.profile).await,
             Command::Logout => commands::login::logout(&cli.profile).await,
             Command::SigningKey(cmd) => commands::login::signing_key(cmd, &cli.profile).await,
+            Command::Role(cmd) => commands::role::role(cmd, &cli.profile).await,
+            Command::Access(cmd) => commands::role::access(cmd, &cli.profile).await,
         }
     });
     match result {

@@ -126,7 +126,7 @@ fn ok(v: Value) -> Result<Response, ApiError> {
 }
 
 async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretSet, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretSet, Some(name)).await?;
     coffer_core::names::validate_object_name(name)?;
     let p: SetParams = parse_body(&req.body)?;
     let value = p.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
@@ -153,7 +153,7 @@ async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Respon
 }
 
 async fn get(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretGet, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretGet, Some(name)).await?;
     if let Some(ct) = crate::http::query_get(&req.query, "outContentType") {
         // Conversion applies to certificate-backed secrets only; none exist yet.
         return Err(Error::bad_parameter(format!(
@@ -178,7 +178,7 @@ async fn update(
     name: &str,
     version: Option<&str>,
 ) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretUpdate, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretUpdate, Some(name)).await?;
     let p: UpdateParams = parse_body(&req.body)?;
     let patch = ObjectPatch {
         attributes: p.attributes.map(|a| a.patch()).unwrap_or_default(),
@@ -190,7 +190,7 @@ async fn update(
 }
 
 async fn list(state: &SharedState, req: &DataRequest) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretList, None)?;
+    req.ctx.authorize(state, DataAction::SecretList, None).await?;
     let pr = PageRequest::from_query(&req.query)?;
     let p = Objects::new(state, &req.ctx, KIND).list(&pr).await?;
     let items = p.items.iter().map(|v| item(&req.ctx, v, false)).collect();
@@ -198,7 +198,7 @@ async fn list(state: &SharedState, req: &DataRequest) -> Result<Response, ApiErr
 }
 
 async fn list_versions(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretList, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretList, Some(name)).await?;
     let pr = PageRequest::from_query(&req.query)?;
     let p = Objects::new(state, &req.ctx, KIND).list_versions(name, &pr).await?;
     let items = p.items.iter().map(|v| item(&req.ctx, v, true)).collect();
@@ -206,13 +206,13 @@ async fn list_versions(state: &SharedState, req: &DataRequest, name: &str) -> Re
 }
 
 async fn delete(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretDelete, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretDelete, Some(name)).await?;
     let v = Objects::new(state, &req.ctx, KIND).delete(name).await?;
     ok(deleted(&req.ctx, &v, true))
 }
 
 async fn list_deleted(state: &SharedState, req: &DataRequest) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretList, None)?;
+    req.ctx.authorize(state, DataAction::SecretList, None).await?;
     let pr = PageRequest::from_query(&req.query)?;
     let p = Objects::new(state, &req.ctx, KIND).list_deleted(&pr).await?;
     let items = p.items.iter().map(|v| deleted(&req.ctx, v, false)).collect();
@@ -220,31 +220,31 @@ async fn list_deleted(state: &SharedState, req: &DataRequest) -> Result<Response
 }
 
 async fn get_deleted(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretGetDeleted, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretGetDeleted, Some(name)).await?;
     let v = Objects::new(state, &req.ctx, KIND).get_deleted(name).await?;
     ok(deleted(&req.ctx, &v, true))
 }
 
 async fn recover(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretRecover, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretRecover, Some(name)).await?;
     let v = Objects::new(state, &req.ctx, KIND).recover(name).await?;
     ok(bundle(&req.ctx, &v, None))
 }
 
 async fn purge(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretPurge, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretPurge, Some(name)).await?;
     Objects::new(state, &req.ctx, KIND).purge(name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn backup(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretBackup, Some(name))?;
+    req.ctx.authorize(state, DataAction::SecretBackup, Some(name)).await?;
     let blob = Objects::new(state, &req.ctx, KIND).backup(name).await?;
     ok(json!({ "value": blob }))
 }
 
 async fn restore(state: &SharedState, req: DataRequest) -> Result<Response, ApiError> {
-    req.ctx.authorize(DataAction::SecretRestore, None)?;
+    req.ctx.authorize(state, DataAction::SecretRestore, None).await?;
     let p: BlobParams = parse_body(&req.body)?;
     let blob = p.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
     let v = Objects::new(state, &req.ctx, KIND).restore(&blob).await?;

@@ -3,6 +3,7 @@ pub mod args;
 pub mod group;
 pub mod login;
 pub mod principal;
+pub mod role;
 pub mod secret;
 pub mod serve;
 mod stdin;

@@ -24,6 +24,9 @@ pub enum VaultCommand {
         enable_rbac_authorization: Option<bool>,
         #[arg(long, num_args = 0..)]
         tags: Vec<String>,
+        /// Do not give the creator an access policy (as `az keyvault create --no-self-perms`).
+        #[arg(long)]
+        no_self_perms: bool,
     },
     /// List vaults.
     List {
@@ -94,6 +97,7 @@ pub async fn run(cmd: VaultCommand, profile: &str) -> CliResult<Option<Value>> {
             enable_purge_protection,
             enable_rbac_authorization,
             tags,
+            no_self_perms,
         } => {
             let sub = c.subscription().await?;
             let path = format!(
@@ -104,7 +108,7 @@ pub async fn run(cmd: VaultCommand, profile: &str) -> CliResult<Option<Value>> {
             }
             let rbac = enable_rbac_authorization.unwrap_or(false);
             let mut props = json!({"tenantId": c.tenant_id(), "sku": {"family": "A", "name": "standard"}});
-            if !rbac {
+            if !rbac && !no_self_perms {
                 // As `az keyvault create`: the creator gets every permission.
                 let oid = c.own_object_id().await?;
                 props["accessPolicies"] = json!([{

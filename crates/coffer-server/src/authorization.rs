@@ -1,0 +1,553 @@
+//! Authorization in use: gathers the role assignments that apply to a caller (directly or
+//! through groups, at the scopes covering the target — an indexed lookup), then asks the one
+//! evaluator in `coffer_core::permissions`. The same path answers `explain` and `who-can`,
+//! and serves the role-definition and role-assignment API.
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use coffer_core::permissions::{
+    Area, DataAction, Decision, ManagementAction, Target, evaluate, evaluate_assign, evaluate_management,
+};
+use coffer_core::principal::{Caller, Principal, PrincipalKind};
+use coffer_core::rbac::{ApplicableAssignment, RoleAssignment, RoleDefinition, Scope, builtin_roles, find_builtin};
+use coffer_core::vault::Vault;
+use coffer_core::{Error, ErrorKind, Result};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http::{ApiResult, json as json_response, parse_body};
+use crate::state::{AppState, SharedState};
+
+/// The caller's assignments at exactly the given scopes, with roles resolved.
+pub async fn applicable(state: &AppState, caller: &Caller, scopes: &[String]) -> Result<Vec<ApplicableAssignment>> {
+    let mut principals = Vec::with_capacity(caller.groups.len() + 1);
+    principals.push(caller.object_id.clone());
+    principals.extend(caller.groups.iter().cloned());
+    let found = state.store.assignments_for(&principals, scopes).await?;
+    resolve_roles(state, &caller.tenant_id, found, &caller.object_id).await
+}
+
+async fn resolve_roles(
+    state: &AppState,
+    tenant: &str,
+    found: Vec<RoleAssignment>,
+    caller_oid: &str,
+) -> Result<Vec<ApplicableAssignment>> {
+    let mut custom: Option<Vec<RoleDefinition>> = None;
+    let mut out = Vec::with_capacity(found.len());
+    for a in found {
+        let role = match find_builtin(&a.role_definition_id) {
+            Some(r) => r.clone(),
+            None => {
+                if custom.is_none() {
+                    custom = Some(state.store.list_role_definitions(tenant).await?);
+                }
+                match custom.as_ref().and_then(|c| c.iter().find(|r| r.id == a.role_definition_id)) {
+                    Some(r) => r.clone(),
+                    None => continue, // a deleted custom role grants nothing
+                }
+            }
+        };
+        let via_group = (a.principal_id != caller_oid).then(|| a.principal_id.clone());
+        out.push(ApplicableAssignment { assignment: a, role, via_group });
+    }
+    Ok(out)
+}
+
+fn collection(area: Area) -> &'static str {
+    coffer_core::permissions::area_name(area)
+}
+
+/// The assignments a data-plane decision needs: under RBAC, and for metadata (management
+/// rights include it); none otherwise, so access-policy vaults cost no lookup.
+async fn data_assignments(
+    state: &AppState,
+    vault: &Vault,
+    caller: &Caller,
+    action: DataAction,
+    name: Option<&str>,
+) -> Result<Vec<ApplicableAssignment>> {
+    if !vault.enable_rbac_authorization && !action.is_metadata() {
+        return Ok(Vec::new());
+    }
+    let (area, _) = action.policy_permission();
+    applicable(state, caller, &Scope::covering(&vault.name, name.map(|n| (collection(area), n)))).await
+}
+
+/// The data-plane decision for `caller` on `vault` (for explain and who-can).
+pub async fn decide_data(
+    state: &AppState,
+    vault: &Vault,
+    caller: &Caller,
+    action: DataAction,
+    name: Option<&str>,
+) -> Result<Decision> {
+    let (area, _) = action.policy_permission();
+    let assignments = data_assignments(state, vault, caller, action, name).await?;
+    Ok(evaluate(vault, caller, action, &Target { area, name }, &assignments))
+}
+
+/// Enforces a data-plane permission: Ok, or Azure's 403 for the vault's model.
+pub async fn authorize_data(
+    state: &AppState,
+    vault: &Vault,
+    caller: &Caller,
+    action: DataAction,
+    name: Option<&str>,
+) -> Result<()> {
+    let (area, _) = action.policy_permission();
+    let assignments = data_assignments(state, vault, caller, action, name).await?;
+    coffer_core::permissions::enforce(vault, caller, action, &Target { area, name }, &assignments).map(|_| ())
+}
+
+/// Enforces a management action on the tenant (`vault: None`) or on one vault.
+pub async fn authorize_management(
+    state: &AppState,
+    caller: &Caller,
+    action: ManagementAction,
+    vault: Option<&str>,
+) -> Result<()> {
+    let scopes = match vault {
+        Some(v) => Scope::covering(v, None),
+        None => vec!["/".to_string()],
+    };
+    let decision = evaluate_management(caller, action, &applicable(state, caller, &scopes).await?);
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(forbidden_management(caller, action.arm_action(), vault))
+}
+
+fn forbidden_management(caller: &Caller, action: &str, vault: Option<&str>) -> Error {
+    let scope = vault.map(|v| format!("/vaults/{v}")).unwrap_or_else(|| "/".into());
+    Error::new(
+        ErrorKind::Forbidden,
+        "AuthorizationFailed",
+        format!(
+            "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid.",
+            caller.name, caller.object_id
+        ),
+    )
+}
+
+/// Builds the `Caller` view of any principal (for explain and who-can).
+pub async fn caller_of(state: &AppState, p: &Principal) -> Result<Caller> {
+    Ok(Caller {
+        object_id: p.object_id.clone(),
+        tenant_id: p.tenant_id.clone(),
+        client_id: p.client_id.clone(),
+        name: p.name.clone(),
+        kind: p.kind,
+        groups: state.store.groups_of(&p.object_id).await?,
+        tenant_admin: p.tenant_admin,
+    })
+}
+
+pub fn routes(state: SharedState) -> Router<SharedState> {
+    Router::new()
+        .route("/authorization/roleDefinitions", get(list_definitions).post(create_definition))
+        .route("/authorization/roleDefinitions/{id}", delete(delete_definition))
+        .route("/authorization/roleAssignments", get(list_assignments).post(create_assignment))
+        .route("/authorization/roleAssignments/{id}", delete(delete_assignment))
+        .route("/authorization/explain", post(explain))
+        .route("/authorization/who-can", post(who_can))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::management::authenticate))
+}
+
+fn role_json(r: &RoleDefinition) -> Value {
+    json!({
+        "id": r.id, "roleName": r.name, "description": r.description, "roleType": if r.built_in { "BuiltInRole" } else { "CustomRole" },
+        "actions": r.actions, "notActions": r.not_actions, "dataActions": r.data_actions, "notDataActions": r.not_data_actions,
+    })
+}
+
+async fn all_roles(state: &AppState, tenant: &str) -> Result<Vec<RoleDefinition>> {
+    let mut roles: Vec<RoleDefinition> = builtin_roles().to_vec();
+    roles.extend(state.store.list_role_definitions(tenant).await?);
+    Ok(roles)
+}
+
+/// A role by GUID or name, built-in or custom.
+async fn find_role(state: &AppState, tenant: &str, name_or_id: &str) -> Result<RoleDefinition> {
+    all_roles(state, tenant)
+        .await?
+        .into_iter()
+        .find(|r| r.id.eq_ignore_ascii_case(name_or_id) || r.name.eq_ignore_ascii_case(name_or_id))
+        .ok_or_else(|| {
+            Error::not_found(
+                "RoleDefinitionDoesNotExist",
+                format!("The role '{}' does not exist.", coffer_core::names::printable(name_or_id)),
+            )
+        })
+}
+
+async fn list_definitions(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<Response> {
+    let items: Vec<Value> = all_roles(&state, &caller.tenant_id).await?.iter().map(role_json).collect();
+    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DefinitionIn {
+    role_name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    not_actions: Vec<String>,
+    #[serde(default)]
+    data_actions: Vec<String>,
+    #[serde(default)]
+    not_data_actions: Vec<String>,
+}
+
+async fn create_definition(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    authorize_management(&state, &caller, ManagementAction::RoleDefinitionWrite, None).await?;
+    let input: DefinitionIn = parse_body(&body)?;
+    let role = RoleDefinition {
+        id: coffer_crypto::random::guid(),
+        name: input.role_name.trim().to_string(),
+        description: input.description,
+        actions: input.actions,
+        not_actions: input.not_actions,
+        data_actions: input.data_actions,
+        not_data_actions: input.not_data_actions,
+        built_in: false,
+    };
+    role.validate_custom()?;
+    if find_builtin(&role.name).is_some()
+        || !state.store.create_role_definition(&caller.tenant_id, &role, state.clock.now()).await?
+    {
+        return Err(Error::conflict(
+            Some("RoleDefinitionWithSameNameExists"),
+            format!("A role named '{}' already exists.", role.name),
+        )
+        .into());
+    }
+    Ok(json_response(StatusCode::CREATED, role_json(&role)))
+}
+
+async fn delete_definition(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    authorize_management(&state, &caller, ManagementAction::RoleDefinitionWrite, None).await?;
+    let role = find_role(&state, &caller.tenant_id, &id).await?;
+    if role.built_in {
+        return Err(Error::bad_parameter(format!("'{}' is a built-in role and cannot be deleted.", role.name)).into());
+    }
+    if state.store.count_assignments_of_role(&role.id).await? > 0 {
+        return Err(Error::conflict(
+            Some("RoleDefinitionHasAssignments"),
+            format!("The role '{}' is assigned; delete its assignments first.", role.name),
+        )
+        .into());
+    }
+    state.store.delete_role_definition(&caller.tenant_id, &role.id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An assignment with names, for people.
+async fn assignment_json(state: &AppState, a: &RoleAssignment) -> Result<Value> {
+    let role = find_role(state, &a.tenant_id, &a.role_definition_id).await.ok();
+    let principal = state.store.get_principal(&a.principal_id).await?;
+    Ok(json!({
+        "id": a.id,
+        "scope": a.scope,
+        "roleDefinitionId": a.role_definition_id,
+        "roleDefinitionName": role.map(|r| r.name),
+        "principalId": a.principal_id,
+        "principalName": principal.as_ref().map(|p| p.name.clone()),
+        "principalType": principal.map(|p| p.kind.as_str()),
+        "createdOn": a.created,
+        "createdBy": a.created_by,
+    }))
+}
+
+/// Checks a scope names a live vault of the tenant; returns it parsed.
+async fn check_scope(state: &AppState, tenant: &str, scope: &str) -> Result<Scope> {
+    let s = Scope::parse(scope)?;
+    if let Some(v) = s.vault() {
+        let live =
+            state.store.get_vault_by_name(v).await?.filter(|r| !r.vault.is_deleted() && r.vault.tenant_id == tenant);
+        if live.is_none() {
+            return Err(Error::not_found(
+                "ResourceNotFound",
+                format!("The vault '{v}' in scope '{scope}' was not found."),
+            ));
+        }
+    }
+    Ok(s)
+}
+
+fn covering_of(scope: &Scope) -> Vec<String> {
+    match scope {
+        Scope::Root => vec!["/".into()],
+        Scope::Vault(v) => Scope::covering(v, None),
+        Scope::Item { vault, collection, name } => Scope::covering(vault, Some((collection, name))),
+    }
+}
+
+/// Assigns a role. Only owners (and tenant administrators) may, or a Key Vault Data Access
+/// Administrator for the Key Vault data roles.
+pub async fn assign(
+    state: &AppState,
+    caller: &Caller,
+    role: &str,
+    assignee: &str,
+    scope: &str,
+) -> Result<RoleAssignment> {
+    let parsed = check_scope(state, &caller.tenant_id, scope).await?;
+    let role = find_role(state, &caller.tenant_id, role).await?;
+    let principal = crate::directory::find(state, &caller.tenant_id, assignee).await?;
+    let decision = evaluate_assign(caller, &role.id, &applicable(state, caller, &covering_of(&parsed)).await?);
+    if !decision.allowed {
+        return Err(forbidden_management(caller, ManagementAction::RoleAssignmentWrite.arm_action(), parsed.vault()));
+    }
+    let a = RoleAssignment {
+        id: coffer_crypto::random::guid(),
+        tenant_id: caller.tenant_id.clone(),
+        scope: parsed.key(),
+        role_definition_id: role.id.clone(),
+        principal_id: principal.object_id,
+        created: state.clock.now(),
+        created_by: caller.object_id.clone(),
+    };
+    if !state.store.create_role_assignment(&a).await? {
+        return Err(Error::conflict(Some("RoleAssignmentExists"), "The role assignment already exists."));
+    }
+    Ok(a)
+}
+
+#[derive(Deserialize)]
+struct AssignmentIn {
+    role: String,
+    assignee: String,
+    scope: String,
+}
+
+async fn create_assignment(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let input: AssignmentIn = parse_body(&body)?;
+    let a = assign(&state, &caller, &input.role, &input.assignee, &input.scope).await?;
+    Ok(json_response(StatusCode::CREATED, assignment_json(&state, &a).await?))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    scope: Option<String>,
+    assignee: Option<String>,
+}
+
+async fn list_assignments(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let prefix = match &q.scope {
+        Some(s) => Some(Scope::parse(s)?.key()),
+        None => None,
+    };
+    let assignee = match &q.assignee {
+        Some(a) => Some(crate::directory::find(&state, &caller.tenant_id, a).await?.object_id),
+        None => None,
+    };
+    let all = state.store.list_role_assignments(&caller.tenant_id, prefix.as_deref(), assignee.as_deref()).await?;
+    // Show only what the caller may read: per vault (or tenant), checked once.
+    let mut readable: BTreeMap<Option<String>, bool> = BTreeMap::new();
+    let mut items = Vec::new();
+    for a in &all {
+        let vault = Scope::parse(&a.scope).ok().and_then(|s| s.vault().map(str::to_string));
+        let ok = match readable.get(&vault) {
+            Some(ok) => *ok,
+            None => {
+                let ok = authorize_management(&state, &caller, ManagementAction::RoleAssignmentRead, vault.as_deref())
+                    .await
+                    .is_ok();
+                readable.insert(vault.clone(), ok);
+                ok
+            }
+        };
+        if ok {
+            items.push(assignment_json(&state, a).await?);
+        }
+    }
+    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+}
+
+async fn delete_assignment(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let a = state
+        .store
+        .get_role_assignment(&id)
+        .await?
+        .filter(|a| a.tenant_id == caller.tenant_id)
+        .ok_or_else(|| Error::not_found("RoleAssignmentNotFound", "The role assignment does not exist."))?;
+    let scope = Scope::parse(&a.scope)?;
+    let decision =
+        evaluate_assign(&caller, &a.role_definition_id, &applicable(&state, &caller, &covering_of(&scope)).await?);
+    if !decision.allowed {
+        return Err(
+            forbidden_management(&caller, ManagementAction::RoleAssignmentDelete.arm_action(), scope.vault()).into()
+        );
+    }
+    state.store.delete_role_assignment(&a.id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct QuestionIn {
+    assignee: Option<String>,
+    vault: String,
+    secret: Option<String>,
+    key: Option<String>,
+    certificate: Option<String>,
+    action: String,
+}
+
+/// The vault, action and object name of an explain / who-can question.
+async fn question<'a>(
+    state: &AppState,
+    caller: &Caller,
+    q: &'a QuestionIn,
+) -> Result<(Vault, DataAction, Option<&'a str>)> {
+    let rec = state
+        .store
+        .get_vault_by_name(&q.vault)
+        .await?
+        .filter(|r| !r.vault.is_deleted() && r.vault.tenant_id == caller.tenant_id)
+        .ok_or_else(|| {
+            Error::not_found(
+                "ResourceNotFound",
+                format!("The vault '{}' was not found.", coffer_core::names::printable(&q.vault)),
+            )
+        })?;
+    // Who may ask: whoever may read the vault's access configuration.
+    authorize_management(state, caller, ManagementAction::RoleAssignmentRead, Some(&rec.vault.name)).await?;
+    let action = DataAction::parse(&q.action).ok_or_else(|| {
+        Error::bad_parameter(format!(
+            "'{}' is not a known data action (e.g. getSecret, secrets/get, Microsoft.KeyVault/vaults/secrets/getSecret/action).",
+            coffer_core::names::printable(&q.action)
+        ))
+    })?;
+    let (area, _) = action.policy_permission();
+    let (given_area, name) = match (&q.secret, &q.key, &q.certificate) {
+        (Some(n), None, None) => (Some(Area::Secrets), Some(n.as_str())),
+        (None, Some(n), None) => (Some(Area::Keys), Some(n.as_str())),
+        (None, None, Some(n)) => (Some(Area::Certificates), Some(n.as_str())),
+        (None, None, None) => (None, None),
+        _ => return Err(Error::bad_parameter("Name at most one of secret, key and certificate.")),
+    };
+    if given_area.is_some_and(|a| a != area) {
+        return Err(Error::bad_parameter(format!("The action '{}' does not apply to that kind of object.", q.action)));
+    }
+    if let Some(n) = name {
+        coffer_core::names::validate_object_name(n)?;
+    }
+    Ok((rec.vault, action, name))
+}
+
+fn decision_json(d: &Decision, vault: &Vault, action: DataAction) -> Value {
+    json!({
+        "decision": if d.allowed { "allow" } else { "deny" },
+        "reasons": d.reasons,
+        "model": if vault.enable_rbac_authorization { "rbac" } else { "access-policy" },
+        "action": action.full_rbac_action(),
+        "vault": vault.name,
+    })
+}
+
+async fn explain(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let q: QuestionIn = parse_body(&body)?;
+    let (vault, action, name) = question(&state, &caller, &q).await?;
+    let assignee = q.assignee.as_deref().ok_or_else(|| Error::bad_parameter("The property 'assignee' is required."))?;
+    let principal = crate::directory::find(&state, &caller.tenant_id, assignee).await?;
+    let subject = caller_of(&state, &principal).await?;
+    let d = decide_data(&state, &vault, &subject, action, name).await?;
+    let mut out = decision_json(&d, &vault, action);
+    out["assignee"] = json!({"object_id": principal.object_id, "name": principal.name, "type": principal.kind.as_str(), "groups": subject.groups});
+    Ok(json_response(StatusCode::OK, out))
+}
+
+/// Every principal that may perform the action, found from the grants (not by scanning the
+/// directory) and each confirmed by the evaluator that enforces requests.
+async fn who_can(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let q: QuestionIn = parse_body(&body)?;
+    let (vault, action, name) = question(&state, &caller, &q).await?;
+    let (area, _) = action.policy_permission();
+    let mut seeds: BTreeSet<String> = BTreeSet::new();
+    if !vault.enable_rbac_authorization {
+        seeds.extend(vault.access_policies.iter().map(|p| p.object_id.to_ascii_lowercase()));
+    }
+    if vault.enable_rbac_authorization || action.is_metadata() {
+        let scopes = Scope::covering(&vault.name, name.map(|n| (collection(area), n)));
+        for scope in &scopes {
+            for a in state.store.list_role_assignments(&caller.tenant_id, Some(scope), None).await? {
+                if &a.scope == scope {
+                    seeds.insert(a.principal_id);
+                }
+            }
+        }
+    }
+    if action.is_metadata() {
+        let admins = state.store.list_principals(&caller.tenant_id).await?.into_iter().filter(|p| p.tenant_admin);
+        seeds.extend(admins.map(|p| p.object_id));
+    }
+    // Expand groups to their members.
+    let mut candidates: BTreeSet<String> = BTreeSet::new();
+    for s in seeds {
+        match state.store.get_principal(&s).await? {
+            Some(p) if p.kind == PrincipalKind::Group => {
+                candidates.extend(state.store.group_descendants(&p.object_id).await?)
+            }
+            Some(p) => {
+                candidates.insert(p.object_id);
+            }
+            None => {}
+        }
+    }
+    let mut out = Vec::new();
+    for oid in candidates {
+        let Some(p) = state.store.get_principal(&oid).await?.filter(|p| p.kind != PrincipalKind::Group && p.enabled)
+        else {
+            continue;
+        };
+        let subject = caller_of(&state, &p).await?;
+        let d = decide_data(&state, &vault, &subject, action, name).await?;
+        if d.allowed {
+            out.push(json!({"object_id": p.object_id, "name": p.name, "type": p.kind.as_str(), "reasons": d.reasons}));
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"vault": vault.name, "action": action.full_rbac_action(), "model": if vault.enable_rbac_authorization { "rbac" } else { "access-policy" }, "principals": out}),
+    ))
+}
