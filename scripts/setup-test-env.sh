@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, idempotently:
-# a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt).
+# a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt),
+# and the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/python ]; then
-  if ! python3 -m venv .venv 2>/dev/null; then
-    # Debian's python3 ships venv separately.
-    rm -rf .venv
-    apt-get update -qq && apt-get install -y -qq python3-venv
-    python3 -m venv .venv
+# venv DIR REQUIREMENTS: creates DIR if needed and installs REQUIREMENTS when they changed.
+venv() {
+  local dir=$1 req=$2
+  if [ ! -x "$dir/bin/python" ]; then
+    if ! python3 -m venv "$dir" 2>/dev/null; then
+      # Debian's python3 ships venv separately.
+      rm -rf "$dir"
+      apt-get update -qq && apt-get install -y -qq python3-venv
+      python3 -m venv "$dir"
+    fi
   fi
-fi
-stamp=.venv/.requirements.sha256
-want=$(sha256sum tests/compat/requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/compat/requirements.txt
-  echo "$want" > "$stamp"
-fi
+  local stamp="$dir/.requirements.sha256" want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    echo "$want" > "$stamp"
+  fi
+}
+
+venv .venv tests/compat/requirements.txt
+venv .venv-az tests/compat/requirements-az.txt

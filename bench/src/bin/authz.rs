@@ -66,6 +66,7 @@ async fn run(world: &World, checks: usize) -> anyhow::Result<Result> {
             enable_rbac_authorization: true,
             access_policies: vec![],
             tags: Default::default(),
+            network_acls: None,
             created_by: "bench".into(),
             created: now,
             updated: now,

@@ -90,3 +90,30 @@ mod tests {
         assert_eq!(c.now(), 1_060);
     }
 }
+
+/// `2026-11-29T02:24:28Z`: ARM writes dates as ISO 8601 strings (the data plane uses seconds).
+pub fn iso8601(t: UnixTime) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+#[cfg(test)]
+mod iso_tests {
+    #[test]
+    fn formats() {
+        assert_eq!(super::iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::iso8601(1_795_920_336), "2026-11-29T02:45:36Z");
+        assert_eq!(super::iso8601(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

@@ -8,6 +8,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod limits;
 pub mod names;
+pub mod network;
 pub mod object;
 pub mod permissions;
 pub mod principal;

@@ -443,6 +443,7 @@ mod tests {
             enable_rbac_authorization: false,
             access_policies: policies,
             tags: Default::default(),
+            network_acls: None,
             created_by: "admin".into(),
             created: 0,
             updated: 0,

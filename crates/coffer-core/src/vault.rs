@@ -21,6 +21,8 @@ pub struct Vault {
     pub enable_rbac_authorization: bool,
     pub access_policies: Vec<AccessPolicy>,
     pub tags: Tags,
+    /// The vault's firewall; `None` means open (defaultAction Allow).
+    pub network_acls: Option<crate::network::NetworkAcls>,
     pub created_by: String,
     pub created: UnixTime,
     pub updated: UnixTime,

@@ -15,6 +15,14 @@ pub trait RootOfTrust: Send + Sync + std::fmt::Debug {
     fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
     /// A short description for logs (`dev key file …`).
     fn describe(&self) -> String;
+
+    /// Creates the key-encryption key of a vault. It is kept by the root of trust, outside
+    /// the store, so destroying it makes every copy of the vault's data unreadable.
+    fn create_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError>;
+    /// The vault's key-encryption key; an error once it was destroyed.
+    fn vault_kek(&self, vault_id: &str) -> Result<DataKey, CryptoError>;
+    /// Destroys a vault's key-encryption key (crypto-shredding, on purge).
+    fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError>;
 }
 
 /// Wraps and unwraps a `DataKey` through any root of trust.
@@ -26,11 +34,41 @@ pub fn unwrap_data_key(root: &dyn RootOfTrust, aad: &[u8], wrapped: &[u8]) -> Re
     DataKey::from_bytes(&root.unwrap(aad, wrapped)?)
 }
 
-/// The dev provider: a random 256-bit key in `root.key` (mode 0600) in the data directory.
+/// The dev provider: a random 256-bit key in `root.key` (mode 0600) in the data directory,
+/// and vault key-encryption keys in `keys/` beside it (0600 each).
 #[derive(Debug)]
 pub struct DevKeyFile {
     key: DataKey,
     path: PathBuf,
+    /// `None`: keep vault keys in memory (tests).
+    keys_dir: Option<PathBuf>,
+    memory: std::sync::Mutex<std::collections::HashMap<String, DataKey>>,
+}
+
+/// Vault ids are GUIDs; anything else is refused before it reaches a file name.
+fn safe_id(id: &str) -> Result<&str, CryptoError> {
+    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        Ok(id)
+    } else {
+        Err(CryptoError::Root(format!("invalid key id {id:?}")))
+    }
+}
+
+fn write_new_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl DevKeyFile {
@@ -42,25 +80,26 @@ impl DevKeyFile {
             if bytes.len() != KEY_LEN {
                 return Err(CryptoError::Root(format!("{}: expected {KEY_LEN} bytes", path.display())));
             }
-            return Ok(Self { key: DataKey::from_bytes(&bytes)?, path: path.to_path_buf() });
+            return Ok(Self::with_key(DataKey::from_bytes(&bytes)?, path));
         }
         let key = DataKey::generate();
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path).map_err(io)?;
-        f.write_all(key.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        Ok(Self { key, path: path.to_path_buf() })
+        write_new_private(path, key.as_bytes()).map_err(io)?;
+        Ok(Self::with_key(key, path))
+    }
+
+    fn with_key(key: DataKey, path: &Path) -> Self {
+        let keys_dir = path.parent().map(|d| d.join("keys"));
+        Self { key, path: path.to_path_buf(), keys_dir, memory: Default::default() }
     }
 
     /// An in-memory root key, for tests.
     pub fn ephemeral() -> Self {
-        Self { key: DataKey::generate(), path: PathBuf::from("<memory>") }
+        Self { key: DataKey::generate(), path: PathBuf::from("<memory>"), keys_dir: None, memory: Default::default() }
+    }
+
+    fn kek_path(&self, id: &str) -> Result<Option<PathBuf>, CryptoError> {
+        let id = safe_id(id)?;
+        Ok(self.keys_dir.as_ref().map(|d| d.join(format!("{id}.kek"))))
     }
 }
 
@@ -73,6 +112,62 @@ impl RootOfTrust for DevKeyFile {
     }
     fn describe(&self) -> String {
         format!("dev key file {}", self.path.display())
+    }
+
+    fn create_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+        safe_id(vault_id)?;
+        let kek = DataKey::generate();
+        match self.kek_path(vault_id)? {
+            Some(path) => {
+                let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                write_new_private(&path, kek.as_bytes()).map_err(io)
+            }
+            None => {
+                if let Ok(mut m) = self.memory.lock() {
+                    m.insert(vault_id.to_string(), kek);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn vault_kek(&self, vault_id: &str) -> Result<DataKey, CryptoError> {
+        safe_id(vault_id)?;
+        let gone = || CryptoError::Root(format!("the key-encryption key of vault {vault_id} does not exist (purged?)"));
+        match self.kek_path(vault_id)? {
+            Some(path) => {
+                let bytes = Zeroizing::new(std::fs::read(&path).map_err(|_| gone())?);
+                DataKey::from_bytes(&bytes)
+            }
+            None => self.memory.lock().ok().and_then(|m| m.get(vault_id).cloned()).ok_or_else(gone),
+        }
+    }
+
+    fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+        safe_id(vault_id)?;
+        match self.kek_path(vault_id)? {
+            Some(path) => {
+                let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
+                if path.exists() {
+                    // Overwrite before unlinking, then make the removal durable.
+                    std::fs::write(&path, [0u8; KEY_LEN]).map_err(io)?;
+                    std::fs::remove_file(&path).map_err(io)?;
+                    if let Some(dir) = path.parent() {
+                        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+                    }
+                }
+                Ok(())
+            }
+            None => {
+                if let Ok(mut m) = self.memory.lock() {
+                    m.remove(vault_id);
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -91,6 +186,14 @@ mod tests {
         let b = DevKeyFile::open_or_create(&path).unwrap();
         assert_eq!(unwrap_data_key(&b, b"vault:1", &wrapped).unwrap().as_bytes(), dk.as_bytes());
         assert!(unwrap_data_key(&b, b"vault:2", &wrapped).is_err());
+        // Vault key-encryption keys live beside the root key and can be destroyed.
+        let id = "0f0e0d0c-0b0a-4908-8706-050403020100";
+        a.create_vault_kek(id).unwrap();
+        assert_eq!(a.vault_kek(id).unwrap().as_bytes(), b.vault_kek(id).unwrap().as_bytes());
+        assert!(dir.join("keys").join(format!("{id}.kek")).exists());
+        b.destroy_vault_kek(id).unwrap();
+        assert!(a.vault_kek(id).is_err());
+        assert!(a.create_vault_kek("../escape").is_err());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

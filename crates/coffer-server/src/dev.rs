@@ -37,18 +37,34 @@ pub fn credentials_path(data_dir: &Path) -> PathBuf {
     data_dir.join("dev-credentials.json")
 }
 
-/// Makes sure a tenant exists and returns it (the first one).
+/// Makes sure a tenant exists, with its default subscription's default resource group, and
+/// returns it (the first one).
 pub async fn ensure_tenant(store: &dyn Store, now: i64) -> anyhow::Result<Tenant> {
-    if let Some(t) = store.list_tenants().await?.into_iter().next() {
-        return Ok(t);
-    }
-    let t = Tenant {
-        id: coffer_crypto::random::guid(),
-        name: "default".into(),
-        default_subscription_id: coffer_crypto::random::guid(),
-        created: now,
+    let t = match store.list_tenants().await?.into_iter().next() {
+        Some(t) => t,
+        None => {
+            let t = Tenant {
+                id: coffer_crypto::random::guid(),
+                name: "default".into(),
+                default_subscription_id: coffer_crypto::random::guid(),
+                created: now,
+            };
+            store.create_tenant(&t).await?;
+            t
+        }
     };
-    store.create_tenant(&t).await?;
+    let rg = crate::management::DEFAULT_RESOURCE_GROUP;
+    if store.get_resource_group(&t.default_subscription_id, rg).await?.is_none() {
+        store
+            .put_resource_group(&coffer_store::ResourceGroup {
+                subscription_id: t.default_subscription_id.clone(),
+                name: rg.into(),
+                location: "local".into(),
+                tags: Default::default(),
+                created: now,
+            })
+            .await?;
+    }
     Ok(t)
 }
 

@@ -32,10 +32,15 @@ impl Keyring {
         self.root.as_ref()
     }
 
-    /// A fresh data key for a new vault, and its wrapped form to store.
+    /// A fresh data key for a new vault, and its wrapped form to store: sealed under the
+    /// vault's key-encryption key (held by the root of trust, outside the store), then wrapped
+    /// by the root key.
     pub fn new_vault_key(&self, vault_id: &str) -> Result<(DataKey, Vec<u8>)> {
+        let aad = vault_key_aad(vault_id);
+        self.root.create_vault_kek(vault_id)?;
         let key = DataKey::generate();
-        let wrapped = wrap_data_key(self.root.as_ref(), &vault_key_aad(vault_id), &key)?;
+        let inner = self.root.vault_kek(vault_id)?.seal(&aad, key.as_bytes())?;
+        let wrapped = self.root.wrap(&aad, &inner)?;
         Ok((key, wrapped))
     }
 
@@ -46,7 +51,12 @@ impl Keyring {
         {
             return Ok(k.clone());
         }
-        let key = unwrap_data_key(self.root.as_ref(), &vault_key_aad(&rec.vault.id), &rec.wrapped_key)
+        let aad = vault_key_aad(&rec.vault.id);
+        let unwrap = || -> std::result::Result<DataKey, coffer_crypto::CryptoError> {
+            let inner = self.root.unwrap(&aad, &rec.wrapped_key)?;
+            DataKey::from_bytes(&self.root.vault_kek(&rec.vault.id)?.open(&aad, &inner)?)
+        };
+        let key = unwrap()
             .map_err(|e| Error::internal(format!("unwrapping the data key of vault {}: {e}", rec.vault.name)))?;
         if let Ok(mut cache) = self.vault_keys.write() {
             cache.insert(rec.vault.id.clone(), key.clone());
@@ -54,11 +64,13 @@ impl Keyring {
         Ok(key)
     }
 
-    /// Drops a cached vault key (after the vault is purged).
-    pub fn forget(&self, vault_id: &str) {
+    /// Crypto-shredding on purge: forgets the cached data key and destroys the vault's
+    /// key-encryption key, so no copy of the store can be opened again.
+    pub fn shred_vault(&self, vault_id: &str) -> Result<()> {
         if let Ok(mut cache) = self.vault_keys.write() {
             cache.remove(vault_id);
         }
+        Ok(self.root.destroy_vault_kek(vault_id)?)
     }
 
     /// An instance-wide key (e.g. for backup blobs), created on first use.

@@ -337,7 +337,7 @@ impl<'a> Objects<'a> {
         validate_object_name(name)?;
         self.ctx.vault.retention.check_purge_allowed(&self.ctx.vault.name)?;
         let key = name_key(name);
-        if !self.state.store.purge_object(&self.at(&key)).await? {
+        if !self.state.store.purge_object(&self.at(&key), None).await? {
             return Err(self.kind.deleted_not_found(name));
         }
         Ok(())

@@ -56,6 +56,9 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
             "only dev mode is available so far: run `coffer serve --dev` (a key file in the data directory is the root of trust)"
         );
     }
+    // Dev mode: the clock can be moved forward (devtools), for black-box tests of retention.
+    let dev_clock = coffer_core::clock::OffsetClock::new(clock);
+    let clock: Arc<dyn Clock> = dev_clock.clone();
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     #[cfg(unix)]
@@ -76,7 +79,16 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let keyring = Keyring::new(root);
     let tokens = TokenService::load(store.as_ref(), &keyring, now).await?;
     let backup_key = keyring.instance_key(store.as_ref(), "backup").await?;
-    let state = Arc::new(AppState { store, clock, keyring, tokens, names, backup_key, throttle: Default::default() });
+    let state = Arc::new(AppState {
+        store,
+        clock: dev_clock.clone(),
+        keyring,
+        tokens,
+        names,
+        backup_key,
+        throttle: Default::default(),
+        dev_clock: Some(dev_clock),
+    });
     Ok(Opened { state, credentials, tls })
 }
 
@@ -95,6 +107,7 @@ pub async fn start(config: ServerConfig, clock: Option<Arc<dyn Clock>>) -> anyho
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+    crate::jobs::spawn(state.clone());
     Ok(RunningServer { addr, credentials: Some(credentials), state, handle, task })
 }
 
@@ -108,6 +121,7 @@ pub fn build_app(state: SharedState) -> Router {
         .merge(crate::management::routes(state.clone()))
         .merge(crate::directory::routes(state.clone()))
         .merge(crate::authorization::routes(state.clone()))
+        .merge(if state.dev_clock.is_some() { crate::devtools::routes(state.clone()) } else { Router::new() })
         .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
         .method_not_allowed_fallback(|| async {
             ApiError(Error::new(
@@ -132,7 +146,12 @@ pub fn build_app(state: SharedState) -> Router {
             req.extensions_mut().insert(surface.clone());
             let resp = match surface {
                 Surface::Vault { .. } => data.oneshot(req).await,
-                Surface::Control { .. } => control.oneshot(req).await,
+                Surface::Control { .. } => {
+                    if let Some(uri) = crate::management::normalize_arm_path(req.uri()) {
+                        *req.uri_mut() = uri;
+                    }
+                    control.oneshot(req).await
+                }
             };
             let resp = match resp {
                 Ok(r) => r,

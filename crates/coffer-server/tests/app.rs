@@ -95,7 +95,7 @@ impl Harness {
             .expect("admin")
             .object_id;
         let path = format!(
-            "/subscriptions/{}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/hr-app?api-version=2023-07-01",
+            "/subscriptions/{}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/hr-app?api-version=2023-07-01",
             c.subscription_id
         );
         let body = json!({"location": "local", "properties": {"accessPolicies": [

@@ -19,6 +19,7 @@ fn vault(id: &str, name: &str) -> Vault {
         enable_rbac_authorization: false,
         access_policies: vec![],
         tags: Tags::new(),
+        network_acls: None,
         created_by: "admin".into(),
         created: 1,
         updated: 1,
@@ -51,6 +52,47 @@ pub async fn run_all(store: &dyn Store) {
     listing(store).await;
     restore(store).await;
     rbac(store).await;
+    vault_lifecycle(store).await;
+}
+
+async fn vault_lifecycle(store: &dyn Store) {
+    use crate::ResourceGroup;
+    let mut v = vault("vl", "lifecycle");
+    assert!(store.create_vault(&v, b"w").await.expect("create"));
+    put(store, "vl", "s", &"a".repeat(32), b"p").await;
+    assert!(!store.claim_vault_purge("vl", None).await.expect("claim live"), "a live vault cannot be purged");
+    v.deletion = Some(Deletion { deleted_date: 100, scheduled_purge_date: 200 });
+    store.update_vault(&v).await.expect("delete");
+    assert_eq!(store.due_vaults(199, 10).await.expect("due"), Vec::<String>::new());
+    assert_eq!(store.due_vaults(200, 10).await.expect("due"), vec!["vl".to_string()]);
+    assert!(store.recover_vault("vl", 150).await.expect("recover"));
+    assert!(!store.recover_vault("vl", 150).await.expect("recover live"));
+    store.update_vault(&v).await.expect("delete again");
+    assert!(!store.claim_vault_purge("vl", Some(199)).await.expect("claim early"));
+    assert!(store.claim_vault_purge("vl", Some(200)).await.expect("claim"));
+    assert!(
+        !store.recover_vault("vl", 250).await.expect("recover purging"),
+        "a vault being purged cannot be recovered"
+    );
+    assert!(store.erase_vault("vl").await.expect("erase"));
+    assert!(!store.erase_vault("vl").await.expect("erase twice"));
+    assert!(store.get_vault_by_name("lifecycle").await.expect("get").is_none());
+    let at = ObjectRef { vault_id: "vl", kind: ObjectKind::Secret, name_key: "s" };
+    assert!(store.all_versions(&at).await.expect("versions").is_empty(), "erasing a vault erases its objects");
+    assert!(store.create_vault(&vault("vl2", "lifecycle"), b"w").await.expect("reuse"), "the name is free after purge");
+
+    let rg = ResourceGroup {
+        subscription_id: "s1".into(),
+        name: "Clinic".into(),
+        location: "local".into(),
+        tags: Tags::new(),
+        created: 1,
+    };
+    store.put_resource_group(&rg).await.expect("rg");
+    assert_eq!(store.get_resource_group("s1", "clinic").await.expect("get"), Some(rg.clone()));
+    assert_eq!(store.list_resource_groups("s1").await.expect("list"), vec![rg]);
+    assert!(store.delete_resource_group("s1", "CLINIC").await.expect("delete"));
+    assert!(store.get_resource_group("s1", "clinic").await.expect("get").is_none());
 }
 
 async fn rbac(store: &dyn Store) {
@@ -318,9 +360,15 @@ async fn versions_and_lifecycle(store: &dyn Store) {
     assert!(store.recover_object(&at).await.expect("recover"));
     assert!(!store.recover_object(&at).await.expect("recover twice"));
     assert_eq!(store.list_versions(&at, 0, 10).await.expect("versions").len(), 2, "recover brings back every version");
-    assert!(!store.purge_object(&at).await.expect("purge live"), "only deleted objects can be purged");
+    assert!(!store.purge_object(&at, None).await.expect("purge live"), "only deleted objects can be purged");
     assert!(store.delete_object(&at, &d).await.expect("delete"));
-    assert!(store.purge_object(&at).await.expect("purge"));
+    assert_eq!(store.due_objects(29, 10).await.expect("due"), vec![], "not due before its purge date");
+    assert_eq!(
+        store.due_objects(30, 10).await.expect("due"),
+        vec![("v1".to_string(), ObjectKind::Secret, "db".to_string())]
+    );
+    assert!(!store.purge_object(&at, Some(29)).await.expect("purge early"), "a due purge waits for the date");
+    assert!(store.purge_object(&at, Some(30)).await.expect("purge"));
     assert_eq!(store.get_head(&at).await.expect("head"), None);
     assert!(store.all_versions(&at).await.expect("all").is_empty(), "purge erases every version");
     assert_eq!(put(store, "v1", "db", &"d".repeat(32), b"new").await, PutOutcome::Written);

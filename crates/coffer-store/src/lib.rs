@@ -11,7 +11,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use coffer_core::Result;
-use coffer_core::object::{Attributes, Tags};
+use coffer_core::object::{Attributes, ObjectKind, Tags};
 use coffer_core::rbac::{RoleAssignment, RoleDefinition};
 use coffer_core::vault::Vault;
 
@@ -87,7 +87,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_vault(&self, vault: &Vault, wrapped_key: &[u8]) -> Result<bool>;
     async fn get_vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>>;
     async fn update_vault(&self, vault: &Vault) -> Result<()>;
+    /// Every vault of the tenant, live and deleted.
     async fn list_vaults(&self, tenant_id: &str) -> Result<Vec<Vault>>;
+    /// Undeletes a vault, unless it is not deleted or its purge has begun.
+    async fn recover_vault(&self, vault_id: &str, updated: i64) -> Result<bool>;
+    /// Claims a deleted vault for purging (atomically: one node wins; recovery is refused
+    /// from then on). With `due_by`, only if its scheduled purge date has come.
+    async fn claim_vault_purge(&self, vault_id: &str, due_by: Option<i64>) -> Result<bool>;
+    /// Erases a claimed vault with its objects, versions and role assignments.
+    async fn erase_vault(&self, vault_id: &str) -> Result<bool>;
+    /// Deleted vaults whose purge date has come.
+    async fn due_vaults(&self, now: i64, limit: usize) -> Result<Vec<String>>;
+    /// Deleted objects (of live vaults) whose purge date has come: (vault id, kind, name key).
+    async fn due_objects(&self, now: i64, limit: usize) -> Result<Vec<(String, ObjectKind, String)>>;
+
+    // Resource groups (ARM's grouping objects).
+    async fn put_resource_group(&self, rg: &ResourceGroup) -> Result<()>;
+    async fn get_resource_group(&self, subscription_id: &str, name: &str) -> Result<Option<ResourceGroup>>;
+    async fn list_resource_groups(&self, subscription_id: &str) -> Result<Vec<ResourceGroup>>;
+    async fn delete_resource_group(&self, subscription_id: &str, name: &str) -> Result<bool>;
 
     // Versioned objects (secrets, keys, certificates).
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome>;
@@ -119,8 +137,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_object(&self, at: &ObjectRef<'_>, deletion: &coffer_core::lifecycle::Deletion) -> Result<bool>;
     /// Undeletes; false if there is no deleted object.
     async fn recover_object(&self, at: &ObjectRef<'_>) -> Result<bool>;
-    /// Erases a deleted object and all its versions; false if there is no deleted object.
-    async fn purge_object(&self, at: &ObjectRef<'_>) -> Result<bool>;
+    /// Erases a deleted object and all its versions; false if there is no deleted object (or,
+    /// with `due_by`, none whose purge date has come).
+    async fn purge_object(&self, at: &ObjectRef<'_>, due_by: Option<i64>) -> Result<bool>;
     /// Inserts a whole object from a backup, unless the name is taken.
     async fn restore_object(&self, at: &ObjectRef<'_>, name: &str, versions: &[StoredVersion]) -> Result<PutOutcome>;
     /// Writes raw rows for tests of tamper resistance; not used by the server.

@@ -153,3 +153,13 @@ pub mod credential_kind {
     pub const CERTIFICATE: &str = "certificate";
     pub const IDENTITY_HEADER: &str = "identity-header";
 }
+
+/// An ARM resource group: a named grouping of vaults inside a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceGroup {
+    pub subscription_id: String,
+    pub name: String,
+    pub location: String,
+    pub tags: Tags,
+    pub created: i64,
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use coffer_core::lifecycle::{Deletion, RetentionPolicy};
-use coffer_core::object::{Attributes, Tags};
+use coffer_core::object::{Attributes, ObjectKind, Tags};
 use coffer_core::principal::{Principal, PrincipalKind};
 use coffer_core::rbac::{RoleAssignment, RoleDefinition};
 use coffer_core::vault::{AccessPolicy, Vault};
@@ -39,7 +39,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, sealed_pkcs8 BLOB NOT NULL, created INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS vaults (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, name_key TEXT NOT NULL UNIQUE,
         props TEXT NOT NULL, wrapped_key BLOB NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,
-        deleted_date INTEGER, scheduled_purge_date INTEGER)",
+        deleted_date INTEGER, scheduled_purge_date INTEGER, purging INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS resource_groups (subscription_id TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
+        location TEXT NOT NULL, tags TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (subscription_id, name_key))",
     "CREATE TABLE IF NOT EXISTS objects (vault_id TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
         latest_version TEXT NOT NULL, latest_seq INTEGER NOT NULL, deleted_date INTEGER, scheduled_purge_date INTEGER,
         PRIMARY KEY (vault_id, kind, name_key))",
@@ -56,6 +58,8 @@ const SCHEMA: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS role_assignments_unique ON role_assignments (scope, principal_id, role_definition_id)",
     "CREATE INDEX IF NOT EXISTS role_assignments_principal ON role_assignments (principal_id)",
     "CREATE INDEX IF NOT EXISTS role_assignments_role ON role_assignments (role_definition_id)",
+    "CREATE INDEX IF NOT EXISTS vaults_purge ON vaults (scheduled_purge_date) WHERE deleted_date IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS objects_purge ON objects (scheduled_purge_date) WHERE deleted_date IS NOT NULL",
 ];
 
 /// Columns of a version without the payload (lists) and with it (reads).
@@ -86,6 +90,8 @@ struct VaultProps {
     enable_rbac_authorization: bool,
     access_policies: Vec<AccessPolicy>,
     tags: Tags,
+    #[serde(default)]
+    network_acls: Option<coffer_core::network::NetworkAcls>,
     created_by: String,
 }
 
@@ -165,6 +171,7 @@ fn vault_from_row(r: &SqliteRow) -> Result<VaultRecord> {
             enable_rbac_authorization: p.enable_rbac_authorization,
             access_policies: p.access_policies,
             tags: p.tags,
+            network_acls: p.network_acls,
             created_by: p.created_by,
             created: r.try_get("created").map_err(backend)?,
             updated: r.try_get("updated").map_err(backend)?,
@@ -187,6 +194,7 @@ fn vault_props(v: &Vault) -> Result<String> {
         enable_rbac_authorization: v.enable_rbac_authorization,
         access_policies: v.access_policies.clone(),
         tags: v.tags.clone(),
+        network_acls: v.network_acls.clone(),
         created_by: v.created_by.clone(),
     })
     .map_err(|e| Error::internal(format!("vault props: {e}")))
@@ -465,6 +473,143 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn recover_vault(&self, vault_id: &str, updated: i64) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query(
+            "UPDATE vaults SET deleted_date = NULL, scheduled_purge_date = NULL, updated = $2
+             WHERE id = $1 AND deleted_date IS NOT NULL AND purging = 0",
+        )
+        .bind(vault_id)
+        .bind(updated)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn claim_vault_purge(&self, vault_id: &str, due_by: Option<i64>) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query(
+            "UPDATE vaults SET purging = 1
+             WHERE id = $1 AND deleted_date IS NOT NULL AND ($2 IS NULL OR scheduled_purge_date <= $2)",
+        )
+        .bind(vault_id)
+        .bind(due_by)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn erase_vault(&self, vault_id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let name: Option<String> = sqlx::query("SELECT name_key FROM vaults WHERE id = $1 AND purging = 1")
+            .bind(vault_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .map(|r| r.try_get("name_key"))
+            .transpose()
+            .map_err(backend)?;
+        let Some(name) = name else { return Ok(false) };
+        for stmt in [
+            "DELETE FROM object_versions WHERE vault_id = $1",
+            "DELETE FROM objects WHERE vault_id = $1",
+            "DELETE FROM vaults WHERE id = $1",
+        ] {
+            sqlx::query(stmt).bind(vault_id).execute(&mut *tx).await.map_err(backend)?;
+        }
+        sqlx::query("DELETE FROM role_assignments WHERE scope = $1 OR substr(scope, 1, length($1) + 1) = $1 || '/'")
+            .bind(format!("/vaults/{name}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn due_vaults(&self, now: i64, limit: usize) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM vaults WHERE deleted_date IS NOT NULL AND scheduled_purge_date <= $1 ORDER BY scheduled_purge_date LIMIT $2")
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| r.try_get("id").map_err(backend)).collect()
+    }
+
+    async fn due_objects(&self, now: i64, limit: usize) -> Result<Vec<(String, ObjectKind, String)>> {
+        let rows = sqlx::query(
+            "SELECT o.vault_id, o.kind, o.name_key FROM objects o JOIN vaults v ON v.id = o.vault_id
+             WHERE o.deleted_date IS NOT NULL AND o.scheduled_purge_date <= $1 AND v.deleted_date IS NULL
+             ORDER BY o.scheduled_purge_date LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind").map_err(backend)?;
+                Ok((
+                    r.try_get("vault_id").map_err(backend)?,
+                    ObjectKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
+                    r.try_get("name_key").map_err(backend)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn put_resource_group(&self, rg: &ResourceGroup) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO resource_groups (subscription_id, name_key, name, location, tags, created) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (subscription_id, name_key) DO UPDATE SET tags = excluded.tags",
+        )
+        .bind(&rg.subscription_id)
+        .bind(rg.name.to_ascii_lowercase())
+        .bind(&rg.name)
+        .bind(&rg.location)
+        .bind(tags_json(&rg.tags)?)
+        .bind(rg.created)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_resource_group(&self, subscription_id: &str, name: &str) -> Result<Option<ResourceGroup>> {
+        let row = sqlx::query("SELECT * FROM resource_groups WHERE subscription_id = $1 AND name_key = $2")
+            .bind(subscription_id)
+            .bind(name.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| rg_from_row(&r)).transpose()
+    }
+
+    async fn list_resource_groups(&self, subscription_id: &str) -> Result<Vec<ResourceGroup>> {
+        let rows = sqlx::query("SELECT * FROM resource_groups WHERE subscription_id = $1 ORDER BY name_key")
+            .bind(subscription_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(rg_from_row).collect()
+    }
+
+    async fn delete_resource_group(&self, subscription_id: &str, name: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query("DELETE FROM resource_groups WHERE subscription_id = $1 AND name_key = $2")
+            .bind(subscription_id)
+            .bind(name.to_ascii_lowercase())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
     }
 
     async fn list_vaults(&self, tenant_id: &str) -> Result<Vec<Vault>> {
@@ -1017,15 +1162,17 @@ impl Store for SqliteStore {
         Ok(res.rows_affected() == 1)
     }
 
-    async fn purge_object(&self, at: &ObjectRef<'_>) -> Result<bool> {
+    async fn purge_object(&self, at: &ObjectRef<'_>, due_by: Option<i64>) -> Result<bool> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let res = sqlx::query(
-            "DELETE FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL",
+            "DELETE FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL
+               AND ($4 IS NULL OR scheduled_purge_date <= $4)",
         )
         .bind(at.vault_id)
         .bind(at.kind.as_str())
         .bind(at.name_key)
+        .bind(due_by)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -1140,6 +1287,17 @@ fn assignment_from_row(r: &SqliteRow) -> Result<RoleAssignment> {
         principal_id: r.try_get("principal_id").map_err(backend)?,
         created: r.try_get("created").map_err(backend)?,
         created_by: r.try_get("created_by").map_err(backend)?,
+    })
+}
+
+fn rg_from_row(r: &SqliteRow) -> Result<ResourceGroup> {
+    let tags: String = r.try_get("tags").map_err(backend)?;
+    Ok(ResourceGroup {
+        subscription_id: r.try_get("subscription_id").map_err(backend)?,
+        name: r.try_get("name").map_err(backend)?,
+        location: r.try_get("location").map_err(backend)?,
+        tags: serde_json::from_str(&tags).map_err(|e| Error::internal(format!("tags: {e}")))?,
+        created: r.try_get("created").map_err(backend)?,
     })
 }
 

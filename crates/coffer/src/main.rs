@@ -52,6 +52,9 @@ enum Command {
     /// Explain decisions and list who can do what.
     #[command(subcommand)]
     Access(commands::role::AccessCommand),
+    /// Dev-mode tools (moving the server's clock).
+    #[command(subcommand)]
+    Dev(commands::dev::DevCommand),
     /// Token signing keys of the tenant.
     #[command(subcommand)]
     SigningKey(commands::login::SigningKeyCommand),
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
             Command::SigningKey(cmd) => commands::login::signing_key(cmd, &cli.profile).await,
             Command::Role(cmd) => commands::role::role(cmd, &cli.profile).await,
             Command::Access(cmd) => commands::role::access(cmd, &cli.profile).await,
+            Command::Dev(cmd) => commands::dev::run(cmd, &cli.profile).await,
         }
     });
     match result {

@@ -79,6 +79,23 @@ async fn handle(
             "AKV10032: Invalid issuer. The token's tenant does not own this vault.",
         )));
     }
+    // The vault's firewall: with defaultAction Deny, only listed addresses get through.
+    if let Some(acls) = &record.vault.network_acls {
+        let ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        if !acls.allows(ip) {
+            let addr = ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into());
+            return Err(ApiError(Error::forbidden(
+                "ForbiddenByFirewall",
+                format!(
+                    "Client address is not authorized and caller is not a trusted service.\r\nClient address: {addr}\r\nCaller: {}\r\nVault: {};location={}",
+                    caller.describe(),
+                    record.vault.name,
+                    record.vault.location
+                ),
+            ))
+            .into_response());
+        }
+    }
     let key = state.keyring.vault_key(&record).map_err(|e| ApiError(e).into_response())?;
 
     // Legacy verb override: POST with X-HTTP-METHOD stands in for PATCH or DELETE.

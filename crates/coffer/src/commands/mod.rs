@@ -1,5 +1,6 @@
 //! One module per command group.
 pub mod args;
+pub mod dev;
 pub mod group;
 pub mod login;
 pub mod principal;

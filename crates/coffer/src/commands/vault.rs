@@ -48,7 +48,42 @@ pub enum VaultCommand {
         enable_purge_protection: Option<bool>,
         #[arg(long, num_args = 0..)]
         tags: Option<Vec<String>>,
+        /// The firewall's default action for addresses not in an IP rule.
+        #[arg(long, value_parser = ["Allow", "Deny"])]
+        default_action: Option<String>,
+        #[arg(long, value_parser = ["AzureServices", "None"])]
+        bypass: Option<String>,
     },
+    /// Soft-delete a vault: it can be recovered until its retention period ends.
+    Delete {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Recover a deleted vault with all its objects (not its role assignments).
+    Recover {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Purge a deleted vault: its key is destroyed and its data erased, for good.
+    Purge {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// List deleted vaults.
+    ListDeleted,
+    /// Show a deleted vault.
+    ShowDeleted {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Is this vault name free and valid?
+    CheckName {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Firewall IP rules of a vault.
+    #[command(subcommand)]
+    NetworkRule(NetworkRuleCommand),
     /// Set a principal's permissions (the listed areas; others are kept).
     SetPolicy {
         #[arg(long, short = 'n')]
@@ -69,6 +104,49 @@ pub enum VaultCommand {
         #[arg(long)]
         object_id: String,
     },
+}
+
+#[derive(clap::Subcommand)]
+pub enum NetworkRuleCommand {
+    Add {
+        #[arg(long, short = 'n')]
+        name: String,
+        /// An IPv4/IPv6 address or CIDR range.
+        #[arg(long)]
+        ip_address: String,
+    },
+    Remove {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long)]
+        ip_address: String,
+    },
+    List {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+}
+
+/// A deleted vault by name.
+async fn find_deleted(c: &mut Client, name: &str) -> CliResult<Value> {
+    let sub = c.subscription().await?;
+    let list = c
+        .management(Method::GET, &format!("/subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults"), None)
+        .await?;
+    list["value"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name))).cloned())
+        .ok_or_else(|| CliError::Server(format!("(DeletedVaultNotFound) No deleted vault named '{name}' exists.")))
+}
+
+/// The network ACLs of a vault as JSON (an open firewall when none are set).
+fn acls_of(vault: &Value) -> Value {
+    let a = &vault["properties"]["networkAcls"];
+    if a.is_object() {
+        a.clone()
+    } else {
+        json!({"defaultAction": "Allow", "bypass": "AzureServices", "ipRules": [], "virtualNetworkRules": []})
+    }
 }
 
 /// The ARM id path of a vault found by name (as `az` does without `-g`).
@@ -135,9 +213,27 @@ pub async fn run(cmd: VaultCommand, profile: &str) -> CliResult<Option<Value>> {
             c.management(Method::GET, &path, None).await?["value"].clone()
         }
         VaultCommand::Show { name } => find_vault(&mut c, &name).await?,
-        VaultCommand::Update { name, enable_rbac_authorization, enable_purge_protection, tags } => {
-            let id = id_of(&find_vault(&mut c, &name).await?)?;
+        VaultCommand::Update {
+            name,
+            enable_rbac_authorization,
+            enable_purge_protection,
+            tags,
+            default_action,
+            bypass,
+        } => {
+            let vault = find_vault(&mut c, &name).await?;
+            let id = id_of(&vault)?;
             let mut props = serde_json::Map::new();
+            if default_action.is_some() || bypass.is_some() {
+                let mut acls = acls_of(&vault);
+                if let Some(d) = default_action {
+                    acls["defaultAction"] = d.into();
+                }
+                if let Some(b) = bypass {
+                    acls["bypass"] = b.into();
+                }
+                props.insert("networkAcls".into(), acls);
+            }
             if let Some(r) = enable_rbac_authorization {
                 props.insert("enableRbacAuthorization".into(), r.into());
             }
@@ -167,6 +263,65 @@ pub async fn run(cmd: VaultCommand, profile: &str) -> CliResult<Option<Value>> {
             let body = json!({"properties": {"accessPolicies": [{"tenantId": c.tenant_id(), "objectId": object_id, "permissions": perms}]}});
             c.management(Method::PUT, &format!("{id}/accessPolicies/replace"), Some(&body)).await?;
             find_vault(&mut c, &name).await?
+        }
+        VaultCommand::Delete { name } => {
+            let id = id_of(&find_vault(&mut c, &name).await?)?;
+            c.management(Method::DELETE, &id, None).await?;
+            return Ok(None);
+        }
+        VaultCommand::Recover { name } => {
+            let deleted = find_deleted(&mut c, &name).await?;
+            let id = deleted["properties"]["vaultId"]
+                .as_str()
+                .ok_or_else(|| CliError::Server("the deleted vault has no vaultId".into()))?
+                .to_string();
+            let body = json!({
+                "location": deleted["properties"]["location"],
+                "properties": {"tenantId": c.tenant_id(), "sku": {"family": "A", "name": "standard"}, "createMode": "recover"},
+            });
+            c.management(Method::PUT, &id, Some(&body)).await?
+        }
+        VaultCommand::Purge { name } => {
+            let id = id_of(&find_deleted(&mut c, &name).await?)?;
+            c.management(Method::POST, &format!("{id}/purge"), None).await?;
+            return Ok(None);
+        }
+        VaultCommand::ListDeleted => {
+            let sub = c.subscription().await?;
+            c.management(Method::GET, &format!("/subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults"), None)
+                .await?["value"]
+                .clone()
+        }
+        VaultCommand::ShowDeleted { name } => find_deleted(&mut c, &name).await?,
+        VaultCommand::CheckName { name } => {
+            let sub = c.subscription().await?;
+            let body = json!({"name": name, "type": "Microsoft.KeyVault/vaults"});
+            c.management(
+                Method::POST,
+                &format!("/subscriptions/{sub}/providers/Microsoft.KeyVault/checkNameAvailability"),
+                Some(&body),
+            )
+            .await?
+        }
+        VaultCommand::NetworkRule(cmd) => {
+            let (name, change) = match &cmd {
+                NetworkRuleCommand::Add { name, ip_address } => (name, Some((true, ip_address))),
+                NetworkRuleCommand::Remove { name, ip_address } => (name, Some((false, ip_address))),
+                NetworkRuleCommand::List { name } => (name, None),
+            };
+            let vault = find_vault(&mut c, name).await?;
+            let mut acls = acls_of(&vault);
+            let Some((add, ip)) = change else { return Ok(Some(acls)) };
+            let mut rules: Vec<Value> = acls["ipRules"].as_array().cloned().unwrap_or_default();
+            rules.retain(|r| r["value"].as_str() != Some(ip.as_str()));
+            if add {
+                rules.push(json!({"value": ip}));
+            }
+            acls["ipRules"] = Value::Array(rules);
+            let updated = c
+                .management(Method::PATCH, &id_of(&vault)?, Some(&json!({"properties": {"networkAcls": acls}})))
+                .await?;
+            acls_of(&updated)
         }
         VaultCommand::DeletePolicy { name, object_id } => {
             let id = id_of(&find_vault(&mut c, &name).await?)?;

@@ -1,16 +1,9 @@
-//! The management plane, shaped like Azure Resource Manager's `Microsoft.KeyVault/vaults`, so
-//! ARM tooling can drive it: create or update, show, list and access-policy changes.
-//!
-//! Management is not data: the caller here needs management rights (tenant administrator, or a
-//! management role such as Owner or Contributor; a vault's creator is made its Owner) and
-//! nothing here reads a secret value.
-use axum::Router;
+//! `Microsoft.KeyVault/vaults`: create (or recover) or update, show, list, delete (soft),
+//! deleted vaults, purge (crypto-shredding), name checks and access-policy changes.
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
 use coffer_core::lifecycle::{DEFAULT_RETENTION_DAYS, RetentionPolicy};
 use coffer_core::limits::MAX_REQUEST_BODY_BYTES;
 use coffer_core::object::{Tags, validate_tags};
@@ -20,87 +13,13 @@ use coffer_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{bearer_token, challenge, resolve_caller};
+use super::{caller_subscription, existing_group};
 use crate::authorization::authorize_management;
-use crate::http::{ApiError, ApiResult, json as json_response, parse_body, query_get, query_pairs};
+use crate::http::{ApiResult, json as json_response, parse_body};
 use crate::state::SharedState;
 use coffer_core::permissions::ManagementAction;
 
 const PROVIDER: &str = "providers/Microsoft.KeyVault";
-
-pub fn routes(state: SharedState) -> Router<SharedState> {
-    Router::new()
-        .route("/subscriptions", get(list_subscriptions))
-        .route("/subscriptions/{sub}/providers/Microsoft.KeyVault/vaults", get(list_vaults))
-        .route(
-            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults",
-            get(list_vaults_in_group),
-        )
-        .route(
-            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}",
-            get(show_vault).put(create_or_update_vault).patch(patch_vault),
-        )
-        .route(
-            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}/accessPolicies/{op}",
-            put(update_access_policy),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
-}
-
-/// Bearer authentication for ARM requests (audience: the management resource), then the
-/// api-version check. The caller lands in the request extensions.
-pub async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
-    let names = &state.names;
-    let resource = names.management_resource();
-    let tenant =
-        state.store.list_tenants().await.ok().and_then(|t| t.into_iter().next()).map(|t| t.id).unwrap_or_default();
-    let Some(token) = bearer_token(req.headers()) else {
-        return challenge(
-            &Error::unauthorized("Authentication failed. The 'Authorization' header is missing."),
-            names,
-            &tenant,
-            &resource,
-        );
-    };
-    let claims = match state.tokens.validate(token, &resource, names, state.clock.now()) {
-        Ok(c) => c,
-        Err(e) => return challenge(&e, names, &tenant, &resource),
-    };
-    let caller = match resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await {
-        Ok(c) => c,
-        Err(e) if e.kind == ErrorKind::Unauthorized => return challenge(&e, names, &claims.tid, &resource),
-        Err(e) => return ApiError(e).into_response(),
-    };
-    let has_version = query_pairs(req.uri().query())
-        .ok()
-        .and_then(|q| query_get(&q, "api-version").map(|v| !v.trim().is_empty()))
-        .unwrap_or(false);
-    if !has_version {
-        return ApiError(Error::new(
-            ErrorKind::BadRequest,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        ))
-        .into_response();
-    }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
-}
-
-async fn caller_subscription(state: &SharedState, caller: &Caller, sub: &str) -> Result<String> {
-    let tenant = state
-        .store
-        .get_tenant(&caller.tenant_id)
-        .await?
-        .ok_or_else(|| Error::internal("the caller's tenant is missing"))?;
-    if !tenant.default_subscription_id.eq_ignore_ascii_case(sub) {
-        return Err(Error::not_found(
-            "SubscriptionNotFound",
-            format!("The subscription '{}' could not be found.", coffer_core::names::printable(sub)),
-        ));
-    }
-    Ok(tenant.default_subscription_id)
-}
 
 fn vault_not_found(name: &str) -> Error {
     Error::not_found(
@@ -131,6 +50,9 @@ pub fn vault_json(state: &SharedState, v: &Vault) -> Value {
     if v.retention.purge_protection {
         props["enablePurgeProtection"] = true.into();
     }
+    if let Some(acls) = &v.network_acls {
+        props["networkAcls"] = json!(acls);
+    }
     json!({
         "id": format!("/subscriptions/{}/resourceGroups/{}/{PROVIDER}/vaults/{}", v.subscription_id, v.resource_group, v.name),
         "name": v.name,
@@ -139,25 +61,6 @@ pub fn vault_json(state: &SharedState, v: &Vault) -> Value {
         "tags": v.tags,
         "properties": props,
     })
-}
-
-async fn list_subscriptions(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-) -> ApiResult<Response> {
-    let tenant = state.store.get_tenant(&caller.tenant_id).await?.ok_or_else(|| Error::internal("tenant missing"))?;
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"value": [{
-            "id": format!("/subscriptions/{}", tenant.default_subscription_id),
-            "subscriptionId": tenant.default_subscription_id,
-            "tenantId": tenant.id,
-            "displayName": "Coffer",
-            "state": "Enabled",
-            "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "Coffer", "spendingLimit": "Off"},
-            "authorizationSource": "RoleBased",
-        }], "count": {"type": "Total", "value": 1}}),
-    ))
 }
 
 /// The live vaults the caller may read (at `/` once, then per vault if needed).
@@ -173,7 +76,7 @@ async fn visible_vaults(state: &SharedState, caller: &Caller) -> Result<Vec<Vaul
     Ok(out)
 }
 
-async fn list_vaults(
+pub(super) async fn list_vaults(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(sub): Path<String>,
@@ -183,7 +86,7 @@ async fn list_vaults(
     Ok(json_response(StatusCode::OK, json!({"value": items, "nextLink": null})))
 }
 
-async fn list_vaults_in_group(
+pub(super) async fn list_vaults_in_group(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((sub, rg)): Path<(String, String)>,
@@ -208,7 +111,7 @@ async fn load_vault(state: &SharedState, caller: &Caller, rg: &str, name: &str) 
     Ok(v)
 }
 
-async fn show_vault(
+pub(super) async fn show_vault(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((sub, rg, name)): Path<(String, String, String)>,
@@ -228,6 +131,9 @@ struct VaultPropsIn {
     enable_purge_protection: Option<bool>,
     enable_rbac_authorization: Option<bool>,
     enable_soft_delete: Option<bool>,
+    network_acls: Option<coffer_core::network::NetworkAcls>,
+    /// `default` or `recover` (undelete a deleted vault of this name).
+    create_mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -279,10 +185,15 @@ fn apply_props(v: &mut Vault, p: &VaultPropsIn, tags: Option<Tags>, creating: bo
         validate_tags(&tags)?;
         v.tags = tags;
     }
+    if let Some(acls) = &p.network_acls {
+        let mut acls = acls.clone();
+        acls.validate()?;
+        v.network_acls = Some(acls);
+    }
     Ok(())
 }
 
-async fn create_or_update_vault(
+pub(super) async fn create_or_update_vault(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((sub, rg, name)): Path<(String, String, String)>,
@@ -297,6 +208,17 @@ async fn create_or_update_vault(
     }
     let input: VaultIn = parse_body(&body)?;
     let now = state.clock.now();
+    match input.properties.create_mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("default") => {}
+        Some("recover") => return recover(&state, &caller, &rg, &name).await,
+        Some(other) => {
+            return Err(Error::bad_parameter(format!(
+                "createMode '{}' is not supported (default, recover).",
+                coffer_core::names::printable(other)
+            ))
+            .into());
+        }
+    }
     if let Some(existing) = state.store.get_vault_by_name(&name).await? {
         let mut v = existing.vault;
         if v.is_deleted() || v.tenant_id != caller.tenant_id || !v.resource_group.eq_ignore_ascii_case(&rg) {
@@ -317,17 +239,19 @@ async fn create_or_update_vault(
         return Ok(json_response(StatusCode::OK, vault_json(&state, &v)));
     }
     authorize_management(&state, &caller, ManagementAction::VaultWrite, None).await?;
+    let group = existing_group(&state, &sub, &rg).await?;
     let mut v = Vault {
         id: coffer_crypto::random::guid(),
         name: name.clone(),
         tenant_id: caller.tenant_id.clone(),
         subscription_id: sub,
-        resource_group: rg,
-        location: input.location.clone().unwrap_or_else(|| "local".into()),
+        resource_group: group.name.clone(),
+        location: input.location.clone().unwrap_or(group.location),
         retention: RetentionPolicy::new(DEFAULT_RETENTION_DAYS, false)?,
         enable_rbac_authorization: false,
         access_policies: Vec::new(),
         tags: Tags::new(),
+        network_acls: None,
         created_by: caller.object_id.clone(),
         created: now,
         updated: now,
@@ -336,6 +260,8 @@ async fn create_or_update_vault(
     apply_props(&mut v, &input.properties, input.tags, true)?;
     let (_, wrapped) = state.keyring.new_vault_key(&v.id)?;
     if !state.store.create_vault(&v, &wrapped).await? {
+        // Lost a race for the name: the key-encryption key just made belongs to nothing.
+        state.keyring.shred_vault(&v.id)?;
         return Err(Error::new(
             ErrorKind::Conflict,
             "VaultAlreadyExists",
@@ -357,7 +283,7 @@ async fn create_or_update_vault(
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
 }
 
-async fn patch_vault(
+pub(super) async fn patch_vault(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((sub, rg, name)): Path<(String, String, String)>,
@@ -398,7 +324,7 @@ fn subtract(from: &mut Vec<String>, remove: &[String]) {
 
 /// `add` merges permissions into the principal's policy, `replace` overwrites it, `remove`
 /// takes the listed permissions away (and the policy, once empty).
-async fn update_access_policy(
+pub(super) async fn update_access_policy(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((sub, rg, name, op)): Path<(String, String, String, String)>,
@@ -458,4 +384,272 @@ async fn update_access_policy(
             "properties": {"accessPolicies": v.access_policies},
         }),
     ))
+}
+
+/// `createMode: recover`: brings a deleted vault back with all its objects (not its role
+/// assignments, as in Azure).
+async fn recover(state: &SharedState, caller: &Caller, rg: &str, name: &str) -> ApiResult<Response> {
+    authorize_management(state, caller, ManagementAction::VaultWrite, None).await?;
+    let rec = state.store.get_vault_by_name(name).await?.filter(|r| r.vault.tenant_id == caller.tenant_id);
+    let Some(rec) = rec.filter(|r| r.vault.is_deleted() && r.vault.resource_group.eq_ignore_ascii_case(rg)) else {
+        return Err(Error::not_found(
+            "DeletedVaultNotFound",
+            format!(
+                "No deleted vault named '{}' exists in resource group '{rg}'.",
+                coffer_core::names::printable(name)
+            ),
+        )
+        .into());
+    };
+    if !state.store.recover_vault(&rec.vault.id, state.clock.now()).await? {
+        return Err(Error::conflict(
+            Some("VaultIsBeingPurged"),
+            format!("The vault '{name}' is being purged and cannot be recovered."),
+        )
+        .into());
+    }
+    let v = load_vault(state, caller, rg, name).await?;
+    Ok(json_response(StatusCode::OK, vault_json(state, &v)))
+}
+
+/// Soft delete: the vault, with every object, version and access policy, is kept until its
+/// scheduled purge date; its name stays reserved; its role assignments go.
+pub(super) async fn delete_vault(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((sub, rg, name)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    caller_subscription(&state, &caller, &sub).await?;
+    let mut v = load_vault(&state, &caller, &rg, &name).await?;
+    authorize_management(&state, &caller, ManagementAction::VaultDelete, Some(&v.name)).await?;
+    let now = state.clock.now();
+    v.deletion = Some(coffer_core::lifecycle::Deletion {
+        deleted_date: now,
+        scheduled_purge_date: v.retention.scheduled_purge_date(now),
+    });
+    v.updated = now;
+    state.store.update_vault(&v).await?;
+    state.store.delete_assignments_under(&coffer_core::rbac::Scope::Vault(v.name.to_ascii_lowercase()).key()).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// ARM's DeletedVault.
+fn deleted_json(v: &Vault) -> Value {
+    let d = v.deletion.unwrap_or(coffer_core::lifecycle::Deletion { deleted_date: 0, scheduled_purge_date: 0 });
+    json!({
+        "id": format!("/subscriptions/{}/{PROVIDER}/locations/{}/deletedVaults/{}", v.subscription_id, v.location, v.name),
+        "name": v.name,
+        "type": "Microsoft.KeyVault/deletedVaults",
+        "properties": {
+            "vaultId": format!("/subscriptions/{}/resourceGroups/{}/{PROVIDER}/vaults/{}", v.subscription_id, v.resource_group, v.name),
+            "location": v.location,
+            "deletionDate": coffer_core::clock::iso8601(d.deleted_date),
+            "scheduledPurgeDate": coffer_core::clock::iso8601(d.scheduled_purge_date),
+            "tags": v.tags,
+            "purgeProtectionEnabled": v.retention.purge_protection,
+        },
+    })
+}
+
+async fn deleted_vault(state: &SharedState, caller: &Caller, name: &str) -> Result<Vault> {
+    state
+        .store
+        .get_vault_by_name(name)
+        .await?
+        .map(|r| r.vault)
+        .filter(|v| v.is_deleted() && v.tenant_id == caller.tenant_id)
+        .ok_or_else(|| {
+            Error::not_found(
+                "DeletedVaultNotFound",
+                format!("No deleted vault named '{}' exists.", coffer_core::names::printable(name)),
+            )
+        })
+}
+
+pub(super) async fn list_deleted(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(sub): Path<String>,
+) -> ApiResult<Response> {
+    caller_subscription(&state, &caller, &sub).await?;
+    authorize_management(&state, &caller, ManagementAction::VaultRead, None).await?;
+    let items: Vec<Value> =
+        state.store.list_vaults(&caller.tenant_id).await?.iter().filter(|v| v.is_deleted()).map(deleted_json).collect();
+    Ok(json_response(StatusCode::OK, json!({"value": items, "nextLink": null})))
+}
+
+pub(super) async fn show_deleted(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((sub, _loc, name)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    caller_subscription(&state, &caller, &sub).await?;
+    authorize_management(&state, &caller, ManagementAction::VaultRead, None).await?;
+    Ok(json_response(StatusCode::OK, deleted_json(&deleted_vault(&state, &caller, &name).await?)))
+}
+
+/// Purge is crypto-shredding: the vault's key-encryption key is destroyed, then its rows.
+pub(super) async fn purge_deleted(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((sub, _loc, name)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    caller_subscription(&state, &caller, &sub).await?;
+    authorize_management(&state, &caller, ManagementAction::VaultPurge, None).await?;
+    let v = deleted_vault(&state, &caller, &name).await?;
+    let due = v.deletion.is_some_and(|d| d.scheduled_purge_date <= state.clock.now());
+    if v.retention.purge_protection && !due {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            "Forbidden",
+            format!(
+                "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault \
+                 service will automatically purge it after the retention period has passed. Vault: {};location={}",
+                v.name, v.location
+            ),
+        )
+        .into());
+    }
+    if !crate::jobs::purge_vault(&state, &v.id, None).await? {
+        return Err(Error::conflict(
+            Some("VaultIsBeingPurged"),
+            format!("The vault '{}' is already being purged.", v.name),
+        )
+        .into());
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct NameCheckIn {
+    name: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+pub(super) async fn check_name(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(sub): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller_subscription(&state, &caller, &sub).await?;
+    let input: NameCheckIn = parse_body(&body)?;
+    if input.kind.as_deref().is_some_and(|k| !k.eq_ignore_ascii_case("Microsoft.KeyVault/vaults")) {
+        return Err(Error::bad_parameter("type must be Microsoft.KeyVault/vaults.").into());
+    }
+    let answer = if let Err(e) = coffer_core::names::validate_vault_name(&input.name) {
+        json!({"nameAvailable": false, "reason": "AccountNameInvalid", "message": e.message})
+    } else if state.store.get_vault_by_name(&input.name).await?.is_some() {
+        json!({"nameAvailable": false, "reason": "AlreadyExists", "message": format!("The vault name '{}' is already in use.", input.name)})
+    } else {
+        json!({"nameAvailable": true})
+    };
+    Ok(json_response(StatusCode::OK, answer))
+}
+
+/// `$filter` of ARM's generic resource listing: `field eq 'value'` terms joined by `and`, on
+/// `resourceType`, `name` and `resourceGroup` (what the Azure CLI sends).
+fn parse_filter(filter: Option<&str>) -> Result<Vec<(String, String)>> {
+    let Some(f) = filter.map(str::trim).filter(|f| !f.is_empty()) else { return Ok(Vec::new()) };
+    let bad = || Error::bad_parameter(format!("The $filter '{}' is not supported.", coffer_core::names::printable(f)));
+    let mut terms = Vec::new();
+    let lower = f.to_ascii_lowercase();
+    let mut rest = f;
+    let mut rest_lower = lower.as_str();
+    loop {
+        let (term, next) = match rest_lower.find(" and ") {
+            Some(i) => (&rest[..i], Some(i + 5)),
+            None => (rest, None),
+        };
+        let (field, value) = term.split_once(" eq ").ok_or_else(bad)?;
+        let value = value.trim().strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).ok_or_else(bad)?;
+        let field = field.trim().to_ascii_lowercase();
+        if !matches!(field.as_str(), "resourcetype" | "name" | "resourcegroup") {
+            return Err(bad());
+        }
+        terms.push((field, value.to_string()));
+        match next {
+            Some(i) => {
+                rest = &rest[i..];
+                rest_lower = &rest_lower[i..];
+            }
+            None => break,
+        }
+    }
+    Ok(terms)
+}
+
+/// ARM's generic resource (the shape `/resources` lists).
+fn generic_json(v: &Vault) -> Value {
+    json!({
+        "id": format!("/subscriptions/{}/resourceGroups/{}/{PROVIDER}/vaults/{}", v.subscription_id, v.resource_group, v.name),
+        "name": v.name,
+        "type": "Microsoft.KeyVault/vaults",
+        "location": v.location,
+        "tags": v.tags,
+    })
+}
+
+async fn resources(state: &SharedState, caller: &Caller, group: Option<&str>, filter: Option<&str>) -> Result<Value> {
+    let terms = parse_filter(filter)?;
+    let vaults = visible_vaults(state, caller).await?;
+    let items: Vec<Value> = vaults
+        .iter()
+        .filter(|v| group.is_none_or(|g| v.resource_group.eq_ignore_ascii_case(g)))
+        .filter(|v| {
+            terms.iter().all(|(field, value)| match field.as_str() {
+                "resourcetype" => value.eq_ignore_ascii_case("Microsoft.KeyVault/vaults"),
+                "name" => v.name.eq_ignore_ascii_case(value),
+                _ => v.resource_group.eq_ignore_ascii_case(value),
+            })
+        })
+        .map(generic_json)
+        .collect();
+    Ok(json!({"value": items}))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ResourcesQuery {
+    #[serde(rename = "$filter")]
+    filter: Option<String>,
+}
+
+pub(super) async fn list_resources(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(sub): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ResourcesQuery>,
+) -> ApiResult<Response> {
+    caller_subscription(&state, &caller, &sub).await?;
+    Ok(json_response(StatusCode::OK, resources(&state, &caller, None, q.filter.as_deref()).await?))
+}
+
+pub(super) async fn list_resources_in_group(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((sub, rg)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<ResourcesQuery>,
+) -> ApiResult<Response> {
+    let sub = caller_subscription(&state, &caller, &sub).await?;
+    existing_group(&state, &sub, &rg).await?;
+    Ok(json_response(StatusCode::OK, resources(&state, &caller, Some(&rg), q.filter.as_deref()).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filters() {
+        let t = super::parse_filter(Some("resourceType eq 'Microsoft.KeyVault/vaults' and name eq 'azv1'")).unwrap();
+        assert_eq!(
+            t,
+            vec![
+                ("resourcetype".to_string(), "Microsoft.KeyVault/vaults".to_string()),
+                ("name".to_string(), "azv1".to_string())
+            ]
+        );
+        assert!(super::parse_filter(Some("location eq 'x'")).is_err());
+        assert!(super::parse_filter(Some("name eq azv1")).is_err());
+        assert!(super::parse_filter(None).unwrap().is_empty());
+    }
 }

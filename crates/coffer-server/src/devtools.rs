@@ -1,0 +1,57 @@
+//! Dev-mode only: moving the server's clock forward, so black-box tests can pass retention
+//! periods and expiry dates without waiting. These routes exist only when the server runs with
+//! `--dev` (they are not mounted otherwise) and only tenant administrators may call them.
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use coffer_core::principal::Caller;
+use coffer_core::{Error, ErrorKind};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::{ApiResult, json as json_response, parse_body};
+use crate::state::SharedState;
+
+pub fn routes(state: SharedState) -> Router<SharedState> {
+    Router::new()
+        .route("/dev/advance-time", post(advance_time))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::management::authenticate))
+}
+
+#[derive(Deserialize)]
+struct AdvanceIn {
+    seconds: i64,
+}
+
+/// Moves time forward by `seconds` (never back), then runs the purge job once, so what became
+/// due is gone when the call returns.
+async fn advance_time(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    if !caller.tenant_admin {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            "AuthorizationFailed",
+            "Only tenant administrators may move the dev clock.",
+        )
+        .into());
+    }
+    let Some(clock) = &state.dev_clock else {
+        return Err(Error::not_found("NotFound", "Time travel exists only in dev mode.").into());
+    };
+    let input: AdvanceIn = parse_body(&body)?;
+    if !(0..=10 * 365 * 86_400).contains(&input.seconds) {
+        return Err(Error::bad_parameter("seconds must be between 0 and ten years; time never runs back.").into());
+    }
+    let now = clock.advance(input.seconds);
+    let purged = crate::jobs::purge_due(&state).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"now": now, "now_iso": coffer_core::clock::iso8601(now), "offset_seconds": clock.offset(), "purged": purged}),
+    ))
+}

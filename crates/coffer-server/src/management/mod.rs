@@ -1,0 +1,310 @@
+//! The management plane, shaped like Azure Resource Manager, so ARM tooling
+//! (`azure-mgmt-keyvault`, the Azure CLI) can drive it: subscriptions and resource groups here,
+//! `Microsoft.KeyVault/vaults` (and deleted vaults) in `vaults`.
+//!
+//! Management is not data: the caller here needs management rights (tenant administrator, or a
+//! management role such as Owner or Contributor; a vault's creator is made its Owner) and
+//! nothing here reads a secret value.
+mod vaults;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use coffer_core::object::{Tags, validate_tags};
+use coffer_core::permissions::ManagementAction;
+use coffer_core::principal::Caller;
+use coffer_core::{Error, ErrorKind, Result};
+use coffer_store::ResourceGroup;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{bearer_token, challenge, resolve_caller};
+use crate::authorization::authorize_management;
+use crate::http::{ApiError, ApiResult, json as json_response, parse_body, query_get, query_pairs};
+use crate::state::SharedState;
+
+pub use vaults::vault_json;
+
+pub const DEFAULT_RESOURCE_GROUP: &str = "default";
+
+pub fn routes(state: SharedState) -> Router<SharedState> {
+    const KV: &str = "/subscriptions/{sub}/providers/Microsoft.KeyVault";
+    const RG_KV: &str = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault";
+    Router::new()
+        .route("/subscriptions", get(list_subscriptions))
+        .route("/subscriptions/{sub}", get(show_subscription))
+        .route("/subscriptions/{sub}/resourceGroups", get(list_groups))
+        .route("/subscriptions/{sub}/resourceGroups/{rg}", get(show_group).put(put_group).delete(delete_group))
+        .route("/subscriptions/{sub}/resources", get(vaults::list_resources))
+        .route("/subscriptions/{sub}/resourceGroups/{rg}/resources", get(vaults::list_resources_in_group))
+        .route(&format!("{KV}/vaults"), get(vaults::list_vaults))
+        .route(&format!("{KV}/deletedVaults"), get(vaults::list_deleted))
+        // Coffer has no managed HSM pools; tools that list them (az keyvault list-deleted) get none.
+        .route(&format!("{KV}/managedHSMs"), get(empty_list))
+        .route(&format!("{KV}/deletedManagedHSMs"), get(empty_list))
+        .route(&format!("{KV}/locations/{{loc}}/deletedVaults/{{name}}"), get(vaults::show_deleted))
+        .route(&format!("{KV}/locations/{{loc}}/deletedVaults/{{name}}/purge"), post(vaults::purge_deleted))
+        .route(&format!("{KV}/checkNameAvailability"), post(vaults::check_name))
+        .route(&format!("{RG_KV}/vaults"), get(vaults::list_vaults_in_group))
+        .route(
+            &format!("{RG_KV}/vaults/{{name}}"),
+            get(vaults::show_vault)
+                .put(vaults::create_or_update_vault)
+                .patch(vaults::patch_vault)
+                .delete(vaults::delete_vault),
+        )
+        .route(&format!("{RG_KV}/vaults/{{name}}/accessPolicies/{{op}}"), put(vaults::update_access_policy))
+        .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
+}
+
+/// ARM paths are case-insensitive (`resourcegroups`, `microsoft.keyvault`, ...): known
+/// segments are rewritten to the casing the routes use.
+pub fn normalize_arm_path(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    if !path.get(..14).is_some_and(|p| p.eq_ignore_ascii_case("/subscriptions")) {
+        return None;
+    }
+    const CANONICAL: &[&str] = &[
+        "subscriptions",
+        "resourceGroups",
+        "providers",
+        "Microsoft.KeyVault",
+        "vaults",
+        "deletedVaults",
+        "locations",
+        "accessPolicies",
+        "checkNameAvailability",
+        "purge",
+    ];
+    let fixed: Vec<String> = path
+        .split('/')
+        .map(|seg| {
+            CANONICAL
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(seg))
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| seg.to_string())
+        })
+        .collect();
+    let new_path = fixed.join("/");
+    if new_path == path {
+        return None;
+    }
+    let pq = match uri.query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = pq.parse().ok();
+    Uri::from_parts(parts).ok()
+}
+
+/// Bearer authentication for ARM requests (audience: the management resource), then the
+/// api-version check. The caller lands in the request extensions.
+pub async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+    let names = &state.names;
+    let resource = names.management_resource();
+    let tenant =
+        state.store.list_tenants().await.ok().and_then(|t| t.into_iter().next()).map(|t| t.id).unwrap_or_default();
+    let Some(token) = bearer_token(req.headers()) else {
+        return challenge(
+            &Error::unauthorized("Authentication failed. The 'Authorization' header is missing."),
+            names,
+            &tenant,
+            &resource,
+        );
+    };
+    let claims = match state.tokens.validate(token, &resource, names, state.clock.now()) {
+        Ok(c) => c,
+        Err(e) => return challenge(&e, names, &tenant, &resource),
+    };
+    let caller = match resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await {
+        Ok(c) => c,
+        Err(e) if e.kind == ErrorKind::Unauthorized => return challenge(&e, names, &claims.tid, &resource),
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let has_version = query_pairs(req.uri().query())
+        .ok()
+        .and_then(|q| query_get(&q, "api-version").map(|v| !v.trim().is_empty()))
+        .unwrap_or(false);
+    if !has_version {
+        return ApiError(Error::new(
+            ErrorKind::BadRequest,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        ))
+        .into_response();
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+pub(crate) async fn caller_subscription(state: &SharedState, caller: &Caller, sub: &str) -> Result<String> {
+    let tenant = state
+        .store
+        .get_tenant(&caller.tenant_id)
+        .await?
+        .ok_or_else(|| Error::internal("the caller's tenant is missing"))?;
+    if !tenant.default_subscription_id.eq_ignore_ascii_case(sub) {
+        return Err(Error::not_found(
+            "SubscriptionNotFound",
+            format!("The subscription '{}' could not be found.", coffer_core::names::printable(sub)),
+        ));
+    }
+    Ok(tenant.default_subscription_id)
+}
+
+async fn list_subscriptions(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<Response> {
+    let tenant = state.store.get_tenant(&caller.tenant_id).await?.ok_or_else(|| Error::internal("tenant missing"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"value": [{
+            "id": format!("/subscriptions/{}", tenant.default_subscription_id),
+            "subscriptionId": tenant.default_subscription_id,
+            "tenantId": tenant.id,
+            "displayName": "Coffer",
+            "state": "Enabled",
+            "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "Coffer", "spendingLimit": "Off"},
+            "authorizationSource": "RoleBased",
+        }], "count": {"type": "Total", "value": 1}}),
+    ))
+}
+
+async fn empty_list() -> Response {
+    json_response(StatusCode::OK, json!({"value": []}))
+}
+
+async fn show_subscription(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(sub): Path<String>,
+) -> ApiResult<Response> {
+    let sub = caller_subscription(&state, &caller, &sub).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"id": format!("/subscriptions/{sub}"), "subscriptionId": sub, "tenantId": caller.tenant_id, "displayName": "Coffer", "state": "Enabled"}),
+    ))
+}
+
+fn group_json(rg: &ResourceGroup) -> Value {
+    json!({
+        "id": format!("/subscriptions/{}/resourceGroups/{}", rg.subscription_id, rg.name),
+        "name": rg.name,
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": rg.location,
+        "tags": rg.tags,
+        "properties": {"provisioningState": "Succeeded"},
+    })
+}
+
+fn group_not_found(name: &str) -> Error {
+    Error::not_found(
+        "ResourceGroupNotFound",
+        format!("Resource group '{}' could not be found.", coffer_core::names::printable(name)),
+    )
+}
+
+/// A resource group of the subscription, or 404 `ResourceGroupNotFound`.
+pub(crate) async fn existing_group(state: &SharedState, sub: &str, name: &str) -> Result<ResourceGroup> {
+    state.store.get_resource_group(sub, name).await?.ok_or_else(|| group_not_found(name))
+}
+
+async fn list_groups(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(sub): Path<String>,
+) -> ApiResult<Response> {
+    let sub = caller_subscription(&state, &caller, &sub).await?;
+    authorize_management(&state, &caller, ManagementAction::VaultRead, None).await?;
+    let items: Vec<Value> = state.store.list_resource_groups(&sub).await?.iter().map(group_json).collect();
+    Ok(json_response(StatusCode::OK, json!({"value": items})))
+}
+
+async fn show_group(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((sub, rg)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let sub = caller_subscription(&state, &caller, &sub).await?;
+    Ok(json_response(StatusCode::OK, group_json(&existing_group(&state, &sub, &rg).await?)))
+}
+
+#[derive(Deserialize)]
+struct GroupIn {
+    location: Option<String>,
+    tags: Option<Tags>,
+}
+
+fn validate_group_name(name: &str) -> Result<()> {
+    let ok = (1..=90).contains(&name.len())
+        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+        && !name.ends_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_parameter(format!(
+            "'{}' is not a valid resource group name.",
+            coffer_core::names::printable(name)
+        )))
+    }
+}
+
+async fn put_group(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((sub, rg)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let sub = caller_subscription(&state, &caller, &sub).await?;
+    authorize_management(&state, &caller, ManagementAction::VaultWrite, None).await?;
+    validate_group_name(&rg)?;
+    let input: GroupIn = parse_body(&body)?;
+    let tags = input.tags.unwrap_or_default();
+    validate_tags(&tags)?;
+    let existing = state.store.get_resource_group(&sub, &rg).await?;
+    let group = ResourceGroup {
+        subscription_id: sub.clone(),
+        name: existing.as_ref().map(|g| g.name.clone()).unwrap_or(rg),
+        location: existing.as_ref().map(|g| g.location.clone()).or(input.location).unwrap_or_else(|| "local".into()),
+        tags,
+        created: existing.as_ref().map(|g| g.created).unwrap_or_else(|| state.clock.now()),
+    };
+    state.store.put_resource_group(&group).await?;
+    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    Ok(json_response(status, group_json(&group)))
+}
+
+async fn delete_group(
+    State(state): State<SharedState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((sub, rg)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let sub = caller_subscription(&state, &caller, &sub).await?;
+    authorize_management(&state, &caller, ManagementAction::VaultDelete, None).await?;
+    let group = existing_group(&state, &sub, &rg).await?;
+    let holds = state
+        .store
+        .list_vaults(&caller.tenant_id)
+        .await?
+        .into_iter()
+        .any(|v| v.resource_group.eq_ignore_ascii_case(&group.name));
+    if holds {
+        return Err(Error::conflict(
+            None,
+            format!(
+                "Resource group '{}' still holds vaults (live or deleted); delete and purge them first.",
+                group.name
+            ),
+        )
+        .into());
+    }
+    state.store.delete_resource_group(&sub, &group.name).await?;
+    Ok(StatusCode::OK.into_response())
+}

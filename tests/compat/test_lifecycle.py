@@ -1,0 +1,227 @@
+"""Vault lifecycle and the ARM-shaped management API, driven by azure-mgmt-keyvault and the
+coffer CLI: create, update, access policies, firewall, delete, recover, purge (crypto-shredding),
+retention through dev-mode time travel."""
+import json
+import os
+import shutil
+import tempfile
+import uuid
+
+import pytest
+import requests
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.keyvault.secrets import SecretClient
+
+from conftest import CofferServer
+
+
+def mgmt_clients(server):
+    from azure.mgmt.keyvault import KeyVaultManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    kw = dict(base_url=server.server, credential_scopes=[f"{server.server}/.default"])
+    sub = server.creds["subscription_id"]
+    cred = server.credential()
+    return KeyVaultManagementClient(cred, sub, **kw), ResourceManagementClient(cred, sub, **kw)
+
+
+@pytest.fixture(scope="module")
+def private_server():
+    """A server of its own: these tests move its clock."""
+    tmp = tempfile.mkdtemp(prefix="coffer-lifecycle-")
+    server = CofferServer(tmp).start()
+    yield server
+    server.stop()
+
+
+def name():
+    return "lc" + uuid.uuid4().hex[:10]
+
+
+def test_azure_mgmt_keyvault_whole_cycle(coffer):
+    from azure.mgmt.keyvault.models import (
+        AccessPolicyEntry, Permissions, Sku, VaultAccessPolicyParameters, VaultAccessPolicyProperties,
+        VaultCheckNameAvailabilityParameters, VaultCreateOrUpdateParameters, VaultPatchParameters,
+        VaultPatchProperties, VaultProperties,
+    )
+
+    kv, rm = mgmt_clients(coffer)
+    tenant = coffer.creds["tenant_id"]
+    rg = "clinic-" + uuid.uuid4().hex[:6]
+    assert rm.resource_groups.create_or_update(rg, {"location": "local"}).name == rg
+    assert rg in [g.name for g in rm.resource_groups.list()]
+    v = name()
+    assert kv.vaults.check_name_availability(VaultCheckNameAvailabilityParameters(name=v)).name_available
+    assert not kv.vaults.check_name_availability(VaultCheckNameAvailabilityParameters(name="9bad")).name_available
+    me = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
+    params = VaultCreateOrUpdateParameters(location="local", tags={"ward": "radiology"}, properties=VaultProperties(
+        tenant_id=tenant, sku=Sku(family="A", name="standard"), soft_delete_retention_in_days=7,
+        access_policies=[AccessPolicyEntry(tenant_id=tenant, object_id=me, permissions=Permissions(secrets=["get", "set", "list"]))]))
+    created = kv.vaults.begin_create_or_update(rg, v, params).result()
+    assert created.name == v and created.properties.vault_uri == f"https://{v}.vault.localhost:{coffer.port}/"
+    assert created.properties.soft_delete_retention_in_days == 7 and created.tags == {"ward": "radiology"}
+    assert kv.vaults.get(rg, v).properties.enable_rbac_authorization is False
+    updated = kv.vaults.update(rg, v, VaultPatchParameters(tags={"ward": "oncology"}, properties=VaultPatchProperties(enable_purge_protection=True)))
+    assert updated.tags == {"ward": "oncology"} and updated.properties.enable_purge_protection is True
+    assert v in [x.name for x in kv.vaults.list_by_resource_group(rg)]
+    assert v in [x.name for x in kv.vaults.list_by_subscription()]
+    # Retention is fixed at creation.
+    with pytest.raises(HttpResponseError) as e:
+        kv.vaults.update(rg, v, VaultPatchParameters(properties=VaultPatchProperties(soft_delete_retention_in_days=30)))
+    assert e.value.status_code == 400
+    # Access policies: add merges, replace overwrites, remove takes away.
+    other = coffer.cli_json("principal", "create", "--type", "app", "--name", "radiology-bot")["object_id"]
+    def policies(kind, perms):
+        return VaultAccessPolicyParameters(properties=VaultAccessPolicyProperties(access_policies=[
+            AccessPolicyEntry(tenant_id=tenant, object_id=other, permissions=Permissions(secrets=perms))]))
+    kv.vaults.update_access_policy(rg, v, "add", policies("add", ["get"]))
+    kv.vaults.update_access_policy(rg, v, "add", policies("add", ["list"]))
+    entry = [p for p in kv.vaults.get(rg, v).properties.access_policies if p.object_id == other][0]
+    assert sorted(entry.permissions.secrets) == ["get", "list"]
+    kv.vaults.update_access_policy(rg, v, "replace", policies("replace", ["set"]))
+    entry = [p for p in kv.vaults.get(rg, v).properties.access_policies if p.object_id == other][0]
+    assert entry.permissions.secrets == ["set"]
+    kv.vaults.update_access_policy(rg, v, "remove", policies("remove", ["set"]))
+    assert other not in [p.object_id for p in kv.vaults.get(rg, v).properties.access_policies]
+
+    SecretClient(coffer.vault_url(v), coffer.credential()).set_secret("film", "x-ray")
+    kv.vaults.delete(rg, v)
+    with pytest.raises(ResourceNotFoundError):
+        kv.vaults.get(rg, v)
+    deleted = kv.vaults.get_deleted(v, "local")
+    assert deleted.properties.purge_protection_enabled is True
+    assert (deleted.properties.scheduled_purge_date - deleted.properties.deletion_date).days == 7
+    assert v in [d.name for d in kv.vaults.list_deleted()]
+    # The name stays reserved; the data plane answers as for a vault that does not exist.
+    with pytest.raises(HttpResponseError) as e:
+        kv.vaults.begin_create_or_update(rg, v, params).result()
+    assert e.value.status_code == 409 and e.value.error.code == "VaultAlreadyExists"
+    with pytest.raises(HttpResponseError) as e:
+        SecretClient(coffer.vault_url(v), coffer.credential()).get_secret("film")
+    assert e.value.status_code == 404
+    # Purge protection: no purge before the retention ends.
+    with pytest.raises(HttpResponseError) as e:
+        kv.vaults.begin_purge_deleted(v, "local").result()
+    assert e.value.status_code == 403 and "purge protection" in e.value.message
+    # Recover brings everything back (createMode recover).
+    recover = VaultCreateOrUpdateParameters(location="local", properties=VaultProperties(
+        tenant_id=tenant, sku=Sku(family="A", name="standard"), create_mode="recover"))
+    assert kv.vaults.begin_create_or_update(rg, v, recover).result().name == v
+    assert SecretClient(coffer.vault_url(v), coffer.credential()).get_secret("film").value == "x-ray"
+    # A vault without purge protection is purged for good.
+    v2 = name()
+    kv.vaults.begin_create_or_update(rg, v2, params).result()
+    kv.vaults.delete(rg, v2)
+    kv.vaults.begin_purge_deleted(v2, "local").result()
+    with pytest.raises(ResourceNotFoundError):
+        kv.vaults.get_deleted(v2, "local")
+    assert kv.vaults.check_name_availability(VaultCheckNameAvailabilityParameters(name=v2)).name_available
+    with pytest.raises(ResourceNotFoundError):
+        kv.vaults.begin_create_or_update("no-such-group", name(), params).result()
+
+
+def test_cli_lifecycle_and_role_assignments_are_not_recovered(coffer):
+    v = coffer.new_vault("--retention-days", "7")
+    admin = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
+    coffer.cli_json("role", "assignment", "create", "--role", "Key Vault Reader", "--assignee", admin, "--scope", f"/vaults/{v}")
+    assert coffer.cli("vault", "delete", "--name", v).returncode == 0
+    assert v in [d["name"] for d in coffer.cli_json("vault", "list-deleted")]
+    shown = coffer.cli_json("vault", "show-deleted", "--name", v)
+    assert shown["properties"]["scheduledPurgeDate"] > shown["properties"]["deletionDate"]
+    assert coffer.cli_json("vault", "check-name", "--name", v)["reason"] == "AlreadyExists"
+    r = coffer.cli("vault", "create", "--name", v)
+    assert r.returncode == 2
+    assert coffer.cli_json("vault", "recover", "--name", v)["name"] == v
+    # Access policies come back with the vault; role assignments do not (as in Azure).
+    assert coffer.cli_json("vault", "show", "--name", v)["properties"]["accessPolicies"]
+    assert coffer.cli_json("role", "assignment", "list", "--scope", f"/vaults/{v}") == []
+    coffer.cli("vault", "delete", "--name", v)
+    assert coffer.cli("vault", "purge", "--name", v).returncode == 0
+    assert coffer.cli_json("vault", "check-name", "--name", v)["nameAvailable"] is True
+    r = coffer.cli("vault", "show-deleted", "--name", v)
+    assert r.returncode == 2 and "DeletedVaultNotFound" in r.stderr
+
+
+def test_firewall(coffer, credential):
+    v = coffer.new_vault()
+    c = SecretClient(coffer.vault_url(v), credential)
+    c.set_secret("s", "v")
+    acls = coffer.cli_json("vault", "network-rule", "add", "--name", v, "--ip-address", "10.0.0.0/8")
+    assert acls["ipRules"] == [{"value": "10.0.0.0/8"}]
+    assert c.get_secret("s").value == "v", "rules do nothing while the default action is Allow"
+    coffer.cli_json("vault", "update", "--name", v, "--default-action", "Deny")
+    with pytest.raises(HttpResponseError) as e:
+        c.get_secret("s")
+    assert e.value.status_code == 403 and e.value.error.innererror["code"] == "ForbiddenByFirewall"
+    assert "127.0.0.1" in e.value.message
+    coffer.cli_json("vault", "network-rule", "add", "--name", v, "--ip-address", "127.0.0.1")
+    assert c.get_secret("s").value == "v"
+    assert len(coffer.cli_json("vault", "network-rule", "list", "--name", v)["ipRules"]) == 2
+    coffer.cli_json("vault", "network-rule", "remove", "--name", v, "--ip-address", "127.0.0.1")
+    with pytest.raises(HttpResponseError):
+        c.get_secret("s")
+    # Management is not behind the vault's firewall.
+    assert coffer.cli_json("vault", "show", "--name", v)["properties"]["networkAcls"]["defaultAction"] == "Deny"
+    r = coffer.cli("vault", "network-rule", "add", "--name", v, "--ip-address", "999.1.1.1")
+    assert r.returncode == 2 and "BadParameter" in r.stderr
+
+
+def test_retention_is_enforced_by_the_purge_job(private_server):
+    s = private_server
+    v = s.new_vault("--retention-days", "7")
+    protected = s.new_vault("--retention-days", "7", "--enable-purge-protection", "true")
+    c = SecretClient(s.vault_url(v), s.credential(), connection_verify=s.creds["ca_file"])
+    c.set_secret("old", "1")
+    c.begin_delete_secret("old").wait()
+    c.set_secret("kept", "2")
+    s.cli("vault", "delete", "--name", protected)
+    r = s.cli("vault", "purge", "--name", protected)
+    assert r.returncode == 2 and "purge protection" in r.stderr
+    moved = s.cli_json("dev", "advance-time", "--days", "6")
+    assert moved["purged"] == {"objects": 0, "vaults": 0}
+    # Tokens issued before the jump have expired on the server's clock: sign in again.
+    c = SecretClient(s.vault_url(v), s.credential(), connection_verify=s.creds["ca_file"])
+    assert c.get_deleted_secret("old").name == "old"
+    assert protected in [d["name"] for d in s.cli_json("vault", "list-deleted")]
+    moved = s.cli_json("dev", "advance-time", "--days", "1", "--seconds", "60")
+    assert moved["purged"] == {"objects": 1, "vaults": 1}
+    c = SecretClient(s.vault_url(v), s.credential(), connection_verify=s.creds["ca_file"])
+    with pytest.raises(ResourceNotFoundError):
+        c.get_deleted_secret("old")
+    assert c.set_secret("old", "again").value == "again", "the name is free once purged"
+    assert c.get_secret("kept").value == "2"
+    assert protected not in [d["name"] for d in s.cli_json("vault", "list-deleted")]
+    assert s.cli_json("vault", "check-name", "--name", protected)["nameAvailable"] is True
+
+
+def test_purge_is_crypto_shredding():
+    tmp = tempfile.mkdtemp(prefix="coffer-shred-")
+    s = CofferServer(tmp).start()
+    try:
+        v = s.new_vault()
+        SecretClient(s.vault_url(v), s.credential(), connection_verify=s.creds["ca_file"]).set_secret("ssn", "123-45-6789")
+        s.cli("vault", "delete", "--name", v)
+        s.stop()
+        copy = tempfile.mkdtemp(prefix="coffer-db-copy-")
+        for f in os.listdir(tmp):
+            if f.startswith("coffer.db"):
+                shutil.copy(os.path.join(tmp, f), copy)
+        keys_before = set(os.listdir(os.path.join(tmp, "keys")))
+        s.start()
+        assert s.cli("vault", "purge", "--name", v).returncode == 0
+        s.stop()
+        assert len(keys_before - set(os.listdir(os.path.join(tmp, "keys")))) == 1, "the vault's key is destroyed"
+        # Put the pre-purge database back: the vault's rows are there, its key is not.
+        for f in os.listdir(tmp):
+            if f.startswith("coffer.db"):
+                os.remove(os.path.join(tmp, f))
+        for f in os.listdir(copy):
+            shutil.copy(os.path.join(copy, f), tmp)
+        s.start()
+        assert s.cli_json("vault", "recover", "--name", v)["name"] == v
+        r = requests.get(f"{s.vault_url(v)}/secrets/ssn?api-version=7.6", headers={"Authorization": f"Bearer {s.token()}"},
+                         verify=s.creds["ca_file"])
+        assert r.status_code == 500 and "123-45-6789" not in r.text
+        assert r.json()["error"]["code"] == "InternalError"
+    finally:
+        s.stop()
