@@ -192,6 +192,14 @@ def test_retention_is_enforced_by_the_purge_job(private_server):
     assert c.get_secret("kept").value == "2"
     assert protected not in [d["name"] for d in s.cli_json("vault", "list-deleted")]
     assert s.cli_json("vault", "check-name", "--name", protected)["nameAvailable"] is True
+    # Only tenant administrators may move the clock.
+    app = s.cli_json("principal", "create", "--type", "app", "--name", "not-an-admin")
+    secret = s.cli_json("principal", "credential", "add", "--id", app["object_id"])["client_secret"]
+    env = {**s.env(), "COFFER_CLIENT_ID": app["client_id"], "COFFER_CLIENT_SECRET": secret}
+    import subprocess
+    from conftest import BIN
+    r = subprocess.run([BIN, "dev", "advance-time", "--days", "1"], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "AuthorizationFailed" in r.stderr
 
 
 def test_purge_is_crypto_shredding():

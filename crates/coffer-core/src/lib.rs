@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod duration;
 pub mod error;
 pub mod lifecycle;
 pub mod limits;

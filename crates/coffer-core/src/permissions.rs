@@ -31,6 +31,26 @@ pub enum DataAction {
     SecretBackup,
     SecretRestore,
     SecretPurge,
+    KeyGet,
+    KeyList,
+    KeyGetDeleted,
+    KeyCreate,
+    KeyImport,
+    KeyUpdate,
+    KeyDelete,
+    KeyRecover,
+    KeyBackup,
+    KeyRestore,
+    KeyPurge,
+    KeyEncrypt,
+    KeyDecrypt,
+    KeySign,
+    KeyVerify,
+    KeyWrap,
+    KeyUnwrap,
+    KeyRotate,
+    KeyGetRotationPolicy,
+    KeySetRotationPolicy,
 }
 
 impl DataAction {
@@ -46,6 +66,27 @@ impl DataAction {
         Self::SecretBackup,
         Self::SecretRestore,
         Self::SecretPurge,
+        Self::KeyGet,
+        // Before KeyGetDeleted: `keys/list` means listing.
+        Self::KeyList,
+        Self::KeyGetDeleted,
+        Self::KeyCreate,
+        Self::KeyImport,
+        Self::KeyUpdate,
+        Self::KeyDelete,
+        Self::KeyRecover,
+        Self::KeyBackup,
+        Self::KeyRestore,
+        Self::KeyPurge,
+        Self::KeyEncrypt,
+        Self::KeyDecrypt,
+        Self::KeySign,
+        Self::KeyVerify,
+        Self::KeyWrap,
+        Self::KeyUnwrap,
+        Self::KeyRotate,
+        Self::KeyGetRotationPolicy,
+        Self::KeySetRotationPolicy,
     ];
 
     /// The access-policy permission that allows this action (`secrets/get`, ...).
@@ -60,6 +101,25 @@ impl DataAction {
             SecretBackup => (Area::Secrets, "backup"),
             SecretRestore => (Area::Secrets, "restore"),
             SecretPurge => (Area::Secrets, "purge"),
+            KeyGet | KeyGetDeleted => (Area::Keys, "get"),
+            KeyList => (Area::Keys, "list"),
+            KeyCreate => (Area::Keys, "create"),
+            KeyImport => (Area::Keys, "import"),
+            KeyUpdate => (Area::Keys, "update"),
+            KeyDelete => (Area::Keys, "delete"),
+            KeyRecover => (Area::Keys, "recover"),
+            KeyBackup => (Area::Keys, "backup"),
+            KeyRestore => (Area::Keys, "restore"),
+            KeyPurge => (Area::Keys, "purge"),
+            KeyEncrypt => (Area::Keys, "encrypt"),
+            KeyDecrypt => (Area::Keys, "decrypt"),
+            KeySign => (Area::Keys, "sign"),
+            KeyVerify => (Area::Keys, "verify"),
+            KeyWrap => (Area::Keys, "wrapKey"),
+            KeyUnwrap => (Area::Keys, "unwrapKey"),
+            KeyRotate => (Area::Keys, "rotate"),
+            KeyGetRotationPolicy => (Area::Keys, "getrotationpolicy"),
+            KeySetRotationPolicy => (Area::Keys, "setrotationpolicy"),
         }
     }
 
@@ -76,6 +136,24 @@ impl DataAction {
             SecretBackup => "secrets/backup/action",
             SecretRestore => "secrets/restore/action",
             SecretPurge => "secrets/purge/action",
+            KeyGet | KeyList | KeyGetDeleted => "keys/read",
+            KeyCreate => "keys/create/action",
+            KeyImport => "keys/import/action",
+            KeyUpdate => "keys/update/action",
+            KeyDelete => "keys/delete",
+            KeyRecover => "keys/recover/action",
+            KeyBackup => "keys/backup/action",
+            KeyRestore => "keys/restore/action",
+            KeyPurge => "keys/purge/action",
+            KeyEncrypt => "keys/encrypt/action",
+            KeyDecrypt => "keys/decrypt/action",
+            KeySign => "keys/sign/action",
+            KeyVerify => "keys/verify/action",
+            KeyWrap => "keys/wrap/action",
+            KeyUnwrap => "keys/unwrap/action",
+            KeyRotate => "keys/rotate/action",
+            KeyGetRotationPolicy => "keyrotationpolicies/read",
+            KeySetRotationPolicy => "keyrotationpolicies/write",
         }
     }
 
@@ -117,6 +195,26 @@ impl DataAction {
             SecretBackup => "backupSecret",
             SecretRestore => "restoreSecret",
             SecretPurge => "purgeSecret",
+            KeyGet => "getKey",
+            KeyList => "listKeys",
+            KeyGetDeleted => "getDeletedKey",
+            KeyCreate => "createKey",
+            KeyImport => "importKey",
+            KeyUpdate => "updateKey",
+            KeyDelete => "deleteKey",
+            KeyRecover => "recoverKey",
+            KeyBackup => "backupKey",
+            KeyRestore => "restoreKey",
+            KeyPurge => "purgeKey",
+            KeyEncrypt => "encrypt",
+            KeyDecrypt => "decrypt",
+            KeySign => "sign",
+            KeyVerify => "verify",
+            KeyWrap => "wrapKey",
+            KeyUnwrap => "unwrapKey",
+            KeyRotate => "rotateKey",
+            KeyGetRotationPolicy => "getRotationPolicy",
+            KeySetRotationPolicy => "setRotationPolicy",
         }
     }
 }
@@ -230,7 +328,7 @@ impl DataAction {
     /// Actions that reveal only metadata (names, ids, attributes, tags): management rights
     /// on the vault include them, values never.
     pub fn is_metadata(self) -> bool {
-        matches!(self, Self::SecretList | Self::SecretGetDeleted)
+        matches!(self, Self::SecretList | Self::SecretGetDeleted | Self::KeyList | Self::KeyGetDeleted)
     }
 
     pub fn full_rbac_action(self) -> String {
@@ -530,6 +628,9 @@ mod tests {
         assert_eq!(DataAction::parse("secrets/get"), Some(DataAction::SecretGet));
         assert_eq!(DataAction::parse("nonsense"), None);
         assert_eq!(DataAction::parse("secrets/readMetadata/action"), Some(DataAction::SecretList));
+        assert_eq!(DataAction::parse("keys/sign"), Some(DataAction::KeySign));
+        assert_eq!(DataAction::parse("Microsoft.KeyVault/vaults/keys/unwrap/action"), Some(DataAction::KeyUnwrap));
+        assert_eq!(DataAction::KeyWrap.policy_permission(), (Area::Keys, "wrapKey"));
     }
 
     fn assigned(role: &str, scope: &str, via_group: Option<&str>) -> ApplicableAssignment {

@@ -29,6 +29,11 @@ pub fn std_decode(s: &str) -> Option<Vec<u8>> {
     STANDARD.decode(s.trim().as_bytes()).ok()
 }
 
+/// User-supplied text for an error message: short and without control characters.
+pub fn printable(s: &str) -> String {
+    coffer_core::names::printable(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 pub mod b64;
 pub mod digest;
 pub mod jwt;
+pub mod keys;
 pub mod password;
 pub mod random;
 pub mod root;

@@ -62,6 +62,19 @@ pub async fn purge_vault(state: &AppState, vault_id: &str, due_by: Option<i64>) 
     state.store.erase_vault(vault_id).await
 }
 
+/// The principal background jobs act as (for audit and for the code paths that need a caller).
+pub fn system_caller(tenant_id: &str) -> coffer_core::principal::Caller {
+    coffer_core::principal::Caller {
+        object_id: "00000000-0000-0000-0000-000000000000".into(),
+        tenant_id: tenant_id.to_string(),
+        client_id: None,
+        name: "coffer-system".into(),
+        kind: coffer_core::principal::PrincipalKind::App,
+        groups: vec![],
+        tenant_admin: false,
+    }
+}
+
 /// Runs the purge job forever, every `PURGE_INTERVAL`.
 pub fn spawn(state: SharedState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -71,6 +84,9 @@ pub fn spawn(state: SharedState) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             if let Err(e) = purge_due(&state).await {
                 tracing::error!(error = %e, "purge job failed; will retry");
+            }
+            if let Err(e) = crate::dataplane::run_rotation_policies(&state).await {
+                tracing::error!(error = %e, "key rotation job failed; will retry");
             }
         }
     })

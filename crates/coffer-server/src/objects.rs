@@ -63,6 +63,8 @@ pub struct NewObject<'a> {
     pub tags: Tags,
     pub content_type: Option<String>,
     pub managed: bool,
+    /// Kind-specific public metadata (JSON).
+    pub meta: Option<String>,
 }
 
 /// What a client sends to update a version; `None` leaves a field as it is.
@@ -71,6 +73,8 @@ pub struct ObjectPatch {
     pub attributes: AttributesPatch,
     pub tags: Option<Tags>,
     pub content_type: Option<String>,
+    /// Replaces the kind-specific metadata.
+    pub meta: Option<String>,
 }
 
 /// `maxresults` and `$skiptoken` of a list request.
@@ -146,6 +150,8 @@ struct BackupVersion {
     managed: bool,
     /// base64url of the plaintext payload; the whole document is sealed.
     payload: String,
+    #[serde(default)]
+    meta: Option<String>,
 }
 
 const BACKUP_MAGIC: &[u8] = b"CFB1";
@@ -202,6 +208,7 @@ impl<'a> Objects<'a> {
                 content_type: new.content_type.as_deref(),
                 managed: new.managed,
                 payload: &sealed,
+                meta: new.meta.as_deref(),
             })
             .await?;
         match outcome {
@@ -234,6 +241,9 @@ impl<'a> Objects<'a> {
             validate_content_type(ct)?;
             current.content_type = Some(ct.clone());
         }
+        if let Some(meta) = &patch.meta {
+            current.meta = Some(meta.clone());
+        }
         current.attributes.apply(&patch.attributes, self.now());
         validate_dates(&current.attributes)?;
         let key = name_key(name);
@@ -246,6 +256,7 @@ impl<'a> Objects<'a> {
                 &current.attributes,
                 &current.tags,
                 current.content_type.as_deref(),
+                current.meta.as_deref(),
             )
             .await?;
         if !ok {
@@ -369,6 +380,7 @@ impl<'a> Objects<'a> {
                 tags: v.tags.clone(),
                 managed: v.managed,
                 payload: b64::url_encode(&plain),
+                meta: v.meta.clone(),
             });
         }
         let doc = BackupContent {
@@ -418,6 +430,7 @@ impl<'a> Objects<'a> {
                 content_type: v.content_type.clone(),
                 managed: v.managed,
                 payload: self.ctx.key.seal(&aad, &payload)?,
+                meta: v.meta.clone(),
                 deletion: None,
             });
         }

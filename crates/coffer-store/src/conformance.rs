@@ -39,6 +39,7 @@ async fn put(store: &dyn Store, vault_id: &str, name: &str, version: &str, paylo
             content_type: Some("text/plain"),
             managed: false,
             payload,
+            meta: Some(r#"{"kty":"RSA"}"#),
         })
         .await
         .expect("put_version")
@@ -335,12 +336,23 @@ async fn versions_and_lifecycle(store: &dyn Store) {
     attrs.enabled = false;
     let mut tags = Tags::new();
     tags.insert("k".into(), "v".into());
-    assert!(store.update_version(&at, &"a".repeat(32), &attrs, &tags, None).await.expect("update"));
+    assert!(store.update_version(&at, &"a".repeat(32), &attrs, &tags, None, Some("{}")).await.expect("update"));
     let first = store.get_version(&at, Some(&"a".repeat(32)), false).await.expect("get").expect("found");
     assert!(!first.attributes.enabled);
     assert_eq!(first.tags, tags);
     assert_eq!(first.content_type, None);
     assert_eq!(first.payload, b"one", "updates never touch the payload");
+    assert_eq!(first.meta.as_deref(), Some("{}"));
+    assert_eq!(latest.meta.as_deref(), Some(r#"{"kty":"RSA"}"#));
+    // Object policies (rotation policies of keys).
+    assert_eq!(store.get_object_policy(&at).await.expect("policy"), None);
+    assert!(store.set_object_policy(&at, Some("{\"p\":1}")).await.expect("set policy"));
+    assert_eq!(store.get_object_policy(&at).await.expect("policy").as_deref(), Some("{\"p\":1}"));
+    assert_eq!(
+        store.objects_with_policy(ObjectKind::Secret).await.expect("with"),
+        vec![("Hr-App".to_string(), "db".to_string())]
+    );
+    assert!(store.objects_with_policy(ObjectKind::Key).await.expect("with").is_empty());
 
     let d = Deletion { deleted_date: 20, scheduled_purge_date: 30 };
     assert!(store.delete_object(&at, &d).await.expect("delete"));
@@ -354,7 +366,7 @@ async fn versions_and_lifecycle(store: &dyn Store) {
         "deleted names are reserved"
     );
     assert!(
-        !store.update_version(&at, &"a".repeat(32), &attrs, &tags, None).await.expect("update"),
+        !store.update_version(&at, &"a".repeat(32), &attrs, &tags, None, None).await.expect("update"),
         "deleted versions are frozen"
     );
     assert!(store.recover_object(&at).await.expect("recover"));

@@ -126,7 +126,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         attributes: &Attributes,
         tags: &Tags,
         content_type: Option<&str>,
+        meta: Option<&str>,
     ) -> Result<bool>;
+    /// An object's policy document (keys: the rotation policy), if it has one.
+    async fn get_object_policy(&self, at: &ObjectRef<'_>) -> Result<Option<String>>;
+    /// Sets the policy of a live object; false if there is none.
+    async fn set_object_policy(&self, at: &ObjectRef<'_>, policy: Option<&str>) -> Result<bool>;
+    /// Live objects of a kind that have a policy: (vault name, name key).
+    async fn objects_with_policy(&self, kind: ObjectKind) -> Result<Vec<(String, String)>>;
     /// Objects (latest version each, without payloads) ordered by name key, after `after`.
     async fn list_objects(&self, q: &ListQuery<'_>) -> Result<Vec<StoredVersion>>;
     /// Versions of one live object, ordered by creation, after sequence number `after_seq`.

@@ -91,6 +91,8 @@ pub struct StoredVersion {
     pub content_type: Option<String>,
     pub managed: bool,
     pub payload: Vec<u8>,
+    /// Kind-specific public metadata as JSON (keys: type, operations, size or curve).
+    pub meta: Option<String>,
     pub deletion: Option<Deletion>,
 }
 
@@ -104,6 +106,7 @@ pub struct NewVersion<'a> {
     pub content_type: Option<&'a str>,
     pub managed: bool,
     pub payload: &'a [u8],
+    pub meta: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,10 +44,10 @@ const SCHEMA: &[&str] = &[
         location TEXT NOT NULL, tags TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (subscription_id, name_key))",
     "CREATE TABLE IF NOT EXISTS objects (vault_id TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, name TEXT NOT NULL,
         latest_version TEXT NOT NULL, latest_seq INTEGER NOT NULL, deleted_date INTEGER, scheduled_purge_date INTEGER,
-        PRIMARY KEY (vault_id, kind, name_key))",
+        policy TEXT, PRIMARY KEY (vault_id, kind, name_key))",
     "CREATE TABLE IF NOT EXISTS object_versions (vault_id TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL, version TEXT NOT NULL,
         seq INTEGER NOT NULL, enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER, created INTEGER NOT NULL, updated INTEGER NOT NULL,
-        content_type TEXT, tags TEXT NOT NULL, managed INTEGER NOT NULL, payload BLOB NOT NULL,
+        content_type TEXT, tags TEXT NOT NULL, managed INTEGER NOT NULL, payload BLOB NOT NULL, meta TEXT,
         PRIMARY KEY (vault_id, kind, name_key, version))",
     "CREATE UNIQUE INDEX IF NOT EXISTS object_versions_seq ON object_versions (vault_id, kind, name_key, seq)",
     "CREATE TABLE IF NOT EXISTS role_definitions (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
@@ -63,7 +63,7 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// Columns of a version without the payload (lists) and with it (reads).
-const VERSION_COLS: &str = "o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v.created, v.updated, v.content_type, v.tags, v.managed, o.deleted_date, o.scheduled_purge_date";
+const VERSION_COLS: &str = "o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v.created, v.updated, v.content_type, v.tags, v.managed, v.meta, o.deleted_date, o.scheduled_purge_date";
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -216,6 +216,7 @@ fn version_from_row(r: &SqliteRow, with_payload: bool) -> Result<StoredVersion> 
         tags: serde_json::from_str(&tags).map_err(|e| Error::internal(format!("tags: {e}")))?,
         content_type: r.try_get("content_type").map_err(backend)?,
         managed: r.try_get::<i64, _>("managed").map_err(backend)? != 0,
+        meta: r.try_get("meta").map_err(backend)?,
         payload: if with_payload { r.try_get("payload").map_err(backend)? } else { Vec::new() },
         deletion: deletion_from(
             r.try_get("deleted_date").map_err(backend)?,
@@ -224,18 +225,22 @@ fn version_from_row(r: &SqliteRow, with_payload: bool) -> Result<StoredVersion> 
     })
 }
 
+/// A query whose first three parameters are an object's place: `$1` vault id, `$2` kind,
+/// `$3` name key.
+fn at_query<'q>(
+    sql: impl sqlx::SqlSafeStr,
+    at: &ObjectRef<'q>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(sql).bind(at.vault_id).bind(at.kind.as_str()).bind(at.name_key)
+}
+
 fn tags_json(tags: &Tags) -> Result<String> {
     serde_json::to_string(tags).map_err(|e| Error::internal(format!("tags: {e}")))
 }
 
 async fn insert_version(tx: &mut sqlx::SqliteConnection, at: &ObjectRef<'_>, v: &StoredVersion) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO object_versions (vault_id, kind, name_key, version, seq, enabled, nbf, exp, created, updated, content_type, tags, managed, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(at.vault_id)
-    .bind(at.kind.as_str())
-    .bind(at.name_key)
+    at_query("INSERT INTO object_versions (vault_id, kind, name_key, version, seq, enabled, nbf, exp, created, updated, content_type, tags, managed, payload, meta)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)", at)
     .bind(&v.version)
     .bind(v.seq)
     .bind(i64::from(v.attributes.enabled))
@@ -247,6 +252,7 @@ async fn insert_version(tx: &mut sqlx::SqliteConnection, at: &ObjectRef<'_>, v: 
     .bind(tags_json(&v.tags)?)
     .bind(i64::from(v.managed))
     .bind(&v.payload)
+    .bind(v.meta.as_deref())
     .execute(&mut *tx)
     .await
     .map_err(backend)?;
@@ -940,15 +946,48 @@ impl Store for SqliteStore {
         Ok(res.rows_affected())
     }
 
+    async fn get_object_policy(&self, at: &ObjectRef<'_>) -> Result<Option<String>> {
+        let row = at_query(
+            "SELECT policy FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL",
+            at,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("policy")).transpose().map_err(backend)?.flatten())
+    }
+
+    async fn set_object_policy(&self, at: &ObjectRef<'_>, policy: Option<&str>) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = at_query("UPDATE objects SET policy = $4 WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL", at)
+            .bind(policy)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn objects_with_policy(&self, kind: ObjectKind) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT v.name AS vault_name, o.name_key FROM objects o JOIN vaults v ON v.id = o.vault_id
+             WHERE o.kind = $1 AND o.policy IS NOT NULL AND o.deleted_date IS NULL AND v.deleted_date IS NULL ORDER BY o.vault_id, o.name_key",
+        )
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("vault_name").map_err(backend)?, r.try_get("name_key").map_err(backend)?)))
+            .collect()
+    }
+
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let head = sqlx::query(
+        let head = at_query(
             "SELECT latest_seq, deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3",
+            &v.at,
         )
-        .bind(v.at.vault_id)
-        .bind(v.at.kind.as_str())
-        .bind(v.at.name_key)
         .fetch_optional(&mut *tx)
         .await
         .map_err(backend)?;
@@ -970,16 +1009,12 @@ impl Store for SqliteStore {
             content_type: v.content_type.map(str::to_string),
             managed: v.managed,
             payload: v.payload.to_vec(),
+            meta: v.meta.map(str::to_string),
             deletion: None,
         };
         insert_version(&mut tx, &v.at, &stored).await?;
-        sqlx::query(
-            "INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (vault_id, kind, name_key) DO UPDATE SET latest_version = excluded.latest_version, latest_seq = excluded.latest_seq",
-        )
-        .bind(v.at.vault_id)
-        .bind(v.at.kind.as_str())
-        .bind(v.at.name_key)
+        at_query("INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (vault_id, kind, name_key) DO UPDATE SET latest_version = excluded.latest_version, latest_seq = excluded.latest_seq", &v.at)
         .bind(v.name)
         .bind(v.version)
         .bind(seq)
@@ -1026,10 +1061,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_head(&self, at: &ObjectRef<'_>) -> Result<Option<ObjectHead>> {
-        let row = sqlx::query("SELECT name, latest_version, deleted_date, scheduled_purge_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3")
-            .bind(at.vault_id)
-            .bind(at.kind.as_str())
-            .bind(at.name_key)
+        let row = at_query("SELECT name, latest_version, deleted_date, scheduled_purge_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
@@ -1053,16 +1085,12 @@ impl Store for SqliteStore {
         a: &Attributes,
         tags: &Tags,
         content_type: Option<&str>,
+        meta: Option<&str>,
     ) -> Result<bool> {
         let _w = self.write.lock().await;
-        let res = sqlx::query(
-            "UPDATE object_versions SET enabled = $5, nbf = $6, exp = $7, updated = $8, tags = $9, content_type = $10
+        let res = at_query("UPDATE object_versions SET enabled = $5, nbf = $6, exp = $7, updated = $8, tags = $9, content_type = $10, meta = $11
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4
-               AND EXISTS (SELECT 1 FROM objects o WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND o.deleted_date IS NULL)",
-        )
-        .bind(at.vault_id)
-        .bind(at.kind.as_str())
-        .bind(at.name_key)
+               AND EXISTS (SELECT 1 FROM objects o WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND o.deleted_date IS NULL)", at)
         .bind(version)
         .bind(i64::from(a.enabled))
         .bind(a.not_before)
@@ -1070,6 +1098,7 @@ impl Store for SqliteStore {
         .bind(a.updated)
         .bind(tags_json(tags)?)
         .bind(content_type)
+        .bind(meta)
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -1102,10 +1131,7 @@ impl Store for SqliteStore {
              WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND o.deleted_date IS NULL AND v.seq > $4
              ORDER BY v.seq LIMIT $5"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(at.vault_id)
-            .bind(at.kind.as_str())
-            .bind(at.name_key)
+        let rows = at_query(sqlx::AssertSqlSafe(sql), at)
             .bind(after_seq)
             .bind(limit as i64)
             .fetch_all(&self.pool)
@@ -1120,25 +1146,17 @@ impl Store for SqliteStore {
              ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key
              WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 ORDER BY v.seq"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(at.vault_id)
-            .bind(at.kind.as_str())
-            .bind(at.name_key)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows = at_query(sqlx::AssertSqlSafe(sql), at).fetch_all(&self.pool).await.map_err(backend)?;
         rows.iter().map(|r| version_from_row(r, true)).collect()
     }
 
     async fn delete_object(&self, at: &ObjectRef<'_>, d: &Deletion) -> Result<bool> {
         let _w = self.write.lock().await;
-        let res = sqlx::query(
+        let res = at_query(
             "UPDATE objects SET deleted_date = $4, scheduled_purge_date = $5
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL",
+            at,
         )
-        .bind(at.vault_id)
-        .bind(at.kind.as_str())
-        .bind(at.name_key)
         .bind(d.deleted_date)
         .bind(d.scheduled_purge_date)
         .execute(&self.pool)
@@ -1149,13 +1167,11 @@ impl Store for SqliteStore {
 
     async fn recover_object(&self, at: &ObjectRef<'_>) -> Result<bool> {
         let _w = self.write.lock().await;
-        let res = sqlx::query(
+        let res = at_query(
             "UPDATE objects SET deleted_date = NULL, scheduled_purge_date = NULL
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL",
+            at,
         )
-        .bind(at.vault_id)
-        .bind(at.kind.as_str())
-        .bind(at.name_key)
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -1165,13 +1181,11 @@ impl Store for SqliteStore {
     async fn purge_object(&self, at: &ObjectRef<'_>, due_by: Option<i64>) -> Result<bool> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let res = sqlx::query(
+        let res = at_query(
             "DELETE FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL
                AND ($4 IS NULL OR scheduled_purge_date <= $4)",
+            at,
         )
-        .bind(at.vault_id)
-        .bind(at.kind.as_str())
-        .bind(at.name_key)
         .bind(due_by)
         .execute(&mut *tx)
         .await
@@ -1179,10 +1193,7 @@ impl Store for SqliteStore {
         if res.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3")
-            .bind(at.vault_id)
-            .bind(at.kind.as_str())
-            .bind(at.name_key)
+        at_query("DELETE FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
@@ -1196,10 +1207,7 @@ impl Store for SqliteStore {
         };
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let head = sqlx::query("SELECT deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3")
-            .bind(at.vault_id)
-            .bind(at.kind.as_str())
-            .bind(at.name_key)
+        let head = at_query("SELECT deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
@@ -1210,10 +1218,7 @@ impl Store for SqliteStore {
         for v in versions {
             insert_version(&mut tx, at, v).await?;
         }
-        sqlx::query("INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(at.vault_id)
-            .bind(at.kind.as_str())
-            .bind(at.name_key)
+        at_query("INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)", at)
             .bind(name)
             .bind(&latest.version)
             .bind(latest.seq)
@@ -1229,10 +1234,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let mut payloads = Vec::new();
         for (at, ver) in [a, b] {
-            let r = sqlx::query("SELECT payload FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4")
-                .bind(at.vault_id)
-                .bind(at.kind.as_str())
-                .bind(at.name_key)
+            let r = at_query("SELECT payload FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4", at)
                 .bind(ver)
                 .fetch_one(&mut *tx)
                 .await
@@ -1240,10 +1242,7 @@ impl Store for SqliteStore {
             payloads.push(r.try_get::<Vec<u8>, _>("payload").map_err(backend)?);
         }
         for ((at, ver), payload) in [a, b].into_iter().zip(payloads.into_iter().rev()) {
-            sqlx::query("UPDATE object_versions SET payload = $5 WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4")
-                .bind(at.vault_id)
-                .bind(at.kind.as_str())
-                .bind(at.name_key)
+            at_query("UPDATE object_versions SET payload = $5 WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4", at)
                 .bind(ver)
                 .bind(payload)
                 .execute(&mut *tx)

@@ -1,8 +1,11 @@
 //! The Key Vault data plane of one vault host. Order matters and mirrors Azure: authenticate
 //! (401 + challenge before anything else, since the SDKs' first request has no body), then
 //! api-version, then the vault, then the route, then authorization, then the body.
+mod keys;
 mod render;
 mod secrets;
+
+pub use keys::run_rotation_policies;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -126,6 +129,7 @@ async fn handle(
 async fn route(state: &SharedState, req: DataRequest, segments: &[&str]) -> Result<Response, ApiError> {
     match segments.first().copied() {
         Some("secrets") | Some("deletedsecrets") => secrets::route(state, req, segments).await,
+        Some("keys") | Some("deletedkeys") | Some("rng") => keys::route(state, req, segments).await,
         _ => Err(not_found_path()),
     }
 }

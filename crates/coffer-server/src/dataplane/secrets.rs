@@ -147,6 +147,7 @@ async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Respon
             tags: p.tags.unwrap_or_default(),
             content_type: p.content_type,
             managed: false,
+            meta: None,
         })
         .await?;
     ok(bundle(&req.ctx, &v, Some(&value)))
@@ -184,6 +185,7 @@ async fn update(
         attributes: p.attributes.map(|a| a.patch()).unwrap_or_default(),
         tags: p.tags,
         content_type: p.content_type,
+        meta: None,
     };
     let v = Objects::new(state, &req.ctx, KIND).update(name, version, &patch).await?;
     ok(bundle(&req.ctx, &v, None))
