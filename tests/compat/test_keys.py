@@ -226,6 +226,12 @@ def test_key_ops_enabled_and_validity_window(coffer, keys):
     # Expired keys still verify and decrypt old data, as in Azure.
     assert raw(coffer, keys, "POST", "/keys/guarded//verify", {"alg": "RS256", "digest": digest, "value": sig}).json()["value"] is True
     assert unb64u(raw(coffer, keys, "POST", "/keys/guarded//decrypt", {"alg": "RSA-OAEP", "value": ct}).json()["value"]) == b"old data"
+    # A key that is not yet valid: sign refused, verify still works.
+    r = raw(coffer, keys, "PATCH", "/keys/guarded/", {"attributes": {"nbf": int(time.time()) + 3600, "exp": None}})
+    assert r.status_code == 200, r.text
+    r = sign()
+    assert r.status_code == 403 and r.json()["error"]["innererror"]["code"] == "KeyNotYetValid"
+    assert raw(coffer, keys, "POST", "/keys/guarded//verify", {"alg": "RS256", "digest": digest, "value": sig}).json()["value"] is True
     keys.update_key_properties("guarded", enabled=False)
     r = raw(coffer, keys, "POST", "/keys/guarded//decrypt", {"alg": "RSA-OAEP", "value": ct})
     assert r.status_code == 403 and r.json()["error"]["innererror"]["code"] == "KeyDisabled"

@@ -1,6 +1,7 @@
 """Vault lifecycle and the ARM-shaped management API, driven by azure-mgmt-keyvault and the
 coffer CLI: create, update, access policies, firewall, delete, recover, purge (crypto-shredding),
 retention through dev-mode time travel."""
+import base64
 import json
 import os
 import shutil
@@ -200,6 +201,29 @@ def test_retention_is_enforced_by_the_purge_job(private_server):
     from conftest import BIN
     r = subprocess.run([BIN, "dev", "advance-time", "--days", "1"], env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "AuthorizationFailed" in r.stderr
+
+
+def test_key_rotation_policy_is_carried_out_by_the_job(private_server):
+    s = private_server
+    v = s.new_vault()
+    k = ["--vault-name", v, "--name", "auto"]
+    first = s.cli_json("key", "create", *k, "--kty", "EC")
+    s.cli_json("key", "rotation-policy", "update", *k, "--value", json.dumps({
+        "lifetimeActions": [{"trigger": {"timeAfterCreate": "P30D"}, "action": {"type": "Rotate"}}],
+        "attributes": {"expiryTime": "P90D"}}))
+    assert s.cli_json("dev", "advance-time", "--days", "29")["rotated_keys"] == 0
+    moved = s.cli_json("dev", "advance-time", "--days", "2")
+    assert moved["rotated_keys"] == 1
+    versions = s.cli_json("key", "list-versions", *k)
+    assert len(versions) == 2
+    latest = s.cli_json("key", "show", *k)
+    assert latest["key"]["kid"] != first["key"]["kid"]
+    assert latest["attributes"]["exp"] == latest["attributes"]["created"] + 90 * 86400
+    assert s.cli_json("dev", "advance-time", "--days", "1")["rotated_keys"] == 0, "the new version is not due yet"
+    # The old version still verifies what it signed.
+    digest = base64.b64encode(bytes(32)).decode()
+    sig = s.cli_json("key", "sign", *k, "--version", first["key"]["kid"].rsplit("/", 1)[1], "--algorithm", "ES256", "--value", digest)
+    assert sig["kid"] == first["key"]["kid"]
 
 
 def test_purge_is_crypto_shredding():

@@ -308,6 +308,15 @@ impl KeyMaterial {
         Ok((pair, curve))
     }
 
+    /// The EC private scalar `d`, for codec tests only (never part of an API response).
+    #[doc(hidden)]
+    pub fn private_scalar_for_tests(&self) -> Option<Zeroizing<Vec<u8>>> {
+        use aws_lc_rs::encoding::AsBigEndian;
+        let (pair, _) = self.ec().ok()?;
+        let d = pair.private_key().as_be_bytes().ok()?;
+        Some(Zeroizing::new(d.as_ref().to_vec()))
+    }
+
     /// Key size in bits (RSA and oct).
     pub fn size_bits(&self) -> Option<u32> {
         match self.kty.as_str() {

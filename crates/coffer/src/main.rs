@@ -36,6 +36,9 @@ enum Command {
     /// Manage secrets in a vault.
     #[command(subcommand)]
     Secret(commands::secret::SecretCommand),
+    /// Manage keys and use them (encrypt, decrypt, sign, verify, wrap, unwrap).
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
     /// Manage users, applications and managed identities.
     #[command(subcommand)]
     Principal(commands::principal::PrincipalCommand),
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(args).await.map(|_| None),
             Command::Vault(cmd) => commands::vault::run(cmd, &cli.profile).await,
             Command::Secret(cmd) => commands::secret::run(cmd, &cli.profile).await,
+            Command::Key(cmd) => commands::key::run(cmd, &cli.profile).await,
             Command::Principal(cmd) => commands::principal::run(cmd, &cli.profile).await,
             Command::Group(cmd) => commands::group::run(cmd, &cli.profile).await,
             Command::Login(args) => commands::login::login(args, &cli.profile).await,

@@ -2,6 +2,7 @@
 pub mod args;
 pub mod dev;
 pub mod group;
+pub mod key;
 pub mod login;
 pub mod principal;
 pub mod role;
