@@ -51,6 +51,22 @@ pub enum DataAction {
     KeyRotate,
     KeyGetRotationPolicy,
     KeySetRotationPolicy,
+    CertGet,
+    CertList,
+    CertGetDeleted,
+    CertCreate,
+    CertImport,
+    CertUpdate,
+    CertDelete,
+    CertRecover,
+    CertBackup,
+    CertRestore,
+    CertPurge,
+    CertManageContacts,
+    CertGetIssuers,
+    CertListIssuers,
+    CertSetIssuers,
+    CertDeleteIssuers,
 }
 
 impl DataAction {
@@ -87,6 +103,23 @@ impl DataAction {
         Self::KeyRotate,
         Self::KeyGetRotationPolicy,
         Self::KeySetRotationPolicy,
+        Self::CertGet,
+        // Before CertGetDeleted: `certificates/list` means listing.
+        Self::CertList,
+        Self::CertGetDeleted,
+        Self::CertCreate,
+        Self::CertImport,
+        Self::CertUpdate,
+        Self::CertDelete,
+        Self::CertRecover,
+        Self::CertBackup,
+        Self::CertRestore,
+        Self::CertPurge,
+        Self::CertManageContacts,
+        Self::CertGetIssuers,
+        Self::CertListIssuers,
+        Self::CertSetIssuers,
+        Self::CertDeleteIssuers,
     ];
 
     /// The access-policy permission that allows this action (`secrets/get`, ...).
@@ -120,6 +153,21 @@ impl DataAction {
             KeyRotate => (Area::Keys, "rotate"),
             KeyGetRotationPolicy => (Area::Keys, "getrotationpolicy"),
             KeySetRotationPolicy => (Area::Keys, "setrotationpolicy"),
+            CertGet | CertGetDeleted => (Area::Certificates, "get"),
+            CertList => (Area::Certificates, "list"),
+            CertCreate => (Area::Certificates, "create"),
+            CertImport => (Area::Certificates, "import"),
+            CertUpdate => (Area::Certificates, "update"),
+            CertDelete => (Area::Certificates, "delete"),
+            CertRecover => (Area::Certificates, "recover"),
+            CertBackup => (Area::Certificates, "backup"),
+            CertRestore => (Area::Certificates, "restore"),
+            CertPurge => (Area::Certificates, "purge"),
+            CertManageContacts => (Area::Certificates, "managecontacts"),
+            CertGetIssuers => (Area::Certificates, "getissuers"),
+            CertListIssuers => (Area::Certificates, "listissuers"),
+            CertSetIssuers => (Area::Certificates, "setissuers"),
+            CertDeleteIssuers => (Area::Certificates, "deleteissuers"),
         }
     }
 
@@ -154,6 +202,19 @@ impl DataAction {
             KeyRotate => "keys/rotate/action",
             KeyGetRotationPolicy => "keyrotationpolicies/read",
             KeySetRotationPolicy => "keyrotationpolicies/write",
+            CertGet | CertList | CertGetDeleted => "certificates/read",
+            CertCreate => "certificates/create/action",
+            CertImport => "certificates/import/action",
+            CertUpdate => "certificates/update/action",
+            CertDelete => "certificates/delete",
+            CertRecover => "certificates/recover/action",
+            CertBackup => "certificates/backup/action",
+            CertRestore => "certificates/restore/action",
+            CertPurge => "certificates/purge/action",
+            CertManageContacts => "certificatecontacts/write",
+            CertGetIssuers | CertListIssuers => "certificatecas/read",
+            CertSetIssuers => "certificatecas/write",
+            CertDeleteIssuers => "certificatecas/delete",
         }
     }
 
@@ -215,6 +276,22 @@ impl DataAction {
             KeyRotate => "rotateKey",
             KeyGetRotationPolicy => "getRotationPolicy",
             KeySetRotationPolicy => "setRotationPolicy",
+            CertGet => "getCertificate",
+            CertList => "listCertificates",
+            CertGetDeleted => "getDeletedCertificate",
+            CertCreate => "createCertificate",
+            CertImport => "importCertificate",
+            CertUpdate => "updateCertificate",
+            CertDelete => "deleteCertificate",
+            CertRecover => "recoverCertificate",
+            CertBackup => "backupCertificate",
+            CertRestore => "restoreCertificate",
+            CertPurge => "purgeCertificate",
+            CertManageContacts => "manageContacts",
+            CertGetIssuers => "getIssuer",
+            CertListIssuers => "listIssuers",
+            CertSetIssuers => "setIssuer",
+            CertDeleteIssuers => "deleteIssuer",
         }
     }
 }
@@ -328,7 +405,15 @@ impl DataAction {
     /// Actions that reveal only metadata (names, ids, attributes, tags): management rights
     /// on the vault include them, values never.
     pub fn is_metadata(self) -> bool {
-        matches!(self, Self::SecretList | Self::SecretGetDeleted | Self::KeyList | Self::KeyGetDeleted)
+        matches!(
+            self,
+            Self::SecretList
+                | Self::SecretGetDeleted
+                | Self::KeyList
+                | Self::KeyGetDeleted
+                | Self::CertList
+                | Self::CertGetDeleted
+        )
     }
 
     pub fn full_rbac_action(self) -> String {

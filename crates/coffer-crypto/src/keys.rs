@@ -277,6 +277,35 @@ impl KeyMaterial {
         }
     }
 
+    /// PKCS#8 DER of an RSA or EC key (for certificates and their PFX/PEM).
+    pub fn pkcs8(&self) -> Option<Zeroizing<Vec<u8>>> {
+        self.der.as_deref().and_then(b64::url_decode).map(Zeroizing::new)
+    }
+
+    /// Reads an RSA or EC private key from PKCS#8 (imported certificates).
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
+        if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
+            let bits = pair.public_modulus_len() * 8;
+            if !matches!(bits, 2048 | 3072 | 4096) {
+                return Err(bad(format!("RSA keys are 2048, 3072 or 4096 bits; this one has {bits}.")));
+            }
+            return Ok(Self { kty: "RSA".into(), crv: None, der: Some(b64::url_encode(der)), k: None });
+        }
+        for curve in [Curve::P256, Curve::P384, Curve::P521, Curve::P256K] {
+            if let Ok(pair) = EcdsaKeyPair::from_pkcs8(curve.signing(), der) {
+                // Normalise to PKCS#8 v1 as generated keys are.
+                let der = pair.to_pkcs8v1().map_err(|_| bad("The EC key is not valid."))?;
+                return Ok(Self {
+                    kty: "EC".into(),
+                    crv: Some(curve.name().into()),
+                    der: Some(b64::url_encode(der.as_ref())),
+                    k: None,
+                });
+            }
+        }
+        Err(bad("The private key is neither an RSA nor a supported EC key (PKCS#8)."))
+    }
+
     fn der(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         self.der
             .as_deref()

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod b64;
+pub mod certs;
 pub mod digest;
 pub mod jwt;
 pub mod keys;

@@ -65,6 +65,8 @@ pub struct NewObject<'a> {
     pub managed: bool,
     /// Kind-specific public metadata (JSON).
     pub meta: Option<String>,
+    /// The version id to use (a certificate and its key and secret share one); new if `None`.
+    pub version: Option<String>,
 }
 
 /// What a client sends to update a version; `None` leaves a field as it is.
@@ -174,6 +176,24 @@ impl<'a> Objects<'a> {
         self.state.clock.now()
     }
 
+    /// Keys and secrets that belong to a certificate change only through the certificate.
+    pub async fn refuse_if_managed(&self, name: &str) -> Result<()> {
+        validate_object_name(name)?;
+        let key = name_key(name);
+        if let Some(v) = self.state.store.get_version(&self.at(&key), None, false).await?
+            && v.managed
+        {
+            return Err(Error::forbidden(
+                "ManagedObject",
+                format!(
+                    "{} {name} is managed by the certificate of the same name; change the certificate instead.",
+                    self.kind.title()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn open_payload(&self, v: &StoredVersion) -> Result<Zeroizing<Vec<u8>>> {
         let aad = object_aad(&self.ctx.vault.id, self.kind.as_str(), &name_key(&v.name), &v.version);
         self.ctx
@@ -193,7 +213,11 @@ impl<'a> Objects<'a> {
         attributes.apply(&new.attributes, now);
         validate_dates(&attributes)?;
         let key = name_key(new.name);
-        let version = coffer_crypto::random::version_id();
+        let version = match new.version {
+            Some(v) if names::is_valid_version(&v) => v.to_ascii_lowercase(),
+            Some(_) => return Err(Error::internal("an invalid version id was chosen")),
+            None => coffer_crypto::random::version_id(),
+        };
         let aad = object_aad(&self.ctx.vault.id, self.kind.as_str(), &key, &version);
         let sealed = self.ctx.key.seal(&aad, new.payload)?;
         let outcome = self

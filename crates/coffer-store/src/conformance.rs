@@ -176,7 +176,17 @@ async fn rbac(store: &dyn Store) {
 async fn meta(store: &dyn Store) {
     assert_eq!(store.get_meta("k").await.expect("get"), None);
     assert_eq!(store.put_meta_if_absent("k", b"first").await.expect("put"), b"first");
-    assert_eq!(store.put_meta_if_absent("k", b"second").await.expect("put"), b"first", "meta is write-once");
+    assert_eq!(
+        store.put_meta_if_absent("k", b"second").await.expect("put"),
+        b"first",
+        "put_meta_if_absent keeps the first"
+    );
+    store.put_meta("m", b"one").await.expect("put");
+    store.put_meta("m", b"two").await.expect("replace");
+    assert_eq!(store.get_meta("m").await.expect("get").as_deref(), Some(&b"two"[..]));
+    assert!(store.delete_meta("m").await.expect("delete"));
+    assert!(!store.delete_meta("m").await.expect("delete twice"));
+    assert_eq!(store.get_meta("m").await.expect("get"), None);
 }
 
 async fn directory(store: &dyn Store) {

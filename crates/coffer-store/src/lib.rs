@@ -22,6 +22,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `value` unless `key` exists; returns the value now stored.
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+    /// Stores `value` under `key`, replacing what was there.
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+    async fn delete_meta(&self, key: &str) -> Result<bool>;
 
     // Directory.
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;

@@ -286,6 +286,26 @@ impl Store for SqliteStore {
         row.try_get("value").map_err(backend)
     }
 
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_meta(&self, key: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res =
+            sqlx::query("DELETE FROM meta WHERE key = $1").bind(key).execute(&self.pool).await.map_err(backend)?;
+        Ok(res.rows_affected() == 1)
+    }
+
     async fn create_tenant(&self, t: &Tenant) -> Result<()> {
         let _w = self.write.lock().await;
         sqlx::query("INSERT INTO tenants (id, name, default_subscription_id, created) VALUES ($1, $2, $3, $4)")

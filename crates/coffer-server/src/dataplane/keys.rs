@@ -34,7 +34,7 @@ pub struct KeyMeta {
     pub crv: Option<String>,
 }
 
-fn default_ops(kty: &str) -> Vec<String> {
+pub(crate) fn default_ops(kty: &str) -> Vec<String> {
     let ops: &[&str] = match kty {
         "RSA" => &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"],
         "EC" => &["sign", "verify"],
@@ -56,7 +56,7 @@ fn validate_ops(ops: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn key_error(e: KeyError) -> Error {
+pub(crate) fn key_error(e: KeyError) -> Error {
     match e {
         KeyError::BadParameter(m) | KeyError::Failed(m) => Error::bad_parameter(m),
     }
@@ -77,7 +77,7 @@ fn meta_of(v: &StoredVersion) -> Result<KeyMeta> {
         .ok_or_else(|| Error::internal(format!("key {}/{} has no metadata", v.name, v.version)))
 }
 
-fn material_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<KeyMaterial> {
+pub(crate) fn material_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<KeyMaterial> {
     let plain = objects.open_payload(v)?;
     serde_json::from_slice(&plain).map_err(|e| Error::internal(format!("key material: {e}")))
 }
@@ -212,6 +212,24 @@ async fn store_new(
     attributes: AttributesPatch,
     tags: BTreeMap<String, String>,
 ) -> Result<Value> {
+    let (v, meta) = store_key_version(state, ctx, name, material, key_ops, attributes, tags, None, false).await?;
+    bundle(ctx, &v, &meta, material)
+}
+
+/// Stores a key version: its material sealed, its public metadata beside it. Certificates use
+/// it for their key, with the certificate's version and `managed`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn store_key_version(
+    state: &AppState,
+    ctx: &VaultContext,
+    name: &str,
+    material: &KeyMaterial,
+    key_ops: Vec<String>,
+    attributes: AttributesPatch,
+    tags: BTreeMap<String, String>,
+    version: Option<String>,
+    managed: bool,
+) -> Result<(StoredVersion, KeyMeta)> {
     let meta =
         KeyMeta { kty: material.kty.clone(), key_ops, key_size: material.size_bits(), crv: material.crv.clone() };
     let payload = Zeroizing::new(serde_json::to_vec(material).map_err(|e| Error::internal(format!("key: {e}")))?);
@@ -223,17 +241,19 @@ async fn store_new(
             attributes,
             tags,
             content_type: None,
-            managed: false,
+            managed,
             meta: Some(meta_json),
+            version,
         })
         .await?;
-    bundle(ctx, &v, &meta, material)
+    Ok((v, meta))
 }
 
 async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     req.ctx.authorize(state, DataAction::KeyCreate, Some(name)).await?;
     coffer_core::names::validate_object_name(name)?;
     let p: CreateParams = parse_body(&req.body)?;
+    Objects::new(state, &req.ctx, KIND).refuse_if_managed(name).await?;
     let kty = p.kty.clone().ok_or_else(|| Error::bad_parameter("The property 'kty' is required."))?;
     if kty.ends_with("-HSM") {
         return Err(hsm_unavailable(&kty).into());
@@ -266,6 +286,7 @@ async fn import(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     req.ctx.authorize(state, DataAction::KeyImport, Some(name)).await?;
     coffer_core::names::validate_object_name(name)?;
     let p: ImportParams = parse_body(&req.body)?;
+    Objects::new(state, &req.ctx, KIND).refuse_if_managed(name).await?;
     let key = p.key.ok_or_else(|| Error::bad_parameter("The property 'key' is required."))?;
     let jwk: JwkIn = serde_json::from_value(key.clone())
         .map_err(|e| Error::bad_parameter(format!("The JSON web key is not valid: {e}")))?;
@@ -307,6 +328,7 @@ async fn update(state: &SharedState, req: &DataRequest, name: &str, version: Opt
     let p: UpdateParams = parse_body(&req.body)?;
     refuse_release(&p.attributes, &p.release_policy)?;
     let objects = Objects::new(state, &req.ctx, KIND);
+    objects.refuse_if_managed(name).await?;
     let current = objects.read(name, version).await?;
     let mut meta = meta_of(&current)?;
     if let Some(ops) = p.key_ops {
@@ -342,6 +364,7 @@ async fn list_versions(state: &SharedState, req: &DataRequest, name: &str) -> Ha
 async fn delete(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     req.ctx.authorize(state, DataAction::KeyDelete, Some(name)).await?;
     let objects = Objects::new(state, &req.ctx, KIND);
+    objects.refuse_if_managed(name).await?;
     let v = objects.delete(name).await?;
     let b = bundle(&req.ctx, &v, &meta_of(&v)?, &material_of(&objects, &v)?)?;
     ok(with_deletion(&req.ctx, b, &v))
@@ -644,6 +667,7 @@ async fn put_policy(state: &SharedState, req: &DataRequest, name: &str) -> Handl
 
 async fn rotate_now(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     req.ctx.authorize(state, DataAction::KeyRotate, Some(name)).await?;
+    Objects::new(state, &req.ctx, KIND).refuse_if_managed(name).await?;
     ok(rotate(state, &req.ctx, name).await?)
 }
 

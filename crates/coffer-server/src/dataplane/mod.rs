@@ -1,6 +1,7 @@
 //! The Key Vault data plane of one vault host. Order matters and mirrors Azure: authenticate
 //! (401 + challenge before anything else, since the SDKs' first request has no body), then
 //! api-version, then the vault, then the route, then authorization, then the body.
+mod certificates;
 mod keys;
 mod render;
 mod secrets;
@@ -130,6 +131,7 @@ async fn route(state: &SharedState, req: DataRequest, segments: &[&str]) -> Resu
     match segments.first().copied() {
         Some("secrets") | Some("deletedsecrets") => secrets::route(state, req, segments).await,
         Some("keys") | Some("deletedkeys") | Some("rng") => keys::route(state, req, segments).await,
+        Some("certificates") | Some("deletedcertificates") => certificates::route(state, req, segments).await,
         _ => Err(not_found_path()),
     }
 }

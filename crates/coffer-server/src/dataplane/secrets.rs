@@ -99,6 +99,8 @@ fn bundle(ctx: &VaultContext, v: &StoredVersion, value: Option<&str>) -> Value {
     }
     if v.managed {
         m.insert("managed".into(), true.into());
+        // A certificate's secret names the certificate's key.
+        m.insert("kid".into(), ctx.object_id(ObjectKind::Key, &v.name, Some(&v.version)).into());
     }
     Value::Object(m)
 }
@@ -139,6 +141,7 @@ async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Respon
     }
     let value = zeroize::Zeroizing::new(value);
     let objects = Objects::new(state, &req.ctx, KIND);
+    objects.refuse_if_managed(name).await?;
     let v = objects
         .create_version(NewObject {
             name,
@@ -148,6 +151,7 @@ async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Respon
             content_type: p.content_type,
             managed: false,
             meta: None,
+            version: None,
         })
         .await?;
     ok(bundle(&req.ctx, &v, Some(&value)))
@@ -187,7 +191,9 @@ async fn update(
         content_type: p.content_type,
         meta: None,
     };
-    let v = Objects::new(state, &req.ctx, KIND).update(name, version, &patch).await?;
+    let objects = Objects::new(state, &req.ctx, KIND);
+    objects.refuse_if_managed(name).await?;
+    let v = objects.update(name, version, &patch).await?;
     ok(bundle(&req.ctx, &v, None))
 }
 
@@ -209,7 +215,9 @@ async fn list_versions(state: &SharedState, req: &DataRequest, name: &str) -> Re
 
 async fn delete(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
     req.ctx.authorize(state, DataAction::SecretDelete, Some(name)).await?;
-    let v = Objects::new(state, &req.ctx, KIND).delete(name).await?;
+    let objects = Objects::new(state, &req.ctx, KIND);
+    objects.refuse_if_managed(name).await?;
+    let v = objects.delete(name).await?;
     ok(deleted(&req.ctx, &v, true))
 }
 
