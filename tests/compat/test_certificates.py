@@ -108,6 +108,10 @@ def test_csr_merge_cancel_and_conflicts(clients):
     assert op.status.lower() == "inprogress" and op.csr
     csr = x509.load_der_x509_csr(bytes(certs.get_certificate_operation("partner").csr))
     assert csr.is_signature_valid and csr.subject.rfc4514_string() == "CN=partner.example"
+    # A certificate with only a pending operation is listed only when asked for.
+    assert "partner" not in [c.name for c in certs.list_properties_of_certificates()]
+    pending = {c.name: c for c in certs.list_properties_of_certificates(include_pending=True)}
+    assert "partner" in pending and pending["partner"].enabled is False and pending["partner"].x509_thumbprint is None
     with pytest.raises(HttpResponseError) as e:
         certs.begin_create_certificate("partner", policy).result()
     assert e.value.status_code == 409
@@ -130,6 +134,8 @@ def test_csr_merge_cancel_and_conflicts(clients):
     merged = certs.merge_certificate("partner", [der(leaf), der(ca)])
     assert bytes(merged.cer) == der(leaf)
     assert certs.get_certificate_operation("partner").status.lower() == "completed"
+    listed = [c.name for c in certs.list_properties_of_certificates(include_pending=True)]
+    assert listed.count("partner") == 1, "once merged it is listed once, as a certificate"
     # Cancel and delete a pending operation.
     certs.begin_create_certificate("abandoned", policy).result()
     assert certs.cancel_certificate_operation("abandoned").status.lower() == "cancelled"
@@ -216,6 +222,37 @@ def test_certificate_lifecycle_and_policy(clients):
     with pytest.raises(HttpResponseError) as e:
         certs.begin_create_certificate("taken", policy_rsa()).result()
     assert e.value.status_code == 409
+
+
+def test_backup_and_restore(coffer, credential, clients):
+    certs, secrets, keys = clients
+    made = certs.begin_create_certificate("archive", policy_rsa()).result()
+    certs.begin_create_certificate("archive", policy_rsa()).result()
+    blob = certs.backup_certificate("archive")
+    assert b"portal.hospital.example" not in blob, "a backup is sealed"
+    with pytest.raises(ResourceExistsError):
+        certs.restore_certificate_backup(blob)
+    # Restore into another vault: every version, the key, the secret and the policy come along.
+    other = coffer.new_vault()
+    url = coffer.vault_url(other)
+    ocerts, osecrets, okeys = CertificateClient(url, credential), SecretClient(url, credential), KeyClient(url, credential)
+    restored = ocerts.restore_certificate_backup(blob)
+    assert restored.name == "archive" and restored.id.startswith(url)
+    assert len(list(ocerts.list_properties_of_certificate_versions("archive"))) == 2
+    old = ocerts.get_certificate_version("archive", made.properties.version)
+    assert bytes(old.cer) == bytes(made.cer)
+    assert ocerts.get_certificate_policy("archive").subject == "CN=portal.hospital.example, O=Hospital"
+    assert okeys.get_key("archive").key.n == keys.get_key("archive").key.n
+    assert osecrets.get_secret("archive").value == secrets.get_secret("archive").value
+    # Tampered or foreign blobs are refused with a 400, not a 500.
+    bad = bytearray(blob)
+    bad[len(bad) // 2] ^= 1
+    with pytest.raises(HttpResponseError) as e:
+        ocerts.restore_certificate_backup(bytes(bad))
+    assert e.value.status_code == 400
+    with pytest.raises(HttpResponseError) as e:
+        ocerts.restore_certificate_backup(KeyClient(url, credential).backup_key("archive"))
+    assert e.value.status_code == 400
 
 
 def test_contacts_and_issuers(clients):

@@ -226,6 +226,47 @@ def test_key_rotation_policy_is_carried_out_by_the_job(private_server):
     assert sig["kid"] == first["key"]["kid"]
 
 
+def test_certificate_auto_renew_is_carried_out_by_the_job(private_server):
+    from azure.keyvault.certificates import (
+        CertificateClient, CertificateContact, CertificatePolicy, CertificatePolicyAction, LifetimeAction)
+    from cryptography import x509
+
+    s = private_server
+    v = s.new_vault()
+    certs = CertificateClient(s.vault_url(v), s.credential(), connection_verify=s.creds["ca_file"])
+    policy = CertificatePolicy(
+        issuer_name="Self", subject="CN=lab.hospital.example", validity_in_months=1,
+        lifetime_actions=[LifetimeAction(CertificatePolicyAction.auto_renew, days_before_expiry=10)])
+    first = certs.begin_create_certificate("lab", policy).result()
+    # A certificate whose policy only e-mails contacts is never renewed.
+    notify = CertificatePolicy(
+        issuer_name="Self", subject="CN=notify.example", validity_in_months=1,
+        lifetime_actions=[LifetimeAction(CertificatePolicyAction.email_contacts, days_before_expiry=10)])
+    certs.begin_create_certificate("notify", notify).result()
+    certs.set_contacts([CertificateContact(email="pki@hospital.example")])
+    validity = first.properties.expires_on - first.properties.not_before
+    assert 27 <= validity.days <= 31
+    days_until_due = validity.days - 10
+    assert s.cli_json("dev", "advance-time", "--days", str(days_until_due - 2))["renewed_certificates"] == 0
+    moved = s.cli_json("dev", "advance-time", "--days", "3")
+    assert moved["renewed_certificates"] == 1
+    # Tokens issued before the jump have expired on the server's clock: sign in again.
+    certs = CertificateClient(s.vault_url(v), s.credential(), connection_verify=s.creds["ca_file"])
+    assert len(list(certs.list_properties_of_certificate_versions("lab"))) == 2
+    assert len(list(certs.list_properties_of_certificate_versions("notify"))) == 1
+    renewed = certs.get_certificate("lab")
+    assert renewed.properties.version != first.properties.version
+    assert renewed.properties.x509_thumbprint != first.properties.x509_thumbprint
+    assert renewed.properties.not_before > first.properties.not_before
+    c = x509.load_der_x509_certificate(bytes(renewed.cer))
+    assert c.subject.rfc4514_string() == "CN=lab.hospital.example"
+    assert s.cli_json("dev", "advance-time", "--days", "1")["renewed_certificates"] == 0, "the new version is not due yet"
+    # The e-mail action is an event naming the contacts, raised once per version.
+    with open(os.path.join(s.data_dir, "server.log"), errors="replace") as f:
+        events = [l for l in f if "CertificateNearExpiry (EmailContacts)" in l and "certificate=notify" in l]
+    assert len(events) == 1 and "pki@hospital.example" in events[0], events
+
+
 def test_purge_is_crypto_shredding():
     tmp = tempfile.mkdtemp(prefix="coffer-shred-")
     s = CofferServer(tmp).start()

@@ -26,8 +26,8 @@ struct AdvanceIn {
     seconds: i64,
 }
 
-/// Moves time forward by `seconds` (never back), then runs the purge and key-rotation jobs
-/// once, so what became due has happened when the call returns.
+/// Moves time forward by `seconds` (never back), then runs the purge, key-rotation and
+/// certificate-renewal jobs once, so what became due has happened when the call returns.
 async fn advance_time(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -51,8 +51,9 @@ async fn advance_time(
     let now = clock.advance(input.seconds);
     let purged = crate::jobs::purge_due(&state).await?;
     let rotated = crate::dataplane::run_rotation_policies(&state).await?;
+    let renewed = crate::dataplane::run_certificate_lifetime_actions(&state).await?;
     Ok(json_response(
         StatusCode::OK,
-        json!({"now": now, "now_iso": coffer_core::clock::iso8601(now), "offset_seconds": clock.offset(), "purged": purged, "rotated_keys": rotated}),
+        json!({"now": now, "now_iso": coffer_core::clock::iso8601(now), "offset_seconds": clock.offset(), "purged": purged, "rotated_keys": rotated, "renewed_certificates": renewed}),
     ))
 }

@@ -75,6 +75,25 @@ pub fn system_caller(tenant_id: &str) -> coffer_core::principal::Caller {
     }
 }
 
+/// A vault context for background work on `vault_name`, acting as the system principal.
+pub async fn system_context(state: &AppState, vault_name: &str) -> Result<Option<crate::objects::VaultContext>> {
+    let Some(rec) = state.store.get_vault_by_name(vault_name).await?.filter(|r| !r.vault.is_deleted()) else {
+        return Ok(None);
+    };
+    Ok(Some(crate::objects::VaultContext {
+        key: state.keyring.vault_key(&rec)?,
+        authority: state
+            .names
+            .vault_uri(&rec.vault.name)
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string(),
+        caller: system_caller(&rec.vault.tenant_id),
+        api_version: crate::api_version::NEWEST.into(),
+        vault: rec.vault,
+    }))
+}
+
 /// Runs the purge job forever, every `PURGE_INTERVAL`.
 pub fn spawn(state: SharedState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -87,6 +106,9 @@ pub fn spawn(state: SharedState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(e) = crate::dataplane::run_rotation_policies(&state).await {
                 tracing::error!(error = %e, "key rotation job failed; will retry");
+            }
+            if let Err(e) = crate::dataplane::run_certificate_lifetime_actions(&state).await {
+                tracing::error!(error = %e, "certificate renewal job failed; will retry");
             }
         }
     })

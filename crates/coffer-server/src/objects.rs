@@ -420,8 +420,12 @@ impl<'a> Objects<'a> {
         Ok(b64::url_encode(&blob))
     }
 
-    /// Restores a backup into this vault, under the name it was backed up with.
-    pub async fn restore(&self, blob: &str) -> Result<StoredVersion> {
+    /// The object name inside a backup blob of this kind (without restoring it).
+    pub fn backup_name(&self, blob: &str) -> Result<String> {
+        Ok(self.open_backup(blob)?.name)
+    }
+
+    fn open_backup(&self, blob: &str) -> Result<BackupContent> {
         let invalid = || Error::bad_parameter("Backup blob contains invalid or corrupt version.");
         let raw = b64::url_decode(blob).ok_or_else(invalid)?;
         let sealed = raw.strip_prefix(BACKUP_MAGIC).ok_or_else(invalid)?;
@@ -430,6 +434,13 @@ impl<'a> Objects<'a> {
         if doc.format != BACKUP_FORMAT || doc.kind != self.kind.as_str() {
             return Err(invalid());
         }
+        Ok(doc)
+    }
+
+    /// Restores a backup into this vault, under the name it was backed up with.
+    pub async fn restore(&self, blob: &str) -> Result<StoredVersion> {
+        let invalid = || Error::bad_parameter("Backup blob contains invalid or corrupt version.");
+        let doc = self.open_backup(blob)?;
         validate_object_name(&doc.name)?;
         let key = name_key(&doc.name);
         let mut versions = Vec::with_capacity(doc.versions.len());

@@ -187,6 +187,16 @@ async fn meta(store: &dyn Store) {
     assert!(store.delete_meta("m").await.expect("delete"));
     assert!(!store.delete_meta("m").await.expect("delete twice"));
     assert_eq!(store.get_meta("m").await.expect("get"), None);
+    for key in ["op/v1/b", "op/v1/a", "op/v10/c", "op/v2/d", "op%v1/e"] {
+        store.put_meta(key, key.as_bytes()).await.expect("put");
+    }
+    let listed = store.list_meta("op/v1/").await.expect("list");
+    assert_eq!(
+        listed,
+        vec![("op/v1/a".to_string(), b"op/v1/a".to_vec()), ("op/v1/b".to_string(), b"op/v1/b".to_vec())],
+        "only the prefix, in key order; `%` is not a wildcard"
+    );
+    assert!(store.list_meta("nothing/").await.expect("list").is_empty());
 }
 
 async fn directory(store: &dyn Store) {

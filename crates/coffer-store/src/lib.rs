@@ -25,6 +25,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores `value` under `key`, replacing what was there.
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
     async fn delete_meta(&self, key: &str) -> Result<bool>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
 
     // Directory.
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;

@@ -306,6 +306,16 @@ impl Store for SqliteStore {
         Ok(res.rows_affected() == 1)
     }
 
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        // substr rather than LIKE: a prefix may hold `%` or `_`.
+        let rows = sqlx::query("SELECT key, value FROM meta WHERE substr(key, 1, length($1)) = $1 ORDER BY key")
+            .bind(prefix)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| Ok((r.try_get("key").map_err(backend)?, r.try_get("value").map_err(backend)?))).collect()
+    }
+
     async fn create_tenant(&self, t: &Tenant) -> Result<()> {
         let _w = self.write.lock().await;
         sqlx::query("INSERT INTO tenants (id, name, default_subscription_id, created) VALUES ($1, $2, $3, $4)")

@@ -39,6 +39,9 @@ enum Command {
     /// Manage keys and use them (encrypt, decrypt, sign, verify, wrap, unwrap).
     #[command(subcommand)]
     Key(commands::key::KeyCommand),
+    /// Manage certificates (issue, import, download, renew policy, contacts, issuers).
+    #[command(subcommand)]
+    Certificate(commands::certificate::CertificateCommand),
     /// Manage users, applications and managed identities.
     #[command(subcommand)]
     Principal(commands::principal::PrincipalCommand),
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
             Command::Vault(cmd) => commands::vault::run(cmd, &cli.profile).await,
             Command::Secret(cmd) => commands::secret::run(cmd, &cli.profile).await,
             Command::Key(cmd) => commands::key::run(cmd, &cli.profile).await,
+            Command::Certificate(cmd) => commands::certificate::run(cmd, &cli.profile).await,
             Command::Principal(cmd) => commands::principal::run(cmd, &cli.profile).await,
             Command::Group(cmd) => commands::group::run(cmd, &cli.profile).await,
             Command::Login(args) => commands::login::login(args, &cli.profile).await,

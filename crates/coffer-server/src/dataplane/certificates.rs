@@ -249,6 +249,12 @@ struct CertPayload {
 
 #[derive(Serialize, Deserialize)]
 struct PendingOp {
+    /// The certificate's name as given (the store key is case-folded); absent in early records.
+    #[serde(default)]
+    name: Option<String>,
+    /// When the operation began (for `includePending` listings).
+    #[serde(default)]
+    created: Option<i64>,
     request_id: String,
     status: String,
     status_details: String,
@@ -263,8 +269,12 @@ struct PendingOp {
     error: Option<Value>,
 }
 
+fn op_meta_prefix(ctx: &VaultContext) -> String {
+    format!("certificate-operation/{}/", ctx.vault.id)
+}
+
 fn op_meta_key(ctx: &VaultContext, name: &str) -> String {
-    format!("certificate-operation/{}/{}", ctx.vault.id, coffer_core::names::name_key(name))
+    format!("{}{}", op_meta_prefix(ctx), coffer_core::names::name_key(name))
 }
 
 fn op_aad(ctx: &VaultContext, name: &str) -> Vec<u8> {
@@ -475,6 +485,7 @@ pub async fn route(state: &SharedState, req: DataRequest, seg: &[&str]) -> Handl
     match seg {
         ["certificates"] | ["certificates", ""] if m == Method::GET => list(state, &req).await,
         ["certificates", "contacts"] => contacts(state, &req).await,
+        ["certificates", "restore"] if m == Method::POST => restore(state, &req).await,
         ["certificates", "issuers"] if m == Method::GET => list_issuers(state, &req).await,
         ["certificates", "issuers", issuer] => issuer_op(state, &req, issuer).await,
         ["certificates", name] | ["certificates", name, ""] => match m {
@@ -486,6 +497,7 @@ pub async fn route(state: &SharedState, req: DataRequest, seg: &[&str]) -> Handl
         ["certificates", name, "create"] if m == Method::POST => create(state, &req, name).await,
         ["certificates", name, "import"] if m == Method::POST => import(state, &req, name).await,
         ["certificates", name, "versions"] if m == Method::GET => list_versions(state, &req, name).await,
+        ["certificates", name, "backup"] if m == Method::POST => backup(state, &req, name).await,
         ["certificates", name, "policy"] => match m {
             Method::GET => get_policy(state, &req, name).await,
             Method::PATCH => update_policy(state, &req, name).await,
@@ -565,6 +577,8 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     };
     let tags = p.tags.unwrap_or_default();
     let mut op = PendingOp {
+        name: Some(name.to_string()),
+        created: Some(now),
         request_id: coffer_crypto::random::version_id(),
         status: "inProgress".into(),
         status_details: "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.".into(),
@@ -806,9 +820,56 @@ async fn update(state: &SharedState, req: &DataRequest, name: &str, version: Opt
 async fn list(state: &SharedState, req: &DataRequest) -> Handled {
     req.ctx.authorize(state, DataAction::CertList, None).await?;
     let pr = PageRequest::from_query(&req.query)?;
-    let p = Objects::new(state, &req.ctx, KIND).list(&pr).await?;
-    let items = p.items.iter().map(|v| item(&req.ctx, v, false)).collect();
-    Ok(json_response(StatusCode::OK, page(&req.ctx, "certificates", &p, pr.max_results, items)))
+    let include_pending = match crate::http::query_get(&req.query, "includePending") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(_) => return Err(Error::bad_parameter("includePending is true or false.").into()),
+    };
+    let objects = Objects::new(state, &req.ctx, KIND);
+    let p = objects.list(&pr).await?;
+    let mut items: Vec<Value> = p.items.iter().map(|v| item(&req.ctx, v, false)).collect();
+    // Certificates that exist only as a pending operation come after the others, on the last page.
+    if include_pending && p.next.is_none() {
+        items.extend(pending_only_items(state, &req.ctx, &objects).await?);
+    }
+    let mut body = page(&req.ctx, "certificates", &p, pr.max_results, items);
+    if let Some(next) =
+        body["nextLink"].as_str().filter(|_| include_pending).map(|n| format!("{n}&includePending=true"))
+    {
+        body["nextLink"] = next.into();
+    }
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// List items for pending operations whose certificate has no version yet.
+async fn pending_only_items(state: &AppState, ctx: &VaultContext, objects: &Objects<'_>) -> Result<Vec<Value>> {
+    let prefix = op_meta_prefix(ctx);
+    let mut items = Vec::new();
+    for (key, _) in state.store.list_meta(&prefix).await? {
+        let name_key = &key[prefix.len()..];
+        match objects.read(name_key, None).await {
+            Ok(_) => continue,
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let Some(op) = load_op(state, ctx, name_key).await? else { continue };
+        let name = op.name.clone().unwrap_or_else(|| name_key.to_string());
+        let created = op.created.unwrap_or_default();
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), ctx.object_id(KIND, &name, None).into());
+        m.insert(
+            "attributes".into(),
+            json!({"enabled": false, "created": created, "updated": created,
+                   "recoveryLevel": ctx.vault.retention.recovery_level(),
+                   "recoverableDays": ctx.vault.retention.retention_days}),
+        );
+        if !op.tags.is_empty() {
+            m.insert("tags".into(), json!(op.tags));
+        }
+        items.push(Value::Object(m));
+    }
+    Ok(items)
 }
 
 async fn list_versions(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
@@ -1039,4 +1100,165 @@ async fn issuer_op(state: &SharedState, req: &DataRequest, name: &str) -> Handle
         }
         ref m => Err(method_not_allowed(m)),
     }
+}
+
+/// The background part of certificate policies: `AutoRenew` issues a new version of
+/// self-issued certificates (a new key unless `reuse_key`) when the trigger has come;
+/// `EmailContacts` records a near-expiry event for the contacts, once per version. Returns how
+/// many certificates were renewed.
+pub async fn run_certificate_lifetime_actions(state: &AppState) -> Result<usize> {
+    let mut renewed = 0;
+    for (vault_name, name_key) in state.store.objects_with_policy(KIND).await? {
+        // One broken certificate must not stop the others from renewing.
+        match carry_out_lifetime_actions(state, &vault_name, &name_key).await {
+            Ok(true) => renewed += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(vault = %vault_name, certificate = %name_key, error = %e, "certificate lifetime action failed")
+            }
+        }
+    }
+    Ok(renewed)
+}
+
+/// Applies the first due lifetime action of one certificate; true when it was renewed.
+async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key: &str) -> Result<bool> {
+    let now = state.clock.now();
+    let Some(ctx) = crate::jobs::system_context(state, vault_name).await? else { return Ok(false) };
+    let Some(policy) = load_policy(state, &ctx, name_key).await? else { return Ok(false) };
+    let objects = Objects::new(state, &ctx, KIND);
+    let current = match objects.read(name_key, None).await {
+        Ok(v) => v,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let (Some(nbf), Some(exp)) = (current.attributes.not_before, current.attributes.expires) else { return Ok(false) };
+    for action in &policy.lifetime_actions {
+        let due_at = match (action.trigger.lifetime_percentage, action.trigger.days_before_expiry) {
+            (Some(p), _) => nbf + (exp - nbf) * i64::from(p) / 100,
+            (_, Some(d)) => exp - i64::from(d) * 86_400,
+            _ => continue,
+        };
+        if now < due_at {
+            continue;
+        }
+        match action.action.action_type.as_str() {
+            "AutoRenew" if policy.issuer_name() == "Self" => {
+                let key = if policy.key_props.reuse_key == Some(true) {
+                    let keys = Objects::new(state, &ctx, ObjectKind::Key);
+                    super::keys::material_of(&keys, &keys.read(&current.name, Some(&current.version)).await?)?
+                } else {
+                    KeyMaterial::generate(
+                        policy.key_props.kty.as_deref().unwrap_or("RSA"),
+                        policy.key_props.key_size,
+                        policy.key_props.crv.as_deref(),
+                        None,
+                    )
+                    .map_err(key_error)?
+                };
+                let der = certs::self_signed(&policy.subject()?, &key, now).map_err(cert_error)?;
+                let new = NewCertificate {
+                    chain: &[der],
+                    key: &key,
+                    policy: &policy,
+                    attributes: None,
+                    tags: current.tags.clone(),
+                };
+                store_certificate(state, &ctx, &current.name, new).await?;
+                tracing::info!(target: "coffer::events", vault = %ctx.vault.name, certificate = %current.name, "CertificateRenewed (AutoRenew)");
+                // The new version has its own lifetime; nothing else is due for it now.
+                return Ok(true);
+            }
+            "AutoRenew" => {
+                tracing::info!(target: "coffer::events", vault = %ctx.vault.name, certificate = %current.name, "CertificateNearExpiry (AutoRenew needs issuer Self)");
+            }
+            _ => {
+                let marker = format!("certificate-notified/{}/{}", ctx.vault.id, name_key);
+                if state.store.get_meta(&marker).await?.as_deref() != Some(current.version.as_bytes()) {
+                    // Coffer sends no mail: the event names the contacts for whoever forwards it.
+                    let contacts = load_doc(state, &ctx, "contacts").await?.unwrap_or_default();
+                    let emails: Vec<&str> = contacts
+                        .as_array()
+                        .map(|list| list.iter().filter_map(|c| c["email"].as_str()).collect())
+                        .unwrap_or_default();
+                    let contacts = emails.join(",");
+                    tracing::info!(target: "coffer::events", vault = %ctx.vault.name, certificate = %current.name, version = %current.version, contacts = %contacts, expires = exp, "CertificateNearExpiry (EmailContacts)");
+                    state.store.put_meta(&marker, current.version.as_bytes()).await?;
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+// ---- Backup and restore: the certificate with its key, secret and policy ----
+
+#[derive(Serialize, Deserialize)]
+struct CertificateBackup {
+    format: String,
+    /// The three objects' own (sealed) backup blobs.
+    certificate: String,
+    key: String,
+    secret: String,
+    policy: Option<CertPolicy>,
+}
+
+const BACKUP_MAGIC: &[u8] = b"CFC1";
+const BACKUP_FORMAT: &str = "coffer-certificate-backup/1";
+const BACKUP_AAD: &[u8] = b"coffer/backup/v1|certificate-bundle";
+
+async fn backup(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
+    let ctx = &req.ctx;
+    ctx.authorize(state, DataAction::CertBackup, Some(name)).await?;
+    let doc = CertificateBackup {
+        format: BACKUP_FORMAT.into(),
+        certificate: Objects::new(state, ctx, KIND).backup(name).await?,
+        key: Objects::new(state, ctx, ObjectKind::Key).backup(name).await?,
+        secret: Objects::new(state, ctx, ObjectKind::Secret).backup(name).await?,
+        policy: load_policy(state, ctx, name).await?,
+    };
+    let plain = Zeroizing::new(serde_json::to_vec(&doc).map_err(|e| Error::internal(e.to_string()))?);
+    let mut blob = BACKUP_MAGIC.to_vec();
+    blob.extend_from_slice(&state.backup_key.seal(BACKUP_AAD, &plain)?);
+    Ok(json_response(StatusCode::OK, json!({"value": b64::url_encode(&blob)})))
+}
+
+#[derive(Deserialize)]
+struct BlobParams {
+    value: Option<String>,
+}
+
+async fn restore(state: &SharedState, req: &DataRequest) -> Handled {
+    let ctx = &req.ctx;
+    ctx.authorize(state, DataAction::CertRestore, None).await?;
+    let p: BlobParams = parse_body(&req.body)?;
+    let invalid = || Error::bad_parameter("Backup blob contains invalid or corrupt version.");
+    let raw = p.value.as_deref().and_then(b64::url_decode).ok_or_else(invalid)?;
+    let sealed = raw.strip_prefix(BACKUP_MAGIC).ok_or_else(invalid)?;
+    let plain = state.backup_key.open(BACKUP_AAD, sealed).map_err(|_| invalid())?;
+    let doc: CertificateBackup = serde_json::from_slice(&plain).map_err(|_| invalid())?;
+    if doc.format != BACKUP_FORMAT {
+        return Err(invalid().into());
+    }
+    // Restore all three or none: check every name first.
+    let cert = Objects::new(state, ctx, KIND);
+    let name = cert.backup_name(&doc.certificate)?;
+    let key = coffer_core::names::name_key(&name);
+    for kind in [KIND, ObjectKind::Key, ObjectKind::Secret] {
+        if let Some(head) = state.store.get_head(&at(ctx, kind, &key)).await? {
+            return Err(if head.deletion.is_some() {
+                kind.deleted_but_recoverable(&name)
+            } else {
+                Error::conflict(None, format!("There was a conflict restoring the certificate '{name}': a {} of this name exists in this vault.", kind.as_str()))
+            }
+            .into());
+        }
+    }
+    Objects::new(state, ctx, ObjectKind::Key).restore(&doc.key).await?;
+    Objects::new(state, ctx, ObjectKind::Secret).restore(&doc.secret).await?;
+    let v = cert.restore(&doc.certificate).await?;
+    if let Some(policy) = &doc.policy {
+        save_policy(state, ctx, &name, policy).await?;
+    }
+    Ok(json_response(StatusCode::OK, bundle(state, ctx, &v).await?))
 }

@@ -693,19 +693,7 @@ pub async fn run_rotation_policies(state: &AppState) -> Result<usize> {
     let now = state.clock.now();
     let mut rotated = 0;
     for (vault_name, name_key) in state.store.objects_with_policy(KIND).await? {
-        let Some(rec) = state.store.get_vault_by_name(&vault_name).await? else { continue };
-        let ctx = VaultContext {
-            key: state.keyring.vault_key(&rec)?,
-            authority: state
-                .names
-                .vault_uri(&rec.vault.name)
-                .trim_start_matches("https://")
-                .trim_end_matches('/')
-                .to_string(),
-            caller: crate::jobs::system_caller(&rec.vault.tenant_id),
-            api_version: crate::api_version::NEWEST.into(),
-            vault: rec.vault,
-        };
+        let Some(ctx) = crate::jobs::system_context(state, &vault_name).await? else { continue };
         let Some(mut policy) = load_policy(state, &ctx, &name_key).await? else { continue };
         let current = match Objects::new(state, &ctx, KIND).read(&name_key, None).await {
             Ok(v) => v,

@@ -6,6 +6,7 @@ mod keys;
 mod render;
 mod secrets;
 
+pub use certificates::run_certificate_lifetime_actions;
 pub use keys::run_rotation_policies;
 
 use axum::body::Body;
