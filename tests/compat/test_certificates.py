@@ -7,6 +7,7 @@ import datetime
 import ipaddress
 import shutil
 import subprocess
+import uuid
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -253,6 +254,30 @@ def test_backup_and_restore(coffer, credential, clients):
     with pytest.raises(HttpResponseError) as e:
         ocerts.restore_certificate_backup(KeyClient(url, credential).backup_key("archive"))
     assert e.value.status_code == 400
+
+
+def test_private_key_needs_exportable_and_secret_permission(coffer, vault, clients):
+    from azure.identity import ClientSecretCredential
+
+    certs, secrets, _ = clients
+    sealed = CertificatePolicy(issuer_name="Self", subject="CN=badge.example", validity_in_months=12, exportable=False,
+                               key_type=KeyType.rsa, key_size=2048, content_type=CertificateContentType.pem)
+    certs.begin_create_certificate("badge", sealed).result()
+    pem = secrets.get_secret("badge").value
+    assert "BEGIN CERTIFICATE" in pem and "PRIVATE KEY" not in pem, "a non-exportable key stays in the vault"
+    certs.begin_create_certificate("door", policy_rsa()).result()
+    assert pkcs12.load_key_and_certificates(base64.b64decode(secrets.get_secret("door").value), None)[0] is not None
+    # An application with certificate permissions only sees the certificate, not the secret with its key.
+    app = coffer.cli_json("principal", "create", "--type", "app", "--name", "cert-reader-" + uuid.uuid4().hex[:6])
+    client_secret = coffer.cli_json("principal", "credential", "add", "--id", app["object_id"])["client_secret"]
+    coffer.cli_json("vault", "set-policy", "--name", vault, "--object-id", app["object_id"], "--certificate-permissions", "get", "list")
+    cred = ClientSecretCredential(coffer.creds["tenant_id"], app["client_id"], client_secret,
+                                  authority=coffer.server, disable_instance_discovery=True)
+    url = coffer.vault_url(vault)
+    assert CertificateClient(url, cred).get_certificate("door").cer
+    with pytest.raises(HttpResponseError) as e:
+        SecretClient(url, cred).get_secret("door")
+    assert e.value.status_code == 403
 
 
 def test_contacts_and_issuers(clients):
