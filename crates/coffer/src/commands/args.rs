@@ -3,6 +3,15 @@ use serde_json::Value;
 
 use crate::client::{CliError, CliResult};
 
+/// The object a data-plane command acts on: `--vault-name V --name N`.
+#[derive(clap::Args)]
+pub struct Target {
+    #[arg(long)]
+    pub vault_name: String,
+    #[arg(long, short = 'n')]
+    pub name: String,
+}
+
 /// `k=v` pairs, as `az --tags` takes them.
 pub fn tags(pairs: &[String]) -> CliResult<Value> {
     let mut m = serde_json::Map::new();

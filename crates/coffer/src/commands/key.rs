@@ -7,16 +7,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::args;
+use super::args::{self, Target};
 use crate::client::{CliError, CliResult, Client, Settings};
-
-#[derive(clap::Args)]
-pub struct Target {
-    #[arg(long)]
-    vault_name: String,
-    #[arg(long, short = 'n')]
-    name: String,
-}
 
 #[derive(clap::Args)]
 pub struct Attrs {
