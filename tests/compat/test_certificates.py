@@ -207,8 +207,9 @@ def test_certificate_lifecycle_and_policy(clients):
     assert deleted.recovery_id.endswith("/deletedcertificates/ward")
     with pytest.raises(ResourceNotFoundError):
         keys.get_key("ward")
-    with pytest.raises(ResourceExistsError):
+    with pytest.raises(ResourceExistsError) as e:
         certs.begin_create_certificate("ward", policy_rsa()).result()
+    assert e.value.error.code == "Conflict" and e.value.error.innererror["code"] == "ObjectIsDeletedButRecoverable"
     assert "ward" in [d.name for d in certs.list_deleted_certificates()]
     certs.begin_recover_deleted_certificate("ward").wait()
     assert keys.get_key("ward").properties.version == third.properties.version
