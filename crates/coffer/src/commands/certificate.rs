@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::args::{self, Target};
+use super::lifecycle::{self, LifecycleCommand};
 use crate::client::{CliError, CliResult, Client, Settings};
 
 #[derive(clap::Subcommand)]
@@ -81,38 +82,6 @@ pub enum CertificateCommand {
         #[arg(long, short = 'p')]
         policy: Option<String>,
     },
-    Delete {
-        #[command(flatten)]
-        target: Target,
-    },
-    ListDeleted {
-        #[arg(long)]
-        vault_name: String,
-    },
-    ShowDeleted {
-        #[command(flatten)]
-        target: Target,
-    },
-    Recover {
-        #[command(flatten)]
-        target: Target,
-    },
-    Purge {
-        #[command(flatten)]
-        target: Target,
-    },
-    Backup {
-        #[command(flatten)]
-        target: Target,
-        #[arg(long, short = 'f')]
-        file: PathBuf,
-    },
-    Restore {
-        #[arg(long)]
-        vault_name: String,
-        #[arg(long, short = 'f')]
-        file: PathBuf,
-    },
     /// Print the default policy (self-signed, RSA 2048, 12 months, renewed 90 days before expiry).
     GetDefaultPolicy,
     /// The pending operation of a certificate (issuance by an outside CA).
@@ -124,6 +93,8 @@ pub enum CertificateCommand {
     /// The vault's certificate issuers.
     #[command(subcommand)]
     Issuer(IssuerCommand),
+    #[command(flatten)]
+    Lifecycle(LifecycleCommand),
 }
 
 #[derive(clap::Subcommand)]
@@ -337,6 +308,7 @@ pub async fn run(cmd: CertificateCommand, profile: &str) -> CliResult<Option<Val
     }
     let mut c = Client::new(Settings::resolve(profile)?)?;
     let value = match cmd {
+        CertificateCommand::Lifecycle(cmd) => return lifecycle::run(&mut c, "certificates", cmd).await,
         CertificateCommand::GetDefaultPolicy => default_policy(),
         CertificateCommand::Create { target, policy, tags, disabled } => {
             let policy = match policy {
@@ -413,35 +385,6 @@ pub async fn run(cmd: CertificateCommand, profile: &str) -> CliResult<Option<Val
             }
             let path = format!("/certificates/{}/{}", target.name, version.unwrap_or_default());
             c.data(&target.vault_name, Method::PATCH, &path, Some(&body)).await?
-        }
-        CertificateCommand::Delete { target } => {
-            c.data(&target.vault_name, Method::DELETE, &format!("/certificates/{}", target.name), None).await?
-        }
-        CertificateCommand::ListDeleted { vault_name } => {
-            c.data_list(&vault_name, "/deletedcertificates", None).await?
-        }
-        CertificateCommand::ShowDeleted { target } => {
-            c.data(&target.vault_name, Method::GET, &format!("/deletedcertificates/{}", target.name), None).await?
-        }
-        CertificateCommand::Recover { target } => {
-            let path = format!("/deletedcertificates/{}/recover", target.name);
-            c.data(&target.vault_name, Method::POST, &path, None).await?
-        }
-        CertificateCommand::Purge { target } => {
-            c.data(&target.vault_name, Method::DELETE, &format!("/deletedcertificates/{}", target.name), None).await?;
-            return Ok(None);
-        }
-        CertificateCommand::Backup { target, file } => {
-            let path = format!("/certificates/{}/backup", target.name);
-            let r = c.data(&target.vault_name, Method::POST, &path, None).await?;
-            let blob =
-                r["value"].as_str().ok_or_else(|| CliError::Server("the backup response has no value".into()))?;
-            write_file(&file, blob.as_bytes())?;
-            return Ok(None);
-        }
-        CertificateCommand::Restore { vault_name, file } => {
-            let blob = String::from_utf8_lossy(&read_file(&file)?).trim().to_string();
-            c.data(&vault_name, Method::POST, "/certificates/restore", Some(&json!({"value": blob}))).await?
         }
         CertificateCommand::Pending(PendingCommand::Show { target }) => {
             c.data(&target.vault_name, Method::GET, &format!("/certificates/{}/pending", target.name), None).await?

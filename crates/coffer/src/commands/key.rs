@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::args::{self, Target};
+use super::lifecycle::{self, LifecycleCommand};
 use crate::client::{CliError, CliResult, Client, Settings};
 
 #[derive(clap::Args)]
@@ -109,38 +110,6 @@ pub enum KeyCommand {
         #[command(flatten)]
         attrs: Attrs,
     },
-    Delete {
-        #[command(flatten)]
-        target: Target,
-    },
-    ListDeleted {
-        #[arg(long)]
-        vault_name: String,
-    },
-    ShowDeleted {
-        #[command(flatten)]
-        target: Target,
-    },
-    Recover {
-        #[command(flatten)]
-        target: Target,
-    },
-    Purge {
-        #[command(flatten)]
-        target: Target,
-    },
-    Backup {
-        #[command(flatten)]
-        target: Target,
-        #[arg(long, short = 'f')]
-        file: PathBuf,
-    },
-    Restore {
-        #[arg(long)]
-        vault_name: String,
-        #[arg(long, short = 'f')]
-        file: PathBuf,
-    },
     /// Create a new version of the key (old versions keep working).
     Rotate {
         #[command(flatten)]
@@ -169,6 +138,8 @@ pub enum KeyCommand {
         #[arg(long)]
         count: u32,
     },
+    #[command(flatten)]
+    Lifecycle(LifecycleCommand),
 }
 
 #[derive(clap::Subcommand)]
@@ -259,6 +230,7 @@ async fn run_op(c: &mut Client, op: &Op, path_op: &str, extra: Option<(&str, Val
 pub async fn run(cmd: KeyCommand, profile: &str) -> CliResult<Option<Value>> {
     let mut c = Client::new(Settings::resolve(profile)?)?;
     let value = match cmd {
+        KeyCommand::Lifecycle(cmd) => return lifecycle::run(&mut c, "keys", cmd).await,
         KeyCommand::Create { target, kty, size, curve, attrs, disabled } => {
             let mut body = json!({"kty": kty});
             if let Some(s) = size {
@@ -303,33 +275,6 @@ pub async fn run(cmd: KeyCommand, profile: &str) -> CliResult<Option<Value>> {
                 Some(&body),
             )
             .await?
-        }
-        KeyCommand::Delete { target } => {
-            c.data(&target.vault_name, Method::DELETE, &format!("/keys/{}", target.name), None).await?
-        }
-        KeyCommand::ListDeleted { vault_name } => c.data_list(&vault_name, "/deletedkeys", None).await?,
-        KeyCommand::ShowDeleted { target } => {
-            c.data(&target.vault_name, Method::GET, &format!("/deletedkeys/{}", target.name), None).await?
-        }
-        KeyCommand::Recover { target } => {
-            c.data(&target.vault_name, Method::POST, &format!("/deletedkeys/{}/recover", target.name), None).await?
-        }
-        KeyCommand::Purge { target } => {
-            c.data(&target.vault_name, Method::DELETE, &format!("/deletedkeys/{}", target.name), None).await?;
-            return Ok(None);
-        }
-        KeyCommand::Backup { target, file } => {
-            let r = c.data(&target.vault_name, Method::POST, &format!("/keys/{}/backup", target.name), None).await?;
-            let blob =
-                r["value"].as_str().ok_or_else(|| CliError::Server("the backup response has no value".into()))?;
-            std::fs::write(&file, blob)
-                .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", file.display())))?;
-            return Ok(None);
-        }
-        KeyCommand::Restore { vault_name, file } => {
-            let blob = std::fs::read_to_string(&file)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            c.data(&vault_name, Method::POST, "/keys/restore", Some(&json!({"value": blob.trim()}))).await?
         }
         KeyCommand::Rotate { target } => {
             c.data(&target.vault_name, Method::POST, &format!("/keys/{}/rotate", target.name), None).await?

@@ -4,6 +4,7 @@ pub mod certificate;
 pub mod dev;
 pub mod group;
 pub mod key;
+pub mod lifecycle;
 pub mod login;
 pub mod principal;
 pub mod role;

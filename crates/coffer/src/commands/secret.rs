@@ -3,6 +3,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::args::{self, Target};
+use super::lifecycle::{self, LifecycleCommand};
 use crate::client::{CliError, CliResult, Client, Settings};
 
 #[derive(clap::Args)]
@@ -69,47 +70,8 @@ pub enum SecretCommand {
         #[command(flatten)]
         attrs: Attrs,
     },
-    /// Delete a secret (soft delete: recoverable until purged).
-    Delete {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// List deleted secrets.
-    ListDeleted {
-        #[arg(long)]
-        vault_name: String,
-        #[arg(long)]
-        maxresults: Option<usize>,
-    },
-    /// Show a deleted secret.
-    ShowDeleted {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Recover a deleted secret.
-    Recover {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Permanently erase a deleted secret.
-    Purge {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Write an encrypted backup of every version to a file.
-    Backup {
-        #[command(flatten)]
-        target: Target,
-        #[arg(long, short = 'f')]
-        file: std::path::PathBuf,
-    },
-    /// Restore a secret from a backup file.
-    Restore {
-        #[arg(long)]
-        vault_name: String,
-        #[arg(long, short = 'f')]
-        file: std::path::PathBuf,
-    },
+    #[command(flatten)]
+    Lifecycle(LifecycleCommand),
 }
 
 fn attributes(attrs: &Attrs, enabled: Option<bool>) -> CliResult<Value> {
@@ -137,6 +99,7 @@ fn read_file(file: &std::path::Path) -> CliResult<String> {
 pub async fn run(cmd: SecretCommand, profile: &str) -> CliResult<Option<Value>> {
     let mut c = Client::new(Settings::resolve(profile)?)?;
     let value = match cmd {
+        SecretCommand::Lifecycle(cmd) => return lifecycle::run(&mut c, "secrets", cmd).await,
         SecretCommand::Set { target, value, file, attrs, disabled } => {
             let value = match (value, file) {
                 (Some(v), _) => v,
@@ -168,34 +131,6 @@ pub async fn run(cmd: SecretCommand, profile: &str) -> CliResult<Option<Value>> 
                 body["tags"] = args::tags(&t)?;
             }
             c.data(&target.vault_name, Method::PATCH, &path(&target.name, version.as_deref()), Some(&body)).await?
-        }
-        SecretCommand::Delete { target } => {
-            c.data(&target.vault_name, Method::DELETE, &format!("/secrets/{}", target.name), None).await?
-        }
-        SecretCommand::ListDeleted { vault_name, maxresults } => {
-            c.data_list(&vault_name, "/deletedsecrets", maxresults).await?
-        }
-        SecretCommand::ShowDeleted { target } => {
-            c.data(&target.vault_name, Method::GET, &format!("/deletedsecrets/{}", target.name), None).await?
-        }
-        SecretCommand::Recover { target } => {
-            c.data(&target.vault_name, Method::POST, &format!("/deletedsecrets/{}/recover", target.name), None).await?
-        }
-        SecretCommand::Purge { target } => {
-            c.data(&target.vault_name, Method::DELETE, &format!("/deletedsecrets/{}", target.name), None).await?;
-            return Ok(None);
-        }
-        SecretCommand::Backup { target, file } => {
-            let r = c.data(&target.vault_name, Method::POST, &format!("/secrets/{}/backup", target.name), None).await?;
-            let blob =
-                r["value"].as_str().ok_or_else(|| CliError::Server("the backup response has no value".into()))?;
-            std::fs::write(&file, blob)
-                .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", file.display())))?;
-            return Ok(None);
-        }
-        SecretCommand::Restore { vault_name, file } => {
-            let blob = read_file(&file)?;
-            c.data(&vault_name, Method::POST, "/secrets/restore", Some(&json!({"value": blob.trim()}))).await?
         }
     };
     Ok(Some(value))
