@@ -33,15 +33,16 @@ socket.getaddrinfo = _getaddrinfo
 class CofferServer:
     """One `coffer serve --dev` process on a data directory."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, extra=()):
         self.data_dir = str(data_dir)
+        self.extra = list(extra)
         self.proc = None
         self.creds = None
         self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
 
     def start(self, port=0):
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--dev", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{port}"],
+            [BIN, "serve", "--dev", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{port}", *self.extra],
             stdout=subprocess.PIPE,
             stderr=self.log,
         )

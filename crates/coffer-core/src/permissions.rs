@@ -572,8 +572,14 @@ pub fn enforce(
     if decision.allowed {
         return Ok(decision);
     }
+    Err(refusal(vault, caller, action, target))
+}
+
+/// Azure's 403 for a data action the evaluator refused: `ForbiddenByRbac` under RBAC,
+/// `AccessDenied` under access policies.
+pub fn refusal(vault: &Vault, caller: &Caller, action: DataAction, target: &Target<'_>) -> Error {
     let (area, needed) = action.policy_permission();
-    let err = if vault.enable_rbac_authorization {
+    if vault.enable_rbac_authorization {
         let resource = match target.name {
             Some(n) => format!("/vaults/{}/{}/{n}", vault.name, area_name(area)),
             None => format!("/vaults/{}", vault.name),
@@ -603,8 +609,7 @@ pub fn enforce(
                 vault.name
             ),
         )
-    };
-    Err(err)
+    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,14 @@ impl PolicyPermissions {
 }
 
 impl Vault {
+    /// Azure Resource Manager's id of the vault.
+    pub fn resource_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+
     pub fn is_deleted(&self) -> bool {
         self.deletion.is_some()
     }

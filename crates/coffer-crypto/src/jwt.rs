@@ -137,6 +137,11 @@ pub fn key_id(token: &str) -> Result<String, TokenError> {
 
 /// Verifies structure, algorithm and signature; returns the (not yet validated) claims.
 pub fn verify(token: &str, key: &VerifyingKey) -> Result<AccessClaims, TokenError> {
+    verify_claims(token, key)
+}
+
+/// `verify` for any claims type (audit checkpoints sign their own).
+pub fn verify_claims<T: serde::de::DeserializeOwned>(token: &str, key: &VerifyingKey) -> Result<T, TokenError> {
     let (header_b64, claims_b64, sig_b64) = split(token)?;
     let header: Header = decode_json(header_b64)?;
     if header.alg != ALG {

@@ -167,6 +167,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// 401 with the challenge the Azure SDKs follow:
 /// `Bearer authorization="https://localhost:8443/{tenant}", resource="https://vault.localhost:8443"`.
 pub fn challenge(err: &Error, names: &PublicNames, tenant_id: &str, resource: &str) -> Response {
+    crate::audit::note(|d| d.error = Some(err.message.clone()));
     let header = format!("Bearer authorization=\"{}/{tenant_id}\", resource=\"{resource}\"", names.authority());
     let mut resp = (StatusCode::UNAUTHORIZED, json_headers(), axum::Json(error_body(err))).into_response();
     if let Ok(v) = HeaderValue::from_str(&header) {

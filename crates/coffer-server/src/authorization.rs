@@ -102,7 +102,14 @@ pub async fn authorize_data(
 ) -> Result<()> {
     let (area, _) = action.policy_permission();
     let assignments = data_assignments(state, vault, caller, action, name).await?;
-    coffer_core::permissions::enforce(vault, caller, action, &Target { area, name }, &assignments).map(|_| ())
+    let target = Target { area, name };
+    let decision = evaluate(vault, caller, action, &target, &assignments);
+    let model = if vault.enable_rbac_authorization { "rbac" } else { "accessPolicy" };
+    crate::audit::note(|d| d.note_decision(model, &decision));
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(coffer_core::permissions::refusal(vault, caller, action, &target))
 }
 
 /// Enforces a management action on the tenant (`vault: None`) or on one vault.
@@ -117,6 +124,7 @@ pub async fn authorize_management(
         None => vec!["/".to_string()],
     };
     let decision = evaluate_management(caller, action, &applicable(state, caller, &scopes).await?);
+    crate::audit::note(|d| d.note_decision("management", &decision));
     if decision.allowed {
         return Ok(());
     }
@@ -133,6 +141,18 @@ fn forbidden_management(caller: &Caller, action: &str, vault: Option<&str>) -> E
             caller.name, caller.object_id
         ),
     )
+}
+
+/// Tenant administrators only: Ok, or 403 `AuthorizationFailed` saying who may `purpose`.
+pub fn require_tenant_admin(caller: &Caller, purpose: &str) -> Result<()> {
+    if caller.tenant_admin {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Forbidden,
+        "AuthorizationFailed",
+        format!("'{}' is not a tenant administrator; only administrators {purpose}.", caller.name),
+    ))
 }
 
 /// Builds the `Caller` view of any principal (for explain and who-can).

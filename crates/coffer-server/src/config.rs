@@ -12,11 +12,13 @@ pub struct ServerConfig {
     pub dev: bool,
     /// The port clients use, when it differs from the listening port (behind a proxy).
     pub public_port: Option<u16>,
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl ServerConfig {
     pub fn dev(data_dir: PathBuf, listen: SocketAddr) -> Self {
-        Self { data_dir, listen, dns_suffix: "vault.localhost".into(), dev: true, public_port: None }
+        let audit = crate::audit::AuditConfig::in_dir(&data_dir);
+        Self { data_dir, listen, dns_suffix: "vault.localhost".into(), dev: true, public_port: None, audit }
     }
 }
 

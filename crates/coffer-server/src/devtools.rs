@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
+use coffer_core::Error;
 use coffer_core::principal::Caller;
-use coffer_core::{Error, ErrorKind};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -33,14 +33,7 @@ async fn advance_time(
     axum::Extension(caller): axum::Extension<Caller>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if !caller.tenant_admin {
-        return Err(Error::new(
-            ErrorKind::Forbidden,
-            "AuthorizationFailed",
-            "Only tenant administrators may move the dev clock.",
-        )
-        .into());
-    }
+    crate::authorization::require_tenant_admin(&caller, "move the dev clock")?;
     let Some(clock) = &state.dev_clock else {
         return Err(Error::not_found("NotFound", "Time travel exists only in dev mode.").into());
     };
@@ -49,11 +42,11 @@ async fn advance_time(
         return Err(Error::bad_parameter("seconds must be between 0 and ten years; time never runs back.").into());
     }
     let now = clock.advance(input.seconds);
-    let purged = crate::jobs::purge_due(&state).await?;
-    let rotated = crate::dataplane::run_rotation_policies(&state).await?;
-    let renewed = crate::dataplane::run_certificate_lifetime_actions(&state).await?;
+    let r = crate::jobs::run_once(&state).await;
     Ok(json_response(
         StatusCode::OK,
-        json!({"now": now, "now_iso": coffer_core::clock::iso8601(now), "offset_seconds": clock.offset(), "purged": purged, "rotated_keys": rotated, "renewed_certificates": renewed}),
+        json!({"now": now, "now_iso": coffer_core::clock::iso8601(now), "offset_seconds": clock.offset(),
+               "purged": r.purged, "rotated_keys": r.rotated_keys, "renewed_certificates": r.renewed_certificates,
+               "expiry_events": r.expiry_events, "audit_records_purged": r.audit_records_purged}),
     ))
 }

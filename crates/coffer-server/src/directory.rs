@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use coffer_core::principal::{Caller, Principal, PrincipalKind};
-use coffer_core::{Error, ErrorKind, Result};
+use coffer_core::{Error, Result};
 use coffer_store::{Credential, credential_kind};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -33,14 +33,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
 }
 
 fn require_admin(caller: &Caller) -> Result<()> {
-    if caller.tenant_admin {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::Forbidden,
-        "AuthorizationFailed",
-        format!("'{}' is not a tenant administrator; only administrators manage the directory.", caller.name),
-    ))
+    crate::authorization::require_tenant_admin(caller, "manage the directory")
 }
 
 fn principal_not_found(id: &str) -> Error {

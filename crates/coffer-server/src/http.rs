@@ -59,6 +59,11 @@ impl IntoResponse for ApiError {
         } else {
             self.0
         };
+        crate::audit::note(|d| {
+            if !d.error_locked {
+                d.error = Some(e.message.clone());
+            }
+        });
         (status_of(e.kind), json_headers(), axum::Json(error_body(&e))).into_response()
     }
 }
@@ -77,7 +82,16 @@ pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
     if body.is_empty() {
         return Err(Error::bad_parameter("The request body is required and must be a JSON object."));
     }
-    serde_json::from_slice(body).map_err(|e| Error::bad_parameter(format!("The request body is not valid: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        // The parser's message can quote the body (a secret value, key material): the client
+        // may see its own input, the audit log may not.
+        let (line, column) = (e.line(), e.column());
+        crate::audit::note(|d| {
+            d.error = Some(format!("The request body is not valid (line {line}, column {column})."));
+            d.error_locked = true;
+        });
+        Error::bad_parameter(format!("The request body is not valid: {e}"))
+    })
 }
 
 /// Reads a body up to `limit` bytes; larger bodies get 413.

@@ -7,6 +7,8 @@ use coffer_core::Result;
 use coffer_core::object::ObjectKind;
 use coffer_store::ObjectRef;
 
+use crate::audit::record::{ObjectRef as ObjectRef_, Outcome};
+
 use crate::state::{AppState, SharedState};
 
 /// How often the job runs in real time.
@@ -26,12 +28,18 @@ pub async fn purge_due(state: &AppState) -> Result<PurgeReport> {
     loop {
         let due = state.store.due_objects(now, BATCH).await?;
         let n = due.len();
-        for (vault_id, kind, name_key) in due {
+        for (vault_id, vault_name, kind, name_key) in due {
             let at = ObjectRef { vault_id: &vault_id, kind, name_key: &name_key };
             // Conditional on the date again: a recover + delete in between resets it.
             if state.store.purge_object(&at, Some(now)).await? {
                 report.objects += 1;
-                tracing::info!(vault = %vault_id, kind = kind_name(kind), name = %name_key, "purged (retention ended)");
+                let object = ObjectRef_ {
+                    collection: kind.collection().into(),
+                    name: name_key.clone(),
+                    version: None,
+                    id: format!("{}{}/{name_key}", state.names.vault_uri(&vault_name), kind.deleted_collection()),
+                };
+                record(state, purge_operation(kind), Some(&vault_name), Some(object), "retention period ended").await?;
             }
         }
         if n < BATCH {
@@ -41,14 +49,73 @@ pub async fn purge_due(state: &AppState) -> Result<PurgeReport> {
     for vault_id in state.store.due_vaults(now, BATCH).await? {
         if purge_vault(state, &vault_id, Some(now)).await? {
             report.vaults += 1;
-            tracing::info!(vault = %vault_id, "vault purged (retention ended)");
+            record(state, "VaultPurge", None, None, &format!("vault {vault_id}: retention period ended")).await?;
         }
     }
     Ok(report)
 }
 
-fn kind_name(k: ObjectKind) -> &'static str {
-    k.as_str()
+fn purge_operation(k: ObjectKind) -> &'static str {
+    match k {
+        ObjectKind::Secret => "SecretPurge",
+        ObjectKind::Key => "KeyPurge",
+        ObjectKind::Certificate => "CertificatePurge",
+    }
+}
+
+/// Records what a job did, as the system principal. A job whose record cannot be written
+/// stops (and retries on its next run) rather than carry on unrecorded.
+pub async fn record(
+    state: &AppState,
+    operation: &'static str,
+    vault: Option<&str>,
+    object: Option<ObjectRef_>,
+    why: &str,
+) -> Result<()> {
+    tracing::info!(target: "coffer::jobs", operation, vault = vault.unwrap_or(""), "{why}");
+    state
+        .audit
+        .system(operation, Outcome::Success, vault, object, Some(why.to_string()))
+        .await
+        .map(|_| ())
+        .map_err(|e| coffer_core::Error::unavailable("AuditLogUnavailable", e.0))
+}
+
+/// What one run of every job did.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct JobsReport {
+    pub purged: PurgeReport,
+    pub rotated_keys: usize,
+    pub renewed_certificates: usize,
+    pub expiry_events: usize,
+    pub audit_records_purged: u64,
+}
+
+/// Runs every job once: purge, key rotation, certificate lifetime actions, expiry events,
+/// audit retention. Each failure is logged and the others still run.
+pub async fn run_once(state: &AppState) -> JobsReport {
+    let mut r = JobsReport::default();
+    match purge_due(state).await {
+        Ok(p) => r.purged = p,
+        Err(e) => tracing::error!(error = %e, "purge job failed; will retry"),
+    }
+    match crate::dataplane::run_rotation_policies(state).await {
+        Ok(n) => r.rotated_keys = n,
+        Err(e) => tracing::error!(error = %e, "key rotation job failed; will retry"),
+    }
+    match crate::dataplane::run_certificate_lifetime_actions(state).await {
+        Ok(n) => r.renewed_certificates = n,
+        Err(e) => tracing::error!(error = %e, "certificate renewal job failed; will retry"),
+    }
+    match crate::audit::events::scan_expiry(state).await {
+        Ok(n) => r.expiry_events = n,
+        Err(e) => tracing::error!(error = %e, "expiry events job failed; will retry"),
+    }
+    match state.audit.apply_retention().await {
+        Ok(n) => r.audit_records_purged = n,
+        Err(e) => tracing::error!(error = %e, "audit retention job failed; will retry"),
+    }
+    r
 }
 
 /// Purges one deleted vault: claim it (no recovery from then on), destroy its key-encryption
@@ -101,15 +168,7 @@ pub fn spawn(state: SharedState) -> tokio::task::JoinHandle<()> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = purge_due(&state).await {
-                tracing::error!(error = %e, "purge job failed; will retry");
-            }
-            if let Err(e) = crate::dataplane::run_rotation_policies(&state).await {
-                tracing::error!(error = %e, "key rotation job failed; will retry");
-            }
-            if let Err(e) = crate::dataplane::run_certificate_lifetime_actions(&state).await {
-                tracing::error!(error = %e, "certificate renewal job failed; will retry");
-            }
+            run_once(&state).await;
         }
     })
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api_version;
+pub mod audit;
 pub mod auth;
 pub mod authorization;
 pub mod config;

@@ -240,6 +240,13 @@ impl<'a> Objects<'a> {
             PutOutcome::NameDeleted => return Err(self.kind.deleted_but_recoverable(new.name)),
             PutOutcome::NameTaken => return Err(Error::internal("put_version reported a taken name")),
         }
+        crate::audit::note(|d| {
+            // A new version's id is known only now (a certificate's three objects share it).
+            if let Some(o) = d.object.as_mut().filter(|o| o.version.is_none()) {
+                o.id = format!("{}/{version}", o.id);
+                o.version = Some(version.clone());
+            }
+        });
         // Re-read: the display name is the one first written.
         self.read(new.name, Some(&version)).await
     }

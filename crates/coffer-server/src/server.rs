@@ -36,8 +36,14 @@ impl RunningServer {
     pub fn shutdown(&self) {
         self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     }
+    /// Waits for the server to stop, then signs the audit chain's head, so that records cut
+    /// from the end while it was down are detected by `coffer audit verify`.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task")?.context("server")
+        let served = self.task.await.context("server task")?.context("server");
+        if let Err(e) = self.state.audit.checkpoint().await {
+            tracing::warn!(target: "coffer::audit", error = %e, "no checkpoint at shutdown");
+        }
+        served
     }
 }
 
@@ -79,7 +85,10 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let keyring = Keyring::new(root);
     let tokens = TokenService::load(store.as_ref(), &keyring, now).await?;
     let backup_key = keyring.instance_key(store.as_ref(), "backup").await?;
+    let signer = crate::audit::writer_key(store.as_ref(), &keyring).await?;
+    let audit = crate::audit::AuditLog::start(store.clone(), clock.clone(), signer, config.audit.clone()).await?;
     let state = Arc::new(AppState {
+        audit,
         store,
         clock: dev_clock.clone(),
         keyring,
@@ -115,12 +124,13 @@ pub async fn start(config: ServerConfig, clock: Option<Arc<dyn Clock>>) -> anyho
 pub fn build_app(state: SharedState) -> Router {
     let data: Router = Router::new().fallback(crate::dataplane::entry).with_state(state.clone());
     let control: Router = Router::new()
-        .route("/healthz", get(|| async { crate::http::json(StatusCode::OK, serde_json::json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/metadata/endpoints", get(metadata_endpoints))
         .merge(crate::identity::routes())
         .merge(crate::management::routes(state.clone()))
         .merge(crate::directory::routes(state.clone()))
         .merge(crate::authorization::routes(state.clone()))
+        .merge(crate::audit::api::routes(state.clone()))
         .merge(if state.dev_clock.is_some() { crate::devtools::routes(state.clone()) } else { Router::new() })
         .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
         .method_not_allowed_fallback(|| async {
@@ -133,10 +143,11 @@ pub fn build_app(state: SharedState) -> Router {
         .with_state(state.clone());
     let names = state.names.clone();
     Router::new().fallback(move |mut req: Request<Body>| {
-        let (data, control, names) = (data.clone(), control.clone(), names.clone());
+        let (data, control, names, state) = (data.clone(), control.clone(), names.clone(), state.clone());
         async move {
             let Some(authority) = authority_of(&req) else {
                 return with_common_headers(
+                    &coffer_crypto::random::guid(),
                     None,
                     ApiError(Error::bad_parameter("The request has no Host header.")).into_response(),
                 );
@@ -144,28 +155,35 @@ pub fn build_app(state: SharedState) -> Router {
             let client_request_id = req.headers().get("x-ms-client-request-id").cloned();
             let surface = classify(&authority, &names);
             req.extensions_mut().insert(surface.clone());
-            let resp = match surface {
-                Surface::Vault { .. } => data.oneshot(req).await,
-                Surface::Control { .. } => {
-                    if let Some(uri) = crate::management::normalize_arm_path(req.uri()) {
-                        *req.uri_mut() = uri;
+            let draft = crate::audit::scope::draft_for(&req, &surface, state.clock.as_ref());
+            let request_id = draft.request_id.clone();
+            let serve = async move {
+                let resp = match surface {
+                    Surface::Vault { .. } => data.oneshot(req).await,
+                    Surface::Control { .. } => {
+                        if let Some(uri) = crate::management::normalize_arm_path(req.uri()) {
+                            *req.uri_mut() = uri;
+                        }
+                        control.oneshot(req).await
                     }
-                    control.oneshot(req).await
+                };
+                match resp {
+                    Ok(r) => r,
+                    Err(never) => match never {},
                 }
             };
-            let resp = match resp {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
-            with_common_headers(client_request_id, resp)
+            // Written before the response leaves: a record that cannot be written makes it a 503.
+            let resp = crate::audit::scope::around(&state, draft, serve).await;
+            with_common_headers(&request_id, client_request_id, resp)
         }
     })
 }
 
 /// Headers Azure sends on every response, plus our security headers.
-fn with_common_headers(client_request_id: Option<HeaderValue>, mut resp: Response) -> Response {
+fn with_common_headers(request_id: &str, client_request_id: Option<HeaderValue>, mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&coffer_crypto::random::guid()) {
+    // The same id as the request's audit record, so a client's error can be found in the log.
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert(HeaderName::from_static("x-ms-request-id"), v);
     }
     if let Some(v) = client_request_id {
@@ -182,6 +200,15 @@ fn with_common_headers(client_request_id: Option<HeaderValue>, mut resp: Respons
     );
     h.insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     resp
+}
+
+/// Liveness and the audit log's state: 503 while the audit log cannot write (every audited
+/// request is refused then, so a load balancer should take the node out).
+async fn healthz(axum::extract::State(state): axum::extract::State<SharedState>) -> Response {
+    let audit = state.audit.health();
+    let healthy = matches!(audit["status"].as_str(), Some("ok" | "disabled"));
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    crate::http::json(status, serde_json::json!({"status": if healthy { "ok" } else { "degraded" }, "audit": audit}))
 }
 
 /// Cloud metadata in Azure's shape: clients (the Coffer CLI, later `az cloud register`) learn

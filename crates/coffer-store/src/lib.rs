@@ -103,8 +103,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn erase_vault(&self, vault_id: &str) -> Result<bool>;
     /// Deleted vaults whose purge date has come.
     async fn due_vaults(&self, now: i64, limit: usize) -> Result<Vec<String>>;
-    /// Deleted objects (of live vaults) whose purge date has come: (vault id, kind, name key).
-    async fn due_objects(&self, now: i64, limit: usize) -> Result<Vec<(String, ObjectKind, String)>>;
+    /// Deleted objects (of live vaults) whose purge date has come: (vault id, vault name, kind, name key).
+    async fn due_objects(&self, now: i64, limit: usize) -> Result<Vec<(String, String, ObjectKind, String)>>;
 
     // Resource groups (ARM's grouping objects).
     async fn put_resource_group(&self, rg: &ResourceGroup) -> Result<()>;
@@ -154,6 +154,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn purge_object(&self, at: &ObjectRef<'_>, due_by: Option<i64>) -> Result<bool>;
     /// Inserts a whole object from a backup, unless the name is taken.
     async fn restore_object(&self, at: &ObjectRef<'_>, name: &str, versions: &[StoredVersion]) -> Result<PutOutcome>;
+    /// Current, unmanaged versions of live objects (in live vaults) owed an expiry event: expired by `now`
+    /// without an "expired" event, or expiring by `near_until` without a "near expiry" one.
+    async fn pending_expiry_events(&self, now: i64, near_until: i64, limit: usize) -> Result<Vec<ExpiringVersion>>;
+    /// Notes that the event `v.expired` names was raised for that version.
+    async fn record_expiry_event(&self, v: &ExpiringVersion) -> Result<()>;
+
+    // The audit log (hash-chained records; see coffer-server::audit).
+    /// Appends records in one transaction: all or none.
+    async fn append_audit(&self, rows: &[AuditRow]) -> Result<()>;
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>>;
+    /// The record with the largest `seq`.
+    async fn audit_head(&self) -> Result<Option<AuditRow>>;
+    async fn add_audit_checkpoint(&self, c: &AuditCheckpoint) -> Result<()>;
+    /// Every checkpoint, by `seq`.
+    async fn list_audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>>;
+    /// Deletes the records up to `seq` (and older checkpoints) and stores `anchor` under the
+    /// meta key `audit/anchor`, in one transaction. Returns how many records went.
+    async fn purge_audit_through(&self, seq: i64, anchor: &[u8]) -> Result<u64>;
+
     /// Writes raw rows for tests of tamper resistance; not used by the server.
     async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()>;
 }

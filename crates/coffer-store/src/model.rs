@@ -166,3 +166,62 @@ pub struct ResourceGroup {
     pub tags: Tags,
     pub created: i64,
 }
+
+/// One audit-log entry as stored: `body` is the whole record (JSON, with its `seq`, `prevHash`
+/// and `hash`); the other columns are copies of some of its fields, for indexed queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub time_ms: i64,
+    pub vault: Option<String>,
+    pub caller: Option<String>,
+    pub operation: String,
+    /// `success`, `denied`, `failed`, `started` or `event`.
+    pub result: String,
+    /// The object's name (lowercase), when the operation is on one.
+    pub object: Option<String>,
+    pub body: String,
+}
+
+/// A filter over the audit log; every `Some` must match. Rows come in `seq` order (newest
+/// first with `newest_first`), at most `limit` of them.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub vault: Option<String>,
+    pub object: Option<String>,
+    pub caller: Option<String>,
+    pub operation: Option<String>,
+    pub result: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only rows with a larger `seq`.
+    pub after_seq: Option<i64>,
+    /// Only rows with a smaller `seq`.
+    pub before_seq: Option<i64>,
+    pub newest_first: bool,
+    pub limit: usize,
+}
+
+/// A signed statement of the chain's head at `seq` (`signature` is a JWS over seq, hash, time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub time_ms: i64,
+    pub signature: String,
+}
+
+/// The current version of a live object owed an expiry event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringVersion {
+    /// Expired (else near expiry) as of the query's `now`.
+    pub expired: bool,
+    pub vault_id: String,
+    pub name_key: String,
+    pub vault_name: String,
+    pub kind: ObjectKind,
+    pub name: String,
+    pub version: String,
+    pub expires: i64,
+}

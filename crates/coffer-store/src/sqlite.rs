@@ -58,6 +58,16 @@ const SCHEMA: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS role_assignments_unique ON role_assignments (scope, principal_id, role_definition_id)",
     "CREATE INDEX IF NOT EXISTS role_assignments_principal ON role_assignments (principal_id)",
     "CREATE INDEX IF NOT EXISTS role_assignments_role ON role_assignments (role_definition_id)",
+    "CREATE TABLE IF NOT EXISTS audit_records (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, vault TEXT, caller TEXT,
+        operation TEXT NOT NULL, result TEXT NOT NULL, object TEXT, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS audit_records_vault ON audit_records (vault, seq)",
+    "CREATE INDEX IF NOT EXISTS audit_records_caller ON audit_records (caller, seq)",
+    "CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (time_ms)",
+    "CREATE TABLE IF NOT EXISTS expiry_events (vault_id TEXT NOT NULL, kind TEXT NOT NULL, name_key TEXT NOT NULL,
+        version TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (vault_id, kind, name_key, version, event))",
+    "CREATE INDEX IF NOT EXISTS object_versions_exp ON object_versions (exp) WHERE exp IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS audit_checkpoints (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time_ms INTEGER NOT NULL,
+        signature TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS vaults_purge ON vaults (scheduled_purge_date) WHERE deleted_date IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS objects_purge ON objects (scheduled_purge_date) WHERE deleted_date IS NOT NULL",
 ];
@@ -553,6 +563,7 @@ impl Store for SqliteStore {
         let Some(name) = name else { return Ok(false) };
         for stmt in [
             "DELETE FROM object_versions WHERE vault_id = $1",
+            "DELETE FROM expiry_events WHERE vault_id = $1",
             "DELETE FROM objects WHERE vault_id = $1",
             "DELETE FROM vaults WHERE id = $1",
         ] {
@@ -577,9 +588,9 @@ impl Store for SqliteStore {
         rows.iter().map(|r| r.try_get("id").map_err(backend)).collect()
     }
 
-    async fn due_objects(&self, now: i64, limit: usize) -> Result<Vec<(String, ObjectKind, String)>> {
+    async fn due_objects(&self, now: i64, limit: usize) -> Result<Vec<(String, String, ObjectKind, String)>> {
         let rows = sqlx::query(
-            "SELECT o.vault_id, o.kind, o.name_key FROM objects o JOIN vaults v ON v.id = o.vault_id
+            "SELECT o.vault_id, v.name AS vault_name, o.kind, o.name_key FROM objects o JOIN vaults v ON v.id = o.vault_id
              WHERE o.deleted_date IS NOT NULL AND o.scheduled_purge_date <= $1 AND v.deleted_date IS NULL
              ORDER BY o.scheduled_purge_date LIMIT $2",
         )
@@ -593,6 +604,7 @@ impl Store for SqliteStore {
                 let kind: String = r.try_get("kind").map_err(backend)?;
                 Ok((
                     r.try_get("vault_id").map_err(backend)?,
+                    r.try_get("vault_name").map_err(backend)?,
                     ObjectKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
                     r.try_get("name_key").map_err(backend)?,
                 ))
@@ -1223,10 +1235,12 @@ impl Store for SqliteStore {
         if res.rows_affected() != 1 {
             return Ok(false);
         }
-        at_query("DELETE FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        for stmt in [
+            "DELETE FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3",
+            "DELETE FROM expiry_events WHERE vault_id = $1 AND kind = $2 AND name_key = $3",
+        ] {
+            at_query(stmt, at).execute(&mut *tx).await.map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
@@ -1259,6 +1273,187 @@ impl Store for SqliteStore {
         Ok(PutOutcome::Written)
     }
 
+    async fn pending_expiry_events(&self, now: i64, near_until: i64, limit: usize) -> Result<Vec<ExpiringVersion>> {
+        // Current versions only; those already announced (for the event now due) drop out, so
+        // every call makes progress however many there are.
+        let rows = sqlx::query(
+            "SELECT o.vault_id, v.name AS vault_name, o.kind, o.name, o.name_key, ov.version, ov.exp
+             FROM objects o JOIN vaults v ON v.id = o.vault_id
+             JOIN object_versions ov ON ov.vault_id = o.vault_id AND ov.kind = o.kind AND ov.name_key = o.name_key
+                  AND ov.version = o.latest_version
+             WHERE o.deleted_date IS NULL AND v.deleted_date IS NULL AND ov.exp IS NOT NULL AND ov.exp <= $2
+               AND ov.managed = 0
+               AND NOT EXISTS (SELECT 1 FROM expiry_events e WHERE e.vault_id = o.vault_id AND e.kind = o.kind
+                   AND e.name_key = o.name_key AND e.version = ov.version
+                   AND e.event = CASE WHEN ov.exp <= $1 THEN 'expired' ELSE 'near-expiry' END)
+             ORDER BY ov.exp LIMIT $3",
+        )
+        .bind(now)
+        .bind(near_until)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind").map_err(backend)?;
+                let expires: i64 = r.try_get("exp").map_err(backend)?;
+                Ok(ExpiringVersion {
+                    expired: expires <= now,
+                    name_key: r.try_get("name_key").map_err(backend)?,
+                    vault_id: r.try_get("vault_id").map_err(backend)?,
+                    vault_name: r.try_get("vault_name").map_err(backend)?,
+                    kind: ObjectKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
+                    name: r.try_get("name").map_err(backend)?,
+                    version: r.try_get("version").map_err(backend)?,
+                    expires,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_expiry_event(&self, v: &ExpiringVersion) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO expiry_events (vault_id, kind, name_key, version, event) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&v.vault_id)
+        .bind(v.kind.as_str())
+        .bind(&v.name_key)
+        .bind(&v.version)
+        .bind(if v.expired { "expired" } else { "near-expiry" })
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, rows: &[AuditRow]) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO audit_records (seq, time_ms, vault, caller, operation, result, object, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(r.seq)
+            .bind(r.time_ms)
+            .bind(r.vault.as_deref())
+            .bind(r.caller.as_deref())
+            .bind(&r.operation)
+            .bind(&r.result)
+            .bind(r.object.as_deref())
+            .bind(&r.body)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        // Fixed fragments only; every value is bound, in the order the fragments were added.
+        let texts = [
+            (&q.vault, " AND vault = ? COLLATE NOCASE"),
+            (&q.object, " AND object = ? COLLATE NOCASE"),
+            (&q.caller, " AND caller = ? COLLATE NOCASE"),
+            (&q.operation, " AND operation = ? COLLATE NOCASE"),
+            (&q.result, " AND result = ?"),
+        ];
+        let numbers = [
+            (q.since_ms, " AND time_ms >= ?"),
+            (q.until_ms, " AND time_ms <= ?"),
+            (q.after_seq, " AND seq > ?"),
+            (q.before_seq, " AND seq < ?"),
+        ];
+        let mut sql = String::from("SELECT * FROM audit_records WHERE 1 = 1");
+        let fragments = texts.iter().filter(|(v, _)| v.is_some()).map(|(_, f)| *f);
+        let fragments = fragments.chain(numbers.iter().filter(|(v, _)| v.is_some()).map(|(_, f)| *f));
+        let mut n = 0;
+        for f in fragments {
+            n += 1;
+            sql.push_str(&f.replace('?', &format!("${n}")));
+        }
+        sql.push_str(if q.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq" });
+        sql.push_str(&format!(" LIMIT ${}", n + 1));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in texts.iter().filter_map(|(v, _)| v.as_deref()) {
+            query = query.bind(v);
+        }
+        for v in numbers.iter().filter_map(|(v, _)| *v) {
+            query = query.bind(v);
+        }
+        let rows = query.bind(q.limit as i64).fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_head(&self) -> Result<Option<AuditRow>> {
+        let row = sqlx::query("SELECT * FROM audit_records ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(audit_from_row).transpose()
+    }
+
+    async fn add_audit_checkpoint(&self, c: &AuditCheckpoint) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, time_ms, signature) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(c.time_ms)
+        .bind(&c.signature)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>> {
+        let rows = sqlx::query("SELECT seq, hash, time_ms, signature FROM audit_checkpoints ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditCheckpoint {
+                    seq: r.try_get("seq").map_err(backend)?,
+                    hash: r.try_get("hash").map_err(backend)?,
+                    time_ms: r.try_get("time_ms").map_err(backend)?,
+                    signature: r.try_get("signature").map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_audit_through(&self, seq: i64, anchor: &[u8]) -> Result<u64> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let gone = sqlx::query("DELETE FROM audit_records WHERE seq <= $1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        sqlx::query("DELETE FROM audit_checkpoints WHERE seq < $1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('audit/anchor', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(anchor)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(gone)
+    }
+
     async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
@@ -1281,6 +1476,19 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(backend)
     }
+}
+
+fn audit_from_row(r: &SqliteRow) -> Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.try_get("seq").map_err(backend)?,
+        time_ms: r.try_get("time_ms").map_err(backend)?,
+        vault: r.try_get("vault").map_err(backend)?,
+        caller: r.try_get("caller").map_err(backend)?,
+        operation: r.try_get("operation").map_err(backend)?,
+        result: r.try_get("result").map_err(backend)?,
+        object: r.try_get("object").map_err(backend)?,
+        body: r.try_get("body").map_err(backend)?,
+    })
 }
 
 fn credential_from_row(r: &SqliteRow) -> Result<Credential> {

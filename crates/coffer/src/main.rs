@@ -58,6 +58,9 @@ enum Command {
     /// Explain decisions and list who can do what.
     #[command(subcommand)]
     Access(commands::role::AccessCommand),
+    /// The audit log: tail, query, verify, checkpoint.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// Dev-mode tools (moving the server's clock).
     #[command(subcommand)]
     Dev(commands::dev::DevCommand),
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::Role(cmd) => commands::role::role(cmd, &cli.profile).await,
             Command::Access(cmd) => commands::role::access(cmd, &cli.profile).await,
             Command::Dev(cmd) => commands::dev::run(cmd, &cli.profile).await,
+            Command::Audit(cmd) => commands::audit::run(cmd, &cli.profile, cli.output).await,
         }
     });
     match result {

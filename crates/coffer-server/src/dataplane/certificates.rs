@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use super::keys::{default_ops, key_error, store_key_version};
 use super::render::{AttributesIn, attributes, page};
 use super::{DataRequest, method_not_allowed, not_found_path};
+use crate::audit::events::{EventType, event_subject, job_event};
 use crate::http::{ApiError, json as json_response, parse_body};
 use crate::objects::{NewObject, Objects, PageRequest, VaultContext};
 use crate::state::{AppState, SharedState};
@@ -1164,13 +1165,22 @@ async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key
                     attributes: None,
                     tags: current.tags.clone(),
                 };
-                store_certificate(state, &ctx, &current.name, new).await?;
-                tracing::info!(target: "coffer::events", vault = %ctx.vault.name, certificate = %current.name, "CertificateRenewed (AutoRenew)");
+                let renewed = store_certificate(state, &ctx, &current.name, new).await?;
+                let subject =
+                    event_subject(state, &ctx, KIND, &renewed, &renewed.version, "lifetime action: AutoRenew".into());
+                job_event(state, Some("CertificateRenew"), EventType::NewVersionCreated, &subject).await?;
                 // The new version has its own lifetime; nothing else is due for it now.
                 return Ok(true);
             }
             "AutoRenew" => {
-                tracing::info!(target: "coffer::events", vault = %ctx.vault.name, certificate = %current.name, "CertificateNearExpiry (AutoRenew needs issuer Self)");
+                // Renewal through an outside issuer is not automatic: say it is due, once per version.
+                let marker = format!("certificate-renewal-due/{}/{}", ctx.vault.id, name_key);
+                if state.store.get_meta(&marker).await?.as_deref() != Some(current.version.as_bytes()) {
+                    let why = "lifetime action: AutoRenew is due but needs issuer Self".to_string();
+                    let subject = event_subject(state, &ctx, KIND, &current, &current.version, why);
+                    job_event(state, None, EventType::NearExpiry, &subject).await?;
+                    state.store.put_meta(&marker, current.version.as_bytes()).await?;
+                }
             }
             _ => {
                 let marker = format!("certificate-notified/{}/{}", ctx.vault.id, name_key);
@@ -1182,7 +1192,9 @@ async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key
                         .map(|list| list.iter().filter_map(|c| c["email"].as_str()).collect())
                         .unwrap_or_default();
                     let contacts = emails.join(",");
-                    tracing::info!(target: "coffer::events", vault = %ctx.vault.name, certificate = %current.name, version = %current.version, contacts = %contacts, expires = exp, "CertificateNearExpiry (EmailContacts)");
+                    let why = format!("lifetime action: EmailContacts ({contacts})");
+                    let subject = event_subject(state, &ctx, KIND, &current, &current.version, why);
+                    job_event(state, None, EventType::NearExpiry, &subject).await?;
                     state.store.put_meta(&marker, current.version.as_bytes()).await?;
                 }
             }

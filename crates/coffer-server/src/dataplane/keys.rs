@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::render::{AttributesIn, attributes, page};
 use super::{DataRequest, method_not_allowed, not_found_path};
+use crate::audit::events::{EventType, event_subject, job_event};
 use crate::http::{ApiError, json as json_response, parse_body};
 use crate::objects::{NewObject, ObjectPatch, Objects, PageRequest, VaultContext};
 use crate::state::{AppState, SharedState};
@@ -715,11 +716,16 @@ pub async fn run_rotation_policies(state: &AppState) -> Result<usize> {
                 continue;
             }
             if action.action.kind == "Rotate" {
-                rotate(state, &ctx, &current.name).await?;
+                let bundle = rotate(state, &ctx, &current.name).await?;
                 rotated += 1;
-                tracing::info!(target: "coffer::events", vault = %ctx.vault.name, key = %current.name, "KeyRotated (rotation policy)");
+                let kid = bundle["key"]["kid"].as_str().unwrap_or_default();
+                let version = kid.rsplit('/').next().unwrap_or_default();
+                let subject = event_subject(state, &ctx, KIND, &current, version, "rotation policy: Rotate".into());
+                job_event(state, Some("KeyRotate"), EventType::NewVersionCreated, &subject).await?;
             } else if policy.notified_version.as_deref() != Some(current.version.as_str()) {
-                tracing::info!(target: "coffer::events", vault = %ctx.vault.name, key = %current.name, version = %current.version, "KeyNearExpiry (rotation policy Notify)");
+                let subject =
+                    event_subject(state, &ctx, KIND, &current, &current.version, "rotation policy: Notify".into());
+                job_event(state, None, EventType::NearExpiry, &subject).await?;
                 policy.notified_version = Some(current.version.clone());
                 save_policy(state, &ctx, &current.name, &policy).await?;
             }

@@ -67,10 +67,12 @@ async fn handle(
     let caller = resolve_caller(state.store.as_ref(), &claims, now).await.map_err(|e| {
         if e.kind == coffer_core::ErrorKind::Unauthorized { unauthorized(e) } else { ApiError(e).into_response() }
     })?;
+    crate::audit::note_caller(&caller, claims.cid.clone());
 
     let query = query_pairs(req.uri().query()).map_err(|e| ApiError(e).into_response())?;
     let api_version = api_version::negotiate(crate::http::query_get(&query, "api-version"))
         .map_err(|e| ApiError(e).into_response())?;
+    crate::audit::note(|d| d.api_version = Some(api_version.clone()));
 
     let Some(record) = live else {
         return Err(ApiError(Error::not_found(
@@ -101,7 +103,13 @@ async fn handle(
             .into_response());
         }
     }
+    crate::audit::note(|d| {
+        d.vault = Some(record.vault.name.clone());
+        d.resource_id = Some(record.vault.resource_id());
+    });
     let key = state.keyring.vault_key(&record).map_err(|e| ApiError(e).into_response())?;
+    // A change is recorded as started before it can happen (fail closed).
+    crate::audit::before_change(state).await.map_err(|e| ApiError(e).into_response())?;
 
     // Legacy verb override: POST with X-HTTP-METHOD stands in for PATCH or DELETE.
     let mut method = req.method().clone();

@@ -132,6 +132,9 @@ pub async fn token(
     let Some(claimed) = claimed else {
         return invalid_request("The request must name the client (client_id) or the user (username).");
     };
+    crate::audit::note(|d| {
+        d.claimed = Some(if grant == Some("refresh_token") { "a refresh token".into() } else { claimed.to_string() });
+    });
     let pkey = principal_key(&tenant, claimed);
     let akey = address_key(addr);
     let now = state.clock.now();
@@ -167,6 +170,7 @@ pub async fn token(
         Err(e) => return ApiError(e).into_response(),
     };
     state.throttle.succeed(&pkey);
+    note_signed_in(&sign_in.principal, &sign_in.credential, grant.unwrap_or(""));
     let resource = match resource.or_else(|| field(&form, "scope").and_then(|s| resource_for(&state, s))) {
         Some(r) => r,
         None => state.names.vault_resource(),
@@ -175,6 +179,19 @@ pub async fn token(
         Ok(body) => json(StatusCode::OK, body),
         Err(e) => ApiError(e).into_response(),
     }
+}
+
+/// Who signed in, for the sign-in's audit record: the credential by id and kind, never its secret.
+fn note_signed_in(p: &Principal, c: &Credential, grant: &str) {
+    let who = crate::audit::record::Who {
+        object_id: p.object_id.clone(),
+        tenant_id: p.tenant_id.clone(),
+        name: p.name.clone(),
+        kind: p.kind.as_str().to_string(),
+        client_id: p.client_id.clone(),
+        via: Some(format!("{grant}:{}:{}", c.kind, c.id)),
+    };
+    crate::audit::note(|d| d.who = Some(who));
 }
 
 async fn issue(state: &SharedState, s: &SignIn, resource: &str, grant: Option<&str>) -> Result<serde_json::Value> {
@@ -339,7 +356,11 @@ pub async fn managed_identity(
     Query(q): Query<MiQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let mi_error = |status: StatusCode, msg: &str| json(status, json!({"statusCode": status.as_u16(), "message": msg}));
+    let mi_error = |status: StatusCode, msg: &str| {
+        crate::audit::note(|d| d.error = Some(msg.to_string()));
+        json(status, json!({"statusCode": status.as_u16(), "message": msg}))
+    };
+    crate::audit::note(|d| d.claimed = Some(format!("managed identity {}", coffer_core::names::printable(&object_id))));
     if q.api_version.as_deref() != Some("2019-08-01") {
         return mi_error(StatusCode::BAD_REQUEST, "api-version must be 2019-08-01.");
     }
@@ -372,6 +393,7 @@ pub async fn managed_identity(
     match result {
         Ok(Some(s)) => {
             state.throttle.succeed(&pkey);
+            note_signed_in(&s.principal, &s.credential, "managed_identity");
             match state.tokens.issue(&s.principal, Some(&s.credential.id), &resource, &state.names, now) {
                 Ok((token, expires_in)) => json(
                     StatusCode::OK,

@@ -29,6 +29,7 @@ pub fn routes() -> Router<SharedState> {
 
 /// An OAuth2 error in Entra's shape.
 pub(crate) fn oauth_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    crate::audit::note(|d| d.error = Some(format!("{error}: {description}")));
     json(
         status,
         json!({

@@ -139,6 +139,10 @@ pub async fn authenticate(State(state): State<SharedState>, mut req: Request, ne
         ))
         .into_response();
     }
+    crate::audit::note_caller(&caller, claims.cid.clone());
+    if let Err(e) = crate::audit::before_change(&state).await {
+        return ApiError(e).into_response();
+    }
     req.extensions_mut().insert(caller);
     next.run(req).await
 }

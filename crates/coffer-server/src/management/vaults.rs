@@ -54,7 +54,7 @@ pub fn vault_json(state: &SharedState, v: &Vault) -> Value {
         props["networkAcls"] = json!(acls);
     }
     json!({
-        "id": format!("/subscriptions/{}/resourceGroups/{}/{PROVIDER}/vaults/{}", v.subscription_id, v.resource_group, v.name),
+        "id": v.resource_id(),
         "name": v.name,
         "type": "Microsoft.KeyVault/vaults",
         "location": v.location,
@@ -583,7 +583,7 @@ fn parse_filter(filter: Option<&str>) -> Result<Vec<(String, String)>> {
 /// ARM's generic resource (the shape `/resources` lists).
 fn generic_json(v: &Vault) -> Value {
     json!({
-        "id": format!("/subscriptions/{}/resourceGroups/{}/{PROVIDER}/vaults/{}", v.subscription_id, v.resource_group, v.name),
+        "id": v.resource_id(),
         "name": v.name,
         "type": "Microsoft.KeyVault/vaults",
         "location": v.location,

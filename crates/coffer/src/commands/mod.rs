@@ -1,5 +1,6 @@
 //! One module per command group.
 pub mod args;
+pub mod audit;
 pub mod certificate;
 pub mod dev;
 pub mod group;

@@ -20,6 +20,92 @@ pub struct ServeArgs {
     /// Vaults are served at {name}.{dns-suffix}.
     #[arg(long, default_value = "vault.localhost")]
     dns_suffix: String,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+/// The audit log's sinks, retention and events.
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// The JSON-lines audit file (default DATA_DIR/audit/audit.log); `none` for no file sink.
+    #[arg(long)]
+    audit_file: Option<String>,
+    /// Rotate the audit file when it is larger than this many bytes.
+    #[arg(long, default_value_t = 100 << 20)]
+    audit_file_max_bytes: u64,
+    /// Rotated audit files kept (audit.log.1 … audit.log.N).
+    #[arg(long, default_value_t = 10)]
+    audit_file_max_files: usize,
+    /// Audit records older than this are purged from the store (after a signed checkpoint).
+    #[arg(long, default_value_t = 365)]
+    audit_retention_days: u32,
+    /// Also send each record to syslog: udp:HOST:PORT or unix:/dev/log (best effort).
+    #[arg(long)]
+    audit_syslog: Option<String>,
+    /// How long a request waits for its audit record before it is refused with 503.
+    #[arg(long, default_value_t = 5000)]
+    audit_write_timeout_ms: u64,
+    /// Sign a checkpoint after this many records (and at least every minute).
+    #[arg(long, default_value_t = 1000)]
+    audit_checkpoint_every: u64,
+    /// Run without an audit log. Dev mode only, for benchmarks: nothing is recorded.
+    #[arg(long)]
+    audit_disabled: bool,
+    /// POST events (near expiry, expired, new versions) to this URL, in Event Grid's schema.
+    #[arg(long)]
+    events_webhook: Option<String>,
+    /// The HMAC-SHA256 key for `X-Coffer-Signature`, read from this file.
+    #[arg(long, env = "COFFER_EVENTS_WEBHOOK_SECRET_FILE")]
+    events_webhook_secret_file: Option<PathBuf>,
+}
+
+impl AuditArgs {
+    fn config(self, data_dir: &std::path::Path, dev: bool) -> CliResult<coffer_server::audit::AuditConfig> {
+        let mut c = coffer_server::audit::AuditConfig::in_dir(data_dir);
+        if self.audit_disabled && !dev {
+            return Err(CliError::Usage("--audit-disabled exists only with --dev (for benchmarks)".into()));
+        }
+        c.enabled = !self.audit_disabled;
+        c.file = match self.audit_file.as_deref() {
+            Some("none") => None,
+            Some(p) => c.file.map(|f| coffer_server::audit::file_sink::FileSinkConfig { path: PathBuf::from(p), ..f }),
+            None => c.file,
+        };
+        if let Some(f) = c.file.as_mut() {
+            f.max_bytes = self.audit_file_max_bytes;
+            f.max_files = self.audit_file_max_files;
+        }
+        if self.audit_retention_days == 0 {
+            return Err(CliError::Usage("--audit-retention-days must be at least 1".into()));
+        }
+        c.retention_days = self.audit_retention_days;
+        c.syslog = self.audit_syslog;
+        c.write_timeout = std::time::Duration::from_millis(self.audit_write_timeout_ms.max(1));
+        c.checkpoint_every = self.audit_checkpoint_every.max(1);
+        c.webhook = match (self.events_webhook, self.events_webhook_secret_file) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(CliError::Usage(
+                    "--events-webhook needs --events-webhook-secret-file (the HMAC key)".into(),
+                ));
+            }
+            (Some(url), Some(path)) => {
+                let secret = std::fs::read_to_string(&path)
+                    .map_err(|e| CliError::Usage(format!("reading {}: {e}", path.display())))?;
+                let secret = zeroize::Zeroizing::new(secret.trim().to_string());
+                if secret.is_empty() {
+                    return Err(CliError::Usage("the webhook secret file is empty".into()));
+                }
+                Some(coffer_server::audit::events::WebhookConfig {
+                    url,
+                    secret: std::sync::Arc::new(secret),
+                    attempts: 5,
+                    first_backoff: std::time::Duration::from_secs(1),
+                })
+            }
+        };
+        Ok(c)
+    }
 }
 
 pub async fn run(args: ServeArgs) -> CliResult<()> {
@@ -33,9 +119,11 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
             "only dev mode is available so far: run `coffer serve --dev` (a key file in the data directory is the root of trust)".into(),
         ));
     }
+    let audit = args.audit.config(&args.data_dir, args.dev)?;
     let config = ServerConfig {
         dns_suffix: args.dns_suffix,
         public_port: None,
+        audit,
         ..ServerConfig::dev(args.data_dir, args.listen)
     };
     let server = coffer_server::start(config, None).await?;

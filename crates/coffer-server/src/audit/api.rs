@@ -1,0 +1,124 @@
+//! `/audit/...` on the control surface, for tenant administrators: query the records, verify
+//! the chains, force a checkpoint, fetch the checkpoint key.
+use axum::Router;
+use axum::extract::{Extension, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use coffer_core::principal::Caller;
+use coffer_core::{Error, Result};
+use coffer_store::AuditQuery;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http::{ApiError, json as json_response};
+use crate::state::SharedState;
+
+pub fn routes(state: SharedState) -> Router<SharedState> {
+    Router::new()
+        .route("/audit/records", get(records))
+        .route("/audit/verify", get(verify))
+        .route("/audit/checkpoint", post(checkpoint))
+        .route("/audit/checkpoint-key", get(checkpoint_key))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::management::authenticate))
+}
+
+fn require_auditor(caller: &Caller) -> Result<()> {
+    crate::authorization::require_tenant_admin(caller, "read the audit log")
+}
+
+const MAX_LIMIT: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordsQuery {
+    vault: Option<String>,
+    object: Option<String>,
+    caller: Option<String>,
+    operation: Option<String>,
+    result: Option<String>,
+    /// Unix seconds or RFC 3339 (the CLI sends seconds).
+    since: Option<i64>,
+    until: Option<i64>,
+    after: Option<i64>,
+    before: Option<i64>,
+    limit: Option<usize>,
+    /// `newest` (default) or `oldest` first.
+    order: Option<String>,
+}
+
+async fn records(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    q: std::result::Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let run = async {
+        require_auditor(&caller)?;
+        let Query(q) = q.map_err(|e| Error::bad_parameter(format!("Invalid audit query: {e}")))?;
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(Error::bad_parameter(format!("'limit' must be from 1 to {MAX_LIMIT}.")));
+        }
+        let newest_first = match q.order.as_deref() {
+            None | Some("newest") => true,
+            Some("oldest") => false,
+            Some(_) => return Err(Error::bad_parameter("'order' must be 'newest' or 'oldest'.")),
+        };
+        let result = q.result.map(|r| r.to_ascii_lowercase());
+        if let Some(r) = &result
+            && !["success", "denied", "failed", "started", "event"].contains(&r.as_str())
+        {
+            return Err(Error::bad_parameter("'result' must be success, denied, failed, started or event."));
+        }
+        let rows = state
+            .store
+            .query_audit(&AuditQuery {
+                vault: q.vault.map(|v| v.to_ascii_lowercase()),
+                object: q.object.map(|o| o.to_ascii_lowercase()),
+                caller: q.caller,
+                operation: q.operation,
+                result,
+                since_ms: q.since.map(|s| s.saturating_mul(1000)),
+                until_ms: q.until.map(|s| s.saturating_mul(1000).saturating_add(999)),
+                after_seq: q.after,
+                before_seq: q.before,
+                newest_first,
+                limit,
+            })
+            .await?;
+        let value: Vec<Value> = rows.iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
+        Ok(json_response(StatusCode::OK, json!({ "value": value })))
+    };
+    run.await.unwrap_or_else(|e: Error| ApiError(e).into_response())
+}
+
+async fn verify(State(state): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
+    let run = async {
+        require_auditor(&caller)?;
+        let report = super::verify::verify_all(&state).await?;
+        Ok(json_response(StatusCode::OK, report))
+    };
+    run.await.unwrap_or_else(|e: Error| ApiError(e).into_response())
+}
+
+async fn checkpoint(State(state): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
+    let run = async {
+        require_auditor(&caller)?;
+        let cp = state.audit.checkpoint().await.map_err(|e| Error::unavailable("AuditLogUnavailable", e.0))?;
+        Ok(json_response(
+            StatusCode::OK,
+            match cp {
+                Some(c) => json!({"seq": c.seq, "hash": c.hash, "timeMs": c.time_ms, "signature": c.signature}),
+                None => json!({"seq": 0}),
+            },
+        ))
+    };
+    run.await.unwrap_or_else(|e: Error| ApiError(e).into_response())
+}
+
+async fn checkpoint_key(State(state): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(e) = require_auditor(&caller) {
+        return ApiError(e).into_response();
+    }
+    json_response(StatusCode::OK, json!({"keys": [state.audit.verifying_key().jwk()]}))
+}

@@ -1,0 +1,591 @@
+//! The audit writer: one task that owns the chain's head. Requests hand it records and wait
+//! (bounded) for its answer; it takes everything queued at that moment as one batch (group
+//! commit), chains it, commits it to the store in one transaction, appends it to the file sink
+//! and syncs it, and only then answers. A failure answers every waiter with an error (the
+//! request becomes a 503); a hung sink answers nobody, so waiters give up after the write
+//! timeout — nothing blocks forever, and `/healthz` says what is wrong.
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coffer_core::Clock;
+use coffer_crypto::jwt::{TokenSigner, VerifyingKey};
+use coffer_store::{AuditCheckpoint, AuditQuery, AuditRow, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::chain::{self, GENESIS};
+use super::file_sink::{FileSink, FileSinkConfig};
+use super::record::{Draft, Outcome, Who, row_of};
+
+/// How the audit log is set up (`coffer serve --audit-*`).
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Off only for benchmarks in dev mode (`--dev --audit-disabled`).
+    pub enabled: bool,
+    pub file: Option<FileSinkConfig>,
+    /// Records older than this are purged (after a signed checkpoint).
+    pub retention_days: u32,
+    /// `udp:HOST:PORT` or `unix:/dev/log`: a copy of each record, best effort.
+    pub syslog: Option<String>,
+    /// How long a request waits for its record to be written before it gets a 503.
+    pub write_timeout: Duration,
+    pub checkpoint_every: u64,
+    pub checkpoint_interval: Duration,
+    pub webhook: Option<super::events::WebhookConfig>,
+}
+
+impl AuditConfig {
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        Self {
+            enabled: true,
+            file: Some(FileSinkConfig {
+                path: dir.join("audit").join("audit.log"),
+                max_bytes: 100 << 20,
+                max_files: 10,
+            }),
+            retention_days: 365,
+            syslog: None,
+            write_timeout: Duration::from_secs(5),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(60),
+            webhook: None,
+        }
+    }
+}
+
+/// Why a record could not be written.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct AuditFailure(pub String);
+
+/// What `/healthz` shows.
+#[derive(Debug, Default)]
+struct HealthState {
+    last_error: Option<(i64, String)>,
+    last_success: Option<i64>,
+    batch_started: Option<Instant>,
+}
+
+/// The signed statement in a checkpoint.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointClaims {
+    pub seq: i64,
+    pub hash: String,
+    pub time_ms: i64,
+}
+
+/// The newest record written to each sink.
+#[derive(Debug, Clone, Default)]
+pub struct Heads {
+    pub store: (i64, String),
+    pub file: Option<(i64, String)>,
+}
+
+/// Where a writer answers a caller: the seq its record got, or why it has none.
+type Ack = oneshot::Sender<Result<i64, AuditFailure>>;
+
+enum Job {
+    Record(Box<Map<String, Value>>, Option<Ack>),
+    Checkpoint(oneshot::Sender<Result<Option<AuditCheckpoint>, AuditFailure>>),
+    Purge(i64, oneshot::Sender<Result<u64, AuditFailure>>),
+}
+
+/// The audit log service held in the app state.
+#[derive(Debug)]
+pub struct AuditLog {
+    tx: Option<mpsc::Sender<Job>>,
+    health: Arc<Mutex<HealthState>>,
+    heads: Arc<Mutex<Heads>>,
+    pub config: AuditConfig,
+    verifying_key: VerifyingKey,
+    clock: Arc<dyn Clock>,
+    pub events: super::events::Events,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+/// Milliseconds: the (injectable) clock's seconds plus the wall clock's milliseconds.
+pub fn now_ms(clock: &dyn Clock) -> i64 {
+    let sub = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::from(d.subsec_millis()))
+        .unwrap_or(0);
+    clock.now() * 1000 + sub
+}
+
+impl AuditLog {
+    /// Opens the log: finds the chain's head in the store, brings the file sink up to it, and
+    /// starts the writer task.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        signer: TokenSigner,
+        config: AuditConfig,
+    ) -> coffer_core::Result<Self> {
+        let verifying_key = signer.verifying_key();
+        let head = match store.audit_head().await? {
+            Some(row) => (row.seq, hash_of(&row.body).unwrap_or_default()),
+            None => match anchor(store.as_ref()).await? {
+                Some(a) => (a.seq, a.hash),
+                None => (0, GENESIS.to_string()),
+            },
+        };
+        let file = config.file.clone().map(FileSink::new);
+        let heads = Arc::new(Mutex::new(Heads {
+            store: head.clone(),
+            file: file.as_ref().map(|f| f.last.clone().unwrap_or((0, GENESIS.to_string()))),
+        }));
+        let health = Arc::new(Mutex::new(HealthState::default()));
+        let events = super::events::Events::new(config.webhook.clone());
+        if !config.enabled {
+            return Ok(Self { tx: None, health, heads, config, verifying_key, clock, events });
+        }
+        let (tx, rx) = mpsc::channel(16_384);
+        let writer = Writer {
+            store,
+            clock: clock.clone(),
+            signer: Arc::new(signer),
+            head,
+            file: file.map(|f| Arc::new(Mutex::new(f))),
+            syslog: config.syslog.as_deref().and_then(super::syslog::Syslog::open),
+            health: health.clone(),
+            heads: heads.clone(),
+            pending_notes: Vec::new(),
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            config: config.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        Ok(Self { tx: Some(tx), health, heads, config, verifying_key, clock, events })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying_key
+    }
+
+    pub fn heads(&self) -> Heads {
+        self.heads.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Writes one record durably; the seq it got. Bounded by the write timeout.
+    pub async fn write(&self, record: Map<String, Value>) -> Result<i64, AuditFailure> {
+        let Some(tx) = &self.tx else { return Ok(0) };
+        let (ack, done) = oneshot::channel();
+        tx.try_send(Job::Record(Box::new(record), Some(ack)))
+            .map_err(|_| AuditFailure("the audit writer is overloaded or stopped".into()))?;
+        match tokio::time::timeout(self.config.write_timeout, done).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(AuditFailure("the audit writer stopped".into())),
+            Err(_) => Err(AuditFailure(format!(
+                "the audit log did not confirm the write within {} ms (a sink is hung)",
+                self.config.write_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// A record of something Coffer itself did (a background job), or an event.
+    pub async fn system(
+        &self,
+        operation: &'static str,
+        outcome: Outcome,
+        vault: Option<&str>,
+        object: Option<super::record::ObjectRef>,
+        description: Option<String>,
+    ) -> Result<i64, AuditFailure> {
+        let draft = Draft {
+            request_id: coffer_crypto::random::guid(),
+            time_ms: now_ms(self.clock.as_ref()),
+            method: "SYSTEM".into(),
+            path: String::new(),
+            operation: Some(operation),
+            audited: true,
+            who: Some(Who {
+                object_id: "coffer".into(),
+                name: "Coffer".into(),
+                kind: "system".into(),
+                ..Default::default()
+            }),
+            vault: vault.map(str::to_string),
+            object,
+            error: description,
+            ..Default::default()
+        };
+        let status = if outcome == Outcome::Event { None } else { Some(200) };
+        self.write(draft.to_record(outcome, status, None)).await
+    }
+
+    /// Signs the current head now (and stores and files the checkpoint).
+    pub async fn checkpoint(&self) -> Result<Option<AuditCheckpoint>, AuditFailure> {
+        let Some(tx) = &self.tx else { return Ok(None) };
+        let (ack, done) = oneshot::channel();
+        tx.send(Job::Checkpoint(ack)).await.map_err(|_| AuditFailure("the audit writer stopped".into()))?;
+        done.await.map_err(|_| AuditFailure("the audit writer stopped".into()))?
+    }
+
+    /// Purges records older than the retention period (a signed anchor keeps the rest verifiable).
+    pub async fn apply_retention(&self) -> Result<u64, AuditFailure> {
+        let Some(tx) = &self.tx else { return Ok(0) };
+        let cutoff = (self.clock.now() - i64::from(self.config.retention_days) * 86_400) * 1000;
+        let (ack, done) = oneshot::channel();
+        tx.send(Job::Purge(cutoff, ack)).await.map_err(|_| AuditFailure("the audit writer stopped".into()))?;
+        done.await.map_err(|_| AuditFailure("the audit writer stopped".into()))?
+    }
+
+    /// `ok`, `failing` (the last write failed) or `stalled` (a write has hung past the timeout).
+    pub fn health(&self) -> Value {
+        if !self.enabled() {
+            return json!({"status": "disabled"});
+        }
+        let h = match self.health.lock() {
+            Ok(h) => h,
+            Err(_) => return json!({"status": "failing", "error": "health state poisoned"}),
+        };
+        let heads = self.heads();
+        let stalled = h.batch_started.is_some_and(|t| t.elapsed() > self.config.write_timeout);
+        let failing = match (&h.last_error, h.last_success) {
+            (Some((at, _)), Some(ok)) => *at >= ok,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let status = if stalled {
+            "stalled"
+        } else if failing {
+            "failing"
+        } else {
+            "ok"
+        };
+        let mut v = json!({"status": status, "lastSeq": heads.store.0});
+        if let Some(f) = heads.file {
+            v["fileLastSeq"] = json!(f.0);
+        }
+        if status != "ok"
+            && let Some((_, e)) = &h.last_error
+        {
+            v["error"] = json!(e);
+        }
+        v
+    }
+
+    /// Checks a checkpoint's signature; its claims if it is ours and intact.
+    pub fn open_checkpoint(&self, signature: &str) -> Option<CheckpointClaims> {
+        super::verify_checkpoint(signature, &self.verifying_key)
+    }
+}
+
+fn hash_of(body: &str) -> Option<String> {
+    serde_json::from_str::<Value>(body).ok()?.get("hash")?.as_str().map(str::to_string)
+}
+
+/// The signed point a retention purge left behind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: String,
+    pub signature: String,
+}
+
+pub async fn anchor(store: &dyn Store) -> coffer_core::Result<Option<Anchor>> {
+    Ok(store.get_meta("audit/anchor").await?.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    signer: Arc<TokenSigner>,
+    head: (i64, String),
+    file: Option<Arc<Mutex<FileSink>>>,
+    syslog: Option<super::syslog::Syslog>,
+    health: Arc<Mutex<HealthState>>,
+    heads: Arc<Mutex<Heads>>,
+    /// Things the log must say about itself (a sink failed, a file vanished), written first
+    /// in the next batch.
+    pending_notes: Vec<(&'static str, String)>,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    config: AuditConfig,
+}
+
+/// The most records one batch takes.
+const MAX_BATCH: usize = 1024;
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut tick = tokio::time::interval(self.config.checkpoint_interval.max(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let job = tokio::select! {
+                j = rx.recv() => match j { Some(j) => j, None => break },
+                _ = tick.tick() => {
+                    if self.since_checkpoint > 0 && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                        let _ = self.checkpoint().await;
+                    }
+                    continue;
+                }
+            };
+            match job {
+                Job::Record(r, ack) => {
+                    let mut batch = vec![(*r, ack)];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(Job::Record(r, ack)) => batch.push((*r, ack)),
+                            Ok(other) => {
+                                self.write_batch(std::mem::take(&mut batch)).await;
+                                self.other(other).await;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if !batch.is_empty() {
+                        self.write_batch(batch).await;
+                    }
+                }
+                other => self.other(other).await,
+            }
+            if self.since_checkpoint >= self.config.checkpoint_every {
+                let _ = self.checkpoint().await;
+            }
+        }
+    }
+
+    async fn other(&mut self, job: Job) {
+        match job {
+            Job::Checkpoint(ack) => {
+                let _ = ack.send(self.checkpoint().await);
+            }
+            Job::Purge(cutoff, ack) => {
+                let _ = ack.send(self.purge(cutoff).await);
+            }
+            Job::Record(..) => {}
+        }
+    }
+
+    fn set_health(&self, error: Option<String>) {
+        if let Ok(mut h) = self.health.lock() {
+            let now = now_ms(self.clock.as_ref());
+            match error {
+                Some(e) => {
+                    tracing::error!(target: "coffer::audit", error = %e, "audit write failed: requests are refused until it recovers");
+                    h.last_error = Some((now, e));
+                }
+                None => h.last_success = Some(now),
+            }
+            h.batch_started = None;
+        }
+    }
+
+    fn note_record(&self, operation: &'static str, text: &str) -> Map<String, Value> {
+        Draft {
+            request_id: coffer_crypto::random::guid(),
+            time_ms: now_ms(self.clock.as_ref()),
+            method: "SYSTEM".into(),
+            operation: Some(operation),
+            who: Some(Who {
+                object_id: "coffer".into(),
+                name: "Coffer".into(),
+                kind: "system".into(),
+                ..Default::default()
+            }),
+            error: Some(text.to_string()),
+            ..Default::default()
+        }
+        .to_record(Outcome::Event, None, None)
+    }
+
+    async fn write_batch(&mut self, batch: Vec<(Map<String, Value>, Option<Ack>)>) {
+        if let Ok(mut h) = self.health.lock() {
+            h.batch_started = Some(Instant::now());
+        }
+        let notes: Vec<(&'static str, String)> = std::mem::take(&mut self.pending_notes);
+        let mut records: Vec<Map<String, Value>> = notes.iter().map(|(op, t)| self.note_record(op, t)).collect();
+        let mut acks = Vec::with_capacity(batch.len());
+        for (r, ack) in batch {
+            records.push(r);
+            acks.push(ack);
+        }
+        let (mut seq, mut prev) = self.head.clone();
+        let mut rows: Vec<AuditRow> = Vec::with_capacity(records.len());
+        for r in records.iter_mut() {
+            seq += 1;
+            prev = chain::seal(r, seq, &prev);
+            rows.push(row_of(seq, r));
+        }
+        let fail = |acks: Vec<Option<Ack>>, e: &str| {
+            for a in acks.into_iter().flatten() {
+                let _ = a.send(Err(AuditFailure(e.to_string())));
+            }
+        };
+        if let Err(e) = self.store.append_audit(&rows).await {
+            let msg = format!("the audit store cannot write: {}", e.message);
+            self.set_health(Some(msg.clone()));
+            self.pending_notes = notes;
+            fail(acks, &msg);
+            return;
+        }
+        let first_seq = self.head.0 + 1;
+        self.head = (seq, prev.clone());
+        self.since_checkpoint += rows.len() as u64;
+        if let Ok(mut h) = self.heads.lock() {
+            h.store = self.head.clone();
+        }
+        if let Err(msg) = self.append_to_file(first_seq, &rows).await {
+            // The records are in the store; the file catches up from it once it works again.
+            // The callers get a 503, and the log says why their records show no response.
+            self.set_health(Some(msg.clone()));
+            self.pending_notes.push((
+                "AuditSinkFailure",
+                format!("records {first_seq} to {seq} were refused to their callers (503): {msg}"),
+            ));
+            fail(acks, &msg);
+            return;
+        }
+        self.set_health(None);
+        if let Some(s) = &self.syslog {
+            for r in &rows {
+                s.send(&r.body);
+            }
+        }
+        // Notes took the first seqs; callers' records follow them.
+        let first_caller = first_seq + notes.len() as i64;
+        for (n, a) in (first_caller..).zip(acks) {
+            if let Some(a) = a {
+                let _ = a.send(Ok(n));
+            }
+        }
+    }
+
+    /// Appends rows to the file sink, first catching up whatever the store has that the file
+    /// lacks (after a file failure). Rotates when the file grew too large.
+    async fn append_to_file(&mut self, first_seq: i64, rows: &[AuditRow]) -> Result<(), String> {
+        let Some(file) = self.file.clone() else { return Ok(()) };
+        let file_last = file.lock().map_err(|_| "audit file state poisoned".to_string())?.last.clone();
+        let mut lines: Vec<String> = Vec::new();
+        let from = file_last.as_ref().map(|l| l.0).unwrap_or(0);
+        if from + 1 < first_seq {
+            let missing = self
+                .store
+                .query_audit(&AuditQuery {
+                    after_seq: Some(from),
+                    before_seq: Some(first_seq),
+                    limit: usize::MAX >> 1,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("the audit store cannot be read: {}", e.message))?;
+            lines.extend(missing.into_iter().map(|r| r.body));
+        }
+        lines.extend(rows.iter().map(|r| r.body.clone()));
+        let last = rows.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default()));
+        let (result, rotate) = tokio::task::spawn_blocking({
+            let file = file.clone();
+            move || {
+                let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
+                let notice = f.append(&lines, last).map_err(|e| format!("the audit file cannot be written: {e}"))?;
+                Ok::<_, String>((notice, f.needs_rotation()))
+            }
+        })
+        .await
+        .map_err(|e| format!("the audit file writer failed: {e}"))??;
+        if let Some(n) = result {
+            tracing::warn!(target: "coffer::audit", "{n}");
+            self.pending_notes.push(("AuditFileReplaced", n));
+        }
+        if let Ok(mut h) = self.heads.lock() {
+            h.file = file.lock().ok().and_then(|f| f.last.clone());
+        }
+        if rotate {
+            // A fresh file starts with a signed checkpoint of the head, so it verifies alone.
+            let cp = self.sign_head()?;
+            self.store.add_audit_checkpoint(&cp).await.map_err(|e| e.message)?;
+            let line = checkpoint_line(&cp);
+            tokio::task::spawn_blocking(move || {
+                let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
+                f.rotate().map_err(|e| format!("the audit file cannot be rotated: {e}"))?;
+                f.append(&[line], None).map_err(|e| format!("the audit file cannot be written: {e}")).map(|_| ())
+            })
+            .await
+            .map_err(|e| format!("the audit file writer failed: {e}"))??;
+        }
+        Ok(())
+    }
+
+    fn sign_head(&self) -> Result<AuditCheckpoint, String> {
+        let time_ms = now_ms(self.clock.as_ref());
+        let claims = CheckpointClaims { seq: self.head.0, hash: self.head.1.clone(), time_ms };
+        let signature = self.signer.sign(&claims).map_err(|e| format!("cannot sign a checkpoint: {e}"))?;
+        Ok(AuditCheckpoint { seq: claims.seq, hash: claims.hash, time_ms, signature })
+    }
+
+    async fn checkpoint(&mut self) -> Result<Option<AuditCheckpoint>, AuditFailure> {
+        if self.head.0 == 0 {
+            return Ok(None);
+        }
+        let cp = self.sign_head().map_err(AuditFailure)?;
+        self.store.add_audit_checkpoint(&cp).await.map_err(|e| AuditFailure(e.message))?;
+        if let Some(file) = self.file.clone() {
+            let line = checkpoint_line(&cp);
+            let synced = file.lock().ok().and_then(|f| f.last.clone()).is_some_and(|l| l.0 == cp.seq);
+            if synced {
+                let _ =
+                    tokio::task::spawn_blocking(move || file.lock().ok().map(|mut f| f.append(&[line], None))).await;
+            }
+        }
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(Some(cp))
+    }
+
+    async fn purge(&mut self, cutoff_ms: i64) -> Result<u64, AuditFailure> {
+        let newest_old = self
+            .store
+            .query_audit(&AuditQuery {
+                until_ms: Some(cutoff_ms - 1),
+                newest_first: true,
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| AuditFailure(e.message))?;
+        let Some(last_old) = newest_old.into_iter().next() else { return Ok(0) };
+        let hash = hash_of(&last_old.body).unwrap_or_default();
+        let claims = CheckpointClaims { seq: last_old.seq, hash: hash.clone(), time_ms: now_ms(self.clock.as_ref()) };
+        let signature = self.signer.sign(&claims).map_err(|e| AuditFailure(e.to_string()))?;
+        let cp = AuditCheckpoint {
+            seq: claims.seq,
+            hash: hash.clone(),
+            time_ms: claims.time_ms,
+            signature: signature.clone(),
+        };
+        self.store.add_audit_checkpoint(&cp).await.map_err(|e| AuditFailure(e.message))?;
+        let anchor = serde_json::to_vec(&Anchor { seq: last_old.seq, hash, signature }).unwrap_or_default();
+        let gone = self.store.purge_audit_through(last_old.seq, &anchor).await.map_err(|e| AuditFailure(e.message))?;
+        self.pending_notes.push((
+            "AuditRetentionPurge",
+            format!(
+                "{gone} records up to {} (older than {} days) were purged; the chain continues from a signed anchor",
+                last_old.seq, self.config.retention_days
+            ),
+        ));
+        Ok(gone)
+    }
+}
+
+/// A checkpoint as a line of the file sink.
+pub fn checkpoint_line(cp: &AuditCheckpoint) -> String {
+    json!({"category": "AuditCheckpoint", "seq": cp.seq, "hash": cp.hash, "timeMs": cp.time_ms, "signature": cp.signature})
+        .to_string()
+}
