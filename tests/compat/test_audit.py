@@ -460,3 +460,5 @@ def test_records_cut_from_the_end_while_stopped_are_detected(own_server):
     code, report, err = verify(s)
     assert code == 2 and any(p in ("removed", "rewritten") and seq is not None and seq >= head - 1
                              for seq, p in findings(report, "store")), report
+    tampered = query(s, "--operation", "AuditChainTampered")
+    assert tampered and "while Coffer was stopped" in tampered[0]["resultDescription"], "the restart says so itself"

@@ -48,12 +48,13 @@ pub async fn verify_store(state: &AppState) -> coffer_core::Result<Report> {
             break;
         }
     }
-    let checkpoints: Vec<SignedPoint> = state
-        .store
-        .list_audit_checkpoints()
-        .await?
+    let checkpoints = state.store.list_audit_checkpoints().await?;
+    // A checkpoint past the head known at the start but not past the writer's head now is of
+    // records written during the check; one past the writer's head means records were cut off.
+    let now_head = audit.heads().store.0;
+    let checkpoints: Vec<SignedPoint> = checkpoints
         .into_iter()
-        .filter(|c| c.seq <= head.0)
+        .filter(|c| c.seq <= head.0 || c.seq > now_head)
         .map(|c| signed(audit, c.seq, &c.hash, &c.signature, format!("checkpoint {}", c.seq)))
         .collect();
     let anchor = anchor(state.store.as_ref())
@@ -62,7 +63,7 @@ pub async fn verify_store(state: &AppState) -> coffer_core::Result<Report> {
     let bounds = Bounds { anchor, partial_start: false, head: enabled_head(audit, head) };
     let mut report = chain::verify(&entries, &checkpoints, &bounds);
     // Rows past the head the writer has now were not written by it.
-    let now_head = audit.heads().store.0;
+    let now_head = audit.heads().store.0.max(now_head);
     let extra =
         state.store.query_audit(&AuditQuery { after_seq: Some(now_head), limit: 100, ..Default::default() }).await?;
     for r in extra {

@@ -136,6 +136,17 @@ impl AuditLog {
                 None => (0, GENESIS.to_string()),
             },
         };
+        let mut notes = Vec::new();
+        if let Some(cp) = store.list_audit_checkpoints().await?.last()
+            && (cp.seq > head.0 || (cp.seq == head.0 && cp.hash != head.1))
+        {
+            let msg = format!(
+                "the audit store ends at record {} but a signed checkpoint vouches for record {}: records were removed or rewritten while Coffer was stopped",
+                head.0, cp.seq
+            );
+            tracing::error!(target: "coffer::audit", "{msg}");
+            notes.push(("AuditChainTampered", msg));
+        }
         let file = config.file.clone().map(FileSink::new);
         let heads = Arc::new(Mutex::new(Heads {
             store: head.clone(),
@@ -156,7 +167,7 @@ impl AuditLog {
             syslog: config.syslog.as_deref().and_then(super::syslog::Syslog::open),
             health: health.clone(),
             heads: heads.clone(),
-            pending_notes: Vec::new(),
+            pending_notes: notes,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             config: config.clone(),
