@@ -93,12 +93,25 @@ pub fn verify_files(audit: &AuditLog) -> Option<Report> {
     for path in FileSink::files_of(&config) {
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let Ok(f) = std::fs::File::open(&path) else { continue };
-        for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-            let Ok(line) = line else { break };
+        let mut reader = std::io::BufReader::new(f);
+        let mut buf = String::new();
+        let mut i = 0;
+        loop {
+            buf.clear();
+            match reader.read_line(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            // A line without its newline is being written right now: the next check has it.
+            if !buf.ends_with('\n') {
+                break;
+            }
+            i += 1;
+            let line = buf.trim_end_matches('\n').to_string();
             if line.trim().is_empty() {
                 continue;
             }
-            let place = format!("{name} line {}", i + 1);
+            let place = format!("{name} line {i}");
             let parsed: Option<Value> = serde_json::from_str(&line).ok();
             let seq = parsed.as_ref().and_then(|v| v.get("seq")).and_then(Value::as_i64);
             if parsed.as_ref().and_then(|v| v.get("category")).and_then(Value::as_str) == Some("AuditCheckpoint") {

@@ -483,35 +483,30 @@ impl Writer {
     /// lacks (after a file failure). Rotates when the file grew too large.
     async fn append_to_file(&mut self, first_seq: i64, rows: &[AuditRow]) -> Result<(), String> {
         let Some(file) = self.file.clone() else { return Ok(()) };
-        let file_last = file.lock().map_err(|_| "audit file state poisoned".to_string())?.last.clone();
-        let mut lines: Vec<String> = Vec::new();
-        let from = file_last.as_ref().map(|l| l.0).unwrap_or(0);
-        if from + 1 < first_seq {
+        // Catch up, a page at a time, on what the store has and the file lacks.
+        let mut from =
+            file.lock().map_err(|_| "audit file state poisoned".to_string())?.last.as_ref().map_or(0, |l| l.0);
+        let mut notices = Vec::new();
+        while from + 1 < first_seq {
             let missing = self
                 .store
                 .query_audit(&AuditQuery {
                     after_seq: Some(from),
                     before_seq: Some(first_seq),
-                    limit: usize::MAX >> 1,
+                    limit: CATCH_UP_PAGE,
                     ..Default::default()
                 })
                 .await
                 .map_err(|e| format!("the audit store cannot be read: {}", e.message))?;
-            lines.extend(missing.into_iter().map(|r| r.body));
+            let Some(page_last) = missing.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default())) else { break };
+            from = page_last.0;
+            let (notice, _) =
+                append_blocking(&file, missing.into_iter().map(|r| r.body).collect(), Some(page_last)).await?;
+            notices.extend(notice);
         }
-        lines.extend(rows.iter().map(|r| r.body.clone()));
         let last = rows.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default()));
-        let (result, rotate) = tokio::task::spawn_blocking({
-            let file = file.clone();
-            move || {
-                let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
-                let notice = f.append(&lines, last).map_err(|e| format!("the audit file cannot be written: {e}"))?;
-                Ok::<_, String>((notice, f.needs_rotation()))
-            }
-        })
-        .await
-        .map_err(|e| format!("the audit file writer failed: {e}"))??;
-        if let Some(n) = result {
+        let (notice, rotate) = append_blocking(&file, rows.iter().map(|r| r.body.clone()).collect(), last).await?;
+        for n in notices.into_iter().chain(notice) {
             tracing::warn!(target: "coffer::audit", "{n}");
             self.pending_notes.push(("AuditFileReplaced", n));
         }
@@ -593,6 +588,26 @@ impl Writer {
         ));
         Ok(gone)
     }
+}
+
+/// Rows read from the store at a time when the file sink catches up after a failure.
+const CATCH_UP_PAGE: usize = 10_000;
+
+/// Appends lines to the file sink on a blocking thread: (a notice if the file had been
+/// deleted or replaced, whether it is due for rotation).
+async fn append_blocking(
+    file: &Arc<Mutex<FileSink>>,
+    lines: Vec<String>,
+    last: Option<(i64, String)>,
+) -> Result<(Option<String>, bool), String> {
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
+        let notice = f.append(&lines, last).map_err(|e| format!("the audit file cannot be written: {e}"))?;
+        Ok((notice, f.needs_rotation()))
+    })
+    .await
+    .map_err(|e| format!("the audit file writer failed: {e}"))?
 }
 
 /// A checkpoint as a line of the file sink.

@@ -90,6 +90,10 @@ impl AuditArgs {
                 ));
             }
             (Some(url), Some(path)) => {
+                match reqwest::Url::parse(&url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => return Err(CliError::Usage(format!("--events-webhook '{url}' is not an http(s) URL"))),
+                }
                 let secret = std::fs::read_to_string(&path)
                     .map_err(|e| CliError::Usage(format!("reading {}: {e}", path.display())))?;
                 let secret = zeroize::Zeroizing::new(secret.trim().to_string());
