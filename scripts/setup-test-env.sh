@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, idempotently:
 # a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt),
-# and the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt).
+# the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt), and
+# Debian's chromium and chromedriver for the portal tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +27,9 @@ venv() {
 
 venv .venv tests/compat/requirements.txt
 venv .venv-az tests/compat/requirements-az.txt
+
+# Headless Chromium and its WebDriver for the portal tests (tests/compat/test_portal.py).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi

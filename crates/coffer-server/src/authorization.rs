@@ -515,7 +515,7 @@ async fn explain(
 
 /// Every principal that may perform the action, found from the grants (not by scanning the
 /// directory) and each confirmed by the evaluator that enforces requests.
-async fn who_can(
+pub(crate) async fn who_can(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     body: Bytes,

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod keyring;
 pub mod management;
 pub mod objects;
+pub mod portal;
 pub mod server;
 pub mod state;
 pub mod tls;

@@ -44,6 +44,14 @@ impl VaultContext {
         }
     }
 
+    /// The id of an object given by its path's collection (`secrets`, `deletedsecrets`, …).
+    pub fn object_id_in(&self, collection: &str, name: &str, version: Option<&str>) -> String {
+        match version {
+            Some(v) => format!("{}/{collection}/{name}/{v}", self.base_url()),
+            None => format!("{}/{collection}/{name}", self.base_url()),
+        }
+    }
+
     pub fn recovery_id(&self, kind: ObjectKind, name: &str) -> String {
         format!("{}/{}/{name}", self.base_url(), kind.deleted_collection())
     }

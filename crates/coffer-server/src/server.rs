@@ -89,6 +89,7 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let audit = crate::audit::AuditLog::start(store.clone(), clock.clone(), signer, config.audit.clone()).await?;
     let state = Arc::new(AppState {
         audit,
+        sessions: Default::default(),
         store,
         clock: dev_clock.clone(),
         keyring,
@@ -131,6 +132,7 @@ pub fn build_app(state: SharedState) -> Router {
         .merge(crate::directory::routes(state.clone()))
         .merge(crate::authorization::routes(state.clone()))
         .merge(crate::audit::api::routes(state.clone()))
+        .merge(crate::portal::routes())
         .merge(if state.dev_clock.is_some() { crate::devtools::routes(state.clone()) } else { Router::new() })
         .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
         .method_not_allowed_fallback(|| async {

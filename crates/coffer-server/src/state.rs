@@ -20,6 +20,8 @@ pub struct AppState {
     pub backup_key: DataKey,
     /// Failed sign-ins, per principal name and per address (in memory, per node).
     pub throttle: crate::identity::Throttle,
+    /// Portal sign-ins (in memory, per node).
+    pub sessions: crate::portal::Sessions,
     /// The audit log: every request's record goes through it.
     pub audit: crate::audit::AuditLog,
     /// Dev mode's movable clock (the same clock as `clock`); `None` outside dev mode.

@@ -227,6 +227,18 @@ pub fn control(method: &Method, path: &str) -> Option<Operation> {
             read("VaultCheckNameAvailability")
         }
         ["subscriptions", ..] | ["resources", ..] => generic("Management"),
+        // The portal: its actions carry the data-plane names; page views are `PortalView`.
+        ["portal", "static", ..] => return None,
+        ["portal", "login"] if post => read("Authentication"),
+        ["portal", "login"] => return None,
+        ["portal", "logout"] => read("SignOut"),
+        ["portal", "vaults", _, "secrets"] if post => write("SecretSet"),
+        ["portal", "vaults", _, "secrets", _, "reveal"] => read("SecretGet"),
+        ["portal", "vaults", _, "secrets", _, "delete"] => write("SecretDelete"),
+        ["portal", "vaults", _, "deleted-secrets", _, "recover"] => write("SecretRecover"),
+        ["portal", "vaults", _, "deleted-secrets", _, "purge"] => write("SecretPurge"),
+        ["portal", "vaults", _, "access"] if post => write("VaultAccessPolicyChange"),
+        ["portal", "vaults", ..] if get => read("PortalView"),
         _ => return None,
     };
     Some(op)
@@ -267,6 +279,9 @@ mod tests {
         );
         assert_eq!(control(&Method::POST, "/t/oauth2/v2.0/token").map(|o| o.name), Some("Authentication"));
         assert_eq!(control(&Method::GET, "/healthz"), None);
+        assert_eq!(control(&Method::POST, "/portal/vaults/hr/secrets/db/reveal").map(|o| o.name), Some("SecretGet"));
+        assert!(control(&Method::POST, "/portal/vaults/hr/secrets").is_some_and(|o| o.changes_state));
+        assert_eq!(control(&Method::GET, "/portal/static/portal.css"), None);
         assert_eq!(control(&Method::GET, "/t/v2.0/.well-known/openid-configuration"), None);
     }
 }

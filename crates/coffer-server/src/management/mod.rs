@@ -5,7 +5,7 @@
 //! Management is not data: the caller here needs management rights (tenant administrator, or a
 //! management role such as Owner or Contributor; a vault's creator is made its Owner) and
 //! nothing here reads a secret value.
-mod vaults;
+pub(crate) mod vaults;
 
 use axum::Router;
 use axum::body::Bytes;

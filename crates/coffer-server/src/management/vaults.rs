@@ -324,7 +324,7 @@ fn subtract(from: &mut Vec<String>, remove: &[String]) {
 
 /// `add` merges permissions into the principal's policy, `replace` overwrites it, `remove`
 /// takes the listed permissions away (and the policy, once empty).
-pub(super) async fn update_access_policy(
+pub(crate) async fn update_access_policy(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((sub, rg, name, op)): Path<(String, String, String, String)>,

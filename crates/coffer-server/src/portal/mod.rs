@@ -1,0 +1,179 @@
+//! The web portal on the bare host (`https://localhost:8443/portal/…`): server-rendered pages
+//! (askama templates, escaped by default) for signing in, browsing vaults and secrets,
+//! revealing a value, creating, deleting, recovering and purging secrets, editing access
+//! policies and reading a vault's audit records.
+//!
+//! Every action goes through the same code as the API: data-plane operations through
+//! `dataplane::dispatch` (the same routes, permission checks and audit notes), access policies
+//! through the management handler, who-can through the authorization handler — and every page
+//! request is audited by `build_app` like any other. Forms carry a per-session CSRF token and
+//! cross-site requests are refused; pages carry a strict Content-Security-Policy.
+mod pages;
+pub mod session;
+
+use askama::Template;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use coffer_core::principal::Caller;
+use coffer_core::{Error, ErrorKind};
+
+pub use session::Sessions;
+
+use crate::state::SharedState;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/portal/vaults") }))
+        .route("/portal", get(|| async { Redirect::to("/portal/vaults") }))
+        .route("/portal/static/{file}", get(static_file))
+        .route("/portal/login", get(pages::login_form).post(pages::login))
+        .route("/portal/logout", post(pages::logout))
+        .route("/portal/vaults", get(pages::vaults))
+        .route("/portal/vaults/{vault}", get(pages::overview))
+        .route("/portal/vaults/{vault}/secrets", get(pages::secrets).post(pages::create_secret))
+        .route("/portal/vaults/{vault}/secrets/{name}", get(pages::secret))
+        .route("/portal/vaults/{vault}/secrets/{name}/reveal", post(pages::reveal))
+        .route("/portal/vaults/{vault}/secrets/{name}/delete", post(pages::delete_secret))
+        .route("/portal/vaults/{vault}/deleted-secrets", get(pages::deleted))
+        .route("/portal/vaults/{vault}/deleted-secrets/{name}/recover", post(pages::recover))
+        .route("/portal/vaults/{vault}/deleted-secrets/{name}/purge", post(pages::purge))
+        .route("/portal/vaults/{vault}/access", get(pages::access).post(pages::set_access))
+        .route("/portal/vaults/{vault}/audit", get(pages::audit))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// No inline script or style, no framing, no referrer outside this site (`same-origin`, not
+/// `no-referrer`: with that, browsers send `Origin: null` on form posts and the same-origin
+/// check could not tell our forms from others); pages are never cached (values).
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+const CSS: &str = include_str!("../../static/portal.css");
+const JS: &str = include_str!("../../static/portal.js");
+
+async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "portal.css" => (CSS, "text/css; charset=utf-8"),
+        "portal.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
+    };
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// The signed-in user as the layout shows them.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub name: String,
+    pub object_id: String,
+    pub csrf: String,
+}
+
+impl UserView {
+    fn of(caller: &Caller, csrf: &str) -> Self {
+        Self { name: caller.name.clone(), object_id: caller.object_id.clone(), csrf: csrf.to_string() }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal/error.html")]
+struct ErrorPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    heading: String,
+    message: String,
+}
+
+/// An HTML page from a template, or a plain 500 if it cannot render (it always can: the
+/// templates are checked at compile time).
+fn html(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "portal template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be rendered.").into_response()
+        }
+    }
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    crate::http::status_of(e.kind)
+}
+
+/// An error as a page: the message is Coffer's own (e.g. which permission is missing).
+fn error_page(user: Option<UserView>, e: &Error) -> Response {
+    crate::audit::note(|d| d.error = Some(e.message.clone()));
+    let (heading, message) = match e.kind {
+        ErrorKind::Internal => (
+            "Something went wrong",
+            "The server could not complete this. The audit log has the request id.".to_string(),
+        ),
+        ErrorKind::Forbidden => ("Not allowed", e.message.clone()),
+        ErrorKind::NotFound => ("Not found", e.message.clone()),
+        ErrorKind::Unavailable => ("Unavailable", e.message.clone()),
+        _ => ("That did not work", e.message.clone()),
+    };
+    html(status_of(e), &ErrorPage { user, flash: None, heading: heading.into(), message })
+}
+
+/// Whether the browser says the request came from this site: `Origin` (when present) must
+/// be this host (`:authority` on HTTP/2, `Host` on HTTP/1.1), and `Sec-Fetch-Site` (when
+/// present) must say same-origin. Together with the CSRF token and SameSite=Strict cookies.
+pub struct SameOrigin(pub bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SameOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let authority = match parts.extensions.get::<crate::host::Surface>() {
+            Some(crate::host::Surface::Control { authority }) | Some(crate::host::Surface::Vault { authority, .. }) => {
+                authority.clone()
+            }
+            None => String::new(),
+        };
+        Ok(SameOrigin(same_origin(&parts.headers, &authority)))
+    }
+}
+
+fn same_origin(headers: &HeaderMap, authority: &str) -> bool {
+    let origin_ok = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(o) => !authority.is_empty() && o.eq_ignore_ascii_case(&format!("https://{authority}")),
+    };
+    let fetch_ok = match headers.get("sec-fetch-site").and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(s) => s == "same-origin" || s == "none",
+    };
+    origin_ok && fetch_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_site_requests_are_recognised() {
+        let mut h = HeaderMap::new();
+        assert!(same_origin(&h, "localhost:8443"), "no Origin: the CSRF token decides");
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://localhost:8443"));
+        assert!(same_origin(&h, "localhost:8443"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:9999"));
+        assert!(!same_origin(&h, "localhost:8443"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://localhost:8443"));
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&h, "localhost:8443"));
+    }
+}

@@ -1,0 +1,1025 @@
+//! The portal's pages and form actions.
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use coffer_core::Error;
+use coffer_core::principal::{Caller, PrincipalKind};
+use coffer_core::vault::Vault;
+use coffer_store::AuditQuery;
+use serde_json::{Value, json};
+
+use super::session::{self, COOKIE, LOGIN_COOKIE, Session};
+use super::{SameOrigin, UserView, error_page, html, status_of};
+use crate::http::ClientAddr;
+use crate::objects::VaultContext;
+use crate::state::SharedState;
+
+/// A signed-in request: who, and their session.
+struct Portal {
+    caller: Caller,
+    session: Session,
+    cookie: String,
+}
+
+impl Portal {
+    fn user(&self) -> Option<UserView> {
+        Some(UserView::of(&self.caller, &self.session.csrf))
+    }
+}
+
+fn to_login() -> Response {
+    Redirect::to("/portal/login").into_response()
+}
+
+/// The session behind the request's cookie, with its principal resolved again (a disabled or
+/// deleted principal is signed out), or a redirect to the sign-in page.
+async fn signed_in(state: &SharedState, headers: &HeaderMap) -> Result<Portal, Response> {
+    let now = state.clock.now();
+    let Some(cookie) = session::cookie(headers, COOKIE) else { return Err(to_login()) };
+    let Some(session) = state.sessions.get(cookie, now) else { return Err(to_login()) };
+    let principal = state.store.get_principal(&session.object_id).await.ok().flatten().filter(|p| p.enabled);
+    let Some(principal) = principal else {
+        state.sessions.remove(cookie);
+        return Err(to_login());
+    };
+    let caller = crate::authorization::caller_of(state, &principal).await.map_err(|e| error_page(None, &e))?;
+    crate::audit::note_caller(&caller, Some("portal session".into()));
+    Ok(Portal { caller, session, cookie: cookie.to_string() })
+}
+
+type Form = Vec<(String, String)>;
+
+fn field<'a>(form: &'a Form, name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn csrf_matches(form: &Form, expected: &str) -> bool {
+    field(form, "csrf").is_some_and(|t| coffer_crypto::digest::ct_eq(t.as_bytes(), expected.as_bytes()))
+}
+
+fn cross_site() -> Response {
+    let e = Error::forbidden("CrossSiteRequest", "This form was not sent from a Coffer page; nothing was done.");
+    crate::audit::note(|d| d.error = Some(e.message.clone()));
+    error_page(None, &e)
+}
+
+/// A form post from a signed-in user: same origin, right CSRF token, and (for changes) a
+/// durable "started" audit record before anything happens.
+async fn posted(
+    state: &SharedState,
+    headers: &HeaderMap,
+    same: bool,
+    body: &Bytes,
+) -> Result<(Portal, Form), Response> {
+    let portal = signed_in(state, headers).await?;
+    let form: Form = serde_urlencoded::from_bytes(body)
+        .map_err(|_| error_page(portal.user(), &Error::bad_parameter("The form could not be read.")))?;
+    if !same || !csrf_matches(&form, &portal.session.csrf) {
+        return Err(cross_site());
+    }
+    crate::audit::before_change(state).await.map_err(|e| error_page(portal.user(), &e))?;
+    Ok((portal, form))
+}
+
+// ---- Sign-in ----
+
+#[derive(Template)]
+#[template(path = "portal/login.html")]
+struct LoginPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    csrf: String,
+    error: Option<String>,
+}
+
+fn login_page(status: StatusCode, error: Option<String>) -> Response {
+    let token = coffer_crypto::random::client_secret().to_string();
+    let mut resp = html(status, &LoginPage { user: None, flash: None, csrf: token.clone(), error });
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(LOGIN_COOKIE, &token, Some(600))) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+pub async fn login_form() -> Response {
+    login_page(StatusCode::OK, None)
+}
+
+pub async fn login(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::identity::throttle::{ADDRESS_FAILURES, PRINCIPAL_FAILURES, address_key, principal_key};
+    let form: Form = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    // Login CSRF: the form's token must be the one in this browser's login cookie.
+    let expected = session::cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    if !same || expected.is_empty() || !csrf_matches(&form, expected) {
+        return cross_site();
+    }
+    let (Some(username), Some(password)) = (field(&form, "username"), field(&form, "password")) else {
+        return login_page(StatusCode::BAD_REQUEST, Some("Enter a user name and a password.".into()));
+    };
+    crate::audit::note(|d| d.claimed = Some(username.to_string()));
+    let tenant = match state.store.list_tenants().await {
+        Ok(t) => t.into_iter().next().map(|t| t.id).unwrap_or_default(),
+        Err(e) => return error_page(None, &e),
+    };
+    let now = state.clock.now();
+    let (pkey, akey) = (principal_key(&tenant, username), address_key(addr));
+    if let Some(wait) = state.throttle.locked_for(&[pkey.clone(), akey.clone()], now) {
+        let msg = format!("Too many failed sign-ins. Try again in {wait} seconds.");
+        crate::audit::note(|d| d.error = Some(msg.clone()));
+        return login_page(StatusCode::TOO_MANY_REQUESTS, Some(msg));
+    }
+    let signed = crate::directory::authenticate_user(&state, &tenant, username, password).await;
+    let (principal, credential) = match signed {
+        Ok(Some(pc)) => pc,
+        Ok(None) => {
+            state.throttle.fail(&[(pkey, PRINCIPAL_FAILURES), (akey, ADDRESS_FAILURES)], now);
+            let msg = "The user name or password is incorrect.".to_string();
+            crate::audit::note(|d| d.error = Some(msg.clone()));
+            return login_page(StatusCode::UNAUTHORIZED, Some(msg));
+        }
+        Err(e) => return error_page(None, &e),
+    };
+    state.throttle.succeed(&pkey);
+    crate::audit::note(|d| {
+        d.who = Some(crate::audit::record::Who {
+            object_id: principal.object_id.clone(),
+            tenant_id: principal.tenant_id.clone(),
+            name: principal.name.clone(),
+            kind: principal.kind.as_str().to_string(),
+            client_id: None,
+            via: Some(format!("portal:password:{}", credential.id)),
+        })
+    });
+    let (id, _) = state.sessions.create(&principal.object_id, &principal.tenant_id, now);
+    let mut resp = Redirect::to("/portal/vaults").into_response();
+    for c in [session::set_cookie(COOKIE, &id, None), session::set_cookie(LOGIN_COOKIE, "", Some(0))] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+pub async fn logout(
+    State(state): State<SharedState>,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let portal = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let form: Form = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    if !same || !csrf_matches(&form, &portal.session.csrf) {
+        return cross_site();
+    }
+    state.sessions.remove(&portal.cookie);
+    let mut resp = Redirect::to("/portal/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(COOKIE, "", Some(0))) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+// ---- Vaults ----
+
+#[derive(Debug, Clone)]
+struct VaultView {
+    name: String,
+    uri: String,
+    model: &'static str,
+    rbac: bool,
+    retention_days: u32,
+    purge_protection: bool,
+    network: String,
+    resource_id: String,
+}
+
+fn vault_view(state: &SharedState, v: &Vault) -> VaultView {
+    let network = match &v.network_acls {
+        None => "All networks".to_string(),
+        Some(acls) => serde_json::to_value(acls)
+            .ok()
+            .map(|a| {
+                let ips: Vec<String> = a["ipRules"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(|x| x["value"].as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                format!(
+                    "Default {}; allowed: {}",
+                    a["defaultAction"].as_str().unwrap_or("Allow"),
+                    if ips.is_empty() { "none".into() } else { ips.join(", ") }
+                )
+            })
+            .unwrap_or_default(),
+    };
+    VaultView {
+        name: v.name.clone(),
+        uri: state.names.vault_uri(&v.name),
+        model: if v.enable_rbac_authorization { "Azure role-based access control" } else { "Vault access policy" },
+        rbac: v.enable_rbac_authorization,
+        retention_days: v.retention.retention_days,
+        purge_protection: v.retention.purge_protection,
+        network,
+        resource_id: v.resource_id(),
+    }
+}
+
+/// A vault the caller may see: tenant administrators and whoever manages it see it, and so does
+/// anyone with an access policy in it or a role assigned in it (to them or their groups).
+async fn may_see(state: &SharedState, caller: &Caller, v: &Vault) -> bool {
+    use coffer_core::permissions::ManagementAction;
+    if caller.tenant_admin
+        || crate::authorization::authorize_management(state, caller, ManagementAction::VaultRead, Some(&v.name))
+            .await
+            .is_ok()
+    {
+        return true;
+    }
+    let me = |id: &str| {
+        id.eq_ignore_ascii_case(&caller.object_id) || caller.groups.iter().any(|g| g.eq_ignore_ascii_case(id))
+    };
+    if !v.enable_rbac_authorization && v.access_policies.iter().any(|p| me(&p.object_id)) {
+        return true;
+    }
+    let scope = format!("/vaults/{}", v.name);
+    state
+        .store
+        .list_role_assignments(&caller.tenant_id, Some(&scope), None)
+        .await
+        .map(|list| list.iter().any(|a| me(&a.principal_id)))
+        .unwrap_or(false)
+}
+
+async fn visible_vault(state: &SharedState, caller: &Caller, name: &str) -> Result<Vault, Error> {
+    let not_found = || {
+        Error::not_found(
+            "VaultNotFound",
+            format!("No vault named '{}' is shared with you.", coffer_core::names::printable(name)),
+        )
+    };
+    let rec = state
+        .store
+        .get_vault_by_name(name)
+        .await?
+        .filter(|r| !r.vault.is_deleted() && r.vault.tenant_id == caller.tenant_id);
+    let Some(rec) = rec else { return Err(not_found()) };
+    if !may_see(state, caller, &rec.vault).await {
+        return Err(not_found());
+    }
+    Ok(rec.vault)
+}
+
+/// The vault as the data plane sees a request from this browser (its firewall applies too).
+async fn context(
+    state: &SharedState,
+    caller: &Caller,
+    name: &str,
+    addr: Option<std::net::IpAddr>,
+) -> Result<VaultContext, Error> {
+    let rec = state
+        .store
+        .get_vault_by_name(name)
+        .await?
+        .filter(|r| !r.vault.is_deleted() && r.vault.tenant_id == caller.tenant_id)
+        .ok_or_else(|| {
+            Error::not_found(
+                "VaultNotFound",
+                format!("The vault '{}' does not exist.", coffer_core::names::printable(name)),
+            )
+        })?;
+    if let Some(acls) = &rec.vault.network_acls
+        && !acls.allows(addr)
+    {
+        return Err(Error::forbidden(
+            "ForbiddenByFirewall",
+            "Your address is not allowed by this vault's network rules.",
+        ));
+    }
+    crate::audit::note(|d| d.resource_id = Some(rec.vault.resource_id()));
+    let key = state.keyring.vault_key(&rec)?;
+    let authority =
+        format!("{}.{}{}", rec.vault.name.to_ascii_lowercase(), state.names.dns_suffix, state.names.port_suffix());
+    Ok(VaultContext {
+        vault: rec.vault,
+        key,
+        authority,
+        caller: caller.clone(),
+        api_version: crate::api_version::NEWEST.into(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "portal/vaults.html")]
+struct VaultsPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vaults: Vec<VaultView>,
+}
+
+pub async fn vaults(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let all = match state.store.list_vaults(&p.caller.tenant_id).await {
+        Ok(v) => v,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let mut vaults = Vec::new();
+    for v in all.iter().filter(|v| !v.is_deleted()) {
+        if may_see(&state, &p.caller, v).await {
+            vaults.push(vault_view(&state, v));
+        }
+    }
+    html(StatusCode::OK, &VaultsPage { user: p.user(), flash: None, vaults })
+}
+
+#[derive(Template)]
+#[template(path = "portal/vault.html")]
+struct OverviewPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vault: VaultView,
+    tab: &'static str,
+}
+
+pub async fn overview(State(state): State<SharedState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match visible_vault(&state, &p.caller, &name).await {
+        Ok(v) => html(
+            StatusCode::OK,
+            &OverviewPage { user: p.user(), flash: None, vault: vault_view(&state, &v), tab: "overview" },
+        ),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+// ---- Secrets ----
+
+/// Dates as the portal shows them (UTC).
+fn date(v: &Value) -> String {
+    v.as_i64().map(coffer_core::clock::iso8601).unwrap_or_else(|| "—".into())
+}
+
+fn last_segment(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+struct SecretRow {
+    name: String,
+    enabled: bool,
+    content_type: String,
+    updated: String,
+    expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/secrets.html")]
+struct SecretsPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vault: VaultView,
+    tab: &'static str,
+    csrf: String,
+    items: Vec<SecretRow>,
+    error: Option<String>,
+}
+
+async fn secrets_page(
+    state: &SharedState,
+    p: &Portal,
+    name: &str,
+    addr: Option<std::net::IpAddr>,
+    flash: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let ctx = match context(state, &p.caller, name, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let vault = vault_view(state, &ctx.vault);
+    let (items, error, status) = match crate::dataplane::dispatch(state, ctx, Method::GET, "/secrets", None).await {
+        Ok(list) => {
+            let items = list["value"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| SecretRow {
+                            name: last_segment(s["id"].as_str().unwrap_or_default()),
+                            enabled: s["attributes"]["enabled"].as_bool().unwrap_or(false),
+                            content_type: s["contentType"].as_str().unwrap_or("").to_string(),
+                            updated: date(&s["attributes"]["updated"]),
+                            expires: date(&s["attributes"]["exp"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (items, None, status)
+        }
+        Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
+    };
+    html(
+        status,
+        &SecretsPage { user: p.user(), flash, vault, tab: "secrets", csrf: p.session.csrf.clone(), items, error },
+    )
+}
+
+pub async fn secrets(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(p) => secrets_page(&state, &p, &name, addr, None, StatusCode::OK).await,
+        Err(r) => r,
+    }
+}
+
+pub async fn create_secret(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = field(&form, "name").unwrap_or("").trim().to_string();
+    if let Err(e) = coffer_core::names::validate_object_name(&name) {
+        return error_page(p.user(), &e);
+    }
+    let mut secret = json!({"value": field(&form, "value").unwrap_or("")});
+    if let Some(ct) = field(&form, "content_type").filter(|c| !c.trim().is_empty()) {
+        secret["contentType"] = json!(ct.trim());
+    }
+    let ctx = match context(&state, &p.caller, &vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    match crate::dataplane::dispatch(&state, ctx, Method::PUT, &format!("/secrets/{name}"), Some(secret)).await {
+        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/secrets/{name}")).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+struct VersionRow {
+    version: String,
+    enabled: bool,
+    created: String,
+    expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/secret.html")]
+struct SecretPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vault: VaultView,
+    tab: &'static str,
+    csrf: String,
+    name: String,
+    id: String,
+    enabled: String,
+    content_type: String,
+    created: String,
+    updated: String,
+    not_before: String,
+    expires: String,
+    tags: Vec<(String, String)>,
+    versions: Vec<VersionRow>,
+    value: Option<String>,
+    value_error: Option<String>,
+    error: Option<String>,
+    who: Vec<String>,
+    who_error: Option<String>,
+}
+
+/// The secret's page; with `reveal`, the value too (a `SecretGet` under the caller's rights).
+async fn secret_page(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    name: &str,
+    addr: Option<std::net::IpAddr>,
+    reveal: bool,
+) -> Response {
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let view = vault_view(state, &ctx.vault);
+    let id = ctx.object_id(coffer_core::object::ObjectKind::Secret, name, None);
+    let ctx2 = VaultContext {
+        vault: ctx.vault.clone(),
+        key: ctx.key.clone(),
+        authority: ctx.authority.clone(),
+        caller: ctx.caller.clone(),
+        api_version: ctx.api_version.clone(),
+    };
+    let mut page = SecretPage {
+        user: p.user(),
+        flash: None,
+        vault: view,
+        tab: "secrets",
+        csrf: p.session.csrf.clone(),
+        name: name.to_string(),
+        id,
+        enabled: "—".into(),
+        content_type: "—".into(),
+        created: "—".into(),
+        updated: "—".into(),
+        not_before: "—".into(),
+        expires: "—".into(),
+        tags: Vec::new(),
+        versions: Vec::new(),
+        value: None,
+        value_error: None,
+        error: None,
+        who: Vec::new(),
+        who_error: None,
+    };
+    let mut status = StatusCode::OK;
+    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/secrets/{name}/versions"), None).await {
+        Ok(list) => {
+            let mut items: Vec<Value> = list["value"].as_array().cloned().unwrap_or_default();
+            items.sort_by_key(|v| std::cmp::Reverse(v["attributes"]["created"].as_i64().unwrap_or(0)));
+            if let Some(latest) = items.first() {
+                let a = &latest["attributes"];
+                page.enabled = a["enabled"].as_bool().map(|b| b.to_string()).unwrap_or_default();
+                page.content_type = latest["contentType"].as_str().unwrap_or("—").to_string();
+                page.created = date(&a["created"]);
+                page.updated = date(&a["updated"]);
+                page.not_before = date(&a["nbf"]);
+                page.expires = date(&a["exp"]);
+                page.tags = latest["tags"]
+                    .as_object()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+                    .unwrap_or_default();
+            }
+            page.versions = items
+                .iter()
+                .map(|v| VersionRow {
+                    version: last_segment(v["id"].as_str().unwrap_or_default()),
+                    enabled: v["attributes"]["enabled"].as_bool().unwrap_or(false),
+                    created: date(&v["attributes"]["created"]),
+                    expires: date(&v["attributes"]["exp"]),
+                })
+                .collect();
+        }
+        Err(e) => {
+            status = status_of(&e);
+            page.error = Some(e.message.clone());
+        }
+    }
+    if reveal {
+        match crate::dataplane::dispatch(state, ctx2, Method::GET, &format!("/secrets/{name}"), None).await {
+            Ok(bundle) => {
+                page.value = bundle["value"].as_str().map(str::to_string);
+                status = StatusCode::OK;
+            }
+            Err(e) => {
+                status = status_of(&e);
+                page.value_error = Some(e.message.clone());
+            }
+        }
+    }
+    // Who can read the value: answered by the evaluator that enforces, for those who may ask.
+    let question = json!({"vault": vault, "secret": name, "action": "getSecret"}).to_string();
+    match crate::authorization::who_can(State(state.clone()), axum::Extension(p.caller.clone()), Bytes::from(question))
+        .await
+    {
+        Ok(resp) => {
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap_or_default();
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            page.who = v["principals"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            format!(
+                                "{} ({}) — {}",
+                                x["name"].as_str().unwrap_or(""),
+                                x["type"].as_str().unwrap_or(""),
+                                x["reasons"][0].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        Err(_) => page.who_error = Some("Only those who may read this vault's access settings see this list.".into()),
+    }
+    html(status, &page)
+}
+
+pub async fn secret(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(p) => secret_page(&state, &p, &vault, &name, addr, false).await,
+        Err(r) => r,
+    }
+}
+
+pub async fn reveal(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match posted(&state, &headers, same, &body).await {
+        Ok((p, _)) => secret_page(&state, &p, &vault, &name, addr, true).await,
+        Err(r) => r,
+    }
+}
+
+/// A data-plane change from a form, then back to a page.
+#[allow(clippy::too_many_arguments)]
+async fn change(
+    state: &SharedState,
+    headers: &HeaderMap,
+    same: bool,
+    body: &Bytes,
+    addr: Option<std::net::IpAddr>,
+    vault: &str,
+    method: Method,
+    path: String,
+    then: String,
+) -> Response {
+    let (p, _) = match posted(state, headers, same, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    match crate::dataplane::dispatch(state, ctx, method, &path, None).await {
+        Ok(_) => Redirect::to(&then).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+pub async fn delete_secret(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let then = format!("/portal/vaults/{vault}/deleted-secrets");
+    change(&state, &headers, same, &body, addr, &vault, Method::DELETE, format!("/secrets/{name}"), then).await
+}
+
+pub async fn recover(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let then = format!("/portal/vaults/{vault}/secrets/{name}");
+    change(&state, &headers, same, &body, addr, &vault, Method::POST, format!("/deletedsecrets/{name}/recover"), then)
+        .await
+}
+
+pub async fn purge(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let then = format!("/portal/vaults/{vault}/deleted-secrets");
+    change(&state, &headers, same, &body, addr, &vault, Method::DELETE, format!("/deletedsecrets/{name}"), then).await
+}
+
+struct DeletedRow {
+    name: String,
+    deleted: String,
+    purge: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/deleted.html")]
+struct DeletedPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vault: VaultView,
+    tab: &'static str,
+    csrf: String,
+    items: Vec<DeletedRow>,
+    error: Option<String>,
+}
+
+pub async fn deleted(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let ctx = match context(&state, &p.caller, &vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let view = vault_view(&state, &ctx.vault);
+    let (items, error, status) =
+        match crate::dataplane::dispatch(&state, ctx, Method::GET, "/deletedsecrets", None).await {
+            Ok(list) => (
+                list["value"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|d| DeletedRow {
+                                name: last_segment(d["id"].as_str().unwrap_or_default()),
+                                deleted: date(&d["deletedDate"]),
+                                purge: date(&d["scheduledPurgeDate"]),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                None,
+                StatusCode::OK,
+            ),
+            Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
+        };
+    html(
+        status,
+        &DeletedPage {
+            user: p.user(),
+            flash: None,
+            vault: view,
+            tab: "deleted",
+            csrf: p.session.csrf.clone(),
+            items,
+            error,
+        },
+    )
+}
+
+// ---- Access policies ----
+
+struct PolicyRow {
+    principal: String,
+    secrets: String,
+    keys: String,
+    certificates: String,
+}
+
+struct PrincipalOption {
+    object_id: String,
+    name: String,
+    kind: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "portal/access.html")]
+struct AccessPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vault: VaultView,
+    tab: &'static str,
+    csrf: String,
+    policies: Vec<PolicyRow>,
+    principals: Vec<PrincipalOption>,
+    secret_permissions: Vec<&'static str>,
+    error: Option<String>,
+}
+
+const SECRET_PERMISSIONS: &[&str] = &["get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
+
+async fn access_page(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    flash: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let v = match visible_vault(state, &p.caller, vault).await {
+        Ok(v) => v,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let principals = state.store.list_principals(&p.caller.tenant_id).await.unwrap_or_default();
+    let name_of = |oid: &str| {
+        principals
+            .iter()
+            .find(|x| x.object_id.eq_ignore_ascii_case(oid))
+            .map(|x| format!("{} ({})", x.name, x.kind.as_str()))
+            .unwrap_or_else(|| oid.to_string())
+    };
+    let policies = v
+        .access_policies
+        .iter()
+        .map(|a| PolicyRow {
+            principal: name_of(&a.object_id),
+            secrets: a.permissions.secrets.join(", "),
+            keys: a.permissions.keys.join(", "),
+            certificates: a.permissions.certificates.join(", "),
+        })
+        .collect();
+    // The picker lists the directory only to those who may read it.
+    let options = if p.caller.tenant_admin {
+        principals
+            .iter()
+            .filter(|x| x.enabled || x.kind == PrincipalKind::Group)
+            .map(|x| PrincipalOption { object_id: x.object_id.clone(), name: x.name.clone(), kind: x.kind.as_str() })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let page = AccessPage {
+        user: p.user(),
+        flash,
+        vault: vault_view(state, &v),
+        tab: "access",
+        csrf: p.session.csrf.clone(),
+        policies,
+        principals: options,
+        secret_permissions: SECRET_PERMISSIONS.to_vec(),
+        error,
+    };
+    html(status, &page)
+}
+
+pub async fn access(State(state): State<SharedState>, headers: HeaderMap, Path(vault): Path<String>) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(p) => access_page(&state, &p, &vault, None, None, StatusCode::OK).await,
+        Err(r) => r,
+    }
+}
+
+/// Replaces the principal's secret permissions (its key and certificate permissions stay),
+/// through the same handler as `PUT …/accessPolicies/replace`.
+pub async fn set_access(
+    State(state): State<SharedState>,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let v = match visible_vault(&state, &p.caller, &vault).await {
+        Ok(v) => v,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let Some(object_id) = field(&form, "object_id").map(str::trim).filter(|o| !o.is_empty()) else {
+        return access_page(&state, &p, &vault, None, Some("Choose a principal.".into()), StatusCode::BAD_REQUEST)
+            .await;
+    };
+    let secrets: Vec<&str> = form.iter().filter(|(k, _)| k == "secret").map(|(_, v)| v.as_str()).collect();
+    let existing = v.access_policies.iter().find(|a| a.object_id.eq_ignore_ascii_case(object_id));
+    let (keys, certificates) =
+        existing.map(|a| (a.permissions.keys.clone(), a.permissions.certificates.clone())).unwrap_or_default();
+    let policy = json!({"properties": {"accessPolicies": [{
+        "tenantId": v.tenant_id, "objectId": object_id,
+        "permissions": {"secrets": secrets, "keys": keys, "certificates": certificates},
+    }]}});
+    let op = if secrets.is_empty() && keys.is_empty() && certificates.is_empty() { "remove" } else { "replace" };
+    let result = crate::management::vaults::update_access_policy(
+        State(state.clone()),
+        axum::Extension(p.caller.clone()),
+        Path((v.subscription_id.clone(), v.resource_group.clone(), v.name.clone(), op.to_string())),
+        Bytes::from(policy.to_string()),
+    )
+    .await;
+    match result {
+        Ok(_) => {
+            access_page(&state, &p, &vault, Some("The access policy was saved.".into()), None, StatusCode::OK).await
+        }
+        Err(e) => {
+            let status = status_of(&e.0);
+            access_page(&state, &p, &vault, None, Some(e.0.message.clone()), status).await
+        }
+    }
+}
+
+// ---- Audit ----
+
+struct AuditRowView {
+    time: String,
+    operation: String,
+    result: String,
+    status: String,
+    caller: String,
+    object: String,
+    address: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/audit.html")]
+struct AuditPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vault: VaultView,
+    tab: &'static str,
+    records: Vec<AuditRowView>,
+    results: Vec<String>,
+    filter_operation: String,
+    filter_result: String,
+    filter_caller: String,
+    error: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct AuditFilter {
+    operation: Option<String>,
+    result: Option<String>,
+    caller: Option<String>,
+}
+
+pub async fn audit(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+    Query(f): Query<AuditFilter>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let v = match visible_vault(&state, &p.caller, &vault).await {
+        Ok(v) => v,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let clean = |s: Option<String>| s.map(|x| x.trim().to_string()).filter(|x| !x.is_empty());
+    let (operation, result, caller) =
+        (clean(f.operation), clean(f.result).map(|r| r.to_ascii_lowercase()), clean(f.caller));
+    let mut page = AuditPage {
+        user: p.user(),
+        flash: None,
+        vault: vault_view(&state, &v),
+        tab: "audit",
+        records: Vec::new(),
+        results: ["", "success", "denied", "failed", "started", "event"].iter().map(|s| s.to_string()).collect(),
+        filter_operation: operation.clone().unwrap_or_default(),
+        filter_result: result.clone().unwrap_or_default(),
+        filter_caller: caller.clone().unwrap_or_default(),
+        error: None,
+    };
+    // The same rule as the audit API: tenant administrators read the log.
+    if let Err(e) = crate::authorization::require_tenant_admin(&p.caller, "read the audit log") {
+        page.error = Some(e.message.clone());
+        return html(StatusCode::FORBIDDEN, &page);
+    }
+    let q = AuditQuery {
+        vault: Some(v.name.to_ascii_lowercase()),
+        operation,
+        result,
+        caller,
+        newest_first: true,
+        limit: 200,
+        ..Default::default()
+    };
+    match state.store.query_audit(&q).await {
+        Ok(rows) => {
+            page.records = rows
+                .iter()
+                .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+                .map(|r| AuditRowView {
+                    time: r["time"].as_str().unwrap_or("").to_string(),
+                    operation: r["operationName"].as_str().unwrap_or("").to_string(),
+                    result: r["result"].as_str().unwrap_or("").to_string(),
+                    status: r["properties"]["httpStatusCode"].as_i64().map(|s| s.to_string()).unwrap_or_default(),
+                    caller: r["identity"]["claim"]["name"].as_str().unwrap_or("—").to_string(),
+                    object: r["properties"]["objectName"].as_str().unwrap_or("").to_string(),
+                    address: r["callerIpAddress"].as_str().unwrap_or("").to_string(),
+                })
+                .collect();
+            html(StatusCode::OK, &page)
+        }
+        Err(e) => error_page(p.user(), &e),
+    }
+}

@@ -1,0 +1,235 @@
+"""The web portal in headless Chromium (Debian's `chromium` and `chromedriver`, driven by
+Selenium): sign in, browse to a secret, see its identifier but not its value without the get
+permission, reveal it with it, create, delete and recover a secret, edit an access policy, and
+a cross-site form post that must fail. Screenshots of the main pages go to
+`tests/artifacts/portal/` (named in the README)."""
+import base64
+import hashlib
+import http.server
+import json
+import os
+import pathlib
+import re
+import shutil
+import threading
+import uuid
+
+import pytest
+import requests
+
+ARTIFACTS = pathlib.Path(__file__).resolve().parents[1] / "artifacts" / "portal"
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+if not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("COFFER_REQUIRE_BROWSER"):
+    pytest.skip("chromium and chromedriver are not installed (scripts/setup-test-env.sh installs them)",
+                allow_module_level=True)
+
+
+def spki_pin(cert_pem_path):
+    """base64(SHA-256(SubjectPublicKeyInfo)) of the server certificate: Chromium trusts exactly it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(pathlib.Path(cert_pem_path).read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.fixture
+def browser(coffer):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900",
+                f"--ignore-certificate-errors-spki-list={spki_pin(os.path.join(coffer.data_dir, 'tls', 'server.pem'))}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait_url(driver, suffix):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 15).until(lambda d: d.current_url.endswith(suffix))
+    return True
+
+
+def shot(driver, name):
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def sign_in(driver, coffer, user, password):
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{coffer.server}/portal/login")
+    driver.find_element(By.ID, "username").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    assert wait_url(driver, "/portal/vaults"), driver.page_source[:500]
+
+
+def sign_out(driver):
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, "header form button").click()
+    assert wait_url(driver, "/portal/login")
+
+
+def user(coffer, name, password, *extra):
+    r = coffer.cli("principal", "create", "--type", "user", "--name", name, "--password-stdin", *extra,
+                   input=password + "\n")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["object_id"]
+
+
+def test_portal_end_to_end(coffer, browser):
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    v = coffer.new_vault()
+    value = "value-" + uuid.uuid4().hex
+    coffer.cli_json("secret", "set", "--vault-name", v, "--name", "db", "--value", value)
+    suffix = uuid.uuid4().hex[:6]
+    reader, keeper = f"reader{suffix}", f"keeper{suffix}"
+    reader_id = user(coffer, reader, "Reader-pass-1")
+    keeper_id = user(coffer, keeper, "Keeper-pass-1", "--tenant-admin")
+    coffer.cli_json("vault", "set-policy", "--name", v, "--object-id", reader_id, "--secret-permissions", "list")
+    coffer.cli_json("vault", "set-policy", "--name", v, "--object-id", keeper_id, "--secret-permissions",
+                    "get", "list", "set", "delete", "recover", "purge")
+
+    # A reader: sees the vault and the secret's identifier, not its value.
+    sign_in(d, coffer, reader, "Reader-pass-1")
+    shot(d, "vaults")
+    d.find_element(By.LINK_TEXT, v).click()
+    shot(d, "vault-overview")
+    assert f"https://{v}.vault.localhost:{coffer.port}/" in d.find_element(By.ID, "vault-uri").text
+    d.find_element(By.LINK_TEXT, "Secrets").click()
+    d.find_element(By.LINK_TEXT, "db").click()
+    assert d.find_element(By.ID, "secret-id").text == f"https://{v}.vault.localhost:{coffer.port}/secrets/db"
+    assert value not in d.page_source
+    d.find_element(By.ID, "show-value").click()
+    refused = d.find_element(By.ID, "value-refused").text
+    assert "does not have secrets get permission" in refused, refused
+    assert value not in d.page_source
+    shot(d, "secret-refused")
+    sign_out(d)
+
+    # A keeper: reveals it, creates, deletes and recovers a secret.
+    sign_in(d, coffer, keeper, "Keeper-pass-1")
+    d.get(f"{coffer.server}/portal/vaults/{v}/secrets/db")
+    d.find_element(By.ID, "show-value").click()
+    assert d.find_element(By.ID, "secret-value").text == value
+    shot(d, "secret-revealed")
+    d.get(f"{coffer.server}/portal/vaults/{v}/secrets")
+    d.find_element(By.ID, "name").send_keys("created-in-browser")
+    d.find_element(By.ID, "value").send_keys("from chromium")
+    d.find_element(By.CSS_SELECTOR, "form[action$='/secrets'] button").click()
+    assert wait_url(d, f"/portal/vaults/{v}/secrets/created-in-browser")
+    assert coffer.cli_json("secret", "show", "--vault-name", v, "--name", "created-in-browser")["value"] == "from chromium"
+    d.find_element(By.ID, "delete").click()
+    assert wait_url(d, f"/portal/vaults/{v}/deleted-secrets"), d.page_source
+    shot(d, "deleted-secrets")
+    assert coffer.cli("secret", "show", "--vault-name", v, "--name", "created-in-browser").returncode == 2
+    d.find_element(By.ID, "recover-created-in-browser").click()
+    assert wait_url(d, f"/portal/vaults/{v}/secrets/created-in-browser")
+    assert coffer.cli_json("secret", "show", "--vault-name", v, "--name", "created-in-browser")["value"] == "from chromium"
+
+    # Access: give the reader get, through the same handler as the API.
+    d.get(f"{coffer.server}/portal/vaults/{v}/access")
+    from selenium.webdriver.support.ui import Select
+    Select(d.find_element(By.ID, "object_id")).select_by_value(reader_id)
+    for p in ("get", "list"):
+        d.find_element(By.CSS_SELECTOR, f"input[name=secret][value={p}]").click()
+    d.find_element(By.ID, "save-policy").click()
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(d, 15).until(lambda x: "was saved" in x.page_source or 'role="alert"' in x.page_source)
+    assert "The access policy was saved." in d.page_source, d.page_source
+    shot(d, "access-policies")
+    policies = coffer.cli_json("vault", "show", "--name", v)["properties"]["accessPolicies"]
+    mine = next(p for p in policies if p["objectId"] == reader_id)
+    assert sorted(mine["permissions"]["secrets"]) == ["get", "list"]
+
+    # The vault's audit page shows the reveal, and the reader's refusal.
+    d.get(f"{coffer.server}/portal/vaults/{v}/audit?operation=SecretGet")
+    shot(d, "audit")
+    rows = d.find_elements(By.CSS_SELECTOR, "tbody tr")
+    seen = {(r.find_elements(By.TAG_NAME, "td")[4].text, r.find_elements(By.TAG_NAME, "td")[2].text) for r in rows}
+    assert (keeper, "success") in seen and (reader, "denied") in seen, seen
+    reveal = [json.loads(line) for line in coffer.cli("audit", "query", "--vault", v, "--operation", "SecretGet",
+                                                      "--caller", keeper_id, "--result", "success").stdout.splitlines()]
+    assert reveal and "HeadlessChrome" in reveal[0]["properties"]["clientInfo"]
+    assert value not in json.dumps(reveal)
+
+    # Security headers on every page.
+    r = requests.get(f"{coffer.server}/portal/login", verify=coffer.creds["ca_file"], timeout=10)
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "same-origin"
+    assert "max-age" in r.headers["strict-transport-security"]
+
+    # Cross-site: a page elsewhere auto-posts a delete form to Coffer. The session cookie is
+    # SameSite=Strict and the form has no CSRF token: nothing happens.
+    attack = (f'<form id="f" method="post" action="{coffer.server}/portal/vaults/{v}/secrets/db/delete">'
+              '<input name="csrf" value="guess"></form><script>document.getElementById("f").submit()</script>')
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(attack.encode())
+
+        def log_message(self, *a):
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        d.get(f"http://127.0.0.1:{evil.server_port}/")
+        d.implicitly_wait(0)
+        import time
+        deadline = time.time() + 10
+        while time.time() < deadline and "127.0.0.1" in d.current_url:
+            time.sleep(0.2)
+        # The post arrived without the session (SameSite=Strict): Coffer asks to sign in.
+        assert d.current_url.endswith("/portal/login"), d.current_url
+    finally:
+        evil.shutdown()
+    assert coffer.cli_json("secret", "show", "--vault-name", v, "--name", "db")["value"] == value, "not deleted"
+    # Even with the session cookie (a same-site attacker), a post without the token is refused.
+    cookie = d.get_cookie("__Host-coffer-session")["value"]
+    r = requests.post(f"{coffer.server}/portal/vaults/{v}/secrets/db/delete", data={"csrf": "guess"},
+                      cookies={"__Host-coffer-session": cookie}, verify=coffer.creds["ca_file"],
+                      allow_redirects=False, timeout=10)
+    assert r.status_code == 403 and "not sent from a Coffer page" in r.text
+    assert coffer.cli_json("secret", "show", "--vault-name", v, "--name", "db")["value"] == value
+    d.get(f"{coffer.server}/portal/vaults")
+    sign_out(d)
+    # After signing out, the old cookie is worth nothing.
+    r = requests.get(f"{coffer.server}/portal/vaults", cookies={"__Host-coffer-session": cookie},
+                     verify=coffer.creds["ca_file"], allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["location"] == "/portal/login"
+
+
+def test_wrong_password_and_login_csrf(coffer):
+    s = requests.Session()
+    page = s.get(f"{coffer.server}/portal/login", verify=coffer.creds["ca_file"], timeout=10)
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    name = "u" + uuid.uuid4().hex[:8]
+    user(coffer, name, "Right-pass-1")
+    bad = s.post(f"{coffer.server}/portal/login", data={"csrf": token, "username": name, "password": "wrong"},
+                 verify=coffer.creds["ca_file"], allow_redirects=False, timeout=10)
+    assert bad.status_code == 401 and "incorrect" in bad.text and "__Host-coffer-session" not in bad.headers.get("set-cookie", "")
+    # A login form posted without this browser's login cookie (login CSRF) is refused.
+    r = requests.post(f"{coffer.server}/portal/login", data={"csrf": token, "username": name, "password": "Right-pass-1"},
+                      verify=coffer.creds["ca_file"], allow_redirects=False, timeout=10)
+    assert r.status_code == 403
+    failed = [json.loads(line) for line in coffer.cli("audit", "query", "--operation", "Authentication",
+                                                      "--result", "denied").stdout.splitlines()]
+    assert any(f["properties"].get("claimedIdentity") == name for f in failed)
