@@ -101,7 +101,8 @@ def test_portal_end_to_end(coffer, browser):
     keeper_id = user(coffer, keeper, "Keeper-pass-1", "--tenant-admin")
     coffer.cli_json("vault", "set-policy", "--name", v, "--object-id", reader_id, "--secret-permissions", "list")
     coffer.cli_json("vault", "set-policy", "--name", v, "--object-id", keeper_id, "--secret-permissions",
-                    "get", "list", "set", "delete", "recover", "purge")
+                    "get", "list", "set", "delete", "recover", "purge", "--key-permissions", "all",
+                    "--certificate-permissions", "all")
 
     # A reader: sees the vault and the secret's identifier, not its value.
     sign_in(d, coffer, reader, "Reader-pass-1")
@@ -140,9 +141,40 @@ def test_portal_end_to_end(coffer, browser):
     assert wait_url(d, f"/portal/vaults/{v}/secrets/created-in-browser")
     assert coffer.cli_json("secret", "show", "--vault-name", v, "--name", "created-in-browser")["value"] == "from chromium"
 
+    # Keys: generate one, see it, delete and recover it.
+    d.get(f"{coffer.server}/portal/vaults/{v}/keys")
+    d.find_element(By.ID, "name").send_keys("signing")
+    from selenium.webdriver.support.ui import Select
+    Select(d.find_element(By.ID, "kty")).select_by_value("EC:P-256")
+    d.find_element(By.ID, "create-key").click()
+    assert wait_url(d, f"/portal/vaults/{v}/keys/signing")
+    assert d.find_element(By.ID, "object-id").text == f"https://{v}.vault.localhost:{coffer.port}/keys/signing"
+    assert "EC P-256" in d.page_source and "sign" in d.page_source
+    shot(d, "key")
+    assert coffer.cli_json("key", "show", "--vault-name", v, "--name", "signing")["key"]["crv"] == "P-256"
+    d.find_element(By.ID, "delete").click()
+    assert wait_url(d, f"/portal/vaults/{v}/deleted-keys")
+    d.find_element(By.ID, "recover-signing").click()
+    assert wait_url(d, f"/portal/vaults/{v}/keys/signing")
+
+    # Certificates: create a self-signed one and download it.
+    d.get(f"{coffer.server}/portal/vaults/{v}/certificates")
+    d.find_element(By.ID, "name").send_keys("web")
+    subject = d.find_element(By.ID, "subject")
+    subject.clear()
+    subject.send_keys("CN=portal.hospital.example")
+    d.find_element(By.ID, "create-certificate").click()
+    assert wait_url(d, f"/portal/vaults/{v}/certificates/web")
+    shot(d, "certificate")
+    cookie = d.get_cookie("__Host-coffer-session")["value"]
+    cer = requests.get(f"{coffer.server}/portal/vaults/{v}/certificates/web/download",
+                       cookies={"__Host-coffer-session": cookie}, verify=coffer.creds["ca_file"], timeout=10)
+    assert cer.status_code == 200 and cer.headers["content-type"] == "application/pkix-cert"
+    from cryptography import x509
+    assert x509.load_der_x509_certificate(cer.content).subject.rfc4514_string() == "CN=portal.hospital.example"
+
     # Access: give the reader get, through the same handler as the API.
     d.get(f"{coffer.server}/portal/vaults/{v}/access")
-    from selenium.webdriver.support.ui import Select
     Select(d.find_element(By.ID, "object_id")).select_by_value(reader_id)
     for p in ("get", "list"):
         d.find_element(By.CSS_SELECTOR, f"input[name=secret][value={p}]").click()

@@ -8,6 +8,7 @@
 //! through the management handler, who-can through the authorization handler — and every page
 //! request is audited by `build_app` like any other. Forms carry a per-session CSRF token and
 //! cross-site requests are refused; pages carry a strict Content-Security-Policy.
+mod objects;
 mod pages;
 pub mod session;
 
@@ -39,6 +40,19 @@ pub fn routes() -> Router<SharedState> {
         .route("/portal/vaults/{vault}/deleted-secrets", get(pages::deleted))
         .route("/portal/vaults/{vault}/deleted-secrets/{name}/recover", post(pages::recover))
         .route("/portal/vaults/{vault}/deleted-secrets/{name}/purge", post(pages::purge))
+        .route("/portal/vaults/{vault}/keys", get(objects::keys).post(objects::create_key))
+        .route("/portal/vaults/{vault}/keys/{name}", get(objects::key))
+        .route("/portal/vaults/{vault}/keys/{name}/delete", post(objects::delete_key))
+        .route("/portal/vaults/{vault}/deleted-keys", get(pages::deleted_keys))
+        .route("/portal/vaults/{vault}/deleted-keys/{name}/recover", post(pages::recover_key))
+        .route("/portal/vaults/{vault}/deleted-keys/{name}/purge", post(pages::purge_key))
+        .route("/portal/vaults/{vault}/certificates", get(objects::certificates).post(objects::create_certificate))
+        .route("/portal/vaults/{vault}/certificates/{name}", get(objects::certificate))
+        .route("/portal/vaults/{vault}/certificates/{name}/download", get(objects::download_certificate))
+        .route("/portal/vaults/{vault}/certificates/{name}/delete", post(objects::delete_certificate))
+        .route("/portal/vaults/{vault}/deleted-certificates", get(pages::deleted_certificates))
+        .route("/portal/vaults/{vault}/deleted-certificates/{name}/recover", post(pages::recover_certificate))
+        .route("/portal/vaults/{vault}/deleted-certificates/{name}/purge", post(pages::purge_certificate))
         .route("/portal/vaults/{vault}/access", get(pages::access).post(pages::set_access))
         .route("/portal/vaults/{vault}/audit", get(pages::audit))
         .layer(axum::middleware::map_response(security_headers))

@@ -17,14 +17,14 @@ use crate::objects::VaultContext;
 use crate::state::SharedState;
 
 /// A signed-in request: who, and their session.
-struct Portal {
-    caller: Caller,
-    session: Session,
+pub(super) struct Portal {
+    pub(super) caller: Caller,
+    pub(super) session: Session,
     cookie: String,
 }
 
 impl Portal {
-    fn user(&self) -> Option<UserView> {
+    pub(super) fn user(&self) -> Option<UserView> {
         Some(UserView::of(&self.caller, &self.session.csrf))
     }
 }
@@ -35,7 +35,7 @@ fn to_login() -> Response {
 
 /// The session behind the request's cookie, with its principal resolved again (a disabled or
 /// deleted principal is signed out), or a redirect to the sign-in page.
-async fn signed_in(state: &SharedState, headers: &HeaderMap) -> Result<Portal, Response> {
+pub(super) async fn signed_in(state: &SharedState, headers: &HeaderMap) -> Result<Portal, Response> {
     let now = state.clock.now();
     let Some(cookie) = session::cookie(headers, COOKIE) else { return Err(to_login()) };
     let Some(session) = state.sessions.get(cookie, now) else { return Err(to_login()) };
@@ -49,9 +49,9 @@ async fn signed_in(state: &SharedState, headers: &HeaderMap) -> Result<Portal, R
     Ok(Portal { caller, session, cookie: cookie.to_string() })
 }
 
-type Form = Vec<(String, String)>;
+pub(super) type Form = Vec<(String, String)>;
 
-fn field<'a>(form: &'a Form, name: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(form: &'a Form, name: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
@@ -67,7 +67,7 @@ fn cross_site() -> Response {
 
 /// A form post from a signed-in user: same origin, right CSRF token, and (for changes) a
 /// durable "started" audit record before anything happens.
-async fn posted(
+pub(super) async fn posted(
     state: &SharedState,
     headers: &HeaderMap,
     same: bool,
@@ -193,18 +193,18 @@ pub async fn logout(
 // ---- Vaults ----
 
 #[derive(Debug, Clone)]
-struct VaultView {
-    name: String,
-    uri: String,
-    model: &'static str,
-    rbac: bool,
-    retention_days: u32,
-    purge_protection: bool,
-    network: String,
-    resource_id: String,
+pub(super) struct VaultView {
+    pub(super) name: String,
+    pub(super) uri: String,
+    pub(super) model: &'static str,
+    pub(super) rbac: bool,
+    pub(super) retention_days: u32,
+    pub(super) purge_protection: bool,
+    pub(super) network: String,
+    pub(super) resource_id: String,
 }
 
-fn vault_view(state: &SharedState, v: &Vault) -> VaultView {
+pub(super) fn vault_view(state: &SharedState, v: &Vault) -> VaultView {
     let network = match &v.network_acls {
         None => "All networks".to_string(),
         Some(acls) => serde_json::to_value(acls)
@@ -280,7 +280,7 @@ async fn visible_vault(state: &SharedState, caller: &Caller, name: &str) -> Resu
 }
 
 /// The vault as the data plane sees a request from this browser (its firewall applies too).
-async fn context(
+pub(super) async fn context(
     state: &SharedState,
     caller: &Caller,
     name: &str,
@@ -370,11 +370,11 @@ pub async fn overview(State(state): State<SharedState>, headers: HeaderMap, Path
 // ---- Secrets ----
 
 /// Dates as the portal shows them (UTC).
-fn date(v: &Value) -> String {
+pub(super) fn date(v: &Value) -> String {
     v.as_i64().map(coffer_core::clock::iso8601).unwrap_or_else(|| "—".into())
 }
 
-fn last_segment(id: &str) -> String {
+pub(super) fn last_segment(id: &str) -> String {
     id.rsplit('/').next().unwrap_or_default().to_string()
 }
 
@@ -479,11 +479,11 @@ pub async fn create_secret(
     }
 }
 
-struct VersionRow {
-    version: String,
-    enabled: bool,
-    created: String,
-    expires: String,
+pub(super) struct VersionRow {
+    pub(super) version: String,
+    pub(super) enabled: bool,
+    pub(super) created: String,
+    pub(super) expires: String,
 }
 
 #[derive(Template)]
@@ -573,15 +573,7 @@ async fn secret_page(
                     .map(|t| t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
                     .unwrap_or_default();
             }
-            page.versions = items
-                .iter()
-                .map(|v| VersionRow {
-                    version: last_segment(v["id"].as_str().unwrap_or_default()),
-                    enabled: v["attributes"]["enabled"].as_bool().unwrap_or(false),
-                    created: date(&v["attributes"]["created"]),
-                    expires: date(&v["attributes"]["exp"]),
-                })
-                .collect();
+            page.versions = version_rows(&items);
         }
         Err(e) => {
             status = status_of(&e);
@@ -656,8 +648,23 @@ pub async fn reveal(
 }
 
 /// A data-plane change from a form, then back to a page.
-#[allow(clippy::too_many_arguments)]
-async fn change(
+/// Versions newest first, from a data-plane version list.
+pub(super) fn version_rows(items: &[Value]) -> Vec<VersionRow> {
+    let mut items: Vec<&Value> = items.iter().collect();
+    items.sort_by_key(|v| std::cmp::Reverse(v["attributes"]["created"].as_i64().unwrap_or(0)));
+    items
+        .iter()
+        .map(|v| VersionRow {
+            version: last_segment(v["id"].as_str().unwrap_or_default()),
+            enabled: v["attributes"]["enabled"].as_bool().unwrap_or(false),
+            created: date(&v["attributes"]["created"]),
+            expires: date(&v["attributes"]["exp"]),
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)] // a form post's parts, then what to do and where to go
+pub(super) async fn change(
     state: &SharedState,
     headers: &HeaderMap,
     same: bool,
@@ -694,31 +701,6 @@ pub async fn delete_secret(
     change(&state, &headers, same, &body, addr, &vault, Method::DELETE, format!("/secrets/{name}"), then).await
 }
 
-pub async fn recover(
-    State(state): State<SharedState>,
-    ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
-    Path((vault, name)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let then = format!("/portal/vaults/{vault}/secrets/{name}");
-    change(&state, &headers, same, &body, addr, &vault, Method::POST, format!("/deletedsecrets/{name}/recover"), then)
-        .await
-}
-
-pub async fn purge(
-    State(state): State<SharedState>,
-    ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
-    Path((vault, name)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let then = format!("/portal/vaults/{vault}/deleted-secrets");
-    change(&state, &headers, same, &body, addr, &vault, Method::DELETE, format!("/deletedsecrets/{name}"), then).await
-}
-
 struct DeletedRow {
     name: String,
     deleted: String,
@@ -733,58 +715,103 @@ struct DeletedPage {
     vault: VaultView,
     tab: &'static str,
     csrf: String,
+    collection: &'static str,
     items: Vec<DeletedRow>,
     error: Option<String>,
 }
 
-pub async fn deleted(
-    State(state): State<SharedState>,
-    ClientAddr(addr): ClientAddr,
-    headers: HeaderMap,
-    Path(vault): Path<String>,
+/// The deleted secrets, keys or certificates of a vault (`collection`), with recover and purge.
+async fn deleted_page(
+    state: &SharedState,
+    headers: &HeaderMap,
+    addr: Option<std::net::IpAddr>,
+    vault: &str,
+    collection: &'static str,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
+    let p = match signed_in(state, headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let ctx = match context(&state, &p.caller, &vault, addr).await {
+    let ctx = match context(state, &p.caller, vault, addr).await {
         Ok(c) => c,
         Err(e) => return error_page(p.user(), &e),
     };
-    let view = vault_view(&state, &ctx.vault);
-    let (items, error, status) =
-        match crate::dataplane::dispatch(&state, ctx, Method::GET, "/deletedsecrets", None).await {
-            Ok(list) => (
-                list["value"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|d| DeletedRow {
-                                name: last_segment(d["id"].as_str().unwrap_or_default()),
-                                deleted: date(&d["deletedDate"]),
-                                purge: date(&d["scheduledPurgeDate"]),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                None,
-                StatusCode::OK,
-            ),
-            Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
-        };
-    html(
-        status,
-        &DeletedPage {
-            user: p.user(),
-            flash: None,
-            vault: view,
-            tab: "deleted",
-            csrf: p.session.csrf.clone(),
-            items,
-            error,
-        },
-    )
+    let view = vault_view(state, &ctx.vault);
+    let path = format!("/deleted{collection}");
+    let (items, error, status) = match crate::dataplane::dispatch(state, ctx, Method::GET, &path, None).await {
+        Ok(list) => (
+            list["value"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|d| DeletedRow {
+                            name: last_segment(d["recoveryId"].as_str().or(d["id"].as_str()).unwrap_or_default()),
+                            deleted: date(&d["deletedDate"]),
+                            purge: date(&d["scheduledPurgeDate"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None,
+            StatusCode::OK,
+        ),
+        Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
+    };
+    let page = DeletedPage {
+        user: p.user(),
+        flash: None,
+        vault: view,
+        tab: "deleted",
+        csrf: p.session.csrf.clone(),
+        collection,
+        items,
+        error,
+    };
+    html(status, &page)
 }
+
+macro_rules! deleted_handlers {
+    ($list:ident, $recover:ident, $purge:ident, $collection:literal) => {
+        pub async fn $list(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            headers: HeaderMap,
+            Path(vault): Path<String>,
+        ) -> Response {
+            deleted_page(&state, &headers, addr, &vault, $collection).await
+        }
+
+        pub async fn $recover(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            SameOrigin(same): SameOrigin,
+            headers: HeaderMap,
+            Path((vault, name)): Path<(String, String)>,
+            body: Bytes,
+        ) -> Response {
+            let then = format!("/portal/vaults/{vault}/{}/{name}", $collection);
+            let path = format!("/deleted{}/{name}/recover", $collection);
+            change(&state, &headers, same, &body, addr, &vault, Method::POST, path, then).await
+        }
+
+        pub async fn $purge(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            SameOrigin(same): SameOrigin,
+            headers: HeaderMap,
+            Path((vault, name)): Path<(String, String)>,
+            body: Bytes,
+        ) -> Response {
+            let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
+            let path = format!("/deleted{}/{name}", $collection);
+            change(&state, &headers, same, &body, addr, &vault, Method::DELETE, path, then).await
+        }
+    };
+}
+
+deleted_handlers!(deleted, recover, purge, "secrets");
+deleted_handlers!(deleted_keys, recover_key, purge_key, "keys");
+deleted_handlers!(deleted_certificates, recover_certificate, purge_certificate, "certificates");
 
 // ---- Access policies ----
 

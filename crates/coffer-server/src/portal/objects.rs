@@ -1,0 +1,337 @@
+//! Keys and certificates in the portal: lists, item pages, generate / create, delete, and the
+//! certificate download — all through `dataplane::dispatch`, like the secrets pages.
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+
+use super::pages::{
+    Portal, VaultView, VersionRow, change, context, date, field, last_segment, posted, signed_in, vault_view,
+    version_rows,
+};
+use super::{SameOrigin, UserView, error_page, html, status_of};
+use crate::http::ClientAddr;
+use crate::state::SharedState;
+
+struct ObjectRow {
+    name: String,
+    enabled: bool,
+    updated: String,
+    expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/objects.html")]
+struct ObjectsPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vault: VaultView,
+    tab: &'static str,
+    csrf: String,
+    title: &'static str,
+    collection: &'static str,
+    items: Vec<ObjectRow>,
+    error: Option<String>,
+}
+
+fn title_of(collection: &'static str) -> &'static str {
+    if collection == "keys" { "Keys" } else { "Certificates" }
+}
+
+async fn list_page(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    collection: &'static str,
+    addr: Option<std::net::IpAddr>,
+) -> Response {
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let view = vault_view(state, &ctx.vault);
+    let (items, error, status) =
+        match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}"), None).await {
+            Ok(list) => {
+                let rows = list["value"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|o| {
+                                let id = o["kid"].as_str().or(o["id"].as_str()).unwrap_or_default();
+                                ObjectRow {
+                                    name: last_segment(id),
+                                    enabled: o["attributes"]["enabled"].as_bool().unwrap_or(false),
+                                    updated: date(&o["attributes"]["updated"]),
+                                    expires: date(&o["attributes"]["exp"]),
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (rows, None, StatusCode::OK)
+            }
+            Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
+        };
+    let page = ObjectsPage {
+        user: p.user(),
+        flash: None,
+        vault: view,
+        tab: collection,
+        csrf: p.session.csrf.clone(),
+        title: title_of(collection),
+        collection,
+        items,
+        error,
+    };
+    html(status, &page)
+}
+
+#[derive(Template)]
+#[template(path = "portal/object.html")]
+struct ObjectPage {
+    user: Option<UserView>,
+    flash: Option<String>,
+    vault: VaultView,
+    tab: &'static str,
+    csrf: String,
+    kind: &'static str,
+    collection: &'static str,
+    name: String,
+    id: String,
+    properties: Vec<(String, String)>,
+    versions: Vec<VersionRow>,
+    error: Option<String>,
+}
+
+/// What an item page lists about the current version (never key material).
+fn properties(collection: &str, bundle: &Value) -> Vec<(String, String)> {
+    let a = &bundle["attributes"];
+    let mut out = vec![
+        ("Enabled".to_string(), a["enabled"].as_bool().map(|b| b.to_string()).unwrap_or_default()),
+        ("Created".to_string(), date(&a["created"])),
+        ("Updated".to_string(), date(&a["updated"])),
+        ("Not before".to_string(), date(&a["nbf"])),
+        ("Expires".to_string(), date(&a["exp"])),
+    ];
+    if collection == "keys" {
+        let k = &bundle["key"];
+        let kty = k["kty"].as_str().unwrap_or("");
+        let size = k["n"].as_str().map(|n| format!(" {} bits", n.len() * 6 / 8 * 8)).unwrap_or_default();
+        out.insert(
+            0,
+            (
+                "Key type".into(),
+                format!("{kty}{}{size}", k["crv"].as_str().map(|c| format!(" {c}")).unwrap_or_default()),
+            ),
+        );
+        let ops: Vec<&str> =
+            k["key_ops"].as_array().map(|o| o.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        out.insert(1, ("Permitted operations".into(), ops.join(", ")));
+    } else {
+        out.insert(0, ("Thumbprint (x5t)".into(), bundle["x5t"].as_str().unwrap_or("").to_string()));
+        if let Some(s) = bundle["policy"]["x509_props"]["subject"].as_str() {
+            out.insert(1, ("Subject".into(), s.to_string()));
+        }
+    }
+    if let Some(tags) = bundle["tags"].as_object().filter(|t| !t.is_empty()) {
+        let t: Vec<String> = tags.iter().map(|(k, v)| format!("{k} = {}", v.as_str().unwrap_or(""))).collect();
+        out.push(("Tags".into(), t.join(", ")));
+    }
+    out
+}
+
+async fn item_page(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    collection: &'static str,
+    name: &str,
+    addr: Option<std::net::IpAddr>,
+) -> Response {
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let view = vault_view(state, &ctx.vault);
+    let id = ctx.object_id_in(collection, name, None);
+    let mut page = ObjectPage {
+        user: p.user(),
+        flash: None,
+        vault: view,
+        tab: collection,
+        csrf: p.session.csrf.clone(),
+        kind: if collection == "keys" { "Key" } else { "Certificate" },
+        collection,
+        name: name.to_string(),
+        id,
+        properties: Vec::new(),
+        versions: Vec::new(),
+        error: None,
+    };
+    let mut status = StatusCode::OK;
+    let again = || context(state, &p.caller, vault, addr);
+    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}/{name}"), None).await {
+        Ok(bundle) => page.properties = properties(collection, &bundle),
+        Err(e) => {
+            status = status_of(&e);
+            page.error = Some(e.message.clone());
+        }
+    }
+    if let Ok(ctx) = again().await {
+        match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}/{name}/versions"), None).await
+        {
+            Ok(list) => page.versions = version_rows(list["value"].as_array().map(Vec::as_slice).unwrap_or(&[])),
+            Err(e) if page.error.is_none() => {
+                status = status_of(&e);
+                page.error = Some(e.message.clone());
+            }
+            Err(_) => {}
+        }
+    }
+    html(status, &page)
+}
+
+macro_rules! object_pages {
+    ($list:ident, $item:ident, $delete:ident, $collection:literal) => {
+        pub async fn $list(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            headers: HeaderMap,
+            Path(vault): Path<String>,
+        ) -> Response {
+            match signed_in(&state, &headers).await {
+                Ok(p) => list_page(&state, &p, &vault, $collection, addr).await,
+                Err(r) => r,
+            }
+        }
+
+        pub async fn $item(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            headers: HeaderMap,
+            Path((vault, name)): Path<(String, String)>,
+        ) -> Response {
+            match signed_in(&state, &headers).await {
+                Ok(p) => item_page(&state, &p, &vault, $collection, &name, addr).await,
+                Err(r) => r,
+            }
+        }
+
+        pub async fn $delete(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            SameOrigin(same): SameOrigin,
+            headers: HeaderMap,
+            Path((vault, name)): Path<(String, String)>,
+            body: Bytes,
+        ) -> Response {
+            let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
+            let path = format!("/{}/{name}", $collection);
+            change(&state, &headers, same, &body, addr, &vault, Method::DELETE, path, then).await
+        }
+    };
+}
+
+object_pages!(keys, key, delete_key, "keys");
+object_pages!(certificates, certificate, delete_certificate, "certificates");
+
+/// Generates a key (`kty` is `RSA:SIZE` or `EC:CURVE`).
+pub async fn create_key(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = field(&form, "name").unwrap_or("").trim().to_string();
+    let spec = match field(&form, "kty").and_then(|k| k.split_once(':')) {
+        Some(("RSA", size)) => json!({"kty": "RSA", "key_size": size.parse::<u32>().unwrap_or(2048)}),
+        Some(("EC", crv)) => json!({"kty": "EC", "crv": crv}),
+        _ => return error_page(p.user(), &coffer_core::Error::bad_parameter("Choose a key type.")),
+    };
+    create(&state, &p, &vault, addr, "keys", &name, spec).await
+}
+
+/// Creates a self-signed certificate (its key and secret come with it).
+pub async fn create_certificate(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = field(&form, "name").unwrap_or("").trim().to_string();
+    let months = field(&form, "months").and_then(|m| m.trim().parse::<u32>().ok()).unwrap_or(12);
+    let spec = json!({"policy": {
+        "issuer": {"name": "Self"},
+        "x509_props": {"subject": field(&form, "subject").unwrap_or("").trim(), "validity_months": months},
+        "key_props": {"kty": "RSA", "key_size": 2048, "exportable": true, "reuse_key": false},
+        "secret_props": {"contentType": "application/x-pkcs12"},
+    }});
+    create(&state, &p, &vault, addr, "certificates", &name, spec).await
+}
+
+async fn create(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    addr: Option<std::net::IpAddr>,
+    collection: &'static str,
+    name: &str,
+    spec: Value,
+) -> Response {
+    if let Err(e) = coffer_core::names::validate_object_name(name) {
+        return error_page(p.user(), &e);
+    }
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    match crate::dataplane::dispatch(state, ctx, Method::POST, &format!("/{collection}/{name}/create"), Some(spec))
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/{collection}/{name}")).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+/// The certificate (DER) as a `.cer` download.
+pub async fn download_certificate(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let ctx = match context(&state, &p.caller, &vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let bundle =
+        match crate::dataplane::dispatch(&state, ctx, Method::GET, &format!("/certificates/{name}"), None).await {
+            Ok(b) => b,
+            Err(e) => return error_page(p.user(), &e),
+        };
+    let Some(der) = bundle["cer"].as_str().and_then(coffer_crypto::b64::std_decode) else {
+        return error_page(p.user(), &coffer_core::Error::internal("the certificate has no DER form"));
+    };
+    let file = format!("attachment; filename=\"{name}.cer\"");
+    ([(header::CONTENT_TYPE, "application/pkix-cert".to_string()), (header::CONTENT_DISPOSITION, file)], der)
+        .into_response()
+}
