@@ -127,6 +127,18 @@ def test_portal_end_to_end(coffer, browser):
     d.find_element(By.ID, "show-value").click()
     assert d.find_element(By.ID, "secret-value").text == value
     shot(d, "secret-revealed")
+    # Edit: a new version, then disable it.
+    d.find_element(By.ID, "new-value").send_keys("second value")
+    d.find_element(By.ID, "new-version").click()
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(d, 15).until(lambda x: len(x.find_elements(By.CSS_SELECTOR, "section:nth-of-type(2) tbody tr")) == 2)
+    assert coffer.cli_json("secret", "show", "--vault-name", v, "--name", "db")["value"] == "second value"
+    d.find_element(By.ID, "toggle-enabled").click()
+    WebDriverWait(d, 15).until(lambda x: "Enable the current version" in x.page_source)
+    assert coffer.cli("secret", "show", "--vault-name", v, "--name", "db").returncode == 2, "a disabled version is not served"
+    d.find_element(By.ID, "toggle-enabled").click()
+    WebDriverWait(d, 15).until(lambda x: "Disable the current version" in x.page_source)
+    coffer.cli_json("secret", "set", "--vault-name", v, "--name", "db", "--value", value)
     d.get(f"{coffer.server}/portal/vaults/{v}/secrets")
     d.find_element(By.ID, "name").send_keys("created-in-browser")
     d.find_element(By.ID, "value").send_keys("from chromium")
@@ -265,3 +277,50 @@ def test_wrong_password_and_login_csrf(coffer):
     failed = [json.loads(line) for line in coffer.cli("audit", "query", "--operation", "Authentication",
                                                       "--result", "denied").stdout.splitlines()]
     assert any(f["properties"].get("claimedIdentity") == name for f in failed)
+
+
+def test_administrators_create_vaults_and_principals(coffer, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    d = browser
+    admin = "admin" + uuid.uuid4().hex[:6]
+    user(coffer, admin, "Admin-pass-1", "--tenant-admin")
+    sign_in(d, coffer, admin, "Admin-pass-1")
+    name = "p" + uuid.uuid4().hex[:10]
+    d.find_element(By.ID, "vname").send_keys(name)
+    d.find_element(By.ID, "create-vault").click()
+    assert wait_url(d, f"/portal/vaults/{name}")
+    vault = coffer.cli_json("vault", "show", "--name", name)
+    mine = [p for p in vault["properties"]["accessPolicies"] if p["permissions"]["secrets"] == ["all"]]
+    assert mine, "the creator gets every permission, as az keyvault create gives"
+
+    d.get(f"{coffer.server}/portal/admin")
+    app = "app" + uuid.uuid4().hex[:6]
+    Select(d.find_element(By.ID, "ptype")).select_by_value("app")
+    d.find_element(By.ID, "pname").send_keys(app)
+    d.find_element(By.ID, "create-principal").click()
+    WebDriverWait(d, 15).until(lambda x: x.find_elements(By.ID, "shown-once"))
+    shown = d.find_element(By.ID, "shown-once").text
+    client_id = re.search(r"client_id: (\S+)", shown).group(1)
+    secret = re.search(r"client_secret: (\S+)", shown).group(1)
+    shot(d, "directory")
+    token = requests.post(f"{coffer.server}/{coffer.creds['tenant_id']}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+        "scope": f"https://vault.localhost:{coffer.port}/.default"}, verify=coffer.creds["ca_file"], timeout=10)
+    assert token.status_code == 200, "the secret shown once signs the new application in"
+
+    group = "grp" + uuid.uuid4().hex[:6]
+    Select(d.find_element(By.ID, "ptype")).select_by_value("group")
+    d.find_element(By.ID, "pname").send_keys(group)
+    d.find_element(By.ID, "create-principal").click()
+    WebDriverWait(d, 15).until(lambda x: f"Created group '{group}'" in x.page_source)
+    group_id = next(o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#group option") if o.text == group)
+    app_id = next(o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#member option")
+                  if o.text.startswith(app + " "))
+    Select(d.find_element(By.ID, "group")).select_by_value(group_id)
+    Select(d.find_element(By.ID, "member")).select_by_value(app_id)
+    d.find_element(By.ID, "add-member").click()
+    WebDriverWait(d, 15).until(lambda x: "The member was added." in x.page_source)
+    members = coffer.cli_json("group", "member", "list", "--group", group_id)
+    assert app_id in json.dumps(members)

@@ -211,7 +211,7 @@ struct CreateIn {
     tenant_admin: bool,
 }
 
-async fn create_principal(
+pub(crate) async fn create_principal(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     body: Bytes,
@@ -336,7 +336,7 @@ struct CredentialIn {
     password: Option<String>,
 }
 
-async fn add_credential(
+pub(crate) async fn add_credential(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
@@ -446,7 +446,7 @@ async fn list_members(
     Ok(json_response(StatusCode::OK, json!({ "value": items })))
 }
 
-async fn add_member(
+pub(crate) async fn add_member(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((id, member)): Path<(String, String)>,

@@ -193,7 +193,7 @@ fn apply_props(v: &mut Vault, p: &VaultPropsIn, tags: Option<Tags>, creating: bo
     Ok(())
 }
 
-pub(super) async fn create_or_update_vault(
+pub(crate) async fn create_or_update_vault(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((sub, rg, name)): Path<(String, String, String)>,

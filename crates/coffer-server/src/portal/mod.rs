@@ -8,6 +8,7 @@
 //! through the management handler, who-can through the authorization handler — and every page
 //! request is audited by `build_app` like any other. Forms carry a per-session CSRF token and
 //! cross-site requests are refused; pages carry a strict Content-Security-Policy.
+mod admin;
 mod objects;
 mod pages;
 pub mod session;
@@ -31,12 +32,17 @@ pub fn routes() -> Router<SharedState> {
         .route("/portal/static/{file}", get(static_file))
         .route("/portal/login", get(pages::login_form).post(pages::login))
         .route("/portal/logout", post(pages::logout))
-        .route("/portal/vaults", get(pages::vaults))
+        .route("/portal/vaults", get(pages::vaults).post(pages::create_vault))
+        .route("/portal/admin", get(admin::admin))
+        .route("/portal/admin/principals", post(admin::create_principal))
+        .route("/portal/admin/members", post(admin::add_member))
         .route("/portal/vaults/{vault}", get(pages::overview))
         .route("/portal/vaults/{vault}/secrets", get(pages::secrets).post(pages::create_secret))
         .route("/portal/vaults/{vault}/secrets/{name}", get(pages::secret))
         .route("/portal/vaults/{vault}/secrets/{name}/reveal", post(pages::reveal))
         .route("/portal/vaults/{vault}/secrets/{name}/delete", post(pages::delete_secret))
+        .route("/portal/vaults/{vault}/secrets/{name}/versions", post(pages::new_version))
+        .route("/portal/vaults/{vault}/{collection}/{name}/update", post(pages::update))
         .route("/portal/vaults/{vault}/deleted-secrets", get(pages::deleted))
         .route("/portal/vaults/{vault}/deleted-secrets/{name}/recover", post(pages::recover))
         .route("/portal/vaults/{vault}/deleted-secrets/{name}/purge", post(pages::purge))
@@ -94,11 +100,17 @@ pub struct UserView {
     pub name: String,
     pub object_id: String,
     pub csrf: String,
+    pub admin: bool,
 }
 
 impl UserView {
     fn of(caller: &Caller, csrf: &str) -> Self {
-        Self { name: caller.name.clone(), object_id: caller.object_id.clone(), csrf: csrf.to_string() }
+        Self {
+            name: caller.name.clone(),
+            object_id: caller.object_id.clone(),
+            csrf: csrf.to_string(),
+            admin: caller.tenant_admin,
+        }
     }
 }
 

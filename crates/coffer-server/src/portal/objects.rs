@@ -104,6 +104,10 @@ struct ObjectPage {
     properties: Vec<(String, String)>,
     versions: Vec<VersionRow>,
     error: Option<String>,
+    current_version: Option<String>,
+    enabled: bool,
+    who: Vec<String>,
+    who_error: Option<String>,
 }
 
 /// What an item page lists about the current version (never key material).
@@ -170,11 +174,19 @@ async fn item_page(
         properties: Vec::new(),
         versions: Vec::new(),
         error: None,
+        current_version: None,
+        enabled: false,
+        who: Vec::new(),
+        who_error: None,
     };
     let mut status = StatusCode::OK;
     let again = || context(state, &p.caller, vault, addr);
     match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}/{name}"), None).await {
-        Ok(bundle) => page.properties = properties(collection, &bundle),
+        Ok(bundle) => {
+            page.properties = properties(collection, &bundle);
+            page.enabled = bundle["attributes"]["enabled"].as_bool().unwrap_or(false);
+            page.current_version = bundle["kid"].as_str().or(bundle["id"].as_str()).map(last_segment);
+        }
         Err(e) => {
             status = status_of(&e);
             page.error = Some(e.message.clone());
@@ -191,6 +203,8 @@ async fn item_page(
             Err(_) => {}
         }
     }
+    let (kind, action) = if collection == "keys" { ("key", "getKey") } else { ("certificate", "getCertificate") };
+    (page.who, page.who_error) = super::pages::who_can(state, &p.caller, vault, kind, name, action).await;
     html(status, &page)
 }
 

@@ -324,24 +324,84 @@ struct VaultsPage {
     user: Option<UserView>,
     flash: Option<String>,
     vaults: Vec<VaultView>,
+    admin: bool,
+    csrf: String,
+    error: Option<String>,
 }
 
 pub async fn vaults(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    match signed_in(&state, &headers).await {
+        Ok(p) => vaults_page(&state, &p, None, StatusCode::OK).await,
+        Err(r) => r,
+    }
+}
+
+async fn vaults_page(state: &SharedState, p: &Portal, error: Option<String>, status: StatusCode) -> Response {
     let all = match state.store.list_vaults(&p.caller.tenant_id).await {
         Ok(v) => v,
         Err(e) => return error_page(p.user(), &e),
     };
     let mut vaults = Vec::new();
     for v in all.iter().filter(|v| !v.is_deleted()) {
-        if may_see(&state, &p.caller, v).await {
-            vaults.push(vault_view(&state, v));
+        if may_see(state, &p.caller, v).await {
+            vaults.push(vault_view(state, v));
         }
     }
-    html(StatusCode::OK, &VaultsPage { user: p.user(), flash: None, vaults })
+    let page = VaultsPage {
+        user: p.user(),
+        flash: None,
+        vaults,
+        admin: p.caller.tenant_admin,
+        csrf: p.session.csrf.clone(),
+        error,
+    };
+    html(status, &page)
+}
+
+/// Creates a vault through the Resource Manager handler; under access policies its creator
+/// gets every permission (as `az keyvault create` gives).
+pub async fn create_vault(
+    State(state): State<SharedState>,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = field(&form, "name").unwrap_or("").trim().to_string();
+    let rbac = field(&form, "model") == Some("rbac");
+    let retention = field(&form, "retention").and_then(|r| r.trim().parse::<u32>().ok()).unwrap_or(90);
+    let tenant = match state.store.get_tenant(&p.caller.tenant_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return error_page(p.user(), &Error::not_found("TenantNotFound", "Your tenant no longer exists.")),
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let mut props = json!({"tenantId": tenant.id, "sku": {"family": "A", "name": "standard"},
+        "enableRbacAuthorization": rbac, "softDeleteRetentionInDays": retention});
+    if field(&form, "purge_protection") == Some("true") {
+        props["enablePurgeProtection"] = json!(true);
+    }
+    if !rbac {
+        props["accessPolicies"] = json!([{"tenantId": tenant.id, "objectId": p.caller.object_id,
+            "permissions": {"keys": ["all"], "secrets": ["all"], "certificates": ["all"], "storage": ["all"]}}]);
+    }
+    let body = json!({"location": "local", "properties": props}).to_string();
+    let result = crate::management::vaults::create_or_update_vault(
+        State(state.clone()),
+        axum::Extension(p.caller.clone()),
+        Path((tenant.default_subscription_id.clone(), "default".to_string(), name.clone())),
+        Bytes::from(body),
+    )
+    .await;
+    match result {
+        Ok(_) => Redirect::to(&format!("/portal/vaults/{name}")).into_response(),
+        Err(e) => {
+            let status = status_of(&e.0);
+            vaults_page(&state, &p, Some(e.0.message.clone()), status).await
+        }
+    }
 }
 
 #[derive(Template)]
@@ -509,6 +569,7 @@ struct SecretPage {
     error: Option<String>,
     who: Vec<String>,
     who_error: Option<String>,
+    current_version: Option<String>,
 }
 
 /// The secret's page; with `reveal`, the value too (a `SecretGet` under the caller's rights).
@@ -554,6 +615,7 @@ async fn secret_page(
         error: None,
         who: Vec::new(),
         who_error: None,
+        current_version: None,
     };
     let mut status = StatusCode::OK;
     match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/secrets/{name}/versions"), None).await {
@@ -561,6 +623,7 @@ async fn secret_page(
             let mut items: Vec<Value> = list["value"].as_array().cloned().unwrap_or_default();
             items.sort_by_key(|v| std::cmp::Reverse(v["attributes"]["created"].as_i64().unwrap_or(0)));
             if let Some(latest) = items.first() {
+                page.current_version = latest["id"].as_str().map(last_segment);
                 let a = &latest["attributes"];
                 page.enabled = a["enabled"].as_bool().map(|b| b.to_string()).unwrap_or_default();
                 page.content_type = latest["contentType"].as_str().unwrap_or("—").to_string();
@@ -593,31 +656,7 @@ async fn secret_page(
         }
     }
     // Who can read the value: answered by the evaluator that enforces, for those who may ask.
-    let question = json!({"vault": vault, "secret": name, "action": "getSecret"}).to_string();
-    match crate::authorization::who_can(State(state.clone()), axum::Extension(p.caller.clone()), Bytes::from(question))
-        .await
-    {
-        Ok(resp) => {
-            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap_or_default();
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            page.who = v["principals"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| {
-                            format!(
-                                "{} ({}) — {}",
-                                x["name"].as_str().unwrap_or(""),
-                                x["type"].as_str().unwrap_or(""),
-                                x["reasons"][0].as_str().unwrap_or("")
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-        }
-        Err(_) => page.who_error = Some("Only those who may read this vault's access settings see this list.".into()),
-    }
+    (page.who, page.who_error) = who_can(state, &p.caller, vault, "secret", name, "getSecret").await;
     html(status, &page)
 }
 
@@ -648,6 +687,44 @@ pub async fn reveal(
 }
 
 /// A data-plane change from a form, then back to a page.
+/// Who may perform `action` on the object (`kind`: secret, key or certificate), answered by the
+/// evaluator that enforces requests — for those who may read the vault's access settings.
+pub(super) async fn who_can(
+    state: &SharedState,
+    caller: &Caller,
+    vault: &str,
+    kind: &str,
+    name: &str,
+    action: &str,
+) -> (Vec<String>, Option<String>) {
+    let question = json!({"vault": vault, kind: name, "action": action}).to_string();
+    match crate::authorization::who_can(State(state.clone()), axum::Extension(caller.clone()), Bytes::from(question))
+        .await
+    {
+        Ok(resp) => {
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap_or_default();
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let who = v["principals"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            format!(
+                                "{} ({}) — {}",
+                                x["name"].as_str().unwrap_or(""),
+                                x["type"].as_str().unwrap_or(""),
+                                x["reasons"][0].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (who, None)
+        }
+        Err(_) => (Vec::new(), Some("Only those who may read this vault's access settings see this list.".into())),
+    }
+}
+
 /// Versions newest first, from a data-plane version list.
 pub(super) fn version_rows(items: &[Value]) -> Vec<VersionRow> {
     let mut items: Vec<&Value> = items.iter().collect();
@@ -1047,6 +1124,60 @@ pub async fn audit(
                 .collect();
             html(StatusCode::OK, &page)
         }
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+/// A new version of a secret, from the edit form.
+pub async fn new_version(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ctx = match context(&state, &p.caller, &vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let value = json!({"value": field(&form, "value").unwrap_or("")});
+    match crate::dataplane::dispatch(&state, ctx, Method::PUT, &format!("/secrets/{name}"), Some(value)).await {
+        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/secrets/{name}")).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+/// Enables or disables a version of a secret, key or certificate (`collection` from the path).
+pub async fn update(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path((vault, collection, name)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !["secrets", "keys", "certificates"].contains(&collection.as_str()) {
+        return error_page(p.user(), &Error::not_found("NotFound", "There is no such page."));
+    }
+    let version = field(&form, "version").unwrap_or("").trim().to_string();
+    let enabled = field(&form, "enabled") == Some("true");
+    let ctx = match context(&state, &p.caller, &vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let patch = json!({"attributes": {"enabled": enabled}});
+    let path = format!("/{collection}/{name}/{version}");
+    match crate::dataplane::dispatch(&state, ctx, Method::PATCH, &path, Some(patch)).await {
+        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/{collection}/{name}")).into_response(),
         Err(e) => error_page(p.user(), &e),
     }
 }
