@@ -60,6 +60,14 @@ def wait_url(driver, suffix):
     return True
 
 
+def find(driver, element_id):
+    """The element once the page that has it has loaded (after a form post)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.ID, element_id))[0]
+
+
 def shot(driver, name):
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
@@ -115,7 +123,7 @@ def test_portal_end_to_end(coffer, browser):
     assert d.find_element(By.ID, "secret-id").text == f"https://{v}.vault.localhost:{coffer.port}/secrets/db"
     assert value not in d.page_source
     d.find_element(By.ID, "show-value").click()
-    refused = d.find_element(By.ID, "value-refused").text
+    refused = find(d, "value-refused").text
     assert "does not have secrets get permission" in refused, refused
     assert value not in d.page_source
     shot(d, "secret-refused")
@@ -125,7 +133,7 @@ def test_portal_end_to_end(coffer, browser):
     sign_in(d, coffer, keeper, "Keeper-pass-1")
     d.get(f"{coffer.server}/portal/vaults/{v}/secrets/db")
     d.find_element(By.ID, "show-value").click()
-    assert d.find_element(By.ID, "secret-value").text == value
+    assert find(d, "secret-value").text == value
     shot(d, "secret-revealed")
     # Edit: a new version, then disable it.
     d.find_element(By.ID, "new-value").send_keys("second value")
@@ -324,3 +332,26 @@ def test_administrators_create_vaults_and_principals(coffer, browser):
     WebDriverWait(d, 15).until(lambda x: "The member was added." in x.page_source)
     members = coffer.cli_json("group", "member", "list", "--group", group_id)
     assert app_id in json.dumps(members)
+
+    # Roles (the vault switched to RBAC): assign one at an item's scope, see it, remove it.
+    coffer.cli_json("vault", "update", "--name", name, "--enable-rbac-authorization", "true")
+    d.get(f"{coffer.server}/portal/vaults/{name}/roles")
+    Select(d.find_element(By.ID, "role")).select_by_value("Key Vault Secrets User")
+    Select(d.find_element(By.ID, "assignee")).select_by_value(app_id)
+    scope = d.find_element(By.ID, "scope")
+    scope.clear()
+    scope.send_keys(f"/vaults/{name}/secrets/one")
+    d.find_element(By.ID, "assign-role").click()
+    WebDriverWait(d, 15).until(lambda x: "Key Vault Secrets User" in x.find_element(By.TAG_NAME, "tbody").text
+                               if x.find_elements(By.TAG_NAME, "tbody") else False)
+    shot(d, "roles")
+    explained = coffer.cli_json("access", "explain", "--assignee", app_id, "--vault", name, "--secret", "one",
+                                "--action", "getSecret")
+    assert explained["decision"] == "allow", explained
+    row = next(r for r in d.find_elements(By.CSS_SELECTOR, "tbody tr") if "Key Vault Secrets User" in r.text)
+    row.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(d, 15).until(lambda x: "Key Vault Secrets User" not in x.find_element(By.TAG_NAME, "tbody").text
+                               and "Owner" in x.find_element(By.TAG_NAME, "tbody").text)
+    explained = coffer.cli_json("access", "explain", "--assignee", app_id, "--vault", name, "--secret", "one",
+                                "--action", "getSecret")
+    assert explained["decision"] == "deny"

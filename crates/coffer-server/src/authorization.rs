@@ -206,7 +206,7 @@ async fn find_role(state: &AppState, tenant: &str, name_or_id: &str) -> Result<R
         })
 }
 
-async fn list_definitions(
+pub(crate) async fn list_definitions(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> ApiResult<Response> {
@@ -360,7 +360,7 @@ struct AssignmentIn {
     scope: String,
 }
 
-async fn create_assignment(
+pub(crate) async fn create_assignment(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     body: Bytes,
@@ -371,12 +371,12 @@ async fn create_assignment(
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
-    scope: Option<String>,
-    assignee: Option<String>,
+pub(crate) struct ListQuery {
+    pub(crate) scope: Option<String>,
+    pub(crate) assignee: Option<String>,
 }
 
-async fn list_assignments(
+pub(crate) async fn list_assignments(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Query(q): Query<ListQuery>,
@@ -412,7 +412,7 @@ async fn list_assignments(
     Ok(json_response(StatusCode::OK, json!({ "value": items })))
 }
 
-async fn delete_assignment(
+pub(crate) async fn delete_assignment(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,

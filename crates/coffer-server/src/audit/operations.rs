@@ -254,6 +254,8 @@ pub fn control(method: &Method, path: &str) -> Option<Operation> {
         ["portal", "vaults", _, "deleted-certificates", _, "recover"] => write("CertificateRecover"),
         ["portal", "vaults", _, "deleted-certificates", _, "purge"] => write("CertificatePurge"),
         ["portal", "vaults", _, "access"] if post => write("VaultAccessPolicyChange"),
+        ["portal", "vaults", _, "roles"] if post => write("RoleAssignmentChange"),
+        ["portal", "vaults", _, "roles", _, "delete"] => write("RoleAssignmentChange"),
         ["portal", "vaults", ..] if get => read("PortalView"),
         _ => return None,
     };

@@ -11,6 +11,7 @@
 mod admin;
 mod objects;
 mod pages;
+mod roles;
 pub mod session;
 
 use askama::Template;
@@ -61,6 +62,8 @@ pub fn routes() -> Router<SharedState> {
         .route("/portal/vaults/{vault}/deleted-certificates/{name}/purge", post(pages::purge_certificate))
         .route("/portal/vaults/{vault}/access", get(pages::access).post(pages::set_access))
         .route("/portal/vaults/{vault}/audit", get(pages::audit))
+        .route("/portal/vaults/{vault}/roles", get(roles::roles).post(roles::assign))
+        .route("/portal/vaults/{vault}/roles/{id}/delete", post(roles::unassign))
         .layer(axum::middleware::map_response(security_headers))
 }
 

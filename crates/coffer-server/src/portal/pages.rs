@@ -260,7 +260,7 @@ async fn may_see(state: &SharedState, caller: &Caller, v: &Vault) -> bool {
         .unwrap_or(false)
 }
 
-async fn visible_vault(state: &SharedState, caller: &Caller, name: &str) -> Result<Vault, Error> {
+pub(super) async fn visible_vault(state: &SharedState, caller: &Caller, name: &str) -> Result<Vault, Error> {
     let not_found = || {
         Error::not_found(
             "VaultNotFound",
