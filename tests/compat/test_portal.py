@@ -54,9 +54,13 @@ def browser(coffer):
 
 
 def wait_url(driver, suffix):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 15).until(lambda d: d.current_url.endswith(suffix))
+    try:
+        WebDriverWait(driver, 15).until(lambda d: d.current_url.endswith(suffix))
+    except TimeoutException:
+        return False
     return True
 
 
@@ -176,6 +180,41 @@ def test_portal_end_to_end(coffer, browser):
     assert wait_url(d, f"/portal/vaults/{v}/deleted-keys")
     d.find_element(By.ID, "recover-signing").click()
     assert wait_url(d, f"/portal/vaults/{v}/keys/signing")
+
+    # Import a key (a P-256 JWK made here) and a certificate (PEM made here).
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography import x509 as cx509
+    from cryptography.x509.oid import NameOID
+    import datetime
+
+    def b64u(n, size):
+        return base64.urlsafe_b64encode(n.to_bytes(size, "big")).rstrip(b"=").decode()
+
+    k = ec.generate_private_key(ec.SECP256R1())
+    nums = k.private_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64u(nums.public_numbers.x, 32), "y": b64u(nums.public_numbers.y, 32),
+           "d": b64u(nums.private_value, 32), "key_ops": ["sign", "verify"]}
+    d.get(f"{coffer.server}/portal/vaults/{v}/keys")
+    d.find_element(By.ID, "import-name").send_keys("imported")
+    d.find_element(By.ID, "jwk").send_keys(json.dumps(jwk))
+    d.find_element(By.ID, "import-key").click()
+    assert wait_url(d, f"/portal/vaults/{v}/keys/imported")
+    assert coffer.cli_json("key", "show", "--vault-name", v, "--name", "imported")["key"]["x"] == jwk["x"]
+    name_ = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "imported.hospital.example")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (cx509.CertificateBuilder().subject_name(name_).issuer_name(name_).public_key(k.public_key())
+            .serial_number(7).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+            .sign(k, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode() + k.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    d.get(f"{coffer.server}/portal/vaults/{v}/certificates")
+    d.find_element(By.ID, "import-name").send_keys("imported-cert")
+    d.find_element(By.ID, "bundle").send_keys(pem)
+    d.find_element(By.ID, "import-certificate").click()
+    assert wait_url(d, f"/portal/vaults/{v}/certificates/imported-cert"), d.page_source
+    thumb = base64.urlsafe_b64encode(cert.fingerprint(hashes.SHA1())).rstrip(b"=").decode()
+    assert thumb in d.page_source
 
     # Certificates: create a self-signed one and download it.
     d.get(f"{coffer.server}/portal/vaults/{v}/certificates")
@@ -355,3 +394,11 @@ def test_administrators_create_vaults_and_principals(coffer, browser):
     explained = coffer.cli_json("access", "explain", "--assignee", app_id, "--vault", name, "--secret", "one",
                                 "--action", "getSecret")
     assert explained["decision"] == "deny"
+
+    # On a phone-sized screen the pages fit the width (no sideways scrolling).
+    d.set_window_size(390, 844)
+    for page in (f"/portal/vaults/{name}", f"/portal/vaults/{name}/roles", "/portal/vaults"):
+        d.get(f"{coffer.server}{page}")
+        overflow = d.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, (page, overflow)
+    shot(d, "phone-vaults")

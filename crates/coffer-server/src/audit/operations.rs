@@ -245,6 +245,8 @@ pub fn control(method: &Method, path: &str) -> Option<Operation> {
         ["portal", "vaults", _, "deleted-secrets", _, "recover"] => write("SecretRecover"),
         ["portal", "vaults", _, "deleted-secrets", _, "purge"] => write("SecretPurge"),
         ["portal", "vaults", _, "keys"] if post => write("KeyCreate"),
+        ["portal", "vaults", _, "import-key"] => write("KeyImport"),
+        ["portal", "vaults", _, "import-certificate"] => write("CertificateImport"),
         ["portal", "vaults", _, "keys", _, "delete"] => write("KeyDelete"),
         ["portal", "vaults", _, "deleted-keys", _, "recover"] => write("KeyRecover"),
         ["portal", "vaults", _, "deleted-keys", _, "purge"] => write("KeyPurge"),

@@ -48,6 +48,8 @@ pub fn routes() -> Router<SharedState> {
         .route("/portal/vaults/{vault}/deleted-secrets/{name}/recover", post(pages::recover))
         .route("/portal/vaults/{vault}/deleted-secrets/{name}/purge", post(pages::purge))
         .route("/portal/vaults/{vault}/keys", get(objects::keys).post(objects::create_key))
+        .route("/portal/vaults/{vault}/import-key", post(objects::import_key))
+        .route("/portal/vaults/{vault}/import-certificate", post(objects::import_certificate))
         .route("/portal/vaults/{vault}/keys/{name}", get(objects::key))
         .route("/portal/vaults/{vault}/keys/{name}/delete", post(objects::delete_key))
         .route("/portal/vaults/{vault}/deleted-keys", get(pages::deleted_keys))

@@ -349,3 +349,77 @@ pub async fn download_certificate(
     ([(header::CONTENT_TYPE, "application/pkix-cert".to_string()), (header::CONTENT_DISPOSITION, file)], der)
         .into_response()
 }
+
+/// Imports a key from a JSON Web Key (`PUT /keys/{name}`).
+pub async fn import_key(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = field(&form, "name").unwrap_or("").trim().to_string();
+    let Ok(jwk) = serde_json::from_str::<Value>(field(&form, "jwk").unwrap_or("")) else {
+        return error_page(p.user(), &coffer_core::Error::bad_parameter("The key is not a JSON Web Key (JSON)."));
+    };
+    import(&state, &p, &vault, addr, "keys", &name, Method::PUT, format!("/keys/{name}"), json!({"key": jwk})).await
+}
+
+/// Imports a certificate with its key from PEM or a base64 PFX (`POST /certificates/{name}/import`).
+pub async fn import_certificate(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = field(&form, "name").unwrap_or("").trim().to_string();
+    let value = field(&form, "value").unwrap_or("").trim().to_string();
+    // The API takes the file in base64 (as the SDKs send it): a pasted PEM is encoded here.
+    let (content_type, value) = if value.contains("-----BEGIN") {
+        ("application/x-pem-file", coffer_crypto::b64::std_encode(value.as_bytes()))
+    } else {
+        ("application/x-pkcs12", value)
+    };
+    let mut input = json!({"value": value, "policy": {"secret_props": {"contentType": content_type}}});
+    if let Some(pwd) = field(&form, "password").filter(|p| !p.is_empty()) {
+        input["pwd"] = json!(pwd);
+    }
+    let path = format!("/certificates/{name}/import");
+    import(&state, &p, &vault, addr, "certificates", &name, Method::POST, path, input).await
+}
+
+#[allow(clippy::too_many_arguments)] // where, what, and the request that does it
+async fn import(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    addr: Option<std::net::IpAddr>,
+    collection: &'static str,
+    name: &str,
+    method: Method,
+    path: String,
+    input: Value,
+) -> Response {
+    if let Err(e) = coffer_core::names::validate_object_name(name) {
+        return error_page(p.user(), &e);
+    }
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    match crate::dataplane::dispatch(state, ctx, method, &path, Some(input)).await {
+        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/{collection}/{name}")).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
