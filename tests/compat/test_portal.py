@@ -245,6 +245,12 @@ def test_portal_end_to_end(coffer, browser):
     policies = coffer.cli_json("vault", "show", "--name", v)["properties"]["accessPolicies"]
     mine = next(p for p in policies if p["objectId"] == reader_id)
     assert sorted(mine["permissions"]["secrets"]) == ["get", "list"]
+    # Editing a principal's policy starts from what it has, keys and certificates included.
+    d.get(f"{coffer.server}/portal/vaults/{v}/access?principal={keeper_id}")
+    checked = {(b.get_attribute("name"), b.get_attribute("value"))
+               for b in d.find_elements(By.CSS_SELECTOR, "input[type=checkbox]") if b.is_selected()}
+    assert ("secret", "purge") in checked and ("key", "sign") in checked and ("certificate", "import") in checked
+    assert ("secret", "backup") not in checked
 
     # The vault's audit page shows the reveal, and the reader's refusal.
     d.get(f"{coffer.server}/portal/vaults/{v}/audit?operation=SecretGet")

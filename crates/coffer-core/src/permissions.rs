@@ -296,8 +296,8 @@ impl DataAction {
     }
 }
 
-const SECRET_PERMISSIONS: &[&str] = &["all", "get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
-const KEY_PERMISSIONS: &[&str] = &[
+pub const SECRET_PERMISSIONS: &[&str] = &["all", "get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
+pub const KEY_PERMISSIONS: &[&str] = &[
     "all",
     "get",
     "list",
@@ -320,7 +320,7 @@ const KEY_PERMISSIONS: &[&str] = &[
     "getrotationpolicy",
     "setrotationpolicy",
 ];
-const CERTIFICATE_PERMISSIONS: &[&str] = &[
+pub const CERTIFICATE_PERMISSIONS: &[&str] = &[
     "all",
     "get",
     "list",

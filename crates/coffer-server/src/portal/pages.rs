@@ -893,6 +893,7 @@ deleted_handlers!(deleted_certificates, recover_certificate, purge_certificate, 
 // ---- Access policies ----
 
 struct PolicyRow {
+    object_id: String,
     principal: String,
     secrets: String,
     keys: String,
@@ -905,6 +906,18 @@ struct PrincipalOption {
     kind: &'static str,
 }
 
+struct PermBox {
+    name: &'static str,
+    checked: bool,
+}
+
+/// One area's permission checkboxes, as the Azure portal shows them.
+struct PermArea {
+    title: &'static str,
+    field: &'static str,
+    boxes: Vec<PermBox>,
+}
+
 #[derive(Template)]
 #[template(path = "portal/access.html")]
 struct AccessPage {
@@ -915,20 +928,38 @@ struct AccessPage {
     csrf: String,
     policies: Vec<PolicyRow>,
     principals: Vec<PrincipalOption>,
-    secret_permissions: Vec<&'static str>,
+    editing: Option<String>,
+    editing_name: String,
+    areas: Vec<PermArea>,
     error: Option<String>,
 }
 
-const SECRET_PERMISSIONS: &[&str] = &["get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
+#[derive(serde::Deserialize)]
+pub struct AccessQuery {
+    principal: Option<String>,
+}
+
+fn boxes(known: &'static [&'static str], given: &[String]) -> Vec<PermBox> {
+    known
+        .iter()
+        .filter(|k| **k != "all")
+        .map(|k| PermBox {
+            name: k,
+            checked: given.iter().any(|g| g.eq_ignore_ascii_case(k) || g.eq_ignore_ascii_case("all")),
+        })
+        .collect()
+}
 
 async fn access_page(
     state: &SharedState,
     p: &Portal,
     vault: &str,
+    editing: Option<String>,
     flash: Option<String>,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
+    use coffer_core::permissions::{CERTIFICATE_PERMISSIONS, KEY_PERMISSIONS, SECRET_PERMISSIONS};
     let v = match visible_vault(state, &p.caller, vault).await {
         Ok(v) => v,
         Err(e) => return error_page(p.user(), &e),
@@ -945,6 +976,7 @@ async fn access_page(
         .access_policies
         .iter()
         .map(|a| PolicyRow {
+            object_id: a.object_id.clone(),
             principal: name_of(&a.object_id),
             secrets: a.permissions.secrets.join(", "),
             keys: a.permissions.keys.join(", "),
@@ -961,6 +993,20 @@ async fn access_page(
     } else {
         Vec::new()
     };
+    let current = editing
+        .as_deref()
+        .and_then(|oid| v.access_policies.iter().find(|a| a.object_id.eq_ignore_ascii_case(oid)))
+        .map(|a| a.permissions.clone())
+        .unwrap_or_default();
+    let areas = vec![
+        PermArea { title: "Secret permissions", field: "secret", boxes: boxes(SECRET_PERMISSIONS, &current.secrets) },
+        PermArea { title: "Key permissions", field: "key", boxes: boxes(KEY_PERMISSIONS, &current.keys) },
+        PermArea {
+            title: "Certificate permissions",
+            field: "certificate",
+            boxes: boxes(CERTIFICATE_PERMISSIONS, &current.certificates),
+        },
+    ];
     let page = AccessPage {
         user: p.user(),
         flash,
@@ -969,21 +1015,28 @@ async fn access_page(
         csrf: p.session.csrf.clone(),
         policies,
         principals: options,
-        secret_permissions: SECRET_PERMISSIONS.to_vec(),
+        editing_name: editing.as_deref().map(name_of).unwrap_or_default(),
+        editing,
+        areas,
         error,
     };
     html(status, &page)
 }
 
-pub async fn access(State(state): State<SharedState>, headers: HeaderMap, Path(vault): Path<String>) -> Response {
+pub async fn access(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+    Query(q): Query<AccessQuery>,
+) -> Response {
     match signed_in(&state, &headers).await {
-        Ok(p) => access_page(&state, &p, &vault, None, None, StatusCode::OK).await,
+        Ok(p) => access_page(&state, &p, &vault, q.principal, None, None, StatusCode::OK).await,
         Err(r) => r,
     }
 }
 
-/// Replaces the principal's secret permissions (its key and certificate permissions stay),
-/// through the same handler as `PUT …/accessPolicies/replace`.
+/// Sets a principal's secret, key and certificate permissions (none: the policy goes), through
+/// the same handler as `PUT …/accessPolicies/replace|remove`.
 pub async fn set_access(
     State(state): State<SharedState>,
     SameOrigin(same): SameOrigin,
@@ -999,14 +1052,12 @@ pub async fn set_access(
         Ok(v) => v,
         Err(e) => return error_page(p.user(), &e),
     };
-    let Some(object_id) = field(&form, "object_id").map(str::trim).filter(|o| !o.is_empty()) else {
-        return access_page(&state, &p, &vault, None, Some("Choose a principal.".into()), StatusCode::BAD_REQUEST)
+    let Some(object_id) = field(&form, "object_id").map(str::trim).filter(|o| !o.is_empty()).map(str::to_string) else {
+        return access_page(&state, &p, &vault, None, None, Some("Choose a principal.".into()), StatusCode::BAD_REQUEST)
             .await;
     };
-    let secrets: Vec<&str> = form.iter().filter(|(k, _)| k == "secret").map(|(_, v)| v.as_str()).collect();
-    let existing = v.access_policies.iter().find(|a| a.object_id.eq_ignore_ascii_case(object_id));
-    let (keys, certificates) =
-        existing.map(|a| (a.permissions.keys.clone(), a.permissions.certificates.clone())).unwrap_or_default();
+    let picked = |name: &str| -> Vec<&str> { form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect() };
+    let (secrets, keys, certificates) = (picked("secret"), picked("key"), picked("certificate"));
     let policy = json!({"properties": {"accessPolicies": [{
         "tenantId": v.tenant_id, "objectId": object_id,
         "permissions": {"secrets": secrets, "keys": keys, "certificates": certificates},
@@ -1021,11 +1072,12 @@ pub async fn set_access(
     .await;
     match result {
         Ok(_) => {
-            access_page(&state, &p, &vault, Some("The access policy was saved.".into()), None, StatusCode::OK).await
+            let flash = Some("The access policy was saved.".into());
+            access_page(&state, &p, &vault, Some(object_id), flash, None, StatusCode::OK).await
         }
         Err(e) => {
             let status = status_of(&e.0);
-            access_page(&state, &p, &vault, None, Some(e.0.message.clone()), status).await
+            access_page(&state, &p, &vault, Some(object_id), None, Some(e.0.message.clone()), status).await
         }
     }
 }
