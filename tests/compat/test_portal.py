@@ -377,12 +377,29 @@ def test_administrators_create_vaults_and_principals(coffer, browser):
     WebDriverWait(d, 15).until(lambda x: "The member was added." in x.page_source)
     members = coffer.cli_json("group", "member", "list", "--group", group_id)
     assert app_id in json.dumps(members)
+    d.find_element(By.ID, f"remove-{app}-from-{group}").click()
+    WebDriverWait(d, 15).until(lambda x: "The member was removed." in x.page_source)
+    assert app_id not in json.dumps(coffer.cli_json("group", "member", "list", "--group", group_id))
+    # Disable the application: its secret no longer signs it in; enable it again; delete it.
+    def sign_in_app():
+        return requests.post(f"{coffer.server}/{coffer.creds['tenant_id']}/oauth2/v2.0/token", data={
+            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+            "scope": f"https://vault.localhost:{coffer.port}/.default"}, verify=coffer.creds["ca_file"], timeout=10)
+    d.find_element(By.ID, f"toggle-{app}").click()
+    WebDriverWait(d, 15).until(lambda x: "The principal was disabled." in x.page_source)
+    assert sign_in_app().status_code != 200
+    d.find_element(By.ID, f"toggle-{app}").click()
+    WebDriverWait(d, 15).until(lambda x: "The principal was enabled." in x.page_source)
+    assert sign_in_app().status_code == 200
+    d.find_element(By.ID, f"delete-{app}").click()
+    WebDriverWait(d, 15).until(lambda x: "The principal was deleted." in x.page_source)
+    assert coffer.cli("principal", "show", "--id", app_id).returncode == 2
 
     # Roles (the vault switched to RBAC): assign one at an item's scope, see it, remove it.
     coffer.cli_json("vault", "update", "--name", name, "--enable-rbac-authorization", "true")
     d.get(f"{coffer.server}/portal/vaults/{name}/roles")
     Select(d.find_element(By.ID, "role")).select_by_value("Key Vault Secrets User")
-    Select(d.find_element(By.ID, "assignee")).select_by_value(app_id)
+    Select(d.find_element(By.ID, "assignee")).select_by_value(group_id)
     scope = d.find_element(By.ID, "scope")
     scope.clear()
     scope.send_keys(f"/vaults/{name}/secrets/one")
@@ -390,14 +407,14 @@ def test_administrators_create_vaults_and_principals(coffer, browser):
     WebDriverWait(d, 15).until(lambda x: "Key Vault Secrets User" in x.find_element(By.TAG_NAME, "tbody").text
                                if x.find_elements(By.TAG_NAME, "tbody") else False)
     shot(d, "roles")
-    explained = coffer.cli_json("access", "explain", "--assignee", app_id, "--vault", name, "--secret", "one",
+    explained = coffer.cli_json("access", "explain", "--assignee", group_id, "--vault", name, "--secret", "one",
                                 "--action", "getSecret")
     assert explained["decision"] == "allow", explained
     row = next(r for r in d.find_elements(By.CSS_SELECTOR, "tbody tr") if "Key Vault Secrets User" in r.text)
     row.find_element(By.TAG_NAME, "button").click()
     WebDriverWait(d, 15).until(lambda x: "Key Vault Secrets User" not in x.find_element(By.TAG_NAME, "tbody").text
                                and "Owner" in x.find_element(By.TAG_NAME, "tbody").text)
-    explained = coffer.cli_json("access", "explain", "--assignee", app_id, "--vault", name, "--secret", "one",
+    explained = coffer.cli_json("access", "explain", "--assignee", group_id, "--vault", name, "--secret", "one",
                                 "--action", "getSecret")
     assert explained["decision"] == "deny"
 

@@ -288,7 +288,7 @@ struct PatchIn {
     password: Option<String>,
 }
 
-async fn patch_principal(
+pub(crate) async fn patch_principal(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
@@ -313,7 +313,7 @@ async fn patch_principal(
     Ok(json_response(StatusCode::OK, principal_json(&state, &p)))
 }
 
-async fn delete_principal(
+pub(crate) async fn delete_principal(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(id): Path<String>,
@@ -461,7 +461,7 @@ pub(crate) async fn add_member(
     Ok(json_response(StatusCode::OK, json!({"group": g.object_id, "member": m.object_id, "object_id": g.object_id})))
 }
 
-async fn remove_member(
+pub(crate) async fn remove_member(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path((id, member)): Path<(String, String)>,

@@ -233,7 +233,7 @@ pub fn control(method: &Method, path: &str) -> Option<Operation> {
         ["portal", "login"] => return None,
         ["portal", "logout"] => read("SignOut"),
         ["portal", "vaults"] if post => write("VaultPut"),
-        ["portal", "admin", _] if post => write("DirectoryChange"),
+        ["portal", "admin", ..] if post => write("DirectoryChange"),
         ["portal", "admin"] => read("PortalView"),
         ["portal", "vaults", _, "secrets"] if post => write("SecretSet"),
         ["portal", "vaults", _, "secrets", _, "reveal"] => read("SecretGet"),

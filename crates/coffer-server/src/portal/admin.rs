@@ -20,6 +20,17 @@ struct PrincipalRow {
     admin: bool,
 }
 
+struct Member {
+    object_id: String,
+    name: String,
+}
+
+struct GroupView {
+    object_id: String,
+    name: String,
+    members: Vec<Member>,
+}
+
 #[derive(Template)]
 #[template(path = "portal/admin.html")]
 struct AdminPage {
@@ -27,7 +38,7 @@ struct AdminPage {
     flash: Option<String>,
     csrf: String,
     principals: Vec<PrincipalRow>,
-    groups: Vec<PrincipalRow>,
+    groups: Vec<GroupView>,
     shown_once: Option<String>,
     error: Option<String>,
 }
@@ -54,12 +65,22 @@ async fn admin_page(
         enabled: x.enabled,
         admin: x.tenant_admin,
     };
+    let name_of = |oid: &str| all.iter().find(|x| x.object_id == oid).map(|x| x.name.clone()).unwrap_or_else(|| oid.into());
+    let mut groups = Vec::new();
+    for g in all.iter().filter(|x| x.kind == PrincipalKind::Group) {
+        let members = state.store.group_members(&g.object_id).await.unwrap_or_default();
+        groups.push(GroupView {
+            object_id: g.object_id.clone(),
+            name: g.name.clone(),
+            members: members.iter().map(|m| Member { object_id: m.clone(), name: name_of(m) }).collect(),
+        });
+    }
     let page = AdminPage {
         user: p.user(),
         flash,
         csrf: p.session.csrf.clone(),
         principals: all.iter().map(row).collect(),
-        groups: all.iter().filter(|x| x.kind == PrincipalKind::Group).map(row).collect(),
+        groups,
         shown_once,
         error,
     };
@@ -169,4 +190,64 @@ pub async fn add_member(
             admin_page(&state, &p, None, None, Some(e.0.message.clone()), status).await
         }
     }
+}
+
+/// The outcome of a directory handler as the admin page (flash on success, error otherwise).
+async fn after(state: &SharedState, p: &Portal, done: crate::http::ApiResult<Response>, flash: &str) -> Response {
+    match done {
+        Ok(_) => admin_page(state, p, Some(flash.to_string()), None, None, StatusCode::OK).await,
+        Err(e) => {
+            let status = status_of(&e.0);
+            admin_page(state, p, None, None, Some(e.0.message.clone()), status).await
+        }
+    }
+}
+
+pub async fn set_enabled(
+    State(state): State<SharedState>,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let enabled = field(&form, "enabled") == Some("true");
+    let patch = Bytes::from(json!({"enabled": enabled}).to_string());
+    let done = crate::directory::patch_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id), patch).await;
+    after(&state, &p, done, if enabled { "The principal was enabled." } else { "The principal was disabled." }).await
+}
+
+pub async fn delete_principal(
+    State(state): State<SharedState>,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, _) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let done = crate::directory::delete_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id)).await;
+    after(&state, &p, done, "The principal was deleted.").await
+}
+
+pub async fn remove_member(
+    State(state): State<SharedState>,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path((group, member)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let (p, _) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let done =
+        crate::directory::remove_member(State(state.clone()), axum::Extension(p.caller.clone()), Path((group, member)))
+            .await;
+    after(&state, &p, done, "The member was removed.").await
 }
