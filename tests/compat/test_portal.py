@@ -69,7 +69,12 @@ def find(driver, element_id):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.ID, element_id))[0]
+    from selenium.common.exceptions import TimeoutException
+
+    try:
+        return WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.ID, element_id))[0]
+    except TimeoutException:
+        raise AssertionError(f"no #{element_id} on {driver.current_url}: {driver.find_element(By.TAG_NAME, 'main').text[:1500]}")
 
 
 def shot(driver, name):
@@ -151,6 +156,17 @@ def test_portal_end_to_end(coffer, browser):
     d.find_element(By.ID, "toggle-enabled").click()
     WebDriverWait(d, 15).until(lambda x: "Disable the current version" in x.page_source)
     coffer.cli_json("secret", "set", "--vault-name", v, "--name", "db", "--value", value)
+    # Edit the current version's properties.
+    d.get(f"{coffer.server}/portal/vaults/{v}/secrets/db")
+    find(d, "edit-content-type").send_keys("text/plain")
+    d.find_element(By.ID, "edit-expires").send_keys("2030-01-31")
+    d.find_element(By.ID, "edit-tags").send_keys("env=prod\nowner=lab")
+    d.find_element(By.ID, "save-properties").click()
+    WebDriverWait(d, 15).until(lambda x: "env = prod" in x.page_source or "That did not work" in x.page_source)
+    assert "env = prod" in d.page_source, d.find_element(By.TAG_NAME, "main").text
+    shown = coffer.cli_json("secret", "show", "--vault-name", v, "--name", "db")
+    assert shown["contentType"] == "text/plain" and shown["tags"] == {"env": "prod", "owner": "lab"}
+    assert shown["attributes"]["exp"] == 1896048000
     d.get(f"{coffer.server}/portal/vaults/{v}/secrets")
     d.find_element(By.ID, "name").send_keys("created-in-browser")
     d.find_element(By.ID, "value").send_keys("from chromium")
@@ -404,7 +420,9 @@ def test_administrators_create_vaults_and_principals(coffer, browser):
     scope.clear()
     scope.send_keys(f"/vaults/{name}/secrets/one")
     d.find_element(By.ID, "assign-role").click()
-    WebDriverWait(d, 15).until(lambda x: "Key Vault Secrets User" in x.find_element(By.TAG_NAME, "tbody").text
+    from selenium.common.exceptions import StaleElementReferenceException
+    settle = dict(ignored_exceptions=[StaleElementReferenceException])
+    WebDriverWait(d, 15, **settle).until(lambda x: "Key Vault Secrets User" in x.find_element(By.TAG_NAME, "tbody").text
                                if x.find_elements(By.TAG_NAME, "tbody") else False)
     shot(d, "roles")
     explained = coffer.cli_json("access", "explain", "--assignee", group_id, "--vault", name, "--secret", "one",
@@ -412,7 +430,7 @@ def test_administrators_create_vaults_and_principals(coffer, browser):
     assert explained["decision"] == "allow", explained
     row = next(r for r in d.find_elements(By.CSS_SELECTOR, "tbody tr") if "Key Vault Secrets User" in r.text)
     row.find_element(By.TAG_NAME, "button").click()
-    WebDriverWait(d, 15).until(lambda x: "Key Vault Secrets User" not in x.find_element(By.TAG_NAME, "tbody").text
+    WebDriverWait(d, 15, **settle).until(lambda x: "Key Vault Secrets User" not in x.find_element(By.TAG_NAME, "tbody").text
                                and "Owner" in x.find_element(By.TAG_NAME, "tbody").text)
     explained = coffer.cli_json("access", "explain", "--assignee", group_id, "--vault", name, "--secret", "one",
                                 "--action", "getSecret")

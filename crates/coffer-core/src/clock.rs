@@ -108,6 +108,42 @@ pub fn iso8601(t: UnixTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
+/// `2027-01-31` or `2027-01-31T12:00:00Z` as Unix seconds (UTC); `None` if it is neither.
+pub fn parse_iso8601(s: &str) -> Option<UnixTime> {
+    let s = s.trim();
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
+        None => (s, None),
+    };
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || date.len() != 10 {
+        return None;
+    }
+    let secs = match time {
+        None => 0,
+        Some(t) => {
+            let mut p = t.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+            let (h, m, sec) = (p.next()??, p.next()??, p.next()??);
+            if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..60).contains(&sec) {
+                return None;
+            }
+            h * 3600 + m * 60 + sec
+        }
+    };
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of `iso8601`.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t = days * 86_400 + secs;
+    // Reject dates that do not exist (31 February): they would not format back the same.
+    (iso8601(t)[..10] == *date).then_some(t)
+}
+
 #[cfg(test)]
 mod iso_tests {
     #[test]
@@ -115,5 +151,17 @@ mod iso_tests {
         assert_eq!(super::iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::iso8601(1_795_920_336), "2026-11-29T02:45:36Z");
         assert_eq!(super::iso8601(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        for t in [0, 951_782_400, 1_795_920_336, 4_102_444_800] {
+            assert_eq!(super::parse_iso8601(&super::iso8601(t)), Some(t));
+        }
+        assert_eq!(super::parse_iso8601("2026-11-29"), Some(1_795_910_400));
+        assert_eq!(super::parse_iso8601("2026-02-31"), None);
+        assert_eq!(super::parse_iso8601("2026-13-01"), None);
+        assert_eq!(super::parse_iso8601("tomorrow"), None);
+        assert_eq!(super::parse_iso8601("2026-11-29T25:00:00Z"), None);
     }
 }

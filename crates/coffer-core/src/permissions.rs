@@ -296,7 +296,8 @@ impl DataAction {
     }
 }
 
-pub const SECRET_PERMISSIONS: &[&str] = &["all", "get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
+pub const SECRET_PERMISSIONS: &[&str] =
+    &["all", "get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
 pub const KEY_PERMISSIONS: &[&str] = &[
     "all",
     "get",

@@ -239,7 +239,7 @@ pub fn control(method: &Method, path: &str) -> Option<Operation> {
         ["portal", "vaults", _, "secrets", _, "reveal"] => read("SecretGet"),
         ["portal", "vaults", _, "secrets", _, "delete"] => write("SecretDelete"),
         ["portal", "vaults", _, "secrets", _, "versions"] if post => write("SecretSet"),
-        ["portal", "vaults", _, "secrets", _, "update"] => write("SecretUpdate"),
+        ["portal", "vaults", _, "secrets", _, "update" | "properties"] => write("SecretUpdate"),
         ["portal", "vaults", _, "keys", _, "update"] => write("KeyUpdate"),
         ["portal", "vaults", _, "certificates", _, "update"] => write("CertificateUpdate"),
         ["portal", "vaults", _, "deleted-secrets", _, "recover"] => write("SecretRecover"),

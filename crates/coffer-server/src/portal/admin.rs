@@ -65,7 +65,8 @@ async fn admin_page(
         enabled: x.enabled,
         admin: x.tenant_admin,
     };
-    let name_of = |oid: &str| all.iter().find(|x| x.object_id == oid).map(|x| x.name.clone()).unwrap_or_else(|| oid.into());
+    let name_of =
+        |oid: &str| all.iter().find(|x| x.object_id == oid).map(|x| x.name.clone()).unwrap_or_else(|| oid.into());
     let mut groups = Vec::new();
     for g in all.iter().filter(|x| x.kind == PrincipalKind::Group) {
         let members = state.store.group_members(&g.object_id).await.unwrap_or_default();
@@ -216,7 +217,9 @@ pub async fn set_enabled(
     };
     let enabled = field(&form, "enabled") == Some("true");
     let patch = Bytes::from(json!({"enabled": enabled}).to_string());
-    let done = crate::directory::patch_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id), patch).await;
+    let done =
+        crate::directory::patch_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id), patch)
+            .await;
     after(&state, &p, done, if enabled { "The principal was enabled." } else { "The principal was disabled." }).await
 }
 
@@ -231,7 +234,8 @@ pub async fn delete_principal(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let done = crate::directory::delete_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id)).await;
+    let done =
+        crate::directory::delete_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id)).await;
     after(&state, &p, done, "The principal was deleted.").await
 }
 

@@ -46,6 +46,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/portal/vaults/{vault}/secrets/{name}/reveal", post(pages::reveal))
         .route("/portal/vaults/{vault}/secrets/{name}/delete", post(pages::delete_secret))
         .route("/portal/vaults/{vault}/secrets/{name}/versions", post(pages::new_version))
+        .route("/portal/vaults/{vault}/secrets/{name}/properties", post(pages::properties))
         .route("/portal/vaults/{vault}/{collection}/{name}/update", post(pages::update))
         .route("/portal/vaults/{vault}/deleted-secrets", get(pages::deleted))
         .route("/portal/vaults/{vault}/deleted-secrets/{name}/recover", post(pages::recover))

@@ -570,6 +570,9 @@ struct SecretPage {
     who: Vec<String>,
     who_error: Option<String>,
     current_version: Option<String>,
+    edit_content_type: String,
+    edit_expires: String,
+    edit_tags: String,
 }
 
 /// The secret's page; with `reveal`, the value too (a `SecretGet` under the caller's rights).
@@ -616,6 +619,9 @@ async fn secret_page(
         who: Vec::new(),
         who_error: None,
         current_version: None,
+        edit_content_type: String::new(),
+        edit_expires: String::new(),
+        edit_tags: String::new(),
     };
     let mut status = StatusCode::OK;
     match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/secrets/{name}/versions"), None).await {
@@ -635,6 +641,10 @@ async fn secret_page(
                     .as_object()
                     .map(|t| t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
                     .unwrap_or_default();
+                page.edit_content_type = latest["contentType"].as_str().unwrap_or("").to_string();
+                page.edit_expires =
+                    a["exp"].as_i64().map(|e| coffer_core::clock::iso8601(e)[..10].to_string()).unwrap_or_default();
+                page.edit_tags = page.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n");
             }
             page.versions = version_rows(&items);
         }
@@ -1053,10 +1063,19 @@ pub async fn set_access(
         Err(e) => return error_page(p.user(), &e),
     };
     let Some(object_id) = field(&form, "object_id").map(str::trim).filter(|o| !o.is_empty()).map(str::to_string) else {
-        return access_page(&state, &p, &vault, None, None, Some("Choose a principal.".into()), StatusCode::BAD_REQUEST)
-            .await;
+        return access_page(
+            &state,
+            &p,
+            &vault,
+            None,
+            None,
+            Some("Choose a principal.".into()),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     };
-    let picked = |name: &str| -> Vec<&str> { form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect() };
+    let picked =
+        |name: &str| -> Vec<&str> { form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect() };
     let (secrets, keys, certificates) = (picked("secret"), picked("key"), picked("certificate"));
     let policy = json!({"properties": {"accessPolicies": [{
         "tenantId": v.tenant_id, "objectId": object_id,
@@ -1230,6 +1249,51 @@ pub async fn update(
     let path = format!("/{collection}/{name}/{version}");
     match crate::dataplane::dispatch(&state, ctx, Method::PATCH, &path, Some(patch)).await {
         Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/{collection}/{name}")).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+/// Content type, expiry and tags of a secret's version (`PATCH /secrets/{name}/{version}`).
+pub async fn properties(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let (p, form) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let expires = match field(&form, "expires").map(str::trim).filter(|e| !e.is_empty()) {
+        None => Value::Null,
+        Some(e) => match coffer_core::clock::parse_iso8601(e) {
+            Some(t) => json!(t),
+            None => return error_page(p.user(), &Error::bad_parameter(format!("'{e}' is not a date (YYYY-MM-DD)."))),
+        },
+    };
+    let mut tags = serde_json::Map::new();
+    for line in field(&form, "tags").unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some((k, v)) = line.split_once('=') else {
+            return error_page(p.user(), &Error::bad_parameter(format!("The tag line '{line}' is not name=value.")));
+        };
+        tags.insert(k.trim().to_string(), json!(v.trim()));
+    }
+    let patch = json!({
+        "contentType": field(&form, "content_type").unwrap_or("").trim(),
+        "attributes": {"exp": expires},
+        "tags": tags,
+    });
+    let version = field(&form, "version").unwrap_or("").trim().to_string();
+    let ctx = match context(&state, &p.caller, &vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    match crate::dataplane::dispatch(&state, ctx, Method::PATCH, &format!("/secrets/{name}/{version}"), Some(patch))
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/secrets/{name}")).into_response(),
         Err(e) => error_page(p.user(), &e),
     }
 }
