@@ -401,6 +401,14 @@ def test_administrators_create_vaults_and_principals(coffer, browser):
         return requests.post(f"{coffer.server}/{coffer.creds['tenant_id']}/oauth2/v2.0/token", data={
             "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
             "scope": f"https://vault.localhost:{coffer.port}/.default"}, verify=coffer.creds["ca_file"], timeout=10)
+    d.find_element(By.ID, f"credential-{app}").click()
+    WebDriverWait(d, 15).until(lambda x: "A new credential was added." in x.page_source)
+    second = find(d, "shown-once").text.strip()
+    assert second != secret
+    assert requests.post(f"{coffer.server}/{coffer.creds['tenant_id']}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": second,
+        "scope": f"https://vault.localhost:{coffer.port}/.default"}, verify=coffer.creds["ca_file"],
+        timeout=10).status_code == 200
     d.find_element(By.ID, f"toggle-{app}").click()
     WebDriverWait(d, 15).until(lambda x: "The principal was disabled." in x.page_source)
     assert sign_in_app().status_code != 200

@@ -255,3 +255,35 @@ pub async fn remove_member(
             .await;
     after(&state, &p, done, "The member was removed.").await
 }
+
+/// A new client secret (applications) or identity header (managed identities), shown once.
+pub async fn new_credential(
+    State(state): State<SharedState>,
+    SameOrigin(same): SameOrigin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (p, _) = match posted(&state, &headers, same, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let added = crate::directory::add_credential(
+        State(state.clone()),
+        axum::Extension(p.caller.clone()),
+        Path(id),
+        Bytes::from("{}"),
+    )
+    .await;
+    match added {
+        Ok(resp) => {
+            let c = body_of(resp).await;
+            let shown = c["client_secret"].as_str().or(c["identity_header"].as_str()).map(str::to_string);
+            admin_page(&state, &p, Some("A new credential was added.".into()), shown, None, StatusCode::OK).await
+        }
+        Err(e) => {
+            let status = status_of(&e.0);
+            admin_page(&state, &p, None, None, Some(e.0.message.clone()), status).await
+        }
+    }
+}

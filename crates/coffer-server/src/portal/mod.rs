@@ -39,6 +39,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/portal/admin/members", post(admin::add_member))
         .route("/portal/admin/principals/{id}/enabled", post(admin::set_enabled))
         .route("/portal/admin/principals/{id}/delete", post(admin::delete_principal))
+        .route("/portal/admin/principals/{id}/credentials", post(admin::new_credential))
         .route("/portal/admin/groups/{id}/members/{member}/remove", post(admin::remove_member))
         .route("/portal/vaults/{vault}", get(pages::overview))
         .route("/portal/vaults/{vault}/secrets", get(pages::secrets).post(pages::create_secret))

@@ -20,6 +20,7 @@ struct ObjectRow {
     enabled: bool,
     updated: String,
     expires: String,
+    tags: String,
 }
 
 #[derive(Template)]
@@ -66,6 +67,7 @@ async fn list_page(
                                     enabled: o["attributes"]["enabled"].as_bool().unwrap_or(false),
                                     updated: date(&o["attributes"]["updated"]),
                                     expires: date(&o["attributes"]["exp"]),
+                                    tags: super::pages::tags_line(&o["tags"]),
                                 }
                             })
                             .collect()

@@ -444,6 +444,14 @@ struct SecretRow {
     content_type: String,
     updated: String,
     expires: String,
+    tags: String,
+}
+
+/// Tags as one line: `env=prod, owner=lab`.
+pub(super) fn tags_line(v: &Value) -> String {
+    v.as_object()
+        .map(|t| t.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
 }
 
 #[derive(Template)]
@@ -483,6 +491,7 @@ async fn secrets_page(
                             content_type: s["contentType"].as_str().unwrap_or("").to_string(),
                             updated: date(&s["attributes"]["updated"]),
                             expires: date(&s["attributes"]["exp"]),
+                            tags: tags_line(&s["tags"]),
                         })
                         .collect()
                 })
