@@ -181,7 +181,11 @@ def test_oct_every_algorithm_cross_checked(coffer, keys, credential, bits):
     padded = p.update(b"odd length text") + p.finalize()
     enc = Cipher(algorithms.AES(secret), modes.CBC(iv)).encryptor()
     ct = enc.update(padded) + enc.finalize()
-    assert c.decrypt(EncryptionAlgorithm(f"A{bits}CBCPAD"), ct, iv=iv).plaintext == b"odd length text"
+    # (Through the REST API: for AES-256 the SDK "decrypts" CBCPAD locally with a random key of its
+    # own making, as the JWK carries no `k`, and falls back to the vault only when the random
+    # plaintext's padding is invalid — so 1 time in 256 it returns garbage.)
+    r = raw(coffer, keys, "POST", f"/keys/{name}//decrypt", {"alg": f"A{bits}CBCPAD", "value": b64u(ct), "iv": b64u(iv)})
+    assert unb64u(r.json()["value"]) == b"odd length text", r.text
     res = c.encrypt(EncryptionAlgorithm(f"A{bits}CBC"), b"sixteen bytes!!!" * 2, iv=iv)
     dec = Cipher(algorithms.AES(secret), modes.CBC(iv)).decryptor()
     assert dec.update(res.ciphertext) + dec.finalize() == b"sixteen bytes!!!" * 2
