@@ -4,12 +4,12 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::pages::{
-    Portal, VaultView, VersionRow, change, context, date, field, last_segment, posted, signed_in, vault_view,
-    version_rows,
+    Portal, Submit, VaultView, VersionRow, change, context, date, field, last_segment, posted, signed_in, submit,
+    vault_view, version_rows,
 };
 use super::{SameOrigin, UserView, error_page, html, status_of};
 use crate::http::ClientAddr;
@@ -246,7 +246,16 @@ macro_rules! object_pages {
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
             let path = format!("/{}/{name}", $collection);
-            change(&state, &headers, same, &body, addr, &vault, Method::DELETE, path, then).await
+            change(
+                &state,
+                &headers,
+                same,
+                &body,
+                addr,
+                &vault,
+                Submit { method: Method::DELETE, path, body: None, then },
+            )
+            .await
         }
     };
 }
@@ -273,7 +282,13 @@ pub async fn create_key(
         Some(("EC", crv)) => json!({"kty": "EC", "crv": crv}),
         _ => return error_page(p.user(), &coffer_core::Error::bad_parameter("Choose a key type.")),
     };
-    create(&state, &p, &vault, addr, "keys", &name, spec).await
+    let op = Submit {
+        method: Method::POST,
+        path: format!("/keys/{name}/create"),
+        body: Some(spec),
+        then: format!("/portal/vaults/{vault}/keys/{name}"),
+    };
+    create_named(&state, &p, &vault, addr, &name, op).await
 }
 
 /// Creates a self-signed certificate (its key and secret come with it).
@@ -297,31 +312,13 @@ pub async fn create_certificate(
         "key_props": {"kty": "RSA", "key_size": 2048, "exportable": true, "reuse_key": false},
         "secret_props": {"contentType": "application/x-pkcs12"},
     }});
-    create(&state, &p, &vault, addr, "certificates", &name, spec).await
-}
-
-async fn create(
-    state: &SharedState,
-    p: &Portal,
-    vault: &str,
-    addr: Option<std::net::IpAddr>,
-    collection: &'static str,
-    name: &str,
-    spec: Value,
-) -> Response {
-    if let Err(e) = coffer_core::names::validate_object_name(name) {
-        return error_page(p.user(), &e);
-    }
-    let ctx = match context(state, &p.caller, vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
+    let op = Submit {
+        method: Method::POST,
+        path: format!("/certificates/{name}/create"),
+        body: Some(spec),
+        then: format!("/portal/vaults/{vault}/certificates/{name}"),
     };
-    match crate::dataplane::dispatch(state, ctx, Method::POST, &format!("/{collection}/{name}/create"), Some(spec))
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/{collection}/{name}")).into_response(),
-        Err(e) => error_page(p.user(), &e),
-    }
+    create_named(&state, &p, &vault, addr, &name, op).await
 }
 
 /// The certificate (DER) as a `.cer` download.
@@ -369,7 +366,13 @@ pub async fn import_key(
     let Ok(jwk) = serde_json::from_str::<Value>(field(&form, "jwk").unwrap_or("")) else {
         return error_page(p.user(), &coffer_core::Error::bad_parameter("The key is not a JSON Web Key (JSON)."));
     };
-    import(&state, &p, &vault, addr, "keys", &name, Method::PUT, format!("/keys/{name}"), json!({"key": jwk})).await
+    let op = Submit {
+        method: Method::PUT,
+        path: format!("/keys/{name}"),
+        body: Some(json!({"key": jwk})),
+        then: format!("/portal/vaults/{vault}/keys/{name}"),
+    };
+    create_named(&state, &p, &vault, addr, &name, op).await
 }
 
 /// Imports a certificate with its key from PEM or a base64 PFX (`POST /certificates/{name}/import`).
@@ -397,31 +400,27 @@ pub async fn import_certificate(
     if let Some(pwd) = field(&form, "password").filter(|p| !p.is_empty()) {
         input["pwd"] = json!(pwd);
     }
-    let path = format!("/certificates/{name}/import");
-    import(&state, &p, &vault, addr, "certificates", &name, Method::POST, path, input).await
+    let op = Submit {
+        method: Method::POST,
+        path: format!("/certificates/{name}/import"),
+        body: Some(input),
+        then: format!("/portal/vaults/{vault}/certificates/{name}"),
+    };
+    create_named(&state, &p, &vault, addr, &name, op).await
 }
 
-#[allow(clippy::too_many_arguments)] // where, what, and the request that does it
-async fn import(
+/// A new key or certificate from a form: its name is checked first, so the page says what is
+/// wrong with it.
+async fn create_named(
     state: &SharedState,
     p: &Portal,
     vault: &str,
     addr: Option<std::net::IpAddr>,
-    collection: &'static str,
     name: &str,
-    method: Method,
-    path: String,
-    input: Value,
+    op: Submit,
 ) -> Response {
     if let Err(e) = coffer_core::names::validate_object_name(name) {
         return error_page(p.user(), &e);
     }
-    let ctx = match context(state, &p.caller, vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
-    };
-    match crate::dataplane::dispatch(state, ctx, method, &path, Some(input)).await {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/{collection}/{name}")).into_response(),
-        Err(e) => error_page(p.user(), &e),
-    }
+    submit(state, p, vault, addr, op).await
 }

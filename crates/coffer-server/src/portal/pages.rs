@@ -538,14 +538,13 @@ pub async fn create_secret(
     if let Some(ct) = field(&form, "content_type").filter(|c| !c.trim().is_empty()) {
         secret["contentType"] = json!(ct.trim());
     }
-    let ctx = match context(&state, &p.caller, &vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
+    let op = Submit {
+        method: Method::PUT,
+        path: format!("/secrets/{name}"),
+        body: Some(secret),
+        then: format!("/portal/vaults/{vault}/secrets/{name}"),
     };
-    match crate::dataplane::dispatch(&state, ctx, Method::PUT, &format!("/secrets/{name}"), Some(secret)).await {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/secrets/{name}")).into_response(),
-        Err(e) => error_page(p.user(), &e),
-    }
+    submit(&state, &p, &vault, addr, op).await
 }
 
 pub(super) struct VersionRow {
@@ -759,7 +758,33 @@ pub(super) fn version_rows(items: &[Value]) -> Vec<VersionRow> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)] // a form post's parts, then what to do and where to go
+/// A data-plane operation a form asks for, and the page to go to once it is done.
+pub(super) struct Submit {
+    pub(super) method: Method,
+    pub(super) path: String,
+    pub(super) body: Option<Value>,
+    pub(super) then: String,
+}
+
+/// Carries out `op` for the signed-in user: on success to `op.then`, else the error page.
+pub(super) async fn submit(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    addr: Option<std::net::IpAddr>,
+    op: Submit,
+) -> Response {
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    match crate::dataplane::dispatch(state, ctx, op.method, &op.path, op.body).await {
+        Ok(_) => Redirect::to(&op.then).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+/// A form post that asks for one data-plane change, with no fields but the CSRF token.
 pub(super) async fn change(
     state: &SharedState,
     headers: &HeaderMap,
@@ -767,21 +792,11 @@ pub(super) async fn change(
     body: &Bytes,
     addr: Option<std::net::IpAddr>,
     vault: &str,
-    method: Method,
-    path: String,
-    then: String,
+    op: Submit,
 ) -> Response {
-    let (p, _) = match posted(state, headers, same, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let ctx = match context(state, &p.caller, vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
-    };
-    match crate::dataplane::dispatch(state, ctx, method, &path, None).await {
-        Ok(_) => Redirect::to(&then).into_response(),
-        Err(e) => error_page(p.user(), &e),
+    match posted(state, headers, same, body).await {
+        Ok((p, _)) => submit(state, &p, vault, addr, op).await,
+        Err(r) => r,
     }
 }
 
@@ -794,7 +809,8 @@ pub async fn delete_secret(
     body: Bytes,
 ) -> Response {
     let then = format!("/portal/vaults/{vault}/deleted-secrets");
-    change(&state, &headers, same, &body, addr, &vault, Method::DELETE, format!("/secrets/{name}"), then).await
+    let op = Submit { method: Method::DELETE, path: format!("/secrets/{name}"), body: None, then };
+    change(&state, &headers, same, &body, addr, &vault, op).await
 }
 
 struct DeletedRow {
@@ -887,7 +903,8 @@ macro_rules! deleted_handlers {
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/{}/{name}", $collection);
             let path = format!("/deleted{}/{name}/recover", $collection);
-            change(&state, &headers, same, &body, addr, &vault, Method::POST, path, then).await
+            change(&state, &headers, same, &body, addr, &vault, Submit { method: Method::POST, path, body: None, then })
+                .await
         }
 
         pub async fn $purge(
@@ -900,7 +917,16 @@ macro_rules! deleted_handlers {
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
             let path = format!("/deleted{}/{name}", $collection);
-            change(&state, &headers, same, &body, addr, &vault, Method::DELETE, path, then).await
+            change(
+                &state,
+                &headers,
+                same,
+                &body,
+                addr,
+                &vault,
+                Submit { method: Method::DELETE, path, body: None, then },
+            )
+            .await
         }
     };
 }
@@ -1221,15 +1247,10 @@ pub async fn new_version(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let ctx = match context(&state, &p.caller, &vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
-    };
     let value = json!({"value": field(&form, "value").unwrap_or("")});
-    match crate::dataplane::dispatch(&state, ctx, Method::PUT, &format!("/secrets/{name}"), Some(value)).await {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/secrets/{name}")).into_response(),
-        Err(e) => error_page(p.user(), &e),
-    }
+    let then = format!("/portal/vaults/{vault}/secrets/{name}");
+    let op = Submit { method: Method::PUT, path: format!("/secrets/{name}"), body: Some(value), then };
+    submit(&state, &p, &vault, addr, op).await
 }
 
 /// Enables or disables a version of a secret, key or certificate (`collection` from the path).
@@ -1250,16 +1271,10 @@ pub async fn update(
     }
     let version = field(&form, "version").unwrap_or("").trim().to_string();
     let enabled = field(&form, "enabled") == Some("true");
-    let ctx = match context(&state, &p.caller, &vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
-    };
     let patch = json!({"attributes": {"enabled": enabled}});
-    let path = format!("/{collection}/{name}/{version}");
-    match crate::dataplane::dispatch(&state, ctx, Method::PATCH, &path, Some(patch)).await {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/{collection}/{name}")).into_response(),
-        Err(e) => error_page(p.user(), &e),
-    }
+    let then = format!("/portal/vaults/{vault}/{collection}/{name}");
+    let op = Submit { method: Method::PATCH, path: format!("/{collection}/{name}/{version}"), body: Some(patch), then };
+    submit(&state, &p, &vault, addr, op).await
 }
 
 /// Content type, expiry and tags of a secret's version (`PATCH /secrets/{name}/{version}`).
@@ -1295,14 +1310,11 @@ pub async fn properties(
         "tags": tags,
     });
     let version = field(&form, "version").unwrap_or("").trim().to_string();
-    let ctx = match context(&state, &p.caller, &vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
+    let op = Submit {
+        method: Method::PATCH,
+        path: format!("/secrets/{name}/{version}"),
+        body: Some(patch),
+        then: format!("/portal/vaults/{vault}/secrets/{name}"),
     };
-    match crate::dataplane::dispatch(&state, ctx, Method::PATCH, &format!("/secrets/{name}/{version}"), Some(patch))
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/secrets/{name}")).into_response(),
-        Err(e) => error_page(p.user(), &e),
-    }
+    submit(&state, &p, &vault, addr, op).await
 }
