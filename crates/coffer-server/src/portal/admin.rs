@@ -8,8 +8,8 @@ use axum::response::Response;
 use coffer_core::principal::PrincipalKind;
 use serde_json::{Value, json};
 
-use super::pages::{Portal, field, posted, signed_in};
-use super::{SameOrigin, UserView, error_page, html, status_of};
+use super::pages::{Portal, Posted, field, signed_in};
+use super::{UserView, error_page, html, status_of};
 use crate::state::SharedState;
 
 struct PrincipalRow {
@@ -103,16 +103,7 @@ async fn body_of(resp: Response) -> Value {
 
 /// A new user (with its password), application (with a client secret shown once), managed
 /// identity (with its identity header shown once) or group.
-pub async fn create_principal(
-    State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn create_principal(State(state): State<SharedState>, Posted { portal: p, form }: Posted) -> Response {
     let kind = field(&form, "type").unwrap_or("user").to_string();
     let name = field(&form, "name").unwrap_or("").trim().to_string();
     let mut input = json!({"type": kind, "name": name});
@@ -169,16 +160,7 @@ pub async fn create_principal(
     admin_page(&state, &p, flash, shown, None, StatusCode::OK).await
 }
 
-pub async fn add_member(
-    State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn add_member(State(state): State<SharedState>, Posted { portal: p, form }: Posted) -> Response {
     let (group, member) =
         (field(&form, "group").unwrap_or("").to_string(), field(&form, "member").unwrap_or("").to_string());
     let added =
@@ -206,15 +188,9 @@ async fn after(state: &SharedState, p: &Portal, done: crate::http::ApiResult<Res
 
 pub async fn set_enabled(
     State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let enabled = field(&form, "enabled") == Some("true");
     let patch = Bytes::from(json!({"enabled": enabled}).to_string());
     let done =
@@ -225,15 +201,9 @@ pub async fn set_enabled(
 
 pub async fn delete_principal(
     State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { portal: p, .. }: Posted,
 ) -> Response {
-    let (p, _) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let done =
         crate::directory::delete_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id)).await;
     after(&state, &p, done, "The principal was deleted.").await
@@ -241,15 +211,9 @@ pub async fn delete_principal(
 
 pub async fn remove_member(
     State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path((group, member)): Path<(String, String)>,
-    body: Bytes,
+    Posted { portal: p, .. }: Posted,
 ) -> Response {
-    let (p, _) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let done =
         crate::directory::remove_member(State(state.clone()), axum::Extension(p.caller.clone()), Path((group, member)))
             .await;
@@ -259,15 +223,9 @@ pub async fn remove_member(
 /// A new client secret (applications) or identity header (managed identities), shown once.
 pub async fn new_credential(
     State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { portal: p, .. }: Posted,
 ) -> Response {
-    let (p, _) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let added = crate::directory::add_credential(
         State(state.clone()),
         axum::Extension(p.caller.clone()),

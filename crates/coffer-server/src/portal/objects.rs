@@ -1,17 +1,16 @@
 //! Keys and certificates in the portal: lists, item pages, generate / create, delete, and the
 //! certificate download — all through `dataplane::dispatch`, like the secrets pages.
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::pages::{
-    Portal, Submit, VaultView, VersionRow, change, context, date, field, last_segment, posted, signed_in, submit,
-    vault_view, version_rows,
+    Portal, Posted, Submit, VaultView, VersionRow, context, date, field, last_segment, signed_in, submit, vault_view,
+    version_rows,
 };
-use super::{SameOrigin, UserView, error_page, html, status_of};
+use super::{UserView, error_page, html, status_of};
 use crate::http::ClientAddr;
 use crate::state::SharedState;
 
@@ -239,23 +238,12 @@ macro_rules! object_pages {
         pub async fn $delete(
             State(state): State<SharedState>,
             ClientAddr(addr): ClientAddr,
-            SameOrigin(same): SameOrigin,
-            headers: HeaderMap,
             Path((vault, name)): Path<(String, String)>,
-            body: Bytes,
+            Posted { portal: p, .. }: Posted,
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
             let path = format!("/{}/{name}", $collection);
-            change(
-                &state,
-                &headers,
-                same,
-                &body,
-                addr,
-                &vault,
-                Submit { method: Method::DELETE, path, body: None, then },
-            )
-            .await
+            submit(&state, &p, &vault, addr, Submit { method: Method::DELETE, path, body: None, then }).await
         }
     };
 }
@@ -267,15 +255,9 @@ object_pages!(certificates, certificate, delete_certificate, "certificates");
 pub async fn create_key(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(vault): Path<String>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").unwrap_or("").trim().to_string();
     let spec = match field(&form, "kty").and_then(|k| k.split_once(':')) {
         Some(("RSA", size)) => json!({"kty": "RSA", "key_size": size.parse::<u32>().unwrap_or(2048)}),
@@ -295,15 +277,9 @@ pub async fn create_key(
 pub async fn create_certificate(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(vault): Path<String>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").unwrap_or("").trim().to_string();
     let months = field(&form, "months").and_then(|m| m.trim().parse::<u32>().ok()).unwrap_or(12);
     let spec = json!({"policy": {
@@ -353,15 +329,9 @@ pub async fn download_certificate(
 pub async fn import_key(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(vault): Path<String>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").unwrap_or("").trim().to_string();
     let Ok(jwk) = serde_json::from_str::<Value>(field(&form, "jwk").unwrap_or("")) else {
         return error_page(p.user(), &coffer_core::Error::bad_parameter("The key is not a JSON Web Key (JSON)."));
@@ -379,15 +349,9 @@ pub async fn import_key(
 pub async fn import_certificate(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(vault): Path<String>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").unwrap_or("").trim().to_string();
     let value = field(&form, "value").unwrap_or("").trim().to_string();
     // The API takes the file in base64 (as the SDKs send it): a pasted PEM is encoded here.

@@ -65,22 +65,36 @@ fn cross_site() -> Response {
     error_page(None, &e)
 }
 
-/// A form post from a signed-in user: same origin, right CSRF token, and (for changes) a
-/// durable "started" audit record before anything happens.
-pub(super) async fn posted(
-    state: &SharedState,
-    headers: &HeaderMap,
-    same: bool,
-    body: &Bytes,
-) -> Result<(Portal, Form), Response> {
-    let portal = signed_in(state, headers).await?;
-    let form: Form = serde_urlencoded::from_bytes(body)
-        .map_err(|_| error_page(portal.user(), &Error::bad_parameter("The form could not be read.")))?;
-    if !same || !csrf_matches(&form, &portal.session.csrf) {
-        return Err(cross_site());
+/// A form post from a signed-in user, as a handler's last argument: same origin, the right
+/// CSRF token, and (for changes) a durable "started" audit record before anything happens.
+/// Anything else is answered for the handler (sign-in page, refusal, 503).
+pub(super) struct Posted {
+    pub(super) portal: Portal,
+    pub(super) form: Form,
+}
+
+/// The largest form the portal takes (a PFX in base64, a JWK, a secret value).
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+impl axum::extract::FromRequest<SharedState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &SharedState) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let Ok(SameOrigin(same)) = SameOrigin::from_request_parts(&mut parts, state).await;
+        let portal = signed_in(state, &parts.headers).await?;
+        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+            .await
+            .map_err(|_| error_page(portal.user(), &Error::bad_parameter("The form is too large.")))?;
+        let form: Form = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| error_page(portal.user(), &Error::bad_parameter("The form could not be read.")))?;
+        if !same || !csrf_matches(&form, &portal.session.csrf) {
+            return Err(cross_site());
+        }
+        crate::audit::before_change(state).await.map_err(|e| error_page(portal.user(), &e))?;
+        Ok(Posted { portal, form })
     }
-    crate::audit::before_change(state).await.map_err(|e| error_page(portal.user(), &e))?;
-    Ok((portal, form))
 }
 
 // ---- Sign-in ----
@@ -360,16 +374,7 @@ async fn vaults_page(state: &SharedState, p: &Portal, error: Option<String>, sta
 
 /// Creates a vault through the Resource Manager handler; under access policies its creator
 /// gets every permission (as `az keyvault create` gives).
-pub async fn create_vault(
-    State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn create_vault(State(state): State<SharedState>, Posted { portal: p, form }: Posted) -> Response {
     let name = field(&form, "name").unwrap_or("").trim().to_string();
     let rbac = field(&form, "model") == Some("rbac");
     let retention = field(&form, "retention").and_then(|r| r.trim().parse::<u32>().ok()).unwrap_or(90);
@@ -521,15 +526,9 @@ pub async fn secrets(
 pub async fn create_secret(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(vault): Path<String>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").unwrap_or("").trim().to_string();
     if let Err(e) = coffer_core::names::validate_object_name(&name) {
         return error_page(p.user(), &e);
@@ -693,18 +692,12 @@ pub async fn secret(
 pub async fn reveal(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path((vault, name)): Path<(String, String)>,
-    body: Bytes,
+    Posted { portal: p, .. }: Posted,
 ) -> Response {
-    match posted(&state, &headers, same, &body).await {
-        Ok((p, _)) => secret_page(&state, &p, &vault, &name, addr, true).await,
-        Err(r) => r,
-    }
+    secret_page(&state, &p, &vault, &name, addr, true).await
 }
 
-/// A data-plane change from a form, then back to a page.
 /// Who may perform `action` on the object (`kind`: secret, key or certificate), answered by the
 /// evaluator that enforces requests — for those who may read the vault's access settings.
 pub(super) async fn who_can(
@@ -784,33 +777,15 @@ pub(super) async fn submit(
     }
 }
 
-/// A form post that asks for one data-plane change, with no fields but the CSRF token.
-pub(super) async fn change(
-    state: &SharedState,
-    headers: &HeaderMap,
-    same: bool,
-    body: &Bytes,
-    addr: Option<std::net::IpAddr>,
-    vault: &str,
-    op: Submit,
-) -> Response {
-    match posted(state, headers, same, body).await {
-        Ok((p, _)) => submit(state, &p, vault, addr, op).await,
-        Err(r) => r,
-    }
-}
-
 pub async fn delete_secret(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path((vault, name)): Path<(String, String)>,
-    body: Bytes,
+    Posted { portal: p, .. }: Posted,
 ) -> Response {
     let then = format!("/portal/vaults/{vault}/deleted-secrets");
     let op = Submit { method: Method::DELETE, path: format!("/secrets/{name}"), body: None, then };
-    change(&state, &headers, same, &body, addr, &vault, op).await
+    submit(&state, &p, &vault, addr, op).await
 }
 
 struct DeletedRow {
@@ -896,37 +871,23 @@ macro_rules! deleted_handlers {
         pub async fn $recover(
             State(state): State<SharedState>,
             ClientAddr(addr): ClientAddr,
-            SameOrigin(same): SameOrigin,
-            headers: HeaderMap,
             Path((vault, name)): Path<(String, String)>,
-            body: Bytes,
+            Posted { portal: p, .. }: Posted,
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/{}/{name}", $collection);
             let path = format!("/deleted{}/{name}/recover", $collection);
-            change(&state, &headers, same, &body, addr, &vault, Submit { method: Method::POST, path, body: None, then })
-                .await
+            submit(&state, &p, &vault, addr, Submit { method: Method::POST, path, body: None, then }).await
         }
 
         pub async fn $purge(
             State(state): State<SharedState>,
             ClientAddr(addr): ClientAddr,
-            SameOrigin(same): SameOrigin,
-            headers: HeaderMap,
             Path((vault, name)): Path<(String, String)>,
-            body: Bytes,
+            Posted { portal: p, .. }: Posted,
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
             let path = format!("/deleted{}/{name}", $collection);
-            change(
-                &state,
-                &headers,
-                same,
-                &body,
-                addr,
-                &vault,
-                Submit { method: Method::DELETE, path, body: None, then },
-            )
-            .await
+            submit(&state, &p, &vault, addr, Submit { method: Method::DELETE, path, body: None, then }).await
         }
     };
 }
@@ -1084,15 +1045,9 @@ pub async fn access(
 /// the same handler as `PUT …/accessPolicies/replace|remove`.
 pub async fn set_access(
     State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(vault): Path<String>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let v = match visible_vault(&state, &p.caller, &vault).await {
         Ok(v) => v,
         Err(e) => return error_page(p.user(), &e),
@@ -1238,15 +1193,9 @@ pub async fn audit(
 pub async fn new_version(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path((vault, name)): Path<(String, String)>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let value = json!({"value": field(&form, "value").unwrap_or("")});
     let then = format!("/portal/vaults/{vault}/secrets/{name}");
     let op = Submit { method: Method::PUT, path: format!("/secrets/{name}"), body: Some(value), then };
@@ -1257,15 +1206,9 @@ pub async fn new_version(
 pub async fn update(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path((vault, collection, name)): Path<(String, String, String)>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     if !["secrets", "keys", "certificates"].contains(&collection.as_str()) {
         return error_page(p.user(), &Error::not_found("NotFound", "There is no such page."));
     }
@@ -1281,15 +1224,9 @@ pub async fn update(
 pub async fn properties(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path((vault, name)): Path<(String, String)>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let expires = match field(&form, "expires").map(str::trim).filter(|e| !e.is_empty()) {
         None => Value::Null,
         Some(e) => match coffer_core::clock::parse_iso8601(e) {

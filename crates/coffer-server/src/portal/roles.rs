@@ -7,8 +7,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
-use super::pages::{Portal, VaultView, field, posted, signed_in, vault_view, visible_vault};
-use super::{SameOrigin, UserView, error_page, html, status_of};
+use super::pages::{Portal, Posted, VaultView, field, signed_in, vault_view, visible_vault};
+use super::{UserView, error_page, html, status_of};
 use crate::state::SharedState;
 
 struct AssignmentRow {
@@ -119,15 +119,9 @@ pub async fn roles(State(state): State<SharedState>, headers: HeaderMap, Path(va
 
 pub async fn assign(
     State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path(vault): Path<String>,
-    body: Bytes,
+    Posted { portal: p, form }: Posted,
 ) -> Response {
-    let (p, form) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let input = json!({
         "role": field(&form, "role").unwrap_or(""),
         "assignee": field(&form, "assignee").unwrap_or("").trim(),
@@ -150,15 +144,9 @@ pub async fn assign(
 
 pub async fn unassign(
     State(state): State<SharedState>,
-    SameOrigin(same): SameOrigin,
-    headers: HeaderMap,
     Path((vault, id)): Path<(String, String)>,
-    body: Bytes,
+    Posted { portal: p, .. }: Posted,
 ) -> Response {
-    let (p, _) = match posted(&state, &headers, same, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     match crate::authorization::delete_assignment(State(state.clone()), axum::Extension(p.caller.clone()), Path(id))
         .await
     {
