@@ -277,6 +277,9 @@ def test_portal_end_to_end(coffer, browser):
     reveal = [json.loads(line) for line in coffer.cli("audit", "query", "--vault", v, "--operation", "SecretGet",
                                                       "--caller", keeper_id, "--result", "success").stdout.splitlines()]
     assert reveal and "HeadlessChrome" in reveal[0]["properties"]["clientInfo"]
+    # The record keeps the decision that let the value out (not the who-can question's).
+    assert reveal[0]["properties"]["authorization"]["model"] == "accessPolicy", reveal[0]
+    assert reveal[0]["properties"]["authorization"]["decision"] == "allow"
     assert value not in json.dumps(reveal)
 
     # Security headers on every page.

@@ -180,6 +180,9 @@ async fn item_page(
         who: Vec::new(),
         who_error: None,
     };
+    // Asked first, so that the decision the request's audit record keeps is the data one.
+    let (kind, action) = if collection == "keys" { ("key", "getKey") } else { ("certificate", "getCertificate") };
+    (page.who, page.who_error) = super::pages::who_can(state, &p.caller, vault, kind, name, action).await;
     let mut status = StatusCode::OK;
     let again = || context(state, &p.caller, vault, addr);
     match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}/{name}"), None).await {
@@ -204,8 +207,6 @@ async fn item_page(
             Err(_) => {}
         }
     }
-    let (kind, action) = if collection == "keys" { ("key", "getKey") } else { ("certificate", "getCertificate") };
-    (page.who, page.who_error) = super::pages::who_can(state, &p.caller, vault, kind, name, action).await;
     html(status, &page)
 }
 

@@ -630,6 +630,9 @@ async fn secret_page(
         edit_expires: String::new(),
         edit_tags: String::new(),
     };
+    // Who can read the value: answered by the evaluator that enforces, for those who may ask.
+    // Asked first, so that the decision the request's audit record keeps is the data one.
+    (page.who, page.who_error) = who_can(state, &p.caller, vault, "secret", name, "getSecret").await;
     let mut status = StatusCode::OK;
     match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/secrets/{name}/versions"), None).await {
         Ok(list) => {
@@ -672,8 +675,6 @@ async fn secret_page(
             }
         }
     }
-    // Who can read the value: answered by the evaluator that enforces, for those who may ask.
-    (page.who, page.who_error) = who_can(state, &p.caller, vault, "secret", name, "getSecret").await;
     html(status, &page)
 }
 
