@@ -462,3 +462,46 @@ def test_records_cut_from_the_end_while_stopped_are_detected(own_server):
                              for seq, p in findings(report, "store")), report
     tampered = query(s, "--operation", "AuditChainTampered")
     assert tampered and "while Coffer was stopped" in tampered[0]["resultDescription"], "the restart says so itself"
+
+
+def test_metrics_count_requests_and_audit_writes(coffer, own_server):
+    s = coffer
+    url = f"{s.server}/metrics"
+    assert requests.get(url, verify=s.creds["ca_file"], timeout=10).status_code == 401, "a token is needed"
+    mgmt = s.token(f"https://localhost:{s.port}")
+
+    def scrape(server, token=None):
+        r = requests.get(f"{server.server}/metrics", verify=server.creds["ca_file"], timeout=10,
+                         headers={"Authorization": f"Bearer {token}"} if token else {})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.text
+        values = {}
+        for line in r.text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    key = 'coffer_requests_total{operation="SecretGet",status="200"}'
+    before = scrape(s, mgmt)
+    v = s.new_vault()
+    token = s.token()
+    assert raw(s, "PUT", v, "/secrets/m", token, {"value": "1"}).status_code == 200
+    for _ in range(3):
+        assert raw(s, "GET", v, "/secrets/m", token).status_code == 200
+    after = scrape(s, mgmt)
+    assert after[key] - before.get(key, 0) == 3
+    bucket = 'coffer_request_duration_seconds_bucket{operation="SecretGet",status="200",le="+Inf"}'
+    assert after[bucket] == after[key]
+    assert after["coffer_audit_records_total"] > before.get("coffer_audit_records_total", 0) + 4
+    assert "coffer_audit_queue_depth" in after
+    # A non-administrator's token is refused.
+    app = s.cli_json("principal", "create", "--type", "app", "--name", "metrics" + uuid.uuid4().hex[:6])
+    secret = s.cli_json("principal", "credential", "add", "--id", app["object_id"])["client_secret"]
+    other = requests.post(f"{s.server}/{s.creds['tenant_id']}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": app["client_id"], "client_secret": secret,
+        "scope": f"https://localhost:{s.port}/.default"}, verify=s.creds["ca_file"], timeout=10).json()["access_token"]
+    r = requests.get(url, headers={"Authorization": f"Bearer {other}"}, verify=s.creds["ca_file"], timeout=10)
+    assert r.status_code == 403
+    # With --metrics-unauthenticated a scraper needs no token.
+    open_server = own_server("--metrics-unauthenticated")
+    assert "coffer_audit_records_total" in scrape(open_server)

@@ -13,12 +13,22 @@ pub struct ServerConfig {
     /// The port clients use, when it differs from the listening port (behind a proxy).
     pub public_port: Option<u16>,
     pub audit: crate::audit::AuditConfig,
+    /// Serve `/metrics` without a token (for a Prometheus scraper on a trusted network).
+    pub metrics_unauthenticated: bool,
 }
 
 impl ServerConfig {
     pub fn dev(data_dir: PathBuf, listen: SocketAddr) -> Self {
         let audit = crate::audit::AuditConfig::in_dir(&data_dir);
-        Self { data_dir, listen, dns_suffix: "vault.localhost".into(), dev: true, public_port: None, audit }
+        Self {
+            data_dir,
+            listen,
+            dns_suffix: "vault.localhost".into(),
+            dev: true,
+            public_port: None,
+            audit,
+            metrics_unauthenticated: false,
+        }
     }
 }
 

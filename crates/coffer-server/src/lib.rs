@@ -18,6 +18,7 @@ pub mod identity;
 pub mod jobs;
 pub mod keyring;
 pub mod management;
+pub mod metrics;
 pub mod objects;
 pub mod portal;
 pub mod server;

@@ -86,10 +86,15 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let tokens = TokenService::load(store.as_ref(), &keyring, now).await?;
     let backup_key = keyring.instance_key(store.as_ref(), "backup").await?;
     let signer = crate::audit::writer_key(store.as_ref(), &keyring).await?;
-    let audit = crate::audit::AuditLog::start(store.clone(), clock.clone(), signer, config.audit.clone()).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let audit =
+        crate::audit::AuditLog::start(store.clone(), clock.clone(), signer, config.audit.clone(), metrics.clone())
+            .await?;
     let state = Arc::new(AppState {
         audit,
         sessions: Default::default(),
+        metrics,
+        metrics_unauthenticated: config.metrics_unauthenticated,
         store,
         clock: dev_clock.clone(),
         keyring,
@@ -126,6 +131,7 @@ pub fn build_app(state: SharedState) -> Router {
     let data: Router = Router::new().fallback(crate::dataplane::entry).with_state(state.clone());
     let control: Router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/metadata/endpoints", get(metadata_endpoints))
         .merge(crate::identity::routes())
         .merge(crate::management::routes(state.clone()))
@@ -202,6 +208,26 @@ fn with_common_headers(request_id: &str, client_request_id: Option<HeaderValue>,
     );
     h.insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     resp
+}
+
+/// `GET /metrics`: for tenant administrators' tokens, or for anyone with
+/// `--metrics-unauthenticated` (as Vault's `unauthenticated_metrics_access`). Scrapers send no
+/// `api-version`, so this takes the bearer token itself.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !state.metrics_unauthenticated {
+        let caller = match crate::management::bearer_caller(&state, &headers).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        if let Err(e) = crate::authorization::require_tenant_admin(&caller, "read the metrics") {
+            return ApiError(e).into_response();
+        }
+    }
+    let body = state.metrics.render(state.audit.queue_depth());
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 /// Liveness and the audit log's state: 503 while the audit log cannot write (every audited

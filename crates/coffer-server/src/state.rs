@@ -20,6 +20,10 @@ pub struct AppState {
     pub backup_key: DataKey,
     /// Failed sign-ins, per principal name and per address (in memory, per node).
     pub throttle: crate::identity::Throttle,
+    /// Request and audit counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `/metrics` needs no token (`--metrics-unauthenticated`).
+    pub metrics_unauthenticated: bool,
     /// Portal sign-ins (in memory, per node).
     pub sessions: crate::portal::Sessions,
     /// The audit log: every request's record goes through it.

@@ -56,8 +56,14 @@ pub async fn around(state: &AppState, draft: Draft, inner: impl Future<Output = 
     let Some(draft) = cell.lock().ok().map(|d| d.clone()) else {
         return ApiError(unavailable("the request's audit draft was lost")).into_response();
     };
+    let observe = |resp: Response| {
+        if let Some(op) = draft.operation {
+            state.metrics.observe_request(op, resp.status().as_u16(), started.elapsed());
+        }
+        resp
+    };
     if !draft.audited || !state.audit.enabled() {
-        return resp;
+        return observe(resp);
     }
     let status = resp.status().as_u16();
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -67,11 +73,11 @@ pub async fn around(state: &AppState, draft: Draft, inner: impl Future<Output = 
         outcome = Outcome::Denied;
     }
     match state.audit.write(draft.to_record(outcome, Some(status), Some(millis))).await {
-        Ok(_) => resp,
+        Ok(_) => observe(resp),
         Err(e) => {
             let mut r = ApiError(unavailable(&e.0)).into_response();
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
-            r
+            observe(r)
         }
     }
 }

@@ -127,6 +127,7 @@ impl AuditLog {
         clock: Arc<dyn Clock>,
         signer: TokenSigner,
         config: AuditConfig,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> coffer_core::Result<Self> {
         let verifying_key = signer.verifying_key();
         let head = match store.audit_head().await? {
@@ -171,6 +172,7 @@ impl AuditLog {
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             config: config.clone(),
+            metrics,
         };
         tokio::spawn(writer.run(rx));
         Ok(Self { tx: Some(tx), health, heads, config, verifying_key, clock, events })
@@ -178,6 +180,11 @@ impl AuditLog {
 
     pub fn enabled(&self) -> bool {
         self.tx.is_some()
+    }
+
+    /// Records waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.as_ref().map(|t| t.max_capacity() - t.capacity()).unwrap_or(0)
     }
 
     pub fn verifying_key(&self) -> &VerifyingKey {
@@ -328,6 +335,7 @@ struct Writer {
     since_checkpoint: u64,
     last_checkpoint: Instant,
     config: AuditConfig,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The most records one batch takes.
@@ -440,7 +448,9 @@ impl Writer {
                 let _ = a.send(Err(AuditFailure(e.to_string())));
             }
         };
+        let started = Instant::now();
         if let Err(e) = self.store.append_audit(&rows).await {
+            self.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
             let msg = format!("the audit store cannot write: {}", e.message);
             self.set_health(Some(msg.clone()));
             self.pending_notes = notes;
@@ -454,6 +464,7 @@ impl Writer {
             h.store = self.head.clone();
         }
         if let Err(msg) = self.append_to_file(first_seq, &rows).await {
+            self.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
             // The records are in the store; the file catches up from it once it works again.
             // The callers get a 503, and the log says why their records show no response.
             self.set_health(Some(msg.clone()));
@@ -464,6 +475,7 @@ impl Writer {
             fail(acks, &msg);
             return;
         }
+        self.metrics.observe_audit_write(rows.len(), started.elapsed(), true);
         self.set_health(None);
         if let Some(s) = &self.syslog {
             for r in &rows {

@@ -105,27 +105,38 @@ pub fn normalize_arm_path(uri: &Uri) -> Option<Uri> {
 
 /// Bearer authentication for ARM requests (audience: the management resource), then the
 /// api-version check. The caller lands in the request extensions.
-pub async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+/// The caller of a request with a management (ARM-audience) bearer token, or the 401
+/// challenge; the caller is noted in the request's audit record.
+pub async fn bearer_caller(state: &SharedState, headers: &axum::http::HeaderMap) -> Result<Caller, Response> {
     let names = &state.names;
     let resource = names.management_resource();
     let tenant =
         state.store.list_tenants().await.ok().and_then(|t| t.into_iter().next()).map(|t| t.id).unwrap_or_default();
-    let Some(token) = bearer_token(req.headers()) else {
-        return challenge(
+    let Some(token) = bearer_token(headers) else {
+        return Err(challenge(
             &Error::unauthorized("Authentication failed. The 'Authorization' header is missing."),
             names,
             &tenant,
             &resource,
-        );
+        ));
     };
     let claims = match state.tokens.validate(token, &resource, names, state.clock.now()) {
         Ok(c) => c,
-        Err(e) => return challenge(&e, names, &tenant, &resource),
+        Err(e) => return Err(challenge(&e, names, &tenant, &resource)),
     };
     let caller = match resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await {
         Ok(c) => c,
-        Err(e) if e.kind == ErrorKind::Unauthorized => return challenge(&e, names, &claims.tid, &resource),
-        Err(e) => return ApiError(e).into_response(),
+        Err(e) if e.kind == ErrorKind::Unauthorized => return Err(challenge(&e, names, &claims.tid, &resource)),
+        Err(e) => return Err(ApiError(e).into_response()),
+    };
+    crate::audit::note_caller(&caller, claims.cid.clone());
+    Ok(caller)
+}
+
+pub async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+    let caller = match bearer_caller(&state, req.headers()).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let has_version = query_pairs(req.uri().query())
         .ok()
@@ -139,7 +150,6 @@ pub async fn authenticate(State(state): State<SharedState>, mut req: Request, ne
         ))
         .into_response();
     }
-    crate::audit::note_caller(&caller, claims.cid.clone());
     if let Err(e) = crate::audit::before_change(&state).await {
         return ApiError(e).into_response();
     }

@@ -22,6 +22,9 @@ pub struct ServeArgs {
     dns_suffix: String,
     #[command(flatten)]
     audit: AuditArgs,
+    /// Serve /metrics (Prometheus) without a token, for a scraper on a trusted network.
+    #[arg(long)]
+    metrics_unauthenticated: bool,
 }
 
 /// The audit log's sinks, retention and events.
@@ -128,6 +131,7 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
         dns_suffix: args.dns_suffix,
         public_port: None,
         audit,
+        metrics_unauthenticated: args.metrics_unauthenticated,
         ..ServerConfig::dev(args.data_dir, args.listen)
     };
     let server = coffer_server::start(config, None).await?;
