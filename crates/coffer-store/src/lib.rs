@@ -2,7 +2,6 @@
 //! untrusted: it only ever sees sealed payloads and wrapped keys, never plaintext secrets.
 #![forbid(unsafe_code)]
 
-pub mod conformance;
 mod model;
 mod sqlite;
 

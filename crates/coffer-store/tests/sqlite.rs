@@ -1,5 +1,8 @@
 //! The conformance suite against SQLite, in memory and on disk (reopened, to check persistence).
-use coffer_store::{SqliteStore, Store, conformance};
+use coffer_store::{SqliteStore, Store};
+
+// Shared by every backend's tests (a PostgreSQL test file includes it the same way).
+mod conformance;
 
 #[tokio::test]
 async fn sqlite_in_memory_conforms() {

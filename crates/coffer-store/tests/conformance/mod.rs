@@ -1,11 +1,12 @@
-//! The behaviour every `Store` must have. Each backend's tests call `run_all`; a new backend is
-//! done when it passes. Panics (it is test code) with a message naming the broken rule.
+//! The behaviour every `Store` must have. Each backend's test file includes this module
+//! (`mod conformance;`) and calls `run_all`; a new backend is done when it passes. It panics
+//! (it is test code) with a message naming the broken rule.
 use coffer_core::lifecycle::{Deletion, RetentionPolicy};
 use coffer_core::object::{Attributes, ObjectKind, Tags};
 use coffer_core::principal::{Principal, PrincipalKind};
 use coffer_core::vault::Vault;
 
-use crate::{
+use coffer_store::{
     AuditCheckpoint, AuditQuery, AuditRow, Credential, ListQuery, NewVersion, ObjectRef, PutOutcome,
     RefreshTokenRecord, Store, Tenant,
 };
@@ -62,7 +63,7 @@ pub async fn run_all(store: &dyn Store) {
 }
 
 async fn vault_lifecycle(store: &dyn Store) {
-    use crate::ResourceGroup;
+    use coffer_store::ResourceGroup;
     let mut v = vault("vl", "lifecycle");
     assert!(store.create_vault(&v, b"w").await.expect("create"));
     put(store, "vl", "s", &"a".repeat(32), b"p").await;
@@ -560,7 +561,7 @@ async fn expiry_events(store: &dyn Store) {
     put_exp("Managed", &"4".repeat(32), Some(900), true).await;
     put_exp("Replaced", &"5".repeat(32), Some(800), false).await;
     put_exp("Replaced", &"6".repeat(32), None, false).await;
-    let names = |v: Vec<crate::ExpiringVersion>| v.into_iter().map(|e| (e.name, e.expired)).collect::<Vec<_>>();
+    let names = |v: Vec<coffer_store::ExpiringVersion>| v.into_iter().map(|e| (e.name, e.expired)).collect::<Vec<_>>();
     let due = store.pending_expiry_events(500, 5_000, 10).await.expect("pending");
     assert_eq!(names(due.clone()), vec![("Soon".to_string(), false)], "only current, unmanaged versions in the window");
     store.record_expiry_event(&due[0]).await.expect("record");
