@@ -1,6 +1,12 @@
 //! Hashes and comparisons for high-entropy secrets (refresh tokens); passwords use argon2id.
 use aws_lc_rs::digest::{SHA256, digest};
 
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, data).as_ref());
+    out
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     crate::random::hex(digest(&SHA256, data).as_ref())
 }

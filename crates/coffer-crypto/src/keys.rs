@@ -17,6 +17,8 @@ use aws_lc_rs::rsa::{
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair, ParsedPublicKey, RsaKeyPair,
 };
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -109,6 +111,41 @@ pub struct KeyMaterial {
     /// Raw key bytes, base64url (oct).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<String>,
+    /// The key parsed for aws-lc-rs, made on first use and kept with the material: parsing an
+    /// RSA key checks it, which costs about a third of a signature. (aws-lc frees key objects
+    /// with their numbers cleared.)
+    #[serde(skip)]
+    #[zeroize(skip)]
+    parsed: Parsed,
+}
+
+#[derive(Default)]
+struct Parsed {
+    rsa: OnceLock<RsaKeyPair>,
+    rsa_decrypting: OnceLock<PrivateDecryptingKey>,
+    ec: OnceLock<EcdsaKeyPair>,
+}
+
+/// `lock`'s value, parsing it with `parse` the first time.
+fn parsed_once<T>(lock: &OnceLock<T>, parse: impl FnOnce() -> Result<T, KeyError>) -> Result<&T, KeyError> {
+    if let Some(v) = lock.get() {
+        return Ok(v);
+    }
+    let v = parse()?;
+    Ok(lock.get_or_init(|| v))
+}
+
+/// A copy of the material (parsed forms are made again on use).
+impl Clone for KeyMaterial {
+    fn clone(&self) -> Self {
+        Self {
+            kty: self.kty.clone(),
+            crv: self.crv.clone(),
+            der: self.der.clone(),
+            k: self.k.clone(),
+            parsed: Parsed::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyMaterial {
@@ -191,7 +228,13 @@ impl KeyMaterial {
                 let pair =
                     RsaKeyPair::generate(ks).map_err(|_| KeyError::Failed("RSA key generation failed".into()))?;
                 let der = pair.as_der().map_err(|_| KeyError::Failed("PKCS#8 encoding failed".into()))?;
-                Ok(Self { kty: "RSA".into(), crv: None, der: Some(b64::url_encode(der.as_ref())), k: None })
+                Ok(Self {
+                    kty: "RSA".into(),
+                    crv: None,
+                    der: Some(b64::url_encode(der.as_ref())),
+                    k: None,
+                    parsed: Parsed::default(),
+                })
             }
             "EC" => {
                 let curve = Curve::parse(crv.unwrap_or("P-256"))
@@ -204,6 +247,7 @@ impl KeyMaterial {
                     crv: Some(curve.name().into()),
                     der: Some(b64::url_encode(der.as_ref())),
                     k: None,
+                    parsed: Parsed::default(),
                 })
             }
             "oct" => {
@@ -212,7 +256,13 @@ impl KeyMaterial {
                     return Err(bad(format!("oct keys are 128, 192 or 256 bits; {bits} was given.")));
                 }
                 let k = crate::random::bytes(bits as usize / 8);
-                Ok(Self { kty: "oct".into(), crv: None, der: None, k: Some(b64::url_encode(&k)) })
+                Ok(Self {
+                    kty: "oct".into(),
+                    crv: None,
+                    der: None,
+                    k: Some(b64::url_encode(&k)),
+                    parsed: Parsed::default(),
+                })
             }
             other => Err(bad(format!("The key type '{other}' is not supported."))),
         }
@@ -240,7 +290,13 @@ impl KeyMaterial {
                     return Err(bad(format!("RSA keys are 2048, 3072 or 4096 bits; this one has {bits}.")));
                 }
                 let der = pair.as_der().map_err(|_| bad("The RSA key is not valid."))?;
-                Ok(Self { kty: "RSA".into(), crv: None, der: Some(b64::url_encode(der.as_ref())), k: None })
+                Ok(Self {
+                    kty: "RSA".into(),
+                    crv: None,
+                    der: Some(b64::url_encode(der.as_ref())),
+                    k: None,
+                    parsed: Parsed::default(),
+                })
             }
             Some("EC") => {
                 let curve = jwk
@@ -264,6 +320,7 @@ impl KeyMaterial {
                     crv: Some(curve.name().into()),
                     der: Some(b64::url_encode(der.as_ref())),
                     k: None,
+                    parsed: Parsed::default(),
                 })
             }
             Some(_) => {
@@ -271,7 +328,13 @@ impl KeyMaterial {
                 if !matches!(k.len(), 16 | 24 | 32) {
                     return Err(bad("oct keys are 128, 192 or 256 bits."));
                 }
-                Ok(Self { kty: "oct".into(), crv: None, der: None, k: Some(b64::url_encode(&k)) })
+                Ok(Self {
+                    kty: "oct".into(),
+                    crv: None,
+                    der: None,
+                    k: Some(b64::url_encode(&k)),
+                    parsed: Parsed::default(),
+                })
             }
             None => Err(bad(format!("The key type '{}' is not supported.", jwk.kty))),
         }
@@ -289,7 +352,13 @@ impl KeyMaterial {
             if !matches!(bits, 2048 | 3072 | 4096) {
                 return Err(bad(format!("RSA keys are 2048, 3072 or 4096 bits; this one has {bits}.")));
             }
-            return Ok(Self { kty: "RSA".into(), crv: None, der: Some(b64::url_encode(der)), k: None });
+            return Ok(Self {
+                kty: "RSA".into(),
+                crv: None,
+                der: Some(b64::url_encode(der)),
+                k: None,
+                parsed: Parsed::default(),
+            });
         }
         for curve in [Curve::P256, Curve::P384, Curve::P521, Curve::P256K] {
             if let Ok(pair) = EcdsaKeyPair::from_pkcs8(curve.signing(), der) {
@@ -300,6 +369,7 @@ impl KeyMaterial {
                     crv: Some(curve.name().into()),
                     der: Some(b64::url_encode(der.as_ref())),
                     k: None,
+                    parsed: Parsed::default(),
                 });
             }
         }
@@ -326,14 +396,26 @@ impl KeyMaterial {
         self.crv.as_deref().and_then(Curve::parse).ok_or_else(|| KeyError::Failed("key material is damaged".into()))
     }
 
-    fn rsa(&self) -> Result<RsaKeyPair, KeyError> {
-        RsaKeyPair::from_pkcs8(&self.der()?).map_err(|_| KeyError::Failed("key material is damaged".into()))
+    fn rsa(&self) -> Result<&RsaKeyPair, KeyError> {
+        parsed_once(&self.parsed.rsa, || {
+            RsaKeyPair::from_pkcs8(&self.der()?).map_err(|_| KeyError::Failed("key material is damaged".into()))
+        })
     }
 
-    fn ec(&self) -> Result<(EcdsaKeyPair, Curve), KeyError> {
+    fn rsa_decrypting(&self) -> Result<PrivateDecryptingKey, KeyError> {
+        let key = parsed_once(&self.parsed.rsa_decrypting, || {
+            PrivateDecryptingKey::from_pkcs8(&self.der()?)
+                .map_err(|_| KeyError::Failed("key material is damaged".into()))
+        })?;
+        Ok(key.clone())
+    }
+
+    fn ec(&self) -> Result<(&EcdsaKeyPair, Curve), KeyError> {
         let curve = self.curve()?;
-        let pair = EcdsaKeyPair::from_pkcs8(curve.signing(), &self.der()?)
-            .map_err(|_| KeyError::Failed("key material is damaged".into()))?;
+        let pair = parsed_once(&self.parsed.ec, || {
+            EcdsaKeyPair::from_pkcs8(curve.signing(), &self.der()?)
+                .map_err(|_| KeyError::Failed("key material is damaged".into()))
+        })?;
         Ok((pair, curve))
     }
 
@@ -503,9 +585,7 @@ impl KeyMaterial {
     }
 
     fn rsa_encrypt(&self, alg: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let public = PrivateDecryptingKey::from_pkcs8(&self.der()?)
-            .map_err(|_| KeyError::Failed("key material is damaged".into()))?
-            .public_key();
+        let public = self.rsa_decrypting()?.public_key();
         let fail = |_| KeyError::Failed("encryption failed".into());
         match alg {
             "RSA-OAEP" | "RSA-OAEP-256" => {
@@ -540,8 +620,7 @@ impl KeyMaterial {
     }
 
     fn rsa_decrypt(&self, alg: &str, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let private = PrivateDecryptingKey::from_pkcs8(&self.der()?)
-            .map_err(|_| KeyError::Failed("key material is damaged".into()))?;
+        let private = self.rsa_decrypting()?;
         let fail = |_| KeyError::Failed("decryption failed: the ciphertext does not fit this key and algorithm".into());
         match alg {
             "RSA-OAEP" | "RSA-OAEP-256" => {

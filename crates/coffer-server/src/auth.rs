@@ -20,11 +20,26 @@ use crate::keyring::Keyring;
 pub const TOKEN_LIFETIME_SECS: i64 = 3600;
 /// Tolerated clock skew for `nbf`.
 const NBF_SKEW_SECS: i64 = 60;
+/// Verified tokens remembered at most; the memo starts over when full.
+const VERIFIED_MEMO_ENTRIES: usize = 10_000;
+
+/// A token whose signature checked out: the signing key's id, its tenant, the claims.
+#[derive(Debug)]
+struct Verified {
+    kid: String,
+    tenant: String,
+    claims: AccessClaims,
+}
 
 #[derive(Debug, Default)]
 pub struct TokenService {
     signers: RwLock<HashMap<String, Arc<TokenSigner>>>,
     verifiers: RwLock<HashMap<String, (String, VerifyingKey)>>,
+    /// Tokens whose signature was checked, by SHA-256 of the token. A client sends the same
+    /// token for an hour; checking its ES256 signature again on every request was the largest
+    /// single cost of a request. Only the signature check is remembered: issuer, audience and
+    /// times are checked on every request.
+    verified: RwLock<HashMap<[u8; 32], Arc<Verified>>>,
 }
 
 fn signing_key_aad(tenant_id: &str, kid: &str) -> Vec<u8> {
@@ -123,16 +138,9 @@ impl TokenService {
     /// Checks signature, issuer, tenant, audience and times. Errors are 401s.
     pub fn validate(&self, token: &str, audience: &str, names: &PublicNames, now: i64) -> Result<AccessClaims> {
         let bad = |m: &str| Error::unauthorized(m.to_string());
-        let kid = jwt::key_id(token).map_err(|e| bad(&format!("AKV10000: The access token is invalid: {e}.")))?;
-        let (tenant, key) = self
-            .verifiers
-            .read()
-            .ok()
-            .and_then(|v| v.get(&kid).cloned())
-            .ok_or_else(|| bad("AKV10000: The access token was signed by an unknown key."))?;
-        let claims =
-            jwt::verify(token, &key).map_err(|e| bad(&format!("AKV10000: The access token is invalid: {e}.")))?;
-        if claims.tid != tenant || claims.iss != names.issuer(&tenant) {
+        let verified = self.verified_signature(token)?;
+        let (tenant, claims) = (&verified.tenant, verified.claims.clone());
+        if claims.tid != *tenant || claims.iss != names.issuer(tenant) {
             return Err(bad("AKV10032: Invalid issuer. The token was not issued by this server's tenant."));
         }
         if claims.aud.trim_end_matches('/') != audience {
@@ -145,6 +153,31 @@ impl TokenService {
             return Err(bad("AKV10021: The access token is not yet valid."));
         }
         Ok(claims)
+    }
+
+    /// The token's claims once its signature checks out against a known key (remembered).
+    fn verified_signature(&self, token: &str) -> Result<Arc<Verified>> {
+        let bad = |m: &str| Error::unauthorized(m.to_string());
+        let digest = coffer_crypto::digest::sha256(token.as_bytes());
+        let known_key = |kid: &str| self.verifiers.read().ok().and_then(|v| v.get(kid).cloned());
+        if let Some(hit) = self.verified.read().ok().and_then(|m| m.get(&digest).cloned())
+            && known_key(&hit.kid).is_some()
+        {
+            return Ok(hit);
+        }
+        let kid = jwt::key_id(token).map_err(|e| bad(&format!("AKV10000: The access token is invalid: {e}.")))?;
+        let (tenant, key) =
+            known_key(&kid).ok_or_else(|| bad("AKV10000: The access token was signed by an unknown key."))?;
+        let claims =
+            jwt::verify(token, &key).map_err(|e| bad(&format!("AKV10000: The access token is invalid: {e}.")))?;
+        let verified = Arc::new(Verified { kid, tenant, claims });
+        if let Ok(mut memo) = self.verified.write() {
+            if memo.len() >= VERIFIED_MEMO_ENTRIES {
+                memo.clear();
+            }
+            memo.insert(digest, verified.clone());
+        }
+        Ok(verified)
     }
 
     pub fn jwks(&self, tenant_id: &str) -> serde_json::Value {
@@ -204,4 +237,54 @@ pub async fn resolve_caller(store: &dyn Store, claims: &AccessClaims, now: i64) 
         groups,
         tenant_admin: principal.tenant_admin,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_core::principal::PrincipalKind;
+
+    fn service() -> (TokenService, Principal, PublicNames) {
+        let svc = TokenService::default();
+        let (signer, _) = TokenSigner::generate("k1".into()).expect("signer");
+        svc.install("t1", signer);
+        let p = Principal {
+            object_id: "o1".into(),
+            tenant_id: "t1".into(),
+            kind: PrincipalKind::App,
+            name: "app".into(),
+            client_id: Some("c1".into()),
+            enabled: true,
+            tenant_admin: false,
+            created: 1,
+        };
+        (svc, p, PublicNames { dns_suffix: "vault.localhost".into(), port: 8443 })
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_checked_for_audience_and_time() {
+        let (svc, p, names) = service();
+        let aud = "https://vault.localhost:8443";
+        let (token, _) = svc.issue(&p, Some("cred"), aud, &names, 1_000).expect("issue");
+        assert_eq!(svc.validate(&token, aud, &names, 1_000).expect("valid").oid, "o1");
+        assert_eq!(svc.validate(&token, aud, &names, 1_001).expect("remembered").oid, "o1");
+        assert!(svc.validate(&token, "https://localhost:8443", &names, 1_001).is_err(), "audience");
+        assert!(svc.validate(&token, aud, &names, 1_000 + TOKEN_LIFETIME_SECS).is_err(), "expired");
+        let other = PublicNames { dns_suffix: "vault.localhost".into(), port: 9443 };
+        assert!(svc.validate(&token, aud, &other, 1_001).is_err(), "issuer");
+    }
+
+    #[test]
+    fn an_altered_token_is_verified_afresh() {
+        let (svc, p, names) = service();
+        let aud = "https://vault.localhost:8443";
+        let (token, _) = svc.issue(&p, None, aud, &names, 1_000).expect("issue");
+        svc.validate(&token, aud, &names, 1_000).expect("valid");
+        let (head, sig) = token.rsplit_once('.').expect("jws");
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        let altered = format!("{head}.{flipped}{}", &sig[1..]);
+        assert!(svc.validate(&altered, aud, &names, 1_000).is_err());
+        let other_claims = token.replacen(".ey", ".eyJ", 1);
+        assert!(svc.validate(&other_claims, aud, &names, 1_000).is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`): requests by operation and status with latency
-//! histograms, audit writes (batches, records, latency) and the audit queue's depth. Counted in
-//! memory with no extra dependency; rendered in the Prometheus text format on demand.
+//! histograms, store operations' latency, audit writes (batches, records, latency), the audit
+//! queue's depth, and the process's CPU time and memory. Counted in memory with no extra
+//! dependency; rendered in the Prometheus text format on demand.
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -42,6 +43,7 @@ impl Histogram {
 #[derive(Debug, Default)]
 struct Inner {
     requests: BTreeMap<(&'static str, u16), Histogram>,
+    store: BTreeMap<&'static str, Histogram>,
     audit_writes: Histogram,
     audit_records: u64,
     audit_failures: u64,
@@ -72,6 +74,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition; `queue_depth` is the audit records waiting to be written.
+    /// The process's own figures come from `/proc/self` (Linux), as Prometheus clients do.
     pub fn render(&self, queue_depth: usize) -> String {
         let mut out = String::new();
         let Ok(m) = self.inner.lock() else { return out };
@@ -98,8 +101,41 @@ impl Metrics {
         let _ = writeln!(out, "coffer_audit_write_failures_total {}", m.audit_failures);
         out.push_str("# HELP coffer_audit_queue_depth Audit records waiting for the writer.\n# TYPE coffer_audit_queue_depth gauge\n");
         let _ = writeln!(out, "coffer_audit_queue_depth {queue_depth}");
+        out.push_str("# HELP coffer_store_operation_duration_seconds Store operations a request waits on (remembered reads included).\n");
+        out.push_str("# TYPE coffer_store_operation_duration_seconds histogram\n");
+        for (op, h) in &m.store {
+            h.render(&mut out, "coffer_store_operation_duration_seconds", &format!("operation=\"{op}\""));
+        }
+        drop(m);
+        if let Some((cpu, rss)) = process_figures() {
+            out.push_str("# HELP process_cpu_seconds_total User and system CPU time of the server.\n# TYPE process_cpu_seconds_total counter\n");
+            let _ = writeln!(out, "process_cpu_seconds_total {cpu}");
+            out.push_str("# HELP process_resident_memory_bytes Resident memory of the server.\n# TYPE process_resident_memory_bytes gauge\n");
+            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        }
         out
     }
+}
+
+impl coffer_store::StoreObserver for Metrics {
+    fn observe(&self, operation: &'static str, took: Duration) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.store.entry(operation).or_default().observe(took.as_secs_f64());
+        }
+    }
+}
+
+/// CPU seconds and resident bytes of this process, from `/proc/self` (`None` elsewhere).
+fn process_figures() -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rss_kib: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    // /proc counts CPU time in USER_HZ ticks, which Linux fixes at 100 for user space.
+    Some((ticks / 100.0, rss_kib * 1024))
 }
 
 #[cfg(test)]
@@ -133,5 +169,16 @@ mod tests {
         );
         assert!(text.contains("coffer_audit_records_total 3"));
         assert!(text.contains("coffer_audit_queue_depth 7"));
+        coffer_store::StoreObserver::observe(&m, "get_version", Duration::from_micros(300));
+        let text = m.render(0);
+        assert!(
+            text.contains("coffer_store_operation_duration_seconds_bucket{operation=\"get_version\",le=\"0.0005\"} 1")
+        );
+        if cfg!(target_os = "linux") {
+            let cpu = text.lines().find_map(|l| l.strip_prefix("process_cpu_seconds_total ")).expect("cpu");
+            assert!(cpu.parse::<f64>().expect("number") >= 0.0);
+            let rss = text.lines().find_map(|l| l.strip_prefix("process_resident_memory_bytes ")).expect("rss");
+            assert!(rss.parse::<u64>().expect("number") > 1 << 20, "a running test uses more than 1 MiB");
+        }
     }
 }

@@ -73,7 +73,10 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let root: Arc<dyn RootOfTrust> = Arc::new(DevKeyFile::open_or_create(&dir.join("root.key"))?);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("coffer.db")).await?);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let sqlite = SqliteStore::open(&dir.join("coffer.db")).await?;
+    sqlite.set_observer(metrics.clone());
+    let store: Arc<dyn Store> = Arc::new(sqlite);
     let tls = crate::tls::ensure_dev_tls(&dir.join("tls"), &config.dns_suffix)?;
     let names = PublicNames { dns_suffix: config.dns_suffix.clone(), port: config.public_port.unwrap_or(port) };
 
@@ -86,7 +89,6 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let tokens = TokenService::load(store.as_ref(), &keyring, now).await?;
     let backup_key = keyring.instance_key(store.as_ref(), "backup").await?;
     let signer = crate::audit::writer_key(store.as_ref(), &keyring).await?;
-    let metrics = Arc::new(crate::metrics::Metrics::default());
     let audit =
         crate::audit::AuditLog::start(store.clone(), clock.clone(), signer, config.audit.clone(), metrics.clone())
             .await?;
@@ -102,6 +104,7 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
         names,
         backup_key,
         throttle: Default::default(),
+        key_materials: Default::default(),
         dev_clock: Some(dev_clock),
     });
     Ok(Opened { state, credentials, tls })

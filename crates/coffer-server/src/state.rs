@@ -28,6 +28,8 @@ pub struct AppState {
     pub sessions: crate::portal::Sessions,
     /// The audit log: every request's record goes through it.
     pub audit: crate::audit::AuditLog,
+    /// Key material lately opened and parsed (saves unsealing and RSA key checks).
+    pub key_materials: crate::dataplane::keys::MaterialCache,
     /// Dev mode's movable clock (the same clock as `clock`); `None` outside dev mode.
     pub dev_clock: Option<Arc<coffer_core::clock::OffsetClock>>,
 }

@@ -2,6 +2,7 @@
 //! untrusted: it only ever sees sealed payloads and wrapped keys, never plaintext secrets.
 #![forbid(unsafe_code)]
 
+mod memo;
 mod model;
 mod sqlite;
 
@@ -9,6 +10,11 @@ pub use model::*;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+
+/// Told how long each store operation took (for the server's `/metrics`).
+pub trait StoreObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, operation: &'static str, took: std::time::Duration);
+}
 use coffer_core::Result;
 use coffer_core::object::{Attributes, ObjectKind, Tags};
 use coffer_core::rbac::{RoleAssignment, RoleDefinition};
@@ -113,6 +119,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // Versioned objects (secrets, keys, certificates).
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome>;
+    /// Many `put_version`s (bulk loads): each outcome as `put_version` would give it. A backend
+    /// may write them in one transaction; all or none are durable when it returns `Ok`.
+    async fn put_versions(&self, batch: &[NewVersion<'_>]) -> Result<Vec<PutOutcome>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for v in batch {
+            out.push(self.put_version(v).await?);
+        }
+        Ok(out)
+    }
     /// The given version, or the latest when `version` is `None`, of a live object (or of a
     /// deleted one, with `deleted`).
     async fn get_version(

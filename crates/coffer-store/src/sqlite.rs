@@ -18,8 +18,9 @@ use sqlx::sqlite::{
 };
 use tokio::sync::Mutex;
 
-use crate::Store;
+use crate::memo::Memo;
 use crate::model::*;
+use crate::{Store, StoreObserver};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
@@ -72,6 +73,9 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS objects_purge ON objects (scheduled_purge_date) WHERE deleted_date IS NOT NULL",
 ];
 
+/// Audit rows inserted by one statement (8 parameters each, far below SQLite's limit).
+const AUDIT_ROWS_PER_INSERT: usize = 100;
+
 /// Columns of a version without the payload (lists) and with it (reads).
 const VERSION_COLS: &str = "o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v.created, v.updated, v.content_type, v.tags, v.managed, v.meta, o.deleted_date, o.scheduled_purge_date";
 
@@ -79,6 +83,71 @@ const VERSION_COLS: &str = "o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v
 pub struct SqliteStore {
     pool: SqlitePool,
     write: Mutex<()>,
+    memos: Memos,
+    observer: std::sync::OnceLock<std::sync::Arc<dyn StoreObserver>>,
+}
+
+/// Measures one store operation from its call to its return; reports on drop.
+struct Timer<'a> {
+    store: &'a SqliteStore,
+    operation: &'static str,
+    started: std::time::Instant,
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        if let Some(o) = self.store.observer.get() {
+            o.observe(self.operation, self.started.elapsed());
+        }
+    }
+}
+
+/// Object versions remembered at most: values are up to 25 KB (sealed secrets), so this bounds
+/// the memo's memory to tens of megabytes.
+const VERSION_MEMO_ENTRIES: usize = 2_000;
+
+/// The rows every request reads, remembered (see `memo`).
+#[derive(Debug)]
+struct Memos {
+    vaults: Memo<Option<VaultRecord>>,
+    principals: Memo<Option<Principal>>,
+    credentials: Memo<Option<Credential>>,
+    groups: Memo<Vec<String>>,
+    versions: Memo<Option<StoredVersion>>,
+}
+
+impl Default for Memos {
+    fn default() -> Self {
+        Self {
+            vaults: Memo::default(),
+            principals: Memo::default(),
+            credentials: Memo::default(),
+            groups: Memo::default(),
+            versions: Memo::with_capacity(VERSION_MEMO_ENTRIES),
+        }
+    }
+}
+
+/// The write lock for a change that remembered rows may depend on. Dropped after the change
+/// committed (or failed), it makes the memos it covers forget what they remembered: a change
+/// to vaults, principals, credentials or group members (which may erase a vault's objects too)
+/// covers every memo; a change to objects covers the object versions.
+struct MemoWrite<'a> {
+    _lock: tokio::sync::MutexGuard<'a, ()>,
+    memos: &'a Memos,
+    directory: bool,
+}
+
+impl Drop for MemoWrite<'_> {
+    fn drop(&mut self) {
+        if self.directory {
+            self.memos.vaults.invalidate();
+            self.memos.principals.invalidate();
+            self.memos.credentials.invalidate();
+            self.memos.groups.invalidate();
+        }
+        self.memos.versions.invalidate();
+    }
 }
 
 fn backend(e: sqlx::Error) -> Error {
@@ -122,16 +191,35 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:").map_err(backend)?;
         // One connection: each in-memory connection would be its own database.
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(backend)?;
-        let s = Self { pool, write: Mutex::new(()) };
+        let s = Self { pool, write: Mutex::new(()), memos: Memos::default(), observer: Default::default() };
         s.migrate().await?;
         Ok(s)
     }
 
     async fn with_options(opts: SqliteConnectOptions) -> Result<Self> {
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(backend)?;
-        let s = Self { pool, write: Mutex::new(()) };
+        let s = Self { pool, write: Mutex::new(()), memos: Memos::default(), observer: Default::default() };
         s.migrate().await?;
         Ok(s)
+    }
+
+    /// Reports how long the operations a request waits on take (`/metrics`); set once.
+    pub fn set_observer(&self, observer: std::sync::Arc<dyn StoreObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    fn timer(&self, operation: &'static str) -> Timer<'_> {
+        Timer { store: self, operation, started: std::time::Instant::now() }
+    }
+
+    /// Takes the write lock for a change to vaults, principals, credentials or groups.
+    async fn write_directory(&self) -> MemoWrite<'_> {
+        MemoWrite { _lock: self.write.lock().await, memos: &self.memos, directory: true }
+    }
+
+    /// Takes the write lock for a change to objects and their versions.
+    async fn write_objects(&self) -> MemoWrite<'_> {
+        MemoWrite { _lock: self.write.lock().await, memos: &self.memos, directory: false }
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -248,6 +336,49 @@ fn tags_json(tags: &Tags) -> Result<String> {
     serde_json::to_string(tags).map_err(|e| Error::internal(format!("tags: {e}")))
 }
 
+/// One `put_version` inside a transaction: the next sequence number, the version, the head.
+/// Changes nothing when the name belongs to a deleted object.
+async fn put_version_in(tx: &mut sqlx::SqliteConnection, v: &NewVersion<'_>) -> Result<PutOutcome> {
+    let head = at_query(
+        "SELECT latest_seq, deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3",
+        &v.at,
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(backend)?;
+    let seq = match &head {
+        Some(r) => {
+            if r.try_get::<Option<i64>, _>("deleted_date").map_err(backend)?.is_some() {
+                return Ok(PutOutcome::NameDeleted);
+            }
+            r.try_get::<i64, _>("latest_seq").map_err(backend)? + 1
+        }
+        None => 1,
+    };
+    let stored = StoredVersion {
+        name: v.name.to_string(),
+        version: v.version.to_string(),
+        seq,
+        attributes: v.attributes.clone(),
+        tags: v.tags.clone(),
+        content_type: v.content_type.map(str::to_string),
+        managed: v.managed,
+        payload: v.payload.to_vec(),
+        meta: v.meta.map(str::to_string),
+        deletion: None,
+    };
+    insert_version(tx, &v.at, &stored).await?;
+    at_query("INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (vault_id, kind, name_key) DO UPDATE SET latest_version = excluded.latest_version, latest_seq = excluded.latest_seq", &v.at)
+    .bind(v.name)
+    .bind(v.version)
+    .bind(seq)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    Ok(PutOutcome::Written)
+}
+
 async fn insert_version(tx: &mut sqlx::SqliteConnection, at: &ObjectRef<'_>, v: &StoredVersion) -> Result<()> {
     at_query("INSERT INTO object_versions (vault_id, kind, name_key, version, seq, enabled, nbf, exp, created, updated, content_type, tags, managed, payload, meta)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)", at)
@@ -355,7 +486,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_principal(&self, p: &Principal) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         sqlx::query(
             "INSERT INTO principals (object_id, tenant_id, kind, name, client_id, enabled, tenant_admin, created)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -381,12 +512,19 @@ impl Store for SqliteStore {
     }
 
     async fn get_principal(&self, object_id: &str) -> Result<Option<Principal>> {
+        let _timer = self.timer("get_principal");
+        let seen = match self.memos.principals.get(object_id) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
         let row = sqlx::query("SELECT * FROM principals WHERE object_id = $1")
             .bind(object_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(|r| principal_from_row(&r)).transpose()
+        let principal = row.map(|r| principal_from_row(&r)).transpose()?;
+        self.memos.principals.put(seen, object_id, principal.clone());
+        Ok(principal)
     }
 
     async fn find_principal_by_client_id(&self, tenant_id: &str, client_id: &str) -> Result<Option<Principal>> {
@@ -400,7 +538,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_credential(&self, c: &Credential) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         sqlx::query(
             "INSERT INTO credentials (id, principal_id, kind, secret_hash, thumbprint, material, expires, created)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -429,6 +567,11 @@ impl Store for SqliteStore {
     }
 
     async fn groups_of(&self, object_id: &str) -> Result<Vec<String>> {
+        let _timer = self.timer("groups_of");
+        let seen = match self.memos.groups.get(object_id) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
         let rows = sqlx::query(
             "WITH RECURSIVE g(id) AS (
                 SELECT group_id FROM group_members WHERE member_id = $1
@@ -439,7 +582,9 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        rows.iter().map(|r| r.try_get("id").map_err(backend)).collect()
+        let groups = rows.iter().map(|r| r.try_get("id").map_err(backend)).collect::<Result<Vec<String>>>()?;
+        self.memos.groups.put(seen, object_id, groups.clone());
+        Ok(groups)
     }
 
     async fn add_signing_key(&self, k: &SigningKeyRecord) -> Result<()> {
@@ -474,7 +619,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_vault(&self, v: &Vault, wrapped_key: &[u8]) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let res = sqlx::query(
             "INSERT INTO vaults (id, tenant_id, name, name_key, props, wrapped_key, created, updated, deleted_date, scheduled_purge_date)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
@@ -497,16 +642,24 @@ impl Store for SqliteStore {
     }
 
     async fn get_vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
+        let _timer = self.timer("get_vault_by_name");
+        let key = coffer_core::names::name_key(name);
+        let seen = match self.memos.vaults.get(&key) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
         let row = sqlx::query("SELECT * FROM vaults WHERE name_key = $1")
-            .bind(coffer_core::names::name_key(name))
+            .bind(&key)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(|r| vault_from_row(&r)).transpose()
+        let vault = row.map(|r| vault_from_row(&r)).transpose()?;
+        self.memos.vaults.put(seen, &key, vault.clone());
+        Ok(vault)
     }
 
     async fn update_vault(&self, v: &Vault) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         sqlx::query(
             "UPDATE vaults SET props = $2, updated = $3, deleted_date = $4, scheduled_purge_date = $5 WHERE id = $1",
         )
@@ -522,7 +675,7 @@ impl Store for SqliteStore {
     }
 
     async fn recover_vault(&self, vault_id: &str, updated: i64) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let res = sqlx::query(
             "UPDATE vaults SET deleted_date = NULL, scheduled_purge_date = NULL, updated = $2
              WHERE id = $1 AND deleted_date IS NOT NULL AND purging = 0",
@@ -536,7 +689,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_vault_purge(&self, vault_id: &str, due_by: Option<i64>) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let res = sqlx::query(
             "UPDATE vaults SET purging = 1
              WHERE id = $1 AND deleted_date IS NOT NULL AND ($2 IS NULL OR scheduled_purge_date <= $2)",
@@ -550,7 +703,7 @@ impl Store for SqliteStore {
     }
 
     async fn erase_vault(&self, vault_id: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let name: Option<String> = sqlx::query("SELECT name_key FROM vaults WHERE id = $1 AND purging = 1")
             .bind(vault_id)
@@ -670,7 +823,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_principal(&self, p: &Principal) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let res = sqlx::query("UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4 WHERE object_id = $1")
             .bind(&p.object_id)
             .bind(&p.name)
@@ -683,7 +836,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_principal(&self, object_id: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let res = sqlx::query("DELETE FROM principals WHERE object_id = $1")
             .bind(object_id)
@@ -726,16 +879,23 @@ impl Store for SqliteStore {
     }
 
     async fn get_credential(&self, id: &str) -> Result<Option<Credential>> {
+        let _timer = self.timer("get_credential");
+        let seen = match self.memos.credentials.get(id) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
         let row = sqlx::query("SELECT * FROM credentials WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(|r| credential_from_row(&r)).transpose()
+        let credential = row.map(|r| credential_from_row(&r)).transpose()?;
+        self.memos.credentials.put(seen, id, credential.clone());
+        Ok(credential)
     }
 
     async fn remove_credential(&self, principal_id: &str, id: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let res = sqlx::query("DELETE FROM credentials WHERE principal_id = $1 AND id = $2")
             .bind(principal_id)
@@ -753,7 +913,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_group_member(&self, group_id: &str, member_id: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let res = sqlx::query("INSERT INTO group_members (group_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(group_id)
             .bind(member_id)
@@ -764,7 +924,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_group_member(&self, group_id: &str, member_id: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_directory().await;
         let res = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
             .bind(group_id)
             .bind(member_id)
@@ -943,6 +1103,7 @@ impl Store for SqliteStore {
     }
 
     async fn assignments_for(&self, principal_ids: &[String], scopes: &[String]) -> Result<Vec<RoleAssignment>> {
+        let _timer = self.timer("assignments_for");
         if principal_ids.is_empty() || scopes.is_empty() {
             return Ok(Vec::new());
         }
@@ -1000,7 +1161,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_object_policy(&self, at: &ObjectRef<'_>, policy: Option<&str>) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_objects().await;
         let res = at_query("UPDATE objects SET policy = $4 WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL", at)
             .bind(policy)
             .execute(&self.pool)
@@ -1024,47 +1185,26 @@ impl Store for SqliteStore {
     }
 
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
-        let _w = self.write.lock().await;
+        let _timer = self.timer("put_version");
+        let _w = self.write_objects().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let head = at_query(
-            "SELECT latest_seq, deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3",
-            &v.at,
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let seq = match &head {
-            Some(r) => {
-                if r.try_get::<Option<i64>, _>("deleted_date").map_err(backend)?.is_some() {
-                    return Ok(PutOutcome::NameDeleted);
-                }
-                r.try_get::<i64, _>("latest_seq").map_err(backend)? + 1
-            }
-            None => 1,
-        };
-        let stored = StoredVersion {
-            name: v.name.to_string(),
-            version: v.version.to_string(),
-            seq,
-            attributes: v.attributes.clone(),
-            tags: v.tags.clone(),
-            content_type: v.content_type.map(str::to_string),
-            managed: v.managed,
-            payload: v.payload.to_vec(),
-            meta: v.meta.map(str::to_string),
-            deletion: None,
-        };
-        insert_version(&mut tx, &v.at, &stored).await?;
-        at_query("INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (vault_id, kind, name_key) DO UPDATE SET latest_version = excluded.latest_version, latest_seq = excluded.latest_seq", &v.at)
-        .bind(v.name)
-        .bind(v.version)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        let outcome = put_version_in(&mut tx, v).await?;
+        if outcome == PutOutcome::Written {
+            tx.commit().await.map_err(backend)?;
+        }
+        Ok(outcome)
+    }
+
+    async fn put_versions(&self, batch: &[NewVersion<'_>]) -> Result<Vec<PutOutcome>> {
+        let _timer = self.timer("put_versions");
+        let _w = self.write_objects().await;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut out = Vec::with_capacity(batch.len());
+        for v in batch {
+            out.push(put_version_in(&mut tx, v).await?);
+        }
         tx.commit().await.map_err(backend)?;
-        Ok(PutOutcome::Written)
+        Ok(out)
     }
 
     async fn get_version(
@@ -1073,6 +1213,18 @@ impl Store for SqliteStore {
         version: Option<&str>,
         deleted: bool,
     ) -> Result<Option<StoredVersion>> {
+        let _timer = self.timer("get_version");
+        let key = format!(
+            "{}|{}|{}|{}|{deleted}",
+            at.vault_id,
+            at.kind.as_str(),
+            at.name_key,
+            version.map(str::to_ascii_lowercase).unwrap_or_default()
+        );
+        let seen = match self.memos.versions.get(&key) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
         let row = match version {
             None => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {VERSION_COLS}, v.payload FROM objects o JOIN object_versions v
@@ -1099,10 +1251,13 @@ impl Store for SqliteStore {
             .await,
         }
         .map_err(backend)?;
-        row.map(|r| version_from_row(&r, true)).transpose()
+        let found = row.map(|r| version_from_row(&r, true)).transpose()?;
+        self.memos.versions.put(seen, &key, found.clone());
+        Ok(found)
     }
 
     async fn get_head(&self, at: &ObjectRef<'_>) -> Result<Option<ObjectHead>> {
+        let _timer = self.timer("get_head");
         let row = at_query("SELECT name, latest_version, deleted_date, scheduled_purge_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
             .fetch_optional(&self.pool)
             .await
@@ -1129,7 +1284,8 @@ impl Store for SqliteStore {
         content_type: Option<&str>,
         meta: Option<&str>,
     ) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _timer = self.timer("update_version");
+        let _w = self.write_objects().await;
         let res = at_query("UPDATE object_versions SET enabled = $5, nbf = $6, exp = $7, updated = $8, tags = $9, content_type = $10, meta = $11
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4
                AND EXISTS (SELECT 1 FROM objects o WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND o.deleted_date IS NULL)", at)
@@ -1148,6 +1304,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_objects(&self, q: &ListQuery<'_>) -> Result<Vec<StoredVersion>> {
+        let _timer = self.timer("list_objects");
         let sql = format!(
             "SELECT {VERSION_COLS} FROM objects o JOIN object_versions v
              ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key AND v.version = o.latest_version
@@ -1167,6 +1324,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_versions(&self, at: &ObjectRef<'_>, after_seq: i64, limit: usize) -> Result<Vec<StoredVersion>> {
+        let _timer = self.timer("list_versions");
         let sql = format!(
             "SELECT {VERSION_COLS} FROM objects o JOIN object_versions v
              ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key
@@ -1193,7 +1351,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_object(&self, at: &ObjectRef<'_>, d: &Deletion) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _timer = self.timer("delete_object");
+        let _w = self.write_objects().await;
         let res = at_query(
             "UPDATE objects SET deleted_date = $4, scheduled_purge_date = $5
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL",
@@ -1208,7 +1367,8 @@ impl Store for SqliteStore {
     }
 
     async fn recover_object(&self, at: &ObjectRef<'_>) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _timer = self.timer("recover_object");
+        let _w = self.write_objects().await;
         let res = at_query(
             "UPDATE objects SET deleted_date = NULL, scheduled_purge_date = NULL
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL",
@@ -1221,7 +1381,8 @@ impl Store for SqliteStore {
     }
 
     async fn purge_object(&self, at: &ObjectRef<'_>, due_by: Option<i64>) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _timer = self.timer("purge_object");
+        let _w = self.write_objects().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let res = at_query(
             "DELETE FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL
@@ -1249,7 +1410,7 @@ impl Store for SqliteStore {
         let Some(latest) = versions.iter().max_by_key(|v| v.seq) else {
             return Err(Error::bad_parameter("The backup holds no versions."));
         };
-        let _w = self.write.lock().await;
+        let _w = self.write_objects().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let head = at_query("SELECT deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
             .fetch_optional(&mut *tx)
@@ -1330,29 +1491,32 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<()> {
+        let _timer = self.timer("append_audit");
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO audit_records (seq, time_ms, vault, caller, operation, result, object, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(r.seq)
-            .bind(r.time_ms)
-            .bind(r.vault.as_deref())
-            .bind(r.caller.as_deref())
-            .bind(&r.operation)
-            .bind(&r.result)
-            .bind(r.object.as_deref())
-            .bind(&r.body)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        // Many rows per statement: each statement is a round trip to the connection's thread,
+        // which cost more than the insert itself.
+        for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO audit_records (seq, time_ms, vault, caller, operation, result, object, body) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.seq)
+                    .push_bind(r.time_ms)
+                    .push_bind(r.vault.as_deref())
+                    .push_bind(r.caller.as_deref())
+                    .push_bind(&r.operation)
+                    .push_bind(&r.result)
+                    .push_bind(r.object.as_deref())
+                    .push_bind(&r.body);
+            });
+            insert.build().execute(&mut *tx).await.map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        let _timer = self.timer("query_audit");
         // Fixed fragments only; every value is bound, in the order the fragments were added.
         let texts = [
             (&q.vault, " AND vault = ? COLLATE NOCASE"),
@@ -1455,7 +1619,7 @@ impl Store for SqliteStore {
     }
 
     async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_objects().await;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let mut payloads = Vec::new();
         for (at, ver) in [a, b] {

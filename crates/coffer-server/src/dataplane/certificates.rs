@@ -568,13 +568,15 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     };
     let key = match current_key {
         Some(k) => k,
-        None => KeyMaterial::generate(
-            policy.key_props.kty.as_deref().unwrap_or("RSA"),
-            policy.key_props.key_size,
-            policy.key_props.crv.as_deref(),
-            None,
-        )
-        .map_err(key_error)?,
+        None => std::sync::Arc::new(
+            KeyMaterial::generate(
+                policy.key_props.kty.as_deref().unwrap_or("RSA"),
+                policy.key_props.key_size,
+                policy.key_props.crv.as_deref(),
+                None,
+            )
+            .map_err(key_error)?,
+        ),
     };
     let tags = p.tags.unwrap_or_default();
     let mut op = PendingOp {
@@ -607,7 +609,7 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
         }
         "Unknown" => {
             op.csr = Some(b64::std_encode(&certs::csr(&subject, &key, now).map_err(cert_error)?));
-            op.key = Some(key);
+            op.key = Some(KeyMaterial::clone(&key));
         }
         other => {
             return Err(Error::bad_parameter(format!(
@@ -1149,13 +1151,15 @@ async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key
                     let keys = Objects::new(state, &ctx, ObjectKind::Key);
                     super::keys::material_of(&keys, &keys.read(&current.name, Some(&current.version)).await?)?
                 } else {
-                    KeyMaterial::generate(
-                        policy.key_props.kty.as_deref().unwrap_or("RSA"),
-                        policy.key_props.key_size,
-                        policy.key_props.crv.as_deref(),
-                        None,
+                    std::sync::Arc::new(
+                        KeyMaterial::generate(
+                            policy.key_props.kty.as_deref().unwrap_or("RSA"),
+                            policy.key_props.key_size,
+                            policy.key_props.crv.as_deref(),
+                            None,
+                        )
+                        .map_err(key_error)?,
                     )
-                    .map_err(key_error)?
                 };
                 let der = certs::self_signed(&policy.subject()?, &key, now).map_err(cert_error)?;
                 let new = NewCertificate {

@@ -1,9 +1,11 @@
 //! Keys: Azure Key Vault's `/keys`, `/deletedkeys` and `/rng` operations. The private part of a
 //! key never leaves the server: responses carry only public JWK fields (none for oct keys).
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use coffer_core::names::name_key;
 use coffer_core::object::{AttributesPatch, ObjectKind};
 use coffer_core::permissions::DataAction;
 use coffer_core::{Error, ErrorKind, Result};
@@ -78,9 +80,66 @@ fn meta_of(v: &StoredVersion) -> Result<KeyMeta> {
         .ok_or_else(|| Error::internal(format!("key {}/{} has no metadata", v.name, v.version)))
 }
 
-pub(crate) fn material_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<KeyMaterial> {
+/// A key version's private material, opened from its sealed payload — or, when the same
+/// sealed payload was opened lately, the material already opened and parsed (see
+/// `MaterialCache`).
+pub(crate) fn material_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<Arc<KeyMaterial>> {
+    let place = format!("{}|{}|{}|{}", objects.ctx.vault.id, objects.kind.as_str(), name_key(&v.name), v.version);
+    let sealed = coffer_crypto::digest::sha256(&v.payload);
+    if let Some(hit) = objects.state.key_materials.get(&place, &sealed) {
+        return Ok(hit);
+    }
     let plain = objects.open_payload(v)?;
-    serde_json::from_slice(&plain).map_err(|e| Error::internal(format!("key material: {e}")))
+    let material: Arc<KeyMaterial> =
+        Arc::new(serde_json::from_slice(&plain).map_err(|e| Error::internal(format!("key material: {e}")))?);
+    objects.state.key_materials.put(place, sealed, material.clone());
+    Ok(material)
+}
+
+/// Key material lately used, opened and parsed, by place (vault, kind, name, version) and the
+/// digest of the sealed payload it came from. Every operation still reads the version from the
+/// store (attributes, `enabled`, deletion); only unsealing and parsing are saved — for RSA,
+/// parsing checks the key, about a third of a signature's cost. A payload that changed (a
+/// restore, a new seal) has another digest and is opened afresh; entries older than
+/// `MATERIAL_TTL` are dropped, so material of a purged key does not stay in memory.
+#[derive(Default)]
+pub struct MaterialCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, MaterialEntry>>,
+}
+
+struct MaterialEntry {
+    sealed: [u8; 32],
+    stored: std::time::Instant,
+    material: Arc<KeyMaterial>,
+}
+
+const MATERIAL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const MATERIAL_ENTRIES: usize = 1024;
+
+impl std::fmt::Debug for MaterialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaterialCache").finish_non_exhaustive()
+    }
+}
+
+impl MaterialCache {
+    fn get(&self, place: &str, sealed: &[u8; 32]) -> Option<Arc<KeyMaterial>> {
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(place)?;
+        (e.sealed == *sealed && e.stored.elapsed() < MATERIAL_TTL).then(|| e.material.clone())
+    }
+
+    fn put(&self, place: String, sealed: [u8; 32], material: Arc<KeyMaterial>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MATERIAL_ENTRIES / 4 {
+                entries.retain(|_, e| e.stored.elapsed() < MATERIAL_TTL);
+            }
+            if entries.len() >= MATERIAL_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(place, MaterialEntry { sealed, stored: std::time::Instant::now(), material });
+        }
+    }
 }
 
 fn b64_field(v: &Option<String>, name: &str) -> Result<Option<Vec<u8>>> {
@@ -313,7 +372,7 @@ async fn get(state: &SharedState, req: &DataRequest, name: &str, version: Option
     req.ctx.authorize(state, DataAction::KeyGet, Some(name)).await?;
     let objects = Objects::new(state, &req.ctx, KIND);
     let v = objects.read(name, version).await?;
-    ok(bundle(&req.ctx, &v, &meta_of(&v)?, &material_of(&objects, &v)?)?)
+    ok(bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?)
 }
 
 #[derive(Deserialize)]
@@ -343,7 +402,7 @@ async fn update(state: &SharedState, req: &DataRequest, name: &str, version: Opt
         meta: Some(serde_json::to_string(&meta).map_err(|e| Error::internal(e.to_string()))?),
     };
     let v = objects.update(name, Some(&current.version), &patch).await?;
-    ok(bundle(&req.ctx, &v, &meta, &material_of(&objects, &current)?)?)
+    ok(bundle(&req.ctx, &v, &meta, material_of(&objects, &current)?.as_ref())?)
 }
 
 async fn list(state: &SharedState, req: &DataRequest) -> Handled {
@@ -367,7 +426,7 @@ async fn delete(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     let objects = Objects::new(state, &req.ctx, KIND);
     objects.refuse_if_managed(name).await?;
     let v = objects.delete(name).await?;
-    let b = bundle(&req.ctx, &v, &meta_of(&v)?, &material_of(&objects, &v)?)?;
+    let b = bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?;
     ok(with_deletion(&req.ctx, b, &v))
 }
 
@@ -383,7 +442,7 @@ async fn get_deleted(state: &SharedState, req: &DataRequest, name: &str) -> Hand
     req.ctx.authorize(state, DataAction::KeyGetDeleted, Some(name)).await?;
     let objects = Objects::new(state, &req.ctx, KIND);
     let v = objects.get_deleted(name).await?;
-    let b = bundle(&req.ctx, &v, &meta_of(&v)?, &material_of(&objects, &v)?)?;
+    let b = bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?;
     ok(with_deletion(&req.ctx, b, &v))
 }
 
@@ -391,7 +450,7 @@ async fn recover(state: &SharedState, req: &DataRequest, name: &str) -> Handled 
     req.ctx.authorize(state, DataAction::KeyRecover, Some(name)).await?;
     let objects = Objects::new(state, &req.ctx, KIND);
     let v = objects.recover(name).await?;
-    ok(bundle(&req.ctx, &v, &meta_of(&v)?, &material_of(&objects, &v)?)?)
+    ok(bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?)
 }
 
 async fn purge(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
@@ -416,7 +475,7 @@ async fn restore(state: &SharedState, req: &DataRequest) -> Handled {
     let blob = p.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
     let objects = Objects::new(state, &req.ctx, KIND);
     let v = objects.restore(&blob).await?;
-    ok(bundle(&req.ctx, &v, &meta_of(&v)?, &material_of(&objects, &v)?)?)
+    ok(bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?)
 }
 
 #[derive(Deserialize)]

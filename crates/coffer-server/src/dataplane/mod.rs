@@ -2,7 +2,7 @@
 //! (401 + challenge before anything else, since the SDKs' first request has no body), then
 //! api-version, then the vault, then the route, then authorization, then the body.
 mod certificates;
-mod keys;
+pub(crate) mod keys;
 mod render;
 mod secrets;
 

@@ -60,6 +60,125 @@ pub async fn run_all(store: &dyn Store) {
     vault_lifecycle(store).await;
     expiry_events(store).await;
     audit(store).await;
+    reads_follow_writes(store).await;
+    bulk_put(store).await;
+}
+
+/// `put_versions` gives each version the outcome `put_version` would.
+async fn bulk_put(store: &dyn Store) {
+    assert_eq!(put(store, "v1", "bulk-gone", "g1", b"x").await, PutOutcome::Written);
+    let key = "bulk-gone";
+    let deletion = Deletion { deleted_date: 20, scheduled_purge_date: 30 };
+    assert!(
+        store
+            .delete_object(&ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: key }, &deletion)
+            .await
+            .expect("delete")
+    );
+    let (attributes, tags) = (Attributes::new(10), Tags::new());
+    let names = ["bulk-a", "bulk-gone", "bulk-a", "bulk-b"];
+    let keys: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let versions = ["b1", "b2", "b3", "b4"];
+    let batch: Vec<NewVersion<'_>> = names
+        .iter()
+        .zip(&keys)
+        .zip(versions)
+        .map(|((name, key), version)| NewVersion {
+            at: ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: key },
+            name,
+            version,
+            attributes: &attributes,
+            tags: &tags,
+            content_type: None,
+            managed: false,
+            payload: b"p",
+            meta: None,
+        })
+        .collect();
+    let outcomes = store.put_versions(&batch).await.expect("put_versions");
+    assert_eq!(outcomes, vec![PutOutcome::Written, PutOutcome::NameDeleted, PutOutcome::Written, PutOutcome::Written]);
+    let a = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "bulk-a" };
+    let latest = store.get_version(&a, None, false).await.expect("get").expect("bulk-a");
+    assert_eq!((latest.version.as_str(), latest.seq), ("b3", 2), "the second version of bulk-a is its latest");
+    let b = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "bulk-b" };
+    assert!(store.get_version(&b, Some("b4"), false).await.expect("get").is_some());
+    let gone = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: key };
+    assert!(
+        store.get_version(&gone, Some("b2"), true).await.expect("get").is_none(),
+        "nothing written under a deleted name"
+    );
+}
+
+/// A backend may remember reads (SQLite remembers vaults, principals, credentials and groups):
+/// every read right after a write still sees the write.
+async fn reads_follow_writes(store: &dyn Store) {
+    let p = Principal {
+        object_id: "rw-app".into(),
+        tenant_id: "t1".into(),
+        kind: PrincipalKind::App,
+        name: "rw".into(),
+        client_id: Some("rw-client".into()),
+        enabled: true,
+        tenant_admin: false,
+        created: 1,
+    };
+    assert_eq!(store.get_principal("rw-app").await.expect("get"), None);
+    store.create_principal(&p).await.expect("create");
+    assert_eq!(store.get_principal("rw-app").await.expect("get"), Some(p.clone()));
+    let disabled = Principal { enabled: false, ..p.clone() };
+    assert!(store.update_principal(&disabled).await.expect("disable"));
+    assert_eq!(store.get_principal("rw-app").await.expect("get"), Some(disabled));
+
+    let c = Credential {
+        id: "rw-cred".into(),
+        principal_id: "rw-app".into(),
+        kind: "secret".into(),
+        secret_hash: "h".into(),
+        thumbprint: None,
+        material: None,
+        expires: None,
+        created: 1,
+    };
+    assert_eq!(store.get_credential("rw-cred").await.expect("get"), None);
+    store.add_credential(&c).await.expect("add");
+    assert_eq!(store.get_credential("rw-cred").await.expect("get"), Some(c));
+    assert!(store.remove_credential("rw-app", "rw-cred").await.expect("remove"));
+    assert_eq!(store.get_credential("rw-cred").await.expect("get"), None);
+
+    assert!(store.groups_of("rw-app").await.expect("groups").is_empty());
+    assert!(store.add_group_member("rw-group", "rw-app").await.expect("add"));
+    assert_eq!(store.groups_of("rw-app").await.expect("groups"), vec!["rw-group".to_string()]);
+    assert!(store.remove_group_member("rw-group", "rw-app").await.expect("remove"));
+    assert!(store.groups_of("rw-app").await.expect("groups").is_empty());
+
+    assert!(store.get_vault_by_name("rw-vault").await.expect("get").is_none());
+    let v = vault("rw-v", "rw-vault");
+    assert!(store.create_vault(&v, b"w").await.expect("create"));
+    let mut rbac = store.get_vault_by_name("rw-vault").await.expect("get").expect("found").vault;
+    rbac.enable_rbac_authorization = true;
+    store.update_vault(&rbac).await.expect("update");
+    assert!(store.get_vault_by_name("rw-vault").await.expect("get").expect("found").vault.enable_rbac_authorization);
+
+    assert!(store.delete_principal("rw-app").await.expect("delete"));
+    assert_eq!(store.get_principal("rw-app").await.expect("get"), None);
+
+    let at = ObjectRef { vault_id: "rw-v", kind: ObjectKind::Secret, name_key: "rw-secret" };
+    assert!(store.get_version(&at, None, false).await.expect("get").is_none());
+    assert_eq!(put(store, "rw-v", "rw-secret", "r1", b"one").await, PutOutcome::Written);
+    assert_eq!(store.get_version(&at, None, false).await.expect("get").expect("r1").payload, b"one");
+    assert_eq!(put(store, "rw-v", "rw-secret", "r2", b"two").await, PutOutcome::Written);
+    assert_eq!(store.get_version(&at, None, false).await.expect("get").expect("r2").version, "r2");
+    let mut disabled = Attributes::new(10);
+    disabled.enabled = false;
+    assert!(store.update_version(&at, "r2", &disabled, &Tags::new(), None, None).await.expect("update"));
+    assert!(!store.get_version(&at, Some("r2"), false).await.expect("get").expect("r2").attributes.enabled);
+    let deletion = Deletion { deleted_date: 20, scheduled_purge_date: 30 };
+    assert!(store.delete_object(&at, &deletion).await.expect("delete"));
+    assert!(store.get_version(&at, None, false).await.expect("get").is_none(), "deleted: gone from the live view");
+    assert!(store.get_version(&at, None, true).await.expect("get").is_some());
+    assert!(store.recover_object(&at).await.expect("recover"));
+    assert!(store.get_version(&at, None, false).await.expect("get").is_some());
+    assert!(store.get_version(&at, None, true).await.expect("get").is_none(), "recovered: gone from the deleted view");
 }
 
 async fn vault_lifecycle(store: &dyn Store) {
