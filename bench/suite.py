@@ -126,7 +126,20 @@ class Https:
         return payload
 
 
-class Coffer:
+class Server:
+    """A server process the suite started (`self.proc`)."""
+
+    proc = None
+
+    def stop(self):
+        stop(self.proc)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+
+class Coffer(Server):
     """`coffer serve --dev` on a fresh data directory, with the audit log on."""
 
     def __init__(self, data_dir):
@@ -169,13 +182,6 @@ class Coffer:
             time.sleep(0.01)
         self.startup_seconds = time.monotonic() - started
         return self
-
-    def stop(self):
-        stop(self.proc)
-
-    @property
-    def pid(self):
-        return self.proc.pid
 
     def token(self, resource):
         c = self.creds
@@ -253,7 +259,7 @@ def server_side(before, after, operation):
     }
 
 
-class OpenBao:
+class OpenBao(Server):
     """`bao server` with TLS, a file audit device (declared in the config, as OpenBao 2.7
     requires), KV v2 at secret/ and transit at transit/. Storage is integrated storage (Raft,
     one node): OpenBao 2.7 no longer has the `file` backend ("unknown storage type file"), and
@@ -307,13 +313,6 @@ log_level = "warn"
         self.http.ok("POST", "/v1/sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}, headers=self.auth)
         self.http.ok("POST", "/v1/sys/mounts/transit", {"type": "transit"}, headers=self.auth)
         return self
-
-    def stop(self):
-        stop(self.proc)
-
-    @property
-    def pid(self):
-        return self.proc.pid
 
     def kv_put(self, name, value):
         deadline = time.monotonic() + 30

@@ -1,6 +1,8 @@
 //! Key Vault keys: generation, JWK import/export and every cryptographic operation of the API,
 //! on aws-lc-rs. Private material lives in `KeyMaterial` (PKCS#8 for RSA and EC, raw bytes for
 //! oct), which is zeroized on drop, sealed at rest, and never serialized into a response.
+use std::sync::OnceLock;
+
 use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
     AES_128, AES_192, AES_256, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext,
@@ -17,8 +19,6 @@ use aws_lc_rs::rsa::{
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair, ParsedPublicKey, RsaKeyPair,
 };
-use std::sync::OnceLock;
-
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -112,8 +112,8 @@ pub struct KeyMaterial {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<String>,
     /// The key parsed for aws-lc-rs, made on first use and kept with the material: parsing an
-    /// RSA key checks it, which costs about a third of a signature. (aws-lc frees key objects
-    /// with their numbers cleared.)
+    /// RSA key checks it, which costs about a third of a signature. (aws-lc clears the memory it
+    /// frees, so dropped parsed keys leave nothing behind.)
     #[serde(skip)]
     #[zeroize(skip)]
     parsed: Parsed,
@@ -208,6 +208,19 @@ pub fn base_kty(kty: &str) -> Option<&'static str> {
 }
 
 impl KeyMaterial {
+    fn rsa_pkcs8(der: &[u8]) -> Self {
+        Self { kty: "RSA".into(), crv: None, der: Some(b64::url_encode(der)), k: None, parsed: Parsed::default() }
+    }
+
+    fn ec_pkcs8(curve: Curve, der: &[u8]) -> Self {
+        let crv = Some(curve.name().into());
+        Self { kty: "EC".into(), crv, der: Some(b64::url_encode(der)), k: None, parsed: Parsed::default() }
+    }
+
+    fn oct_bytes(k: &[u8]) -> Self {
+        Self { kty: "oct".into(), crv: None, der: None, k: Some(b64::url_encode(k)), parsed: Parsed::default() }
+    }
+
     pub fn generate(
         kty: &str,
         size: Option<u32>,
@@ -228,13 +241,7 @@ impl KeyMaterial {
                 let pair =
                     RsaKeyPair::generate(ks).map_err(|_| KeyError::Failed("RSA key generation failed".into()))?;
                 let der = pair.as_der().map_err(|_| KeyError::Failed("PKCS#8 encoding failed".into()))?;
-                Ok(Self {
-                    kty: "RSA".into(),
-                    crv: None,
-                    der: Some(b64::url_encode(der.as_ref())),
-                    k: None,
-                    parsed: Parsed::default(),
-                })
+                Ok(Self::rsa_pkcs8(der.as_ref()))
             }
             "EC" => {
                 let curve = Curve::parse(crv.unwrap_or("P-256"))
@@ -242,13 +249,7 @@ impl KeyMaterial {
                 let pair = EcdsaKeyPair::generate(curve.signing())
                     .map_err(|_| KeyError::Failed("EC key generation failed".into()))?;
                 let der = pair.to_pkcs8v1().map_err(|_| KeyError::Failed("PKCS#8 encoding failed".into()))?;
-                Ok(Self {
-                    kty: "EC".into(),
-                    crv: Some(curve.name().into()),
-                    der: Some(b64::url_encode(der.as_ref())),
-                    k: None,
-                    parsed: Parsed::default(),
-                })
+                Ok(Self::ec_pkcs8(curve, der.as_ref()))
             }
             "oct" => {
                 let bits = size.unwrap_or(256);
@@ -256,13 +257,7 @@ impl KeyMaterial {
                     return Err(bad(format!("oct keys are 128, 192 or 256 bits; {bits} was given.")));
                 }
                 let k = crate::random::bytes(bits as usize / 8);
-                Ok(Self {
-                    kty: "oct".into(),
-                    crv: None,
-                    der: None,
-                    k: Some(b64::url_encode(&k)),
-                    parsed: Parsed::default(),
-                })
+                Ok(Self::oct_bytes(&k))
             }
             other => Err(bad(format!("The key type '{other}' is not supported."))),
         }
@@ -290,13 +285,7 @@ impl KeyMaterial {
                     return Err(bad(format!("RSA keys are 2048, 3072 or 4096 bits; this one has {bits}.")));
                 }
                 let der = pair.as_der().map_err(|_| bad("The RSA key is not valid."))?;
-                Ok(Self {
-                    kty: "RSA".into(),
-                    crv: None,
-                    der: Some(b64::url_encode(der.as_ref())),
-                    k: None,
-                    parsed: Parsed::default(),
-                })
+                Ok(Self::rsa_pkcs8(der.as_ref()))
             }
             Some("EC") => {
                 let curve = jwk
@@ -315,26 +304,14 @@ impl KeyMaterial {
                 let pair = EcdsaKeyPair::from_private_key_and_public_key(curve.signing(), &d, &point)
                     .map_err(|_| bad("The EC key is not valid (d does not match x and y)."))?;
                 let der = pair.to_pkcs8v1().map_err(|_| bad("The EC key is not valid."))?;
-                Ok(Self {
-                    kty: "EC".into(),
-                    crv: Some(curve.name().into()),
-                    der: Some(b64::url_encode(der.as_ref())),
-                    k: None,
-                    parsed: Parsed::default(),
-                })
+                Ok(Self::ec_pkcs8(curve, der.as_ref()))
             }
             Some(_) => {
                 let k = field(&jwk.k, "k")?;
                 if !matches!(k.len(), 16 | 24 | 32) {
                     return Err(bad("oct keys are 128, 192 or 256 bits."));
                 }
-                Ok(Self {
-                    kty: "oct".into(),
-                    crv: None,
-                    der: None,
-                    k: Some(b64::url_encode(&k)),
-                    parsed: Parsed::default(),
-                })
+                Ok(Self::oct_bytes(&k))
             }
             None => Err(bad(format!("The key type '{}' is not supported.", jwk.kty))),
         }
@@ -352,25 +329,13 @@ impl KeyMaterial {
             if !matches!(bits, 2048 | 3072 | 4096) {
                 return Err(bad(format!("RSA keys are 2048, 3072 or 4096 bits; this one has {bits}.")));
             }
-            return Ok(Self {
-                kty: "RSA".into(),
-                crv: None,
-                der: Some(b64::url_encode(der)),
-                k: None,
-                parsed: Parsed::default(),
-            });
+            return Ok(Self::rsa_pkcs8(der));
         }
         for curve in [Curve::P256, Curve::P384, Curve::P521, Curve::P256K] {
             if let Ok(pair) = EcdsaKeyPair::from_pkcs8(curve.signing(), der) {
                 // Normalise to PKCS#8 v1 as generated keys are.
                 let der = pair.to_pkcs8v1().map_err(|_| bad("The EC key is not valid."))?;
-                return Ok(Self {
-                    kty: "EC".into(),
-                    crv: Some(curve.name().into()),
-                    der: Some(b64::url_encode(der.as_ref())),
-                    k: None,
-                    parsed: Parsed::default(),
-                });
+                return Ok(Self::ec_pkcs8(curve, der.as_ref()));
             }
         }
         Err(bad("The private key is neither an RSA nor a supported EC key (PKCS#8)."))

@@ -270,6 +270,14 @@ struct PendingOp {
     error: Option<Value>,
 }
 
+/// A fresh key as the policy's key properties describe it (RSA unless they say otherwise).
+fn new_key_for(policy: &CertPolicy) -> Result<std::sync::Arc<KeyMaterial>> {
+    let props = &policy.key_props;
+    let key = KeyMaterial::generate(props.kty.as_deref().unwrap_or("RSA"), props.key_size, props.crv.as_deref(), None)
+        .map_err(key_error)?;
+    Ok(std::sync::Arc::new(key))
+}
+
 fn op_meta_prefix(ctx: &VaultContext) -> String {
     format!("certificate-operation/{}/", ctx.vault.id)
 }
@@ -568,15 +576,7 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     };
     let key = match current_key {
         Some(k) => k,
-        None => std::sync::Arc::new(
-            KeyMaterial::generate(
-                policy.key_props.kty.as_deref().unwrap_or("RSA"),
-                policy.key_props.key_size,
-                policy.key_props.crv.as_deref(),
-                None,
-            )
-            .map_err(key_error)?,
-        ),
+        None => new_key_for(&policy)?,
     };
     let tags = p.tags.unwrap_or_default();
     let mut op = PendingOp {
@@ -1151,15 +1151,7 @@ async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key
                     let keys = Objects::new(state, &ctx, ObjectKind::Key);
                     super::keys::material_of(&keys, &keys.read(&current.name, Some(&current.version)).await?)?
                 } else {
-                    std::sync::Arc::new(
-                        KeyMaterial::generate(
-                            policy.key_props.kty.as_deref().unwrap_or("RSA"),
-                            policy.key_props.key_size,
-                            policy.key_props.crv.as_deref(),
-                            None,
-                        )
-                        .map_err(key_error)?,
-                    )
+                    new_key_for(&policy)?
                 };
                 let der = certs::self_signed(&policy.subject()?, &key, now).map_err(cert_error)?;
                 let new = NewCertificate {
