@@ -1,7 +1,9 @@
 //! The audit writer: one task that owns the chain's head. Requests hand it records and wait
 //! (bounded) for its answer; it takes everything queued at that moment as one batch (group
 //! commit), chains it, commits it to the store in one transaction, appends it to the file sink
-//! and syncs it, and only then answers. A failure answers every waiter with an error (the
+//! and syncs it, and only then answers. The two are pipelined: while one batch is synced to the
+//! file (its own task, `FileSide`), the next is committed to the store; file appends stay in
+//! chain order because a batch's file phase starts only after the previous one ended. A failure answers every waiter with an error (the
 //! request becomes a 503); a hung sink answers nobody, so waiters give up after the write
 //! timeout — nothing blocks forever, and `/healthz` says what is wrong.
 use std::sync::{Arc, Mutex};
@@ -165,7 +167,7 @@ impl AuditLog {
             signer: Arc::new(signer),
             head,
             file: file.map(|f| Arc::new(Mutex::new(f))),
-            syslog: config.syslog.as_deref().and_then(super::syslog::Syslog::open),
+            syslog: config.syslog.as_deref().and_then(super::syslog::Syslog::open).map(Arc::new),
             health: health.clone(),
             heads: heads.clone(),
             pending_notes: notes,
@@ -173,6 +175,7 @@ impl AuditLog {
             last_checkpoint: Instant::now(),
             config: config.clone(),
             metrics,
+            in_flight: None,
         };
         tokio::spawn(writer.run(rx));
         Ok(Self { tx: Some(tx), health, heads, config, verifying_key, clock, events })
@@ -326,7 +329,7 @@ struct Writer {
     signer: Arc<TokenSigner>,
     head: (i64, String),
     file: Option<Arc<Mutex<FileSink>>>,
-    syslog: Option<super::syslog::Syslog>,
+    syslog: Option<Arc<super::syslog::Syslog>>,
     health: Arc<Mutex<HealthState>>,
     heads: Arc<Mutex<Heads>>,
     /// Things the log must say about itself (a sink failed, a file vanished), written first
@@ -336,7 +339,12 @@ struct Writer {
     last_checkpoint: Instant,
     config: AuditConfig,
     metrics: Arc<crate::metrics::Metrics>,
+    /// The file phase of the last batch, while it runs.
+    in_flight: Option<tokio::task::JoinHandle<Vec<Note>>>,
 }
+
+/// Something the log must say about itself, written first in the next batch.
+type Note = (&'static str, String);
 
 /// The most records one batch takes.
 const MAX_BATCH: usize = 1024;
@@ -350,6 +358,7 @@ impl Writer {
                 j = rx.recv() => match j { Some(j) => j, None => break },
                 _ = tick.tick() => {
                     if self.since_checkpoint > 0 && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                        self.drain().await;
                         let _ = self.checkpoint().await;
                     }
                     continue;
@@ -376,12 +385,28 @@ impl Writer {
                 other => self.other(other).await,
             }
             if self.since_checkpoint >= self.config.checkpoint_every {
+                self.drain().await;
                 let _ = self.checkpoint().await;
+            }
+        }
+        self.drain().await;
+    }
+
+    /// Waits for the file phase in flight, then takes in what it reported.
+    async fn drain(&mut self) {
+        if let Some(task) = self.in_flight.take() {
+            match task.await {
+                Ok(notes) => self.pending_notes.extend(notes),
+                Err(e) => {
+                    set_health(&self.health, self.clock.as_ref(), Some(format!("the audit file writer failed: {e}")))
+                }
             }
         }
     }
 
     async fn other(&mut self, job: Job) {
+        // Checkpoints and purges write to the file too: the batch before them goes first.
+        self.drain().await;
         match job {
             Job::Checkpoint(ack) => {
                 let _ = ack.send(self.checkpoint().await);
@@ -390,20 +415,6 @@ impl Writer {
                 let _ = ack.send(self.purge(cutoff).await);
             }
             Job::Record(..) => {}
-        }
-    }
-
-    fn set_health(&self, error: Option<String>) {
-        if let Ok(mut h) = self.health.lock() {
-            let now = now_ms(self.clock.as_ref());
-            match error {
-                Some(e) => {
-                    tracing::error!(target: "coffer::audit", error = %e, "audit write failed: requests are refused until it recovers");
-                    h.last_error = Some((now, e));
-                }
-                None => h.last_success = Some(now),
-            }
-            h.batch_started = None;
         }
     }
 
@@ -451,9 +462,13 @@ impl Writer {
         let started = Instant::now();
         if let Err(e) = self.store.append_audit(&rows).await {
             self.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
+            // The batch before this one reports first, so health follows the chain's order.
+            self.drain().await;
             let msg = format!("the audit store cannot write: {}", e.message);
-            self.set_health(Some(msg.clone()));
-            self.pending_notes = notes;
+            set_health(&self.health, self.clock.as_ref(), Some(msg.clone()));
+            // The notes this batch carried are older than any the file phase just reported.
+            let newer = std::mem::replace(&mut self.pending_notes, notes);
+            self.pending_notes.extend(newer);
             fail(acks, &msg);
             return;
         }
@@ -463,89 +478,27 @@ impl Writer {
         if let Ok(mut h) = self.heads.lock() {
             h.store = self.head.clone();
         }
-        if let Err(msg) = self.append_to_file(first_seq, &rows).await {
-            self.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
-            // The records are in the store; the file catches up from it once it works again.
-            // The callers get a 503, and the log says why their records show no response.
-            self.set_health(Some(msg.clone()));
-            self.pending_notes.push((
-                "AuditSinkFailure",
-                format!("records {first_seq} to {seq} were refused to their callers (503): {msg}"),
-            ));
-            fail(acks, &msg);
-            return;
-        }
-        self.metrics.observe_audit_write(rows.len(), started.elapsed(), true);
-        self.set_health(None);
-        if let Some(s) = &self.syslog {
-            for r in &rows {
-                s.send(&r.body);
-            }
-        }
         // Notes took the first seqs; callers' records follow them.
         let first_caller = first_seq + notes.len() as i64;
-        for (n, a) in (first_caller..).zip(acks) {
-            if let Some(a) = a {
-                let _ = a.send(Ok(n));
-            }
-        }
-    }
-
-    /// Appends rows to the file sink, first catching up whatever the store has that the file
-    /// lacks (after a file failure). Rotates when the file grew too large.
-    async fn append_to_file(&mut self, first_seq: i64, rows: &[AuditRow]) -> Result<(), String> {
-        let Some(file) = self.file.clone() else { return Ok(()) };
-        // Catch up, a page at a time, on what the store has and the file lacks.
-        let mut from =
-            file.lock().map_err(|_| "audit file state poisoned".to_string())?.last.as_ref().map_or(0, |l| l.0);
-        let mut notices = Vec::new();
-        while from + 1 < first_seq {
-            let missing = self
-                .store
-                .query_audit(&AuditQuery {
-                    after_seq: Some(from),
-                    before_seq: Some(first_seq),
-                    limit: CATCH_UP_PAGE,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| format!("the audit store cannot be read: {}", e.message))?;
-            let Some(page_last) = missing.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default())) else { break };
-            from = page_last.0;
-            let (notice, _) =
-                append_blocking(&file, missing.into_iter().map(|r| r.body).collect(), Some(page_last)).await?;
-            notices.extend(notice);
-        }
-        let last = rows.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default()));
-        let (notice, rotate) = append_blocking(&file, rows.iter().map(|r| r.body.clone()).collect(), last).await?;
-        for n in notices.into_iter().chain(notice) {
-            tracing::warn!(target: "coffer::audit", "{n}");
-            self.pending_notes.push(("AuditFileReplaced", n));
-        }
-        if let Ok(mut h) = self.heads.lock() {
-            h.file = file.lock().ok().and_then(|f| f.last.clone());
-        }
-        if rotate {
-            // A fresh file starts with a signed checkpoint of the head, so it verifies alone.
-            let cp = self.sign_head()?;
-            self.store.add_audit_checkpoint(&cp).await.map_err(|e| e.message)?;
-            let line = checkpoint_line(&cp);
-            tokio::task::spawn_blocking(move || {
-                let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
-                f.rotate().map_err(|e| format!("the audit file cannot be rotated: {e}"))?;
-                f.append(&[line], None).map_err(|e| format!("the audit file cannot be written: {e}")).map(|_| ())
-            })
-            .await
-            .map_err(|e| format!("the audit file writer failed: {e}"))??;
-        }
-        Ok(())
+        let job = FileJob { first_seq, first_caller, rows, acks, started };
+        // The previous batch's file phase ran while this one was committed; the file takes
+        // batches in order, so this one's phase starts when that one ended.
+        self.drain().await;
+        let side = FileSide {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            signer: self.signer.clone(),
+            file: self.file.clone(),
+            syslog: self.syslog.clone(),
+            heads: self.heads.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
+        };
+        self.in_flight = Some(tokio::spawn(side.run(job)));
     }
 
     fn sign_head(&self) -> Result<AuditCheckpoint, String> {
-        let time_ms = now_ms(self.clock.as_ref());
-        let claims = CheckpointClaims { seq: self.head.0, hash: self.head.1.clone(), time_ms };
-        let signature = self.signer.sign(&claims).map_err(|e| format!("cannot sign a checkpoint: {e}"))?;
-        Ok(AuditCheckpoint { seq: claims.seq, hash: claims.hash, time_ms, signature })
+        sign_checkpoint(&self.signer, self.clock.as_ref(), self.head.clone())
     }
 
     async fn checkpoint(&mut self) -> Result<Option<AuditCheckpoint>, AuditFailure> {
@@ -599,6 +552,142 @@ impl Writer {
             ),
         ));
         Ok(gone)
+    }
+}
+
+/// A signed checkpoint of the record `(seq, hash)`.
+fn sign_checkpoint(
+    signer: &TokenSigner,
+    clock: &dyn Clock,
+    (seq, hash): (i64, String),
+) -> Result<AuditCheckpoint, String> {
+    let time_ms = now_ms(clock);
+    let claims = CheckpointClaims { seq, hash, time_ms };
+    let signature = signer.sign(&claims).map_err(|e| format!("cannot sign a checkpoint: {e}"))?;
+    Ok(AuditCheckpoint { seq: claims.seq, hash: claims.hash, time_ms, signature })
+}
+
+fn set_health(health: &Mutex<HealthState>, clock: &dyn Clock, error: Option<String>) {
+    if let Ok(mut h) = health.lock() {
+        let now = now_ms(clock);
+        match error {
+            Some(e) => {
+                tracing::error!(target: "coffer::audit", error = %e, "audit write failed: requests are refused until it recovers");
+                h.last_error = Some((now, e));
+            }
+            None => h.last_success = Some(now),
+        }
+        h.batch_started = None;
+    }
+}
+
+/// A batch committed to the store, for its file phase.
+struct FileJob {
+    first_seq: i64,
+    /// The seq of the first caller's record (the log's own notes come first).
+    first_caller: i64,
+    rows: Vec<AuditRow>,
+    acks: Vec<Option<Ack>>,
+    started: Instant,
+}
+
+/// The file phase of a batch, on its own task: append and sync the file (catching up on what
+/// it lacks), copy to syslog, then answer the batch's callers. Returns the notes the log must
+/// write about itself.
+struct FileSide {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    signer: Arc<TokenSigner>,
+    file: Option<Arc<Mutex<FileSink>>>,
+    syslog: Option<Arc<super::syslog::Syslog>>,
+    heads: Arc<Mutex<Heads>>,
+    health: Arc<Mutex<HealthState>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl FileSide {
+    async fn run(self, job: FileJob) -> Vec<Note> {
+        let FileJob { first_seq, first_caller, rows, acks, started } = job;
+        let mut notes = Vec::new();
+        if let Err(msg) = self.append_to_file(first_seq, &rows, &mut notes).await {
+            self.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
+            // The records are in the store; the file catches up from it once it works again.
+            // The callers get a 503, and the log says why their records show no response.
+            set_health(&self.health, self.clock.as_ref(), Some(msg.clone()));
+            let last_seq = rows.last().map_or(first_seq, |r| r.seq);
+            notes.push((
+                "AuditSinkFailure",
+                format!("records {first_seq} to {last_seq} were refused to their callers (503): {msg}"),
+            ));
+            for a in acks.into_iter().flatten() {
+                let _ = a.send(Err(AuditFailure(msg.clone())));
+            }
+            return notes;
+        }
+        self.metrics.observe_audit_write(rows.len(), started.elapsed(), true);
+        set_health(&self.health, self.clock.as_ref(), None);
+        if let Some(s) = &self.syslog {
+            for r in &rows {
+                s.send(&r.body);
+            }
+        }
+        for (n, a) in (first_caller..).zip(acks) {
+            if let Some(a) = a {
+                let _ = a.send(Ok(n));
+            }
+        }
+        notes
+    }
+
+    /// Appends rows to the file sink, first catching up whatever the store has that the file
+    /// lacks (after a file failure). Rotates when the file grew too large.
+    async fn append_to_file(&self, first_seq: i64, rows: &[AuditRow], notes: &mut Vec<Note>) -> Result<(), String> {
+        let Some(file) = self.file.clone() else { return Ok(()) };
+        // Catch up, a page at a time, on what the store has and the file lacks.
+        let mut from =
+            file.lock().map_err(|_| "audit file state poisoned".to_string())?.last.as_ref().map_or(0, |l| l.0);
+        let mut notices = Vec::new();
+        while from + 1 < first_seq {
+            let missing = self
+                .store
+                .query_audit(&AuditQuery {
+                    after_seq: Some(from),
+                    before_seq: Some(first_seq),
+                    limit: CATCH_UP_PAGE,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("the audit store cannot be read: {}", e.message))?;
+            let Some(page_last) = missing.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default())) else { break };
+            from = page_last.0;
+            let (notice, _) =
+                append_blocking(&file, missing.into_iter().map(|r| r.body).collect(), Some(page_last)).await?;
+            notices.extend(notice);
+        }
+        let last = rows.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default()));
+        let (notice, rotate) = append_blocking(&file, rows.iter().map(|r| r.body.clone()).collect(), last).await?;
+        for n in notices.into_iter().chain(notice) {
+            tracing::warn!(target: "coffer::audit", "{n}");
+            notes.push(("AuditFileReplaced", n));
+        }
+        if let Ok(mut h) = self.heads.lock() {
+            h.file = file.lock().ok().and_then(|f| f.last.clone());
+        }
+        if rotate {
+            // A fresh file starts with a signed checkpoint of its last record, so it verifies alone.
+            let head = file.lock().ok().and_then(|f| f.last.clone()).ok_or("the audit file has no last record")?;
+            let cp = sign_checkpoint(&self.signer, self.clock.as_ref(), head)?;
+            self.store.add_audit_checkpoint(&cp).await.map_err(|e| e.message)?;
+            let line = checkpoint_line(&cp);
+            tokio::task::spawn_blocking(move || {
+                let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
+                f.rotate().map_err(|e| format!("the audit file cannot be rotated: {e}"))?;
+                f.append(&[line], None).map_err(|e| format!("the audit file cannot be written: {e}")).map(|_| ())
+            })
+            .await
+            .map_err(|e| format!("the audit file writer failed: {e}"))??;
+        }
+        Ok(())
     }
 }
 
