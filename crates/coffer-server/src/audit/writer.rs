@@ -162,19 +162,21 @@ impl AuditLog {
         }
         let (tx, rx) = mpsc::channel(16_384);
         let writer = Writer {
-            store,
-            clock: clock.clone(),
-            signer: Arc::new(signer),
+            side: FileSide {
+                store,
+                clock: clock.clone(),
+                signer: Arc::new(signer),
+                file: file.map(|f| Arc::new(Mutex::new(f))),
+                syslog: config.syslog.as_deref().and_then(super::syslog::Syslog::open).map(Arc::new),
+                heads: heads.clone(),
+                health: health.clone(),
+                metrics,
+            },
             head,
-            file: file.map(|f| Arc::new(Mutex::new(f))),
-            syslog: config.syslog.as_deref().and_then(super::syslog::Syslog::open).map(Arc::new),
-            health: health.clone(),
-            heads: heads.clone(),
             pending_notes: notes,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             config: config.clone(),
-            metrics,
             in_flight: None,
         };
         tokio::spawn(writer.run(rx));
@@ -324,21 +326,15 @@ pub async fn anchor(store: &dyn Store) -> coffer_core::Result<Option<Anchor>> {
 }
 
 struct Writer {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    signer: Arc<TokenSigner>,
+    /// The store, the file sink and what both phases share; cloned into each file phase.
+    side: FileSide,
     head: (i64, String),
-    file: Option<Arc<Mutex<FileSink>>>,
-    syslog: Option<Arc<super::syslog::Syslog>>,
-    health: Arc<Mutex<HealthState>>,
-    heads: Arc<Mutex<Heads>>,
     /// Things the log must say about itself (a sink failed, a file vanished), written first
     /// in the next batch.
     pending_notes: Vec<(&'static str, String)>,
     since_checkpoint: u64,
     last_checkpoint: Instant,
     config: AuditConfig,
-    metrics: Arc<crate::metrics::Metrics>,
     /// The file phase of the last batch, while it runs.
     in_flight: Option<tokio::task::JoinHandle<Vec<Note>>>,
 }
@@ -397,9 +393,11 @@ impl Writer {
         if let Some(task) = self.in_flight.take() {
             match task.await {
                 Ok(notes) => self.pending_notes.extend(notes),
-                Err(e) => {
-                    set_health(&self.health, self.clock.as_ref(), Some(format!("the audit file writer failed: {e}")))
-                }
+                Err(e) => set_health(
+                    &self.side.health,
+                    self.side.clock.as_ref(),
+                    Some(format!("the audit file writer failed: {e}")),
+                ),
             }
         }
     }
@@ -421,7 +419,7 @@ impl Writer {
     fn note_record(&self, operation: &'static str, text: &str) -> Map<String, Value> {
         Draft {
             request_id: coffer_crypto::random::guid(),
-            time_ms: now_ms(self.clock.as_ref()),
+            time_ms: now_ms(self.side.clock.as_ref()),
             method: "SYSTEM".into(),
             operation: Some(operation),
             who: Some(Who {
@@ -437,7 +435,7 @@ impl Writer {
     }
 
     async fn write_batch(&mut self, batch: Vec<(Map<String, Value>, Option<Ack>)>) {
-        if let Ok(mut h) = self.health.lock() {
+        if let Ok(mut h) = self.side.health.lock() {
             h.batch_started = Some(Instant::now());
         }
         let notes: Vec<(&'static str, String)> = std::mem::take(&mut self.pending_notes);
@@ -460,12 +458,12 @@ impl Writer {
             }
         };
         let started = Instant::now();
-        if let Err(e) = self.store.append_audit(&rows).await {
-            self.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
+        if let Err(e) = self.side.store.append_audit(&rows).await {
+            self.side.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
             // The batch before this one reports first, so health follows the chain's order.
             self.drain().await;
             let msg = format!("the audit store cannot write: {}", e.message);
-            set_health(&self.health, self.clock.as_ref(), Some(msg.clone()));
+            set_health(&self.side.health, self.side.clock.as_ref(), Some(msg.clone()));
             // The notes this batch carried are older than any the file phase just reported.
             let newer = std::mem::replace(&mut self.pending_notes, notes);
             self.pending_notes.extend(newer);
@@ -475,7 +473,7 @@ impl Writer {
         let first_seq = self.head.0 + 1;
         self.head = (seq, prev.clone());
         self.since_checkpoint += rows.len() as u64;
-        if let Ok(mut h) = self.heads.lock() {
+        if let Ok(mut h) = self.side.heads.lock() {
             h.store = self.head.clone();
         }
         // Notes took the first seqs; callers' records follow them.
@@ -484,21 +482,11 @@ impl Writer {
         // The previous batch's file phase ran while this one was committed; the file takes
         // batches in order, so this one's phase starts when that one ended.
         self.drain().await;
-        let side = FileSide {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            signer: self.signer.clone(),
-            file: self.file.clone(),
-            syslog: self.syslog.clone(),
-            heads: self.heads.clone(),
-            health: self.health.clone(),
-            metrics: self.metrics.clone(),
-        };
-        self.in_flight = Some(tokio::spawn(side.run(job)));
+        self.in_flight = Some(tokio::spawn(self.side.clone().run(job)));
     }
 
     fn sign_head(&self) -> Result<AuditCheckpoint, String> {
-        sign_checkpoint(&self.signer, self.clock.as_ref(), self.head.clone())
+        sign_checkpoint(&self.side.signer, self.side.clock.as_ref(), self.head.clone())
     }
 
     async fn checkpoint(&mut self) -> Result<Option<AuditCheckpoint>, AuditFailure> {
@@ -506,8 +494,8 @@ impl Writer {
             return Ok(None);
         }
         let cp = self.sign_head().map_err(AuditFailure)?;
-        self.store.add_audit_checkpoint(&cp).await.map_err(|e| AuditFailure(e.message))?;
-        if let Some(file) = self.file.clone() {
+        self.side.store.add_audit_checkpoint(&cp).await.map_err(|e| AuditFailure(e.message))?;
+        if let Some(file) = self.side.file.clone() {
             let line = checkpoint_line(&cp);
             let synced = file.lock().ok().and_then(|f| f.last.clone()).is_some_and(|l| l.0 == cp.seq);
             if synced {
@@ -522,6 +510,7 @@ impl Writer {
 
     async fn purge(&mut self, cutoff_ms: i64) -> Result<u64, AuditFailure> {
         let newest_old = self
+            .side
             .store
             .query_audit(&AuditQuery {
                 until_ms: Some(cutoff_ms - 1),
@@ -533,17 +522,19 @@ impl Writer {
             .map_err(|e| AuditFailure(e.message))?;
         let Some(last_old) = newest_old.into_iter().next() else { return Ok(0) };
         let hash = hash_of(&last_old.body).unwrap_or_default();
-        let claims = CheckpointClaims { seq: last_old.seq, hash: hash.clone(), time_ms: now_ms(self.clock.as_ref()) };
-        let signature = self.signer.sign(&claims).map_err(|e| AuditFailure(e.to_string()))?;
+        let claims =
+            CheckpointClaims { seq: last_old.seq, hash: hash.clone(), time_ms: now_ms(self.side.clock.as_ref()) };
+        let signature = self.side.signer.sign(&claims).map_err(|e| AuditFailure(e.to_string()))?;
         let cp = AuditCheckpoint {
             seq: claims.seq,
             hash: hash.clone(),
             time_ms: claims.time_ms,
             signature: signature.clone(),
         };
-        self.store.add_audit_checkpoint(&cp).await.map_err(|e| AuditFailure(e.message))?;
+        self.side.store.add_audit_checkpoint(&cp).await.map_err(|e| AuditFailure(e.message))?;
         let anchor = serde_json::to_vec(&Anchor { seq: last_old.seq, hash, signature }).unwrap_or_default();
-        let gone = self.store.purge_audit_through(last_old.seq, &anchor).await.map_err(|e| AuditFailure(e.message))?;
+        let gone =
+            self.side.store.purge_audit_through(last_old.seq, &anchor).await.map_err(|e| AuditFailure(e.message))?;
         self.pending_notes.push((
             "AuditRetentionPurge",
             format!(
@@ -594,6 +585,7 @@ struct FileJob {
 /// The file phase of a batch, on its own task: append and sync the file (catching up on what
 /// it lacks), copy to syslog, then answer the batch's callers. Returns the notes the log must
 /// write about itself.
+#[derive(Clone)]
 struct FileSide {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
