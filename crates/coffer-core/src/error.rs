@@ -14,6 +14,8 @@ pub enum ErrorKind {
     NotFound,
     /// 405
     MethodNotAllowed,
+    /// 408: the request (its body) did not arrive in time.
+    RequestTimeout,
     /// 409
     Conflict,
     /// 413

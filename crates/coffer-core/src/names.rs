@@ -54,9 +54,33 @@ pub fn printable(s: &str) -> String {
     out
 }
 
+/// Text with every control character written as an escape (`\n`, `\u{1b}`), so that
+/// user-supplied text in a log line cannot start a forged line or send terminal escapes.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("alice"), "alice");
+        assert_eq!(escape_controls("eve\nINFO forged line"), "eve\\nINFO forged line");
+        assert_eq!(escape_controls("x\u{1b}[31mred"), "x\\u{1b}[31mred");
+    }
 
     #[test]
     fn object_names() {

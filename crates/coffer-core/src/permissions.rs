@@ -532,6 +532,12 @@ pub fn evaluate(
         if !policy.object_id.eq_ignore_ascii_case(&caller.object_id) && !via_group {
             continue;
         }
+        // Compound identity: the principal through this application only, as in Azure.
+        if let Some(app) = &policy.application_id
+            && !caller.signed_in_through.as_ref().is_some_and(|through| through.eq_ignore_ascii_case(app))
+        {
+            continue;
+        }
         let granted = match area {
             Area::Secrets => &policy.permissions.secrets,
             Area::Keys => &policy.permissions.keys,
@@ -649,6 +655,7 @@ mod tests {
             kind: PrincipalKind::User,
             groups: groups.iter().map(|s| s.to_string()).collect(),
             tenant_admin: false,
+            signed_in_through: None,
         }
     }
 
@@ -681,6 +688,21 @@ mod tests {
         let d = evaluate(&v, &caller("carol", &["doctors"]), DataAction::SecretPurge, &ANY, &[]);
         assert!(d.allowed);
         assert!(d.reasons[0].contains("group doctors"));
+    }
+
+    #[test]
+    fn a_compound_identity_policy_needs_its_application() {
+        let mut compound = policy("alice", &["get"]);
+        compound.application_id = Some("billing-app".into());
+        let v = vault(vec![compound]);
+        let alone = caller("alice", &[]);
+        assert!(!evaluate(&v, &alone, DataAction::SecretGet, &ANY, &[]).allowed, "the user alone");
+        let mut elsewhere = caller("alice", &[]);
+        elsewhere.signed_in_through = Some("other-app".into());
+        assert!(!evaluate(&v, &elsewhere, DataAction::SecretGet, &ANY, &[]).allowed, "through another app");
+        let mut through = caller("alice", &[]);
+        through.signed_in_through = Some("BILLING-APP".into());
+        assert!(evaluate(&v, &through, DataAction::SecretGet, &ANY, &[]).allowed, "through the application");
     }
 
     #[test]

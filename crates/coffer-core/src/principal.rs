@@ -56,6 +56,10 @@ pub struct Caller {
     /// Object ids of the groups the caller belongs to (transitively).
     pub groups: Vec<String>,
     pub tenant_admin: bool,
+    /// For a user, the client id of the application the user signed in through (the token's
+    /// `appid`), if any. A compound-identity access policy (`objectId` with `applicationId`)
+    /// applies only when it matches — the user alone does not get that policy's rights.
+    pub signed_in_through: Option<String>,
 }
 
 impl Caller {

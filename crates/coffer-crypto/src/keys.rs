@@ -111,6 +111,12 @@ pub struct KeyMaterial {
     /// Raw key bytes, base64url (oct).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k: Option<String>,
+    /// Whether the private part may ever leave the vault (a certificate's exportable key, in
+    /// its PFX or PEM secret). Fixed when the material is made and sealed with it, so no later
+    /// policy — and no edited database row — can widen it; material sealed before the flag
+    /// existed reads as not exportable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exportable: bool,
     /// The key parsed for aws-lc-rs, made on first use and kept with the material: parsing an
     /// RSA key checks it, which costs about a third of a signature. (aws-lc clears the memory it
     /// frees, so dropped parsed keys leave nothing behind.)
@@ -143,6 +149,7 @@ impl Clone for KeyMaterial {
             crv: self.crv.clone(),
             der: self.der.clone(),
             k: self.k.clone(),
+            exportable: self.exportable,
             parsed: Parsed::default(),
         }
     }
@@ -150,7 +157,11 @@ impl Clone for KeyMaterial {
 
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyMaterial").field("kty", &self.kty).field("crv", &self.crv).finish_non_exhaustive()
+        f.debug_struct("KeyMaterial")
+            .field("kty", &self.kty)
+            .field("crv", &self.crv)
+            .field("exportable", &self.exportable)
+            .finish_non_exhaustive()
     }
 }
 
@@ -208,17 +219,38 @@ pub fn base_kty(kty: &str) -> Option<&'static str> {
 }
 
 impl KeyMaterial {
+    /// The same material, marked exportable or not. Only for material being made (a
+    /// certificate's new or imported key): stored material keeps the flag it was sealed with.
+    pub fn with_exportable(mut self, exportable: bool) -> Self {
+        self.exportable = exportable;
+        self
+    }
+
     fn rsa_pkcs8(der: &[u8]) -> Self {
-        Self { kty: "RSA".into(), crv: None, der: Some(b64::url_encode(der)), k: None, parsed: Parsed::default() }
+        Self {
+            kty: "RSA".into(),
+            crv: None,
+            der: Some(b64::url_encode(der)),
+            k: None,
+            exportable: false,
+            parsed: Parsed::default(),
+        }
     }
 
     fn ec_pkcs8(curve: Curve, der: &[u8]) -> Self {
         let crv = Some(curve.name().into());
-        Self { kty: "EC".into(), crv, der: Some(b64::url_encode(der)), k: None, parsed: Parsed::default() }
+        Self { kty: "EC".into(), crv, der: Some(b64::url_encode(der)), k: None, exportable: false, parsed: Parsed::default() }
     }
 
     fn oct_bytes(k: &[u8]) -> Self {
-        Self { kty: "oct".into(), crv: None, der: None, k: Some(b64::url_encode(k)), parsed: Parsed::default() }
+        Self {
+            kty: "oct".into(),
+            crv: None,
+            der: None,
+            k: Some(b64::url_encode(k)),
+            exportable: false,
+            parsed: Parsed::default(),
+        }
     }
 
     pub fn generate(

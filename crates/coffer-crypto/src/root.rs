@@ -121,7 +121,11 @@ impl RootOfTrust for DevKeyFile {
             Some(path) => {
                 let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(io)?;
+                    let mut builder = std::fs::DirBuilder::new();
+                    builder.recursive(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                    builder.create(dir).map_err(io)?;
                 }
                 write_new_private(&path, kek.as_bytes()).map_err(io)
             }

@@ -98,11 +98,14 @@ impl TokenService {
         }
     }
 
-    /// A signed access token for `principal`, bound to the credential it signed in with.
+    /// A signed access token for `principal`, bound to the credential it signed in with. A
+    /// user's token names the application it signed in through (`appid`, compound identity);
+    /// an application's names itself.
     pub fn issue(
         &self,
         principal: &Principal,
         credential_id: Option<&str>,
+        through_app: Option<&str>,
         audience: &str,
         names: &PublicNames,
         now: i64,
@@ -123,8 +126,8 @@ impl TokenService {
             iat: now,
             nbf: now,
             exp: now + TOKEN_LIFETIME_SECS,
-            appid: principal.client_id.clone(),
-            azp: principal.client_id.clone(),
+            appid: if is_user { through_app.map(str::to_string) } else { principal.client_id.clone() },
+            azp: if is_user { through_app.map(str::to_string) } else { principal.client_id.clone() },
             upn: is_user.then(|| principal.name.clone()),
             name: Some(principal.name.clone()),
             idtyp: if is_user { "user".into() } else { "app".into() },
@@ -228,7 +231,9 @@ pub async fn resolve_caller(store: &dyn Store, claims: &AccessClaims, now: i64) 
             .ok_or_else(revoked)?;
     }
     let groups = store.groups_of(&principal.object_id).await?;
+    let signed_in_through = if principal.kind == PrincipalKind::User { claims.appid.clone() } else { None };
     Ok(Caller {
+        signed_in_through,
         object_id: principal.object_id,
         tenant_id: principal.tenant_id,
         client_id: principal.client_id,
@@ -265,7 +270,7 @@ mod tests {
     fn a_remembered_token_is_still_checked_for_audience_and_time() {
         let (svc, p, names) = service();
         let aud = "https://vault.localhost:8443";
-        let (token, _) = svc.issue(&p, Some("cred"), aud, &names, 1_000).expect("issue");
+        let (token, _) = svc.issue(&p, Some("cred"), None, aud, &names, 1_000).expect("issue");
         assert_eq!(svc.validate(&token, aud, &names, 1_000).expect("valid").oid, "o1");
         assert_eq!(svc.validate(&token, aud, &names, 1_001).expect("remembered").oid, "o1");
         assert!(svc.validate(&token, "https://localhost:8443", &names, 1_001).is_err(), "audience");
@@ -278,7 +283,7 @@ mod tests {
     fn an_altered_token_is_verified_afresh() {
         let (svc, p, names) = service();
         let aud = "https://vault.localhost:8443";
-        let (token, _) = svc.issue(&p, None, aud, &names, 1_000).expect("issue");
+        let (token, _) = svc.issue(&p, None, None, aud, &names, 1_000).expect("issue");
         svc.validate(&token, aud, &names, 1_000).expect("valid");
         let (head, sig) = token.rsplit_once('.').expect("jws");
         let flipped = if sig.starts_with('A') { "B" } else { "A" };

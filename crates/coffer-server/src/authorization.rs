@@ -165,6 +165,7 @@ pub async fn caller_of(state: &AppState, p: &Principal) -> Result<Caller> {
         kind: p.kind,
         groups: state.store.groups_of(&p.object_id).await?,
         tenant_admin: p.tenant_admin,
+        signed_in_through: None,
     })
 }
 

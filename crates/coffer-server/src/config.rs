@@ -15,6 +15,8 @@ pub struct ServerConfig {
     pub audit: crate::audit::AuditConfig,
     /// Serve `/metrics` without a token (for a Prometheus scraper on a trusted network).
     pub metrics_unauthenticated: bool,
+    /// Time and count limits on connections and requests (slow clients, floods).
+    pub limits: crate::connections::ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -28,6 +30,7 @@ impl ServerConfig {
             public_port: None,
             audit,
             metrics_unauthenticated: false,
+            limits: Default::default(),
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use coffer_core::principal::{Caller, Principal, PrincipalKind};
-use coffer_core::{Error, Result};
+use coffer_core::{Error, ErrorKind, Result};
 use coffer_store::{Credential, credential_kind};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -96,6 +96,7 @@ fn validate_password(p: &str) -> Result<()> {
 
 /// Hashes a secret off the async threads (argon2id is deliberately slow).
 async fn hash(secret: Zeroizing<String>) -> Result<String> {
+    let _turn = password_turn().await?;
     tokio::task::spawn_blocking(move || coffer_crypto::password::hash(&secret))
         .await
         .map_err(|e| Error::internal(format!("hashing: {e}")))?
@@ -161,10 +162,14 @@ pub async fn live_credentials(state: &AppState, principal_id: &str, kind: &str) 
 }
 
 /// The credential whose hash `secret` matches, checked off the async threads. When there is
-/// nothing to check against, a decoy hash is verified so timing reveals nothing.
-pub async fn match_secret(candidates: Vec<Credential>, secret: &str) -> Option<Credential> {
+/// nothing to check against, a decoy hash is verified so timing reveals nothing. At most one
+/// check per core runs at once (each takes argon2id's 19 MiB and a core for tens of
+/// milliseconds); a burst waits its turn, and past `PASSWORD_QUEUE` waiting checks it is
+/// refused with 429, so a flood of sign-ins neither grows memory nor starves requests.
+pub async fn match_secret(candidates: Vec<Credential>, secret: &str) -> Result<Option<Credential>> {
     let secret = Zeroizing::new(secret.to_string());
-    tokio::task::spawn_blocking(move || {
+    let _turn = password_turn().await?;
+    Ok(tokio::task::spawn_blocking(move || {
         if candidates.is_empty() {
             let _ = coffer_crypto::password::verify(&secret, decoy_hash());
             return None;
@@ -173,7 +178,41 @@ pub async fn match_secret(candidates: Vec<Credential>, secret: &str) -> Option<C
     })
     .await
     .ok()
-    .flatten()
+    .flatten())
+}
+
+/// Password checks allowed to wait for a core, beyond the ones running.
+pub const PASSWORD_QUEUE: usize = 64;
+
+struct PasswordWork {
+    running: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// The process's password-hashing slots: one per core (a process-wide resource, as memory
+/// and cores are).
+fn password_work() -> &'static PasswordWork {
+    static WORK: std::sync::OnceLock<PasswordWork> = std::sync::OnceLock::new();
+    WORK.get_or_init(|| PasswordWork {
+        running: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        waiting: std::sync::atomic::AtomicUsize::new(0),
+    })
+}
+
+/// A turn to hash a password, or 429 when too many already wait.
+async fn password_turn() -> Result<tokio::sync::SemaphorePermit<'static>> {
+    use std::sync::atomic::Ordering;
+    let work = password_work();
+    let busy = || {
+        Error::new(ErrorKind::TooManyRequests, "TooManyRequests", "Too many sign-ins at once; try again in a second.")
+    };
+    if work.waiting.fetch_add(1, Ordering::AcqRel) >= PASSWORD_QUEUE {
+        work.waiting.fetch_sub(1, Ordering::AcqRel);
+        return Err(busy());
+    }
+    let permit = work.running.acquire().await;
+    work.waiting.fetch_sub(1, Ordering::AcqRel);
+    permit.map_err(|_| busy())
 }
 
 /// Signs a user in with name and password: the user and the password credential, or `None`
@@ -190,7 +229,7 @@ pub async fn authenticate_user(
         Some(p) => live_credentials(state, &p.object_id, credential_kind::PASSWORD).await?,
         None => Vec::new(),
     };
-    Ok(match (user, match_secret(candidates, password).await) {
+    Ok(match (user, match_secret(candidates, password).await?) {
         (Some(u), Some(c)) => Some((u, c)),
         _ => None,
     })

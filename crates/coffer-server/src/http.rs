@@ -1,7 +1,7 @@
 //! The one place where errors become HTTP responses, plus request helpers shared by every
 //! surface: JSON bodies, query strings, and the headers Azure sends on every response.
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_core::{Error, ErrorKind};
 use serde::de::DeserializeOwned;
@@ -31,6 +31,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -96,7 +97,14 @@ pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
 
 /// Reads a body up to `limit` bytes; larger bodies get 413.
 pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Error> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if crate::connections::is_body_timeout(&e) {
+            return Error::new(
+                ErrorKind::RequestTimeout,
+                "RequestTimeout",
+                "The request body did not arrive in time; the server stopped waiting for it.",
+            );
+        }
         Error::new(
             ErrorKind::PayloadTooLarge,
             "RequestBodyTooLarge",
@@ -114,6 +122,22 @@ pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Error> 
 
 pub fn query_get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// Applies the legacy verb override once, for everything after it — audit operation, metrics
+/// label, routing and authorization alike: a `POST` with `X-HTTP-METHOD: PATCH` or `DELETE`
+/// becomes that method (and loses the header, so nothing can read the request two ways).
+pub fn apply_method_override(req: &mut axum::extract::Request) {
+    if req.method() != Method::POST {
+        return;
+    }
+    let effective = match header_str(req.headers(), "x-http-method").map(str::to_ascii_uppercase).as_deref() {
+        Some("PATCH") => Method::PATCH,
+        Some("DELETE") => Method::DELETE,
+        _ => return,
+    };
+    *req.method_mut() = effective;
+    req.headers_mut().remove("x-http-method");
 }
 
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

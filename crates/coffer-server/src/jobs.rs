@@ -132,6 +132,7 @@ pub async fn purge_vault(state: &AppState, vault_id: &str, due_by: Option<i64>) 
 /// The principal background jobs act as (for audit and for the code paths that need a caller).
 pub fn system_caller(tenant_id: &str) -> coffer_core::principal::Caller {
     coffer_core::principal::Caller {
+        signed_in_through: None,
         object_id: "00000000-0000-0000-0000-000000000000".into(),
         tenant_id: tenant_id.to_string(),
         client_id: None,

@@ -393,9 +393,31 @@ impl<'a> Objects<'a> {
         Ok(())
     }
 
-    /// An opaque, sealed and authenticated blob of every version.
+    /// An opaque, sealed and authenticated blob of every version. A certificate's own key or
+    /// secret is backed up only with its certificate (Azure answers 403, as here): restored on
+    /// its own elsewhere it would be a certificate key without its certificate.
     pub async fn backup(&self, name: &str) -> Result<String> {
         let head = self.read(name, None).await?;
+        if head.managed {
+            return Err(Error::forbidden(
+                "ManagedObject",
+                format!(
+                    "Operation \"backup\" is not allowed on this {}, since it is associated with a certificate. Perform the operation on the corresponding certificate.",
+                    self.kind.title()
+                ),
+            ));
+        }
+        self.backup_versions(head).await
+    }
+
+    /// The backup of a certificate's key or secret, for the certificate's own backup.
+    pub async fn backup_with_certificate(&self, name: &str) -> Result<String> {
+        let head = self.read(name, None).await?;
+        self.backup_versions(head).await
+    }
+
+    async fn backup_versions(&self, head: StoredVersion) -> Result<String> {
+        let name = head.name.as_str();
         let key = name_key(name);
         let versions = self.state.store.all_versions(&self.at(&key)).await?;
         if versions.len() > MAX_BACKUP_VERSIONS {
@@ -452,10 +474,32 @@ impl<'a> Objects<'a> {
         Ok(doc)
     }
 
-    /// Restores a backup into this vault, under the name it was backed up with.
+    /// Restores a backup into this vault, under the name it was backed up with. A blob of a
+    /// certificate's key or secret (made before such backups were refused) is refused: it is
+    /// restored only as part of its certificate, so that a managed key can never become the
+    /// key of a new certificate with other properties.
     pub async fn restore(&self, blob: &str) -> Result<StoredVersion> {
-        let invalid = || Error::bad_parameter("Backup blob contains invalid or corrupt version.");
         let doc = self.open_backup(blob)?;
+        if doc.versions.iter().any(|v| v.managed) {
+            return Err(Error::bad_parameter(format!(
+                "This backup is of a {} that belongs to a certificate; restore the certificate's backup instead.",
+                self.kind.as_str()
+            )));
+        }
+        self.restore_document(doc).await
+    }
+
+    /// Restores a certificate's key or secret from the certificate's own backup.
+    pub async fn restore_with_certificate(&self, blob: &str) -> Result<StoredVersion> {
+        let doc = self.open_backup(blob)?;
+        if doc.versions.iter().any(|v| !v.managed) {
+            return Err(Error::bad_parameter("Backup blob contains invalid or corrupt version."));
+        }
+        self.restore_document(doc).await
+    }
+
+    async fn restore_document(&self, doc: BackupContent) -> Result<StoredVersion> {
+        let invalid = || Error::bad_parameter("Backup blob contains invalid or corrupt version.");
         validate_object_name(&doc.name)?;
         let key = name_key(&doc.name);
         let mut versions = Vec::with_capacity(doc.versions.len());

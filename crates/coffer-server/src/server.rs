@@ -66,14 +66,11 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let dev_clock = coffer_core::clock::OffsetClock::new(clock);
     let clock: Arc<dyn Clock> = dev_clock.clone();
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
+    crate::private_files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::private_files::restrict_data_dir(dir).with_context(|| format!("restricting {}", dir.display()))?;
     let root: Arc<dyn RootOfTrust> = Arc::new(DevKeyFile::open_or_create(&dir.join("root.key"))?);
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    crate::private_files::create_database_file(&dir.join("coffer.db"))?;
     let sqlite = SqliteStore::open(&dir.join("coffer.db")).await?;
     sqlite.set_observer(metrics.clone());
     let store: Arc<dyn Store> = Arc::new(sqlite);
@@ -104,7 +101,10 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
         names,
         backup_key,
         throttle: Default::default(),
+        seen_assertions: Default::default(),
         key_materials: Default::default(),
+        limits: config.limits,
+        in_flight: crate::connections::InFlight::new(config.limits.max_in_flight),
         dev_clock: Some(dev_clock),
     });
     Ok(Opened { state, credentials, tls })
@@ -123,7 +123,23 @@ pub async fn start(config: ServerConfig, clock: Option<Arc<dyn Clock>>) -> anyho
     let app = build_app(state.clone());
     let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_pem, &tls.key_pem).await?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+    let limits = config.limits;
+    // Connections over the limit are dropped before their TLS handshake; the handshake, the
+    // first request head and every later head (and so an idle kept-alive connection) each
+    // have their deadline; bodies have theirs in `build_app`.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+        .handshake_timeout(limits.handshake_timeout)
+        .acceptor(crate::connections::ConnectionLimit::new(limits.max_connections));
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
+        .first_request_timeout(limits.header_timeout)
+        .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    server.http_builder().http2().timer(hyper_util::rt::TokioTimer::new()).keep_alive_interval(limits.header_timeout);
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     crate::jobs::spawn(state.clone());
     Ok(RunningServer { addr, credentials: Some(credentials), state, handle, task })
@@ -153,7 +169,7 @@ pub fn build_app(state: SharedState) -> Router {
         })
         .with_state(state.clone());
     let names = state.names.clone();
-    Router::new().fallback(move |mut req: Request<Body>| {
+    Router::new().fallback(move |req: Request<Body>| {
         let (data, control, names, state) = (data.clone(), control.clone(), names.clone(), state.clone());
         async move {
             let Some(authority) = authority_of(&req) else {
@@ -164,8 +180,22 @@ pub fn build_app(state: SharedState) -> Router {
                 );
             };
             let client_request_id = req.headers().get("x-ms-client-request-id").cloned();
+            // Load shedding before any work: a request over the in-flight limit costs nothing.
+            let Some(_serving) = state.in_flight.try_enter() else {
+                let mut resp = ApiError(Error::unavailable(
+                    "ServerBusy",
+                    "The server is serving as many requests as it is configured to; retry shortly.",
+                ))
+                .into_response();
+                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return with_common_headers(&coffer_crypto::random::guid(), client_request_id, resp);
+            };
+            let mut req = crate::connections::with_body_deadline(req, state.limits.body_timeout);
             let surface = classify(&authority, &names);
             req.extensions_mut().insert(surface.clone());
+            if matches!(surface, Surface::Vault { .. }) {
+                crate::http::apply_method_override(&mut req);
+            }
             let draft = crate::audit::scope::draft_for(&req, &surface, state.clock.as_ref());
             let request_id = draft.request_id.clone();
             let serve = async move {
@@ -220,7 +250,10 @@ async fn metrics(
     axum::extract::State(state): axum::extract::State<SharedState>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    if !state.metrics_unauthenticated {
+    if state.metrics_unauthenticated {
+        // Nobody to record: the scraper on the trusted network presents no identity.
+        crate::audit::note(|d| d.audited = false);
+    } else {
         let caller = match crate::management::bearer_caller(&state, &headers).await {
             Ok(c) => c,
             Err(r) => return r,

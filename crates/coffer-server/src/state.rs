@@ -20,6 +20,8 @@ pub struct AppState {
     pub backup_key: DataKey,
     /// Failed sign-ins, per principal name and per address (in memory, per node).
     pub throttle: crate::identity::Throttle,
+    /// Client assertions already redeemed (`jti`), until they expire (in memory, per node).
+    pub seen_assertions: crate::identity::SeenAssertions,
     /// Request and audit counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/metrics` needs no token (`--metrics-unauthenticated`).
@@ -30,6 +32,10 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// Key material lately opened and parsed (saves unsealing and RSA key checks).
     pub key_materials: crate::dataplane::keys::MaterialCache,
+    /// Connection and request limits (`build_app` applies the request ones).
+    pub limits: crate::connections::ConnectionLimits,
+    /// Requests being served now, against `limits.max_in_flight`.
+    pub in_flight: crate::connections::InFlight,
     /// Dev mode's movable clock (the same clock as `clock`); `None` outside dev mode.
     pub dev_clock: Option<Arc<coffer_core::clock::OffsetClock>>,
 }

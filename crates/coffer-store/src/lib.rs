@@ -60,7 +60,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn group_members(&self, group_id: &str) -> Result<Vec<String>>;
     async fn add_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()>;
     async fn get_refresh_token(&self, id: &str) -> Result<Option<RefreshTokenRecord>>;
-    async fn delete_refresh_token(&self, id: &str) -> Result<bool>;
+    /// In one transaction: marks `id` used and stores `next` (of the same family) if `id` was
+    /// unused; otherwise revokes every token of `id`'s family. Tokens expired at `now` are
+    /// dropped on the way. Two concurrent redemptions of one token: one rotates, the other
+    /// revokes the family (a replay, as OAuth's refresh-token rotation wants).
+    async fn redeem_refresh_token(&self, id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Redeemed>;
+    /// Deletes the refresh token `id` and every token of its family (sign-out).
+    async fn revoke_refresh_family(&self, id: &str) -> Result<bool>;
     async fn list_credentials(&self, principal_id: &str) -> Result<Vec<Credential>>;
     /// Object ids of the groups `object_id` belongs to, directly or through other groups.
     async fn groups_of(&self, object_id: &str) -> Result<Vec<String>>;

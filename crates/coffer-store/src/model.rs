@@ -129,6 +129,8 @@ pub struct ListQuery<'a> {
 }
 
 /// A refresh token: the client holds `{id}.{secret}`, the store keeps a SHA-256 of the secret.
+/// Tokens are single-use: redeeming one marks it used and issues the next of its family; a
+/// used one presented again is a replay, and revokes the whole family.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshTokenRecord {
     pub id: String,
@@ -138,6 +140,21 @@ pub struct RefreshTokenRecord {
     pub secret_hash: String,
     pub expires: i64,
     pub created: i64,
+    /// The id of the first token of the chain this one continues (its own id for a sign-in).
+    pub family: String,
+    /// The client id of the application the user signed in through (compound identity).
+    pub through_app: Option<String>,
+    /// Redeemed already: kept until it expires, so that a replay is recognised.
+    pub used: bool,
+}
+
+/// What redeeming a refresh token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// It was unused: now it is used, and the next token of its family is stored.
+    Rotated,
+    /// It had been used (or is gone): its whole family is revoked, nothing is stored.
+    Replayed,
 }
 
 impl std::fmt::Debug for RefreshTokenRecord {

@@ -73,6 +73,14 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS objects_purge ON objects (scheduled_purge_date) WHERE deleted_date IS NOT NULL",
 ];
 
+/// Columns added after a table was first shipped: `(table, column, declaration)`, added at
+/// start to a database made before them. (Constants only: never user input.)
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("refresh_tokens", "family", "TEXT"),
+    ("refresh_tokens", "through_app", "TEXT"),
+    ("refresh_tokens", "used", "INTEGER NOT NULL DEFAULT 0"),
+];
+
 /// Audit rows inserted by one statement (8 parameters each, far below SQLite's limit).
 const AUDIT_ROWS_PER_INSERT: usize = 100;
 
@@ -228,6 +236,21 @@ impl SqliteStore {
         for stmt in SCHEMA {
             sqlx::query(sqlx::AssertSqlSafe(*stmt)).execute(&mut *tx).await.map_err(backend)?;
         }
+        for (table, column, decl) in ADDED_COLUMNS {
+            let exists: Option<i64> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'")))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            if exists.is_none() {
+                let alter = format!("ALTER TABLE {table} ADD COLUMN {column} {decl}");
+                sqlx::query(sqlx::AssertSqlSafe(alter)).execute(&mut *tx).await.map_err(backend)?;
+            }
+        }
+        sqlx::query("CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family)")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 }
@@ -945,19 +968,7 @@ impl Store for SqliteStore {
 
     async fn add_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
         let _w = self.write.lock().await;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (id, principal_id, credential_id, secret_hash, expires, created) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&t.id)
-        .bind(&t.principal_id)
-        .bind(&t.credential_id)
-        .bind(&t.secret_hash)
-        .bind(t.expires)
-        .bind(t.created)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        insert_refresh_token(&self.pool, t).await
     }
 
     async fn get_refresh_token(&self, id: &str) -> Result<Option<RefreshTokenRecord>> {
@@ -969,14 +980,45 @@ impl Store for SqliteStore {
         row.map(|r| refresh_from_row(&r)).transpose()
     }
 
-    async fn delete_refresh_token(&self, id: &str) -> Result<bool> {
+    async fn redeem_refresh_token(&self, id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Redeemed> {
         let _w = self.write.lock().await;
-        let res = sqlx::query("DELETE FROM refresh_tokens WHERE id = $1")
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires <= $1 AND id <> $2")
+            .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(res.rows_affected() == 1)
+        let claimed = sqlx::query("UPDATE refresh_tokens SET used = 1 WHERE id = $1 AND used = 0")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let outcome = if claimed.rows_affected() == 1 {
+            insert_refresh_token(&mut *tx, next).await?;
+            Redeemed::Rotated
+        } else {
+            sqlx::query("DELETE FROM refresh_tokens WHERE family = (SELECT family FROM refresh_tokens WHERE id = $1)")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            Redeemed::Replayed
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+
+    async fn revoke_refresh_family(&self, id: &str) -> Result<bool> {
+        let _w = self.write.lock().await;
+        let res = sqlx::query(
+            "DELETE FROM refresh_tokens WHERE family = (SELECT family FROM refresh_tokens WHERE id = $1) OR id = $1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(res.rows_affected() > 0)
     }
 
     async fn group_descendants(&self, group_id: &str) -> Result<Vec<String>> {
@@ -1668,9 +1710,33 @@ fn credential_from_row(r: &SqliteRow) -> Result<Credential> {
     })
 }
 
+async fn insert_refresh_token<'e, E: sqlx::SqliteExecutor<'e>>(exec: E, t: &RefreshTokenRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, principal_id, credential_id, secret_hash, expires, created, family, through_app, used)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&t.id)
+    .bind(&t.principal_id)
+    .bind(&t.credential_id)
+    .bind(&t.secret_hash)
+    .bind(t.expires)
+    .bind(t.created)
+    .bind(&t.family)
+    .bind(&t.through_app)
+    .bind(i64::from(t.used))
+    .execute(exec)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 fn refresh_from_row(r: &SqliteRow) -> Result<RefreshTokenRecord> {
+    let id: String = r.try_get("id").map_err(backend)?;
     Ok(RefreshTokenRecord {
-        id: r.try_get("id").map_err(backend)?,
+        family: r.try_get::<Option<String>, _>("family").map_err(backend)?.unwrap_or_else(|| id.clone()),
+        through_app: r.try_get("through_app").map_err(backend)?,
+        used: r.try_get::<i64, _>("used").map_err(backend)? != 0,
+        id,
         principal_id: r.try_get("principal_id").map_err(backend)?,
         credential_id: r.try_get("credential_id").map_err(backend)?,
         secret_hash: r.try_get("secret_hash").map_err(backend)?,

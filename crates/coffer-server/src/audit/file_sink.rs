@@ -84,7 +84,7 @@ impl FileSink {
         });
         self.file = None;
         if let Some(dir) = self.config.path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::private_files::create_dir(dir)?;
         }
         let mut opts = OpenOptions::new();
         opts.create(true).append(true);

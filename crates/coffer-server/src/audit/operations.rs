@@ -187,6 +187,9 @@ pub fn control(method: &Method, path: &str) -> Option<Operation> {
         [_, "msi", _, "token"] => read("Authentication"),
         [_, "oauth2", "v2.0", "revoke"] if post => write("TokenRevoke"),
         ["audit", "records"] if get => read("AuditQuery"),
+        // A token presented to /metrics is checked like any other: refusals are recorded, so
+        // the endpoint is no silent oracle for stolen tokens.
+        ["metrics"] if get => read("MetricsRead"),
         ["audit", "verify"] if get => read("AuditVerify"),
         ["audit", "checkpoint"] if post => write("AuditCheckpoint"),
         ["audit", "checkpoint-key"] if get => read("AuditCheckpointKeyGet"),

@@ -274,7 +274,8 @@ struct PendingOp {
 fn new_key_for(policy: &CertPolicy) -> Result<std::sync::Arc<KeyMaterial>> {
     let props = &policy.key_props;
     let key = KeyMaterial::generate(props.kty.as_deref().unwrap_or("RSA"), props.key_size, props.crv.as_deref(), None)
-        .map_err(key_error)?;
+        .map_err(key_error)?
+        .with_exportable(props.exportable.unwrap_or(true));
     Ok(std::sync::Arc::new(key))
 }
 
@@ -452,7 +453,8 @@ async fn store_certificate(
     let ops = default_ops(&key.kty);
     store_key_version(state, ctx, name, key, ops, window.clone(), tags.clone(), Some(version.clone()), true).await?;
     let content_type = policy.secret_props.content_type.clone().unwrap_or_else(|| PKCS12.into());
-    let exportable = policy.key_props.exportable.unwrap_or(true);
+    // The key's own flag, never the policy's: a policy can be changed later, the key cannot.
+    let exportable = key.exportable;
     let secret_value: Zeroizing<String> = match (content_type.as_str(), exportable) {
         (PEM, true) => certs::pem_bundle(chain, key).map_err(cert_error)?,
         (PEM, false) => Zeroizing::new(chain.iter().map(|c| certs::pem_bundle_public(c)).collect()),
@@ -548,6 +550,7 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     coffer_core::names::validate_object_name(name)?;
     let p: CreateParams = parse_body(&req.body)?;
     let now = state.clock.now();
+    let asks_exportable = p.policy.as_ref().is_some_and(|p| p.key_props.exportable == Some(true));
     let mut policy = match p.policy {
         Some(policy) => policy,
         None => load_policy(state, ctx, name)
@@ -578,6 +581,15 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
         Some(k) => k,
         None => new_key_for(&policy)?,
     };
+    // A reused key keeps the exportability it was made with (as Azure: `exportable` is fixed
+    // at key creation); asking to widen it is an error rather than a silent narrowing.
+    if asks_exportable && !key.exportable {
+        return Err(Error::bad_parameter(format!(
+            "The key of certificate '{name}' is not exportable, and a certificate that reuses it (reuse_key) cannot make it exportable. Create the certificate with a new key (reuse_key: false) to make it exportable."
+        ))
+        .into());
+    }
+    policy.key_props.exportable = Some(key.exportable);
     let tags = p.tags.unwrap_or_default();
     let mut op = PendingOp {
         name: Some(name.to_string()),
@@ -774,6 +786,7 @@ async fn import(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
         policy.secret_props.content_type = Some(PEM.into());
     }
     policy.normalize(now)?;
+    let key = key.with_exportable(policy.key_props.exportable.unwrap_or(true));
     let v = store_certificate(
         state,
         ctx,
@@ -1221,8 +1234,8 @@ async fn backup(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     let doc = CertificateBackup {
         format: BACKUP_FORMAT.into(),
         certificate: Objects::new(state, ctx, KIND).backup(name).await?,
-        key: Objects::new(state, ctx, ObjectKind::Key).backup(name).await?,
-        secret: Objects::new(state, ctx, ObjectKind::Secret).backup(name).await?,
+        key: Objects::new(state, ctx, ObjectKind::Key).backup_with_certificate(name).await?,
+        secret: Objects::new(state, ctx, ObjectKind::Secret).backup_with_certificate(name).await?,
         policy: load_policy(state, ctx, name).await?,
     };
     let plain = Zeroizing::new(serde_json::to_vec(&doc).map_err(|e| Error::internal(e.to_string()))?);
@@ -1262,8 +1275,8 @@ async fn restore(state: &SharedState, req: &DataRequest) -> Handled {
             .into());
         }
     }
-    Objects::new(state, ctx, ObjectKind::Key).restore(&doc.key).await?;
-    Objects::new(state, ctx, ObjectKind::Secret).restore(&doc.secret).await?;
+    Objects::new(state, ctx, ObjectKind::Key).restore_with_certificate(&doc.key).await?;
+    Objects::new(state, ctx, ObjectKind::Secret).restore_with_certificate(&doc.secret).await?;
     let v = cert.restore(&doc.certificate).await?;
     if let Some(policy) = &doc.policy {
         save_policy(state, ctx, &name, policy).await?;

@@ -713,7 +713,10 @@ async fn get_policy(state: &SharedState, req: &DataRequest, name: &str) -> Handl
 
 async fn put_policy(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     req.ctx.authorize(state, DataAction::KeySetRotationPolicy, Some(name)).await?;
-    Objects::new(state, &req.ctx, KIND).read(name, None).await?;
+    let objects = Objects::new(state, &req.ctx, KIND);
+    objects.read(name, None).await?;
+    // A certificate's key rotates only by renewing the certificate (as direct rotation).
+    objects.refuse_if_managed(name).await?;
     let mut p: RotationPolicy = parse_body(&req.body)?;
     p.validate()?;
     let now = state.clock.now();
@@ -760,6 +763,11 @@ pub async fn run_rotation_policies(state: &AppState) -> Result<usize> {
             Err(e) if e.kind == ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
+        // A certificate's key renews with its certificate; a policy put on it before such
+        // policies were refused is ignored, or the certificate could no longer renew.
+        if current.managed {
+            continue;
+        }
         let due = |t: &Trigger| -> Result<bool> {
             Ok(match (&t.time_after_create, &t.time_before_expiry) {
                 (Some(d), _) => current.attributes.created + coffer_core::duration::parse_seconds(d)? <= now,

@@ -111,17 +111,9 @@ async fn handle(
     // A change is recorded as started before it can happen (fail closed).
     crate::audit::before_change(state).await.map_err(|e| ApiError(e).into_response())?;
 
-    // Legacy verb override: POST with X-HTTP-METHOD stands in for PATCH or DELETE.
-    let mut method = req.method().clone();
-    if method == Method::POST
-        && let Some(m) = crate::http::header_str(req.headers(), "x-http-method")
-    {
-        match m.to_ascii_uppercase().as_str() {
-            "PATCH" => method = Method::PATCH,
-            "DELETE" => method = Method::DELETE,
-            _ => {}
-        }
-    }
+    // The `X-HTTP-METHOD` override was applied in `server::build_app`, before the audit
+    // draft was classified: this is the method the operation was named and recorded for.
+    let method = req.method().clone();
     let path = req.uri().path().to_string();
     let body = crate::http::read_body(req.into_body(), coffer_core::limits::MAX_REQUEST_BODY_BYTES)
         .await

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use coffer_core::Result;
 use coffer_core::principal::{Principal, PrincipalKind};
 use coffer_crypto::jwt::ClientAssertion;
-use coffer_store::{Credential, RefreshTokenRecord, credential_kind};
+use coffer_store::{Credential, Redeemed, RefreshTokenRecord, credential_kind};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::throttle::{ADDRESS_FAILURES, PRINCIPAL_FAILURES, address_key, principal_key};
+use super::throttle::{address_key, principal_key};
 use super::{known_tenant, oauth_error, tenant_not_found};
 use crate::directory::{live_credentials, match_secret};
 use crate::http::{ApiError, ClientAddr, json};
@@ -96,10 +96,22 @@ fn invalid_scope(state: &SharedState) -> Response {
 struct SignIn {
     principal: Principal,
     credential: Credential,
+    /// A user's sign-in through an application (compound identity): its client id.
+    through_app: Option<String>,
+    /// The refresh token chain this sign-in continues (refresh grant), or none (a new one).
+    family: Option<String>,
+}
+
+impl SignIn {
+    fn new(principal: Principal, credential: Credential) -> Self {
+        Self { principal, credential, through_app: None, family: None }
+    }
 }
 
 enum Outcome {
     Ok(SignIn),
+    /// A refresh grant: the sign-in and the refresh token that replaced the redeemed one.
+    Refreshed(SignIn, Zeroizing<String>),
     Failed(Response),
 }
 
@@ -107,7 +119,6 @@ pub async fn token(
     State(state): State<SharedState>,
     Path(tenant): Path<String>,
     ClientAddr(addr): ClientAddr,
-    axum::Extension(surface): axum::Extension<crate::host::Surface>,
     body: Bytes,
 ) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<Form>(&body) else {
@@ -138,16 +149,12 @@ pub async fn token(
     let pkey = principal_key(&tenant, claimed);
     let akey = address_key(addr);
     let now = state.clock.now();
-    if let Some(wait) = state.throttle.locked_for(&[pkey.clone(), akey.clone()], now) {
-        return locked(wait);
-    }
-    let authority = match &surface {
-        crate::host::Surface::Control { authority } | crate::host::Surface::Vault { authority, .. } => {
-            authority.clone()
-        }
+    let attempt = match state.throttle.begin(pkey, akey, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => return locked(wait),
     };
     let outcome = match grant {
-        Some("client_credentials") => client_credentials(&state, &tenant, &form, &authority).await,
+        Some("client_credentials") => client_credentials(&state, &tenant, &form).await,
         Some("password") => password(&state, &tenant, &form).await,
         Some("refresh_token") => refresh(&state, &tenant, &form).await,
         Some(other) => {
@@ -160,23 +167,28 @@ pub async fn token(
         }
         None => return invalid_request("The request body must contain 'grant_type'."),
     };
-    let sign_in = match outcome {
-        Ok(Outcome::Ok(s)) => s,
+    let (sign_in, refresh_token) = match outcome {
+        Ok(Outcome::Ok(s)) => (s, None),
+        Ok(Outcome::Refreshed(s, next)) => (s, Some(next)),
         Ok(Outcome::Failed(resp)) => {
-            state.throttle.fail(&[(pkey, PRINCIPAL_FAILURES), (akey, ADDRESS_FAILURES)], now);
             tracing::info!(principal = %claimed, address = ?addr, "failed sign-in");
             return resp;
         }
         Err(e) => return ApiError(e).into_response(),
     };
-    state.throttle.succeed(&pkey);
+    attempt.succeeded();
     note_signed_in(&sign_in.principal, &sign_in.credential, grant.unwrap_or(""));
     let resource = match resource.or_else(|| field(&form, "scope").and_then(|s| resource_for(&state, s))) {
         Some(r) => r,
         None => state.names.vault_resource(),
     };
     match issue(&state, &sign_in, &resource, grant).await {
-        Ok(body) => json(StatusCode::OK, body),
+        Ok(mut body) => {
+            if let Some(next) = refresh_token {
+                body["refresh_token"] = next.as_str().into();
+            }
+            json(StatusCode::OK, body)
+        }
         Err(e) => ApiError(e).into_response(),
     }
 }
@@ -196,7 +208,9 @@ fn note_signed_in(p: &Principal, c: &Credential, grant: &str) {
 
 async fn issue(state: &SharedState, s: &SignIn, resource: &str, grant: Option<&str>) -> Result<serde_json::Value> {
     let now = state.clock.now();
-    let (access, expires_in) = state.tokens.issue(&s.principal, Some(&s.credential.id), resource, &state.names, now)?;
+    let through = s.through_app.as_deref();
+    let (access, expires_in) =
+        state.tokens.issue(&s.principal, Some(&s.credential.id), through, resource, &state.names, now)?;
     let mut body = json!({
         "token_type": "Bearer",
         "expires_in": expires_in,
@@ -204,28 +218,39 @@ async fn issue(state: &SharedState, s: &SignIn, resource: &str, grant: Option<&s
         "access_token": access,
         "scope": format!("{resource}/.default"),
     });
-    if matches!(grant, Some("password") | Some("refresh_token")) {
-        body["refresh_token"] = new_refresh_token(state, s, now).await?.as_str().into();
+    if grant == Some("password") {
+        let (token, record) = new_refresh_token(s, None, now);
+        state.store.add_refresh_token(&record).await?;
+        body["refresh_token"] = token.as_str().into();
     }
     Ok(body)
 }
 
-/// A refresh token: `{id}.{secret}`; the store keeps a SHA-256 of the secret.
-async fn new_refresh_token(state: &SharedState, s: &SignIn, now: i64) -> Result<Zeroizing<String>> {
+/// A refresh token, `{id}.{secret}`, and its record (the store keeps a SHA-256 of the secret);
+/// of a new family for a sign-in, of the redeemed token's family for a refresh.
+fn new_refresh_token(s: &SignIn, family: Option<&str>, now: i64) -> (Zeroizing<String>, RefreshTokenRecord) {
     let id = coffer_crypto::random::version_id();
     let secret = coffer_crypto::random::client_secret();
-    state
-        .store
-        .add_refresh_token(&RefreshTokenRecord {
-            id: id.clone(),
-            principal_id: s.principal.object_id.clone(),
-            credential_id: s.credential.id.clone(),
-            secret_hash: sha256_hex(secret.as_bytes()),
-            expires: now + REFRESH_TOKEN_LIFETIME_SECS,
-            created: now,
-        })
-        .await?;
-    Ok(Zeroizing::new(format!("{id}.{}", secret.as_str())))
+    let record = RefreshTokenRecord {
+        family: family.unwrap_or(&id).to_string(),
+        id: id.clone(),
+        principal_id: s.principal.object_id.clone(),
+        credential_id: s.credential.id.clone(),
+        secret_hash: sha256_hex(secret.as_bytes()),
+        expires: now + REFRESH_TOKEN_LIFETIME_SECS,
+        created: now,
+        through_app: s.through_app.clone(),
+        used: false,
+    };
+    (Zeroizing::new(format!("{id}.{}", secret.as_str())), record)
+}
+
+/// The application a user signs in through: the password grant's `client_id`, when it names
+/// an enabled application of the tenant (public clients such as the coffer CLI name none).
+async fn through_app(state: &SharedState, tenant: &str, form: &Form) -> Result<Option<String>> {
+    let Some(client_id) = field(form, "client_id") else { return Ok(None) };
+    let app = state.store.find_principal_by_client_id(tenant, client_id).await?;
+    Ok(app.filter(|a| a.enabled && a.kind == PrincipalKind::App).and_then(|a| a.client_id))
 }
 
 use coffer_crypto::digest::{ct_eq, sha256_hex};
@@ -234,7 +259,7 @@ async fn enabled_principal(p: Option<Principal>, kinds: &[PrincipalKind]) -> Opt
     p.filter(|p| p.enabled && kinds.contains(&p.kind))
 }
 
-async fn client_credentials(state: &SharedState, tenant: &str, form: &Form, authority: &str) -> Result<Outcome> {
+async fn client_credentials(state: &SharedState, tenant: &str, form: &Form) -> Result<Outcome> {
     let Some(client_id) = field(form, "client_id") else {
         return Ok(Outcome::Failed(invalid_request("The request body must contain 'client_id'.")));
     };
@@ -247,8 +272,8 @@ async fn client_credentials(state: &SharedState, tenant: &str, form: &Form, auth
                 Some(p) => live_credentials(state, &p.object_id, credential_kind::SECRET).await?,
                 None => Vec::new(),
             };
-            Ok(match (principal, match_secret(candidates, secret).await) {
-                (Some(principal), Some(credential)) => Outcome::Ok(SignIn { principal, credential }),
+            Ok(match (principal, match_secret(candidates, secret).await?) {
+                (Some(principal), Some(credential)) => Outcome::Ok(SignIn::new(principal, credential)),
                 _ => Outcome::Failed(invalid_client()),
             })
         }
@@ -260,9 +285,20 @@ async fn client_credentials(state: &SharedState, tenant: &str, form: &Form, auth
             }
             let Some(principal) = principal else { return Ok(Outcome::Failed(invalid_client())) };
             let certs = live_credentials(state, &principal.object_id, credential_kind::CERTIFICATE).await?;
-            let audience = format!("https://{authority}/{tenant}/oauth2/v2.0/token");
-            Ok(match verify_assertion(assertion, &certs, client_id, &audience, state.clock.now()) {
-                Some(credential) => Outcome::Ok(SignIn { principal, credential }),
+            // The audience is this server's own token endpoint under the names it is configured
+            // with (never the request's Host, which the client chooses).
+            let names = &state.names;
+            let audiences = [names.authority(), format!("https://{}{}", names.dns_suffix, names.port_suffix())]
+                .map(|base| format!("{base}/{tenant}/oauth2/v2.0/token"));
+            let now = state.clock.now();
+            Ok(match verify_assertion(assertion, &certs, client_id, &audiences, now) {
+                Some((credential, jti, exp)) if state.seen_assertions.first_use(client_id, &jti, exp, now) => {
+                    Outcome::Ok(SignIn::new(principal, credential))
+                }
+                Some(_) => {
+                    tracing::warn!(client_id = ?client_id, "a client assertion was presented again");
+                    Outcome::Failed(invalid_client())
+                }
                 None => Outcome::Failed(invalid_client()),
             })
         }
@@ -270,14 +306,15 @@ async fn client_credentials(state: &SharedState, tenant: &str, form: &Form, auth
     }
 }
 
-/// Checks an RFC 7523 client assertion against the application's certificates.
+/// Checks an RFC 7523 client assertion against the application's certificates: the
+/// credential it was signed with, its `jti` and its `exp`.
 fn verify_assertion(
     token: &str,
     certs: &[Credential],
     client_id: &str,
-    audience: &str,
+    audiences: &[String],
     now: i64,
-) -> Option<Credential> {
+) -> Option<(Credential, String, i64)> {
     let a = ClientAssertion::parse(token).ok()?;
     let cert = certs.iter().find_map(|c| {
         let info = coffer_crypto::x509::parse_certificate(c.material.as_deref()?).ok()?;
@@ -287,10 +324,13 @@ fn verify_assertion(
     let int = |k: &str| claim(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
     let ok = claim("iss").and_then(|v| v.as_str()) == Some(client_id)
         && claim("sub").and_then(|v| v.as_str()) == Some(client_id)
-        && claim("aud").and_then(|v| v.as_str()).is_some_and(|aud| aud.eq_ignore_ascii_case(audience))
+        && claim("aud").and_then(|v| v.as_str()).is_some_and(|aud| audiences.iter().any(|a| aud.eq_ignore_ascii_case(a)))
         && int("exp").is_some_and(|exp| exp > now - SKEW_SECS && exp - now <= MAX_ASSERTION_LIFETIME_SECS + SKEW_SECS)
         && int("nbf").is_none_or(|nbf| nbf <= now + SKEW_SECS);
-    ok.then(|| cert.clone())
+    let jti = claim("jti").and_then(|v| v.as_str()).filter(|j| !j.is_empty())?.to_string();
+    // Remembered until it can no longer be accepted: its expiry plus the clock skew allowed.
+    let exp = int("exp")? + SKEW_SECS;
+    ok.then(|| (cert.clone(), jti, exp))
 }
 
 async fn password(state: &SharedState, tenant: &str, form: &Form) -> Result<Outcome> {
@@ -298,7 +338,7 @@ async fn password(state: &SharedState, tenant: &str, form: &Form) -> Result<Outc
         return Ok(Outcome::Failed(invalid_request("The password grant needs 'username' and 'password'.")));
     };
     Ok(match crate::directory::authenticate_user(state, tenant, username, password).await? {
-        Some((principal, credential)) => Outcome::Ok(SignIn { principal, credential }),
+        Some((principal, credential)) => Outcome::Ok(SignIn { through_app: through_app(state, tenant, form).await?, ..SignIn::new(principal, credential) }),
         None => Outcome::Failed(invalid_grant()),
     })
 }
@@ -318,10 +358,21 @@ async fn refresh(state: &SharedState, tenant: &str, form: &Form) -> Result<Outco
         .await
         .filter(|p| p.tenant_id == tenant);
     let credential = state.store.get_credential(&rec.credential_id).await?;
-    Ok(match (principal, credential) {
-        (Some(principal), Some(credential)) => Outcome::Ok(SignIn { principal, credential }),
-        _ => Outcome::Failed(invalid_grant()),
-    })
+    let (Some(principal), Some(credential)) = (principal, credential) else {
+        return Ok(Outcome::Failed(invalid_grant()));
+    };
+    let sign_in =
+        SignIn { through_app: rec.through_app.clone(), family: Some(rec.family.clone()), ..SignIn::new(principal, credential) };
+    // Single use: redeeming marks this token used and stores its successor in one step; a
+    // token presented a second time (stolen, or replayed) revokes the whole chain.
+    let (next, next_record) = new_refresh_token(&sign_in, sign_in.family.as_deref(), now);
+    match state.store.redeem_refresh_token(&rec.id, &next_record, now).await? {
+        Redeemed::Rotated => Ok(Outcome::Refreshed(sign_in, next)),
+        Redeemed::Replayed => {
+            tracing::warn!(principal = %rec.principal_id, "a used refresh token was presented again: its chain is revoked");
+            Ok(Outcome::Failed(invalid_grant()))
+        }
+    }
 }
 
 /// RFC 7009-style revocation of a refresh token (used by `coffer logout`).
@@ -332,7 +383,7 @@ pub async fn revoke(State(state): State<SharedState>, Path(_tenant): Path<String
     if let Some((id, secret)) = field(&form, "token").and_then(|t| t.split_once('.'))
         && let Ok(Some(rec)) = state.store.get_refresh_token(id).await
         && ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), rec.secret_hash.as_bytes())
-        && let Err(e) = state.store.delete_refresh_token(id).await
+        && let Err(e) = state.store.revoke_refresh_family(id).await
     {
         return ApiError(e).into_response();
     }
@@ -372,9 +423,10 @@ pub async fn managed_identity(
     };
     let now = state.clock.now();
     let (pkey, akey) = (principal_key(&tenant, &object_id), address_key(addr));
-    if let Some(wait) = state.throttle.locked_for(&[pkey.clone(), akey.clone()], now) {
-        return locked(wait);
-    }
+    let attempt = match state.throttle.begin(pkey, akey, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => return locked(wait),
+    };
     let result: Result<Option<SignIn>> = async {
         let principal =
             enabled_principal(state.store.get_principal(&object_id).await?, &[PrincipalKind::ManagedIdentity])
@@ -384,17 +436,17 @@ pub async fn managed_identity(
             Some(p) => live_credentials(&state, &p.object_id, credential_kind::IDENTITY_HEADER).await?,
             None => Vec::new(),
         };
-        Ok(match (principal, match_secret(candidates, header).await) {
-            (Some(principal), Some(credential)) => Some(SignIn { principal, credential }),
+        Ok(match (principal, match_secret(candidates, header).await?) {
+            (Some(principal), Some(credential)) => Some(SignIn::new(principal, credential)),
             _ => None,
         })
     }
     .await;
     match result {
         Ok(Some(s)) => {
-            state.throttle.succeed(&pkey);
+            attempt.succeeded();
             note_signed_in(&s.principal, &s.credential, "managed_identity");
-            match state.tokens.issue(&s.principal, Some(&s.credential.id), &resource, &state.names, now) {
+            match state.tokens.issue(&s.principal, Some(&s.credential.id), None, &resource, &state.names, now) {
                 Ok((token, expires_in)) => json(
                     StatusCode::OK,
                     json!({
@@ -409,7 +461,6 @@ pub async fn managed_identity(
             }
         }
         Ok(None) => {
-            state.throttle.fail(&[(pkey, PRINCIPAL_FAILURES), (akey, ADDRESS_FAILURES)], now);
             mi_error(StatusCode::UNAUTHORIZED, "The identity header is not valid for this managed identity.")
         }
         Err(e) => ApiError(e).into_response(),

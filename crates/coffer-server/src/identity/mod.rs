@@ -3,6 +3,7 @@
 //! OIDC discovery, the token endpoint (client secret, client assertion, password and refresh
 //! token grants), JWKS, token revocation, and the App Service managed-identity endpoint.
 mod grants;
+pub mod replay;
 pub mod throttle;
 
 use axum::Router;
@@ -16,6 +17,7 @@ use serde_json::json;
 use crate::http::{ApiError, json};
 use crate::state::SharedState;
 
+pub use replay::SeenAssertions;
 pub use throttle::Throttle;
 
 pub fn routes() -> Router<SharedState> {

@@ -29,12 +29,34 @@ impl Throttle {
     /// Seconds to wait if any of `keys` is locked.
     pub fn locked_for(&self, keys: &[String], now: i64) -> Option<i64> {
         let entries = self.entries.lock().ok()?;
-        keys.iter().filter_map(|k| entries.get(k)).map(|e| e.locked_until - now).filter(|s| *s > 0).max()
+        Self::wait(&entries, keys.iter().map(String::as_str), now)
+    }
+
+    fn wait<'a>(entries: &HashMap<String, Entry>, keys: impl Iterator<Item = &'a str>, now: i64) -> Option<i64> {
+        keys.filter_map(|k| entries.get(k)).map(|e| e.locked_until - now).filter(|s| *s > 0).max()
+    }
+
+    /// Reserves one sign-in attempt for `keys` (`(key, limit)`): `Err(seconds)` if any key is
+    /// locked, else the attempt is counted as a failure *before* the credential is checked, in
+    /// the same critical section as the lock check. Concurrent attempts therefore cannot all
+    /// pass the check before the first of them fails: the limit-th reservation locks the key.
+    /// A sign-in that then succeeds calls `succeed`, which forgets the principal's failures.
+    pub fn reserve(&self, keys: &[(String, u32)], now: i64) -> Result<(), i64> {
+        let Ok(mut entries) = self.entries.lock() else { return Err(BASE_LOCK_SECS) };
+        if let Some(wait) = Self::wait(&entries, keys.iter().map(|(k, _)| k.as_str()), now) {
+            return Err(wait);
+        }
+        Self::count_failure(&mut entries, keys, now);
+        Ok(())
     }
 
     /// Records a failure for each key: `(key, limit)`.
     pub fn fail(&self, keys: &[(String, u32)], now: i64) {
         let Ok(mut entries) = self.entries.lock() else { return };
+        Self::count_failure(&mut entries, keys, now);
+    }
+
+    fn count_failure(entries: &mut HashMap<String, Entry>, keys: &[(String, u32)], now: i64) {
         for (key, limit) in keys {
             let e = entries.entry(key.clone()).or_default();
             if now - e.window_start > WINDOW_SECS {
@@ -56,6 +78,33 @@ impl Throttle {
     pub fn succeed(&self, key: &str) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(key);
+        }
+    }
+
+    /// Reserves a sign-in attempt for a claimed principal from an address (see `reserve`):
+    /// `Err(seconds)` while either is locked.
+    pub fn begin(&self, principal: String, address: String, now: i64) -> Result<Attempt<'_>, i64> {
+        self.reserve(&[(principal.clone(), PRINCIPAL_FAILURES), (address.clone(), ADDRESS_FAILURES)], now)?;
+        Ok(Attempt { throttle: self, principal, address })
+    }
+}
+
+/// A reserved sign-in attempt, counted as failed unless `succeeded` is called.
+#[must_use]
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    principal: String,
+    address: String,
+}
+
+impl Attempt<'_> {
+    /// The credential was right: the principal's failures are forgotten and the address's
+    /// reservation is given back (a shared address is not locked by successful sign-ins).
+    pub fn succeeded(self) {
+        let Ok(mut entries) = self.throttle.entries.lock() else { return };
+        entries.remove(&self.principal);
+        if let Some(e) = entries.get_mut(&self.address) {
+            e.failures = e.failures.saturating_sub(1);
         }
     }
 }
@@ -90,6 +139,28 @@ mod tests {
         assert_eq!(t.locked_for(&["p".into()], 101 + 2 * BASE_LOCK_SECS), None);
         t.succeed("p");
         assert_eq!(t.locked_for(&["p".into()], 101), None);
+    }
+
+    #[test]
+    fn reservations_lock_before_any_attempt_finishes() {
+        let t = Throttle::default();
+        let k = vec![("p".to_string(), 5)];
+        // Twelve attempts at once: each reserves before any has checked its password.
+        let granted = (0..12).filter(|_| t.reserve(&k, 100).is_ok()).count();
+        assert_eq!(granted, 5);
+        assert_eq!(t.reserve(&k, 100), Err(BASE_LOCK_SECS));
+        // A reserved attempt that succeeds clears the principal.
+        t.succeed("p");
+        assert!(t.reserve(&k, 100).is_ok());
+    }
+
+    #[test]
+    fn successful_attempts_do_not_use_up_an_address() {
+        let t = Throttle::default();
+        for i in 0..(ADDRESS_FAILURES * 2) {
+            t.begin(format!("user{i}"), "address:a".into(), 100).expect("not locked").succeeded();
+        }
+        assert!(t.begin("another".into(), "address:a".into(), 100).is_ok());
     }
 
     #[test]

@@ -247,6 +247,8 @@ async fn show_group(
     Path((sub, rg)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
+    // The same right as listing the groups: one group is no less the directory's than all.
+    authorize_management(&state, &caller, ManagementAction::VaultRead, None).await?;
     Ok(json_response(StatusCode::OK, group_json(&existing_group(&state, &sub, &rg).await?)))
 }
 

@@ -193,6 +193,21 @@ fn apply_props(v: &mut Vault, p: &VaultPropsIn, tags: Option<Tags>, creating: bo
     Ok(())
 }
 
+/// Changes that reach data go beyond `vaults/write`. Switching the permission model turns one
+/// set of grants off and another on, so Azure requires
+/// `Microsoft.Authorization/roleAssignments/write` (Owner, User Access Administrator) for it:
+/// otherwise a Contributor of an RBAC vault could switch it to access policies and grant itself
+/// the values. Access policies written into an RBAC vault are dormant grants that take effect
+/// at such a switch, so they need the same right.
+async fn authorize_grant_changes(state: &SharedState, caller: &Caller, before: &Vault, after: &Vault) -> Result<()> {
+    let model_changes = before.enable_rbac_authorization != after.enable_rbac_authorization;
+    let dormant_policies = after.enable_rbac_authorization && before.access_policies != after.access_policies;
+    if model_changes || dormant_policies {
+        authorize_management(state, caller, ManagementAction::RoleAssignmentWrite, Some(&after.name)).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn create_or_update_vault(
     State(state): State<SharedState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -233,7 +248,9 @@ pub(crate) async fn create_or_update_vault(
             .into());
         }
         authorize_management(&state, &caller, ManagementAction::VaultWrite, Some(&v.name)).await?;
+        let before = v.clone();
         apply_props(&mut v, &input.properties, input.tags, false)?;
+        authorize_grant_changes(&state, &caller, &before, &v).await?;
         v.updated = now;
         state.store.update_vault(&v).await?;
         return Ok(json_response(StatusCode::OK, vault_json(&state, &v)));
@@ -293,7 +310,9 @@ pub(super) async fn patch_vault(
     let mut v = load_vault(&state, &caller, &rg, &name).await?;
     authorize_management(&state, &caller, ManagementAction::VaultWrite, Some(&v.name)).await?;
     let input: VaultIn = parse_body(&body)?;
+    let before = v.clone();
     apply_props(&mut v, &input.properties, input.tags, false)?;
+    authorize_grant_changes(&state, &caller, &before, &v).await?;
     v.updated = state.clock.now();
     state.store.update_vault(&v).await?;
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
@@ -334,6 +353,7 @@ pub(crate) async fn update_access_policy(
     let mut v = load_vault(&state, &caller, &rg, &name).await?;
     authorize_management(&state, &caller, ManagementAction::AccessPolicyWrite, Some(&v.name)).await?;
     let input: PolicyUpdateIn = parse_body(&body)?;
+    let before = v.clone();
     let op = op.to_ascii_lowercase();
     for policy in input.properties.access_policies {
         coffer_core::permissions::validate_permission_names(&policy.permissions)?;
@@ -374,6 +394,7 @@ pub(crate) async fn update_access_policy(
             _ => return Err(Error::bad_parameter("The access policy operation must be add, replace or remove.").into()),
         }
     }
+    authorize_grant_changes(&state, &caller, &before, &v).await?;
     v.updated = state.clock.now();
     state.store.update_vault(&v).await?;
     Ok(json_response(

@@ -33,14 +33,19 @@ fn to_login() -> Response {
     Redirect::to("/portal/login").into_response()
 }
 
-/// The session behind the request's cookie, with its principal resolved again (a disabled or
-/// deleted principal is signed out), or a redirect to the sign-in page.
+/// The session behind the request's cookie, with its principal and credential resolved again
+/// (a disabled or deleted principal, or a changed, reset or removed password, signs it out),
+/// or a redirect to the sign-in page.
 pub(super) async fn signed_in(state: &SharedState, headers: &HeaderMap) -> Result<Portal, Response> {
     let now = state.clock.now();
     let Some(cookie) = session::cookie(headers, COOKIE) else { return Err(to_login()) };
     let Some(session) = state.sessions.get(cookie, now) else { return Err(to_login()) };
     let principal = state.store.get_principal(&session.object_id).await.ok().flatten().filter(|p| p.enabled);
-    let Some(principal) = principal else {
+    let credential_live = match state.store.get_credential(&session.credential_id).await {
+        Ok(c) => c.is_some_and(|c| c.principal_id == session.object_id && c.expires.is_none_or(|e| now < e)),
+        Err(e) => return Err(error_page(None, &e)),
+    };
+    let Some(principal) = principal.filter(|_| credential_live) else {
         state.sessions.remove(cookie);
         return Err(to_login());
     };
@@ -128,7 +133,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    use crate::identity::throttle::{ADDRESS_FAILURES, PRINCIPAL_FAILURES, address_key, principal_key};
+    use crate::identity::throttle::{address_key, principal_key};
     let form: Form = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     // Login CSRF: the form's token must be the one in this browser's login cookie.
     let expected = session::cookie(&headers, LOGIN_COOKIE).unwrap_or("");
@@ -145,23 +150,25 @@ pub async fn login(
     };
     let now = state.clock.now();
     let (pkey, akey) = (principal_key(&tenant, username), address_key(addr));
-    if let Some(wait) = state.throttle.locked_for(&[pkey.clone(), akey.clone()], now) {
-        let msg = format!("Too many failed sign-ins. Try again in {wait} seconds.");
-        crate::audit::note(|d| d.error = Some(msg.clone()));
-        return login_page(StatusCode::TOO_MANY_REQUESTS, Some(msg));
-    }
+    let attempt = match state.throttle.begin(pkey, akey, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let msg = format!("Too many failed sign-ins. Try again in {wait} seconds.");
+            crate::audit::note(|d| d.error = Some(msg.clone()));
+            return login_page(StatusCode::TOO_MANY_REQUESTS, Some(msg));
+        }
+    };
     let signed = crate::directory::authenticate_user(&state, &tenant, username, password).await;
     let (principal, credential) = match signed {
         Ok(Some(pc)) => pc,
         Ok(None) => {
-            state.throttle.fail(&[(pkey, PRINCIPAL_FAILURES), (akey, ADDRESS_FAILURES)], now);
             let msg = "The user name or password is incorrect.".to_string();
             crate::audit::note(|d| d.error = Some(msg.clone()));
             return login_page(StatusCode::UNAUTHORIZED, Some(msg));
         }
         Err(e) => return error_page(None, &e),
     };
-    state.throttle.succeed(&pkey);
+    attempt.succeeded();
     crate::audit::note(|d| {
         d.who = Some(crate::audit::record::Who {
             object_id: principal.object_id.clone(),
@@ -172,7 +179,7 @@ pub async fn login(
             via: Some(format!("portal:password:{}", credential.id)),
         })
     });
-    let (id, _) = state.sessions.create(&principal.object_id, &principal.tenant_id, now);
+    let (id, _) = state.sessions.create(&principal.object_id, &principal.tenant_id, &credential.id, now);
     let mut resp = Redirect::to("/portal/vaults").into_response();
     for c in [session::set_cookie(COOKIE, &id, None), session::set_cookie(LOGIN_COOKIE, "", Some(0))] {
         if let Ok(v) = HeaderValue::from_str(&c) {
@@ -971,6 +978,13 @@ async fn access_page(
         Ok(v) => v,
         Err(e) => return error_page(p.user(), &e),
     };
+    // The vault's access policies are part of the vault resource: the management API's rule
+    // (`Microsoft.KeyVault/vaults/read`) applies here too, not mere visibility of the vault.
+    let read = coffer_core::permissions::ManagementAction::VaultRead;
+    if let Err(e) = crate::authorization::authorize_management(state, &p.caller, read, Some(&v.name)).await {
+        crate::audit::note(|d| d.error = Some(e.message.clone()));
+        return error_page(p.user(), &e);
+    }
     let principals = state.store.list_principals(&p.caller.tenant_id).await.unwrap_or_default();
     let name_of = |oid: &str| {
         principals

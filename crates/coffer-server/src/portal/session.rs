@@ -19,6 +19,9 @@ pub const MAX_AGE_SECONDS: i64 = 8 * 3600;
 pub struct Session {
     pub object_id: String,
     pub tenant_id: String,
+    /// The password credential the user signed in with: a password change or reset replaces
+    /// it, and the session ends with it (as a bearer token's `cid`).
+    pub credential_id: String,
     pub csrf: String,
     created: i64,
     last_seen: i64,
@@ -35,11 +38,18 @@ fn key(id: &str) -> String {
 
 impl Sessions {
     /// A new session; returns the cookie value (shown to the browser only) and the session.
-    pub fn create(&self, object_id: &str, tenant_id: &str, now: i64) -> (Zeroizing<String>, Session) {
+    pub fn create(
+        &self,
+        object_id: &str,
+        tenant_id: &str,
+        credential_id: &str,
+        now: i64,
+    ) -> (Zeroizing<String>, Session) {
         let id = coffer_crypto::random::client_secret();
         let s = Session {
             object_id: object_id.to_string(),
             tenant_id: tenant_id.to_string(),
+            credential_id: credential_id.to_string(),
             csrf: coffer_crypto::random::client_secret().to_string(),
             created: now,
             last_seen: now,
@@ -98,7 +108,7 @@ mod tests {
     #[test]
     fn sessions_expire_when_idle_or_old_and_end_on_removal() {
         let s = Sessions::default();
-        let (id, session) = s.create("o", "t", 1000);
+        let (id, session) = s.create("o", "t", "c", 1000);
         assert_eq!(s.get(&id, 1000 + IDLE_SECONDS - 1).map(|x| x.csrf), Some(session.csrf.clone()));
         // Each use restarts the idle clock, but not the absolute one.
         let mut t = 1000;
@@ -107,9 +117,9 @@ mod tests {
             assert!(s.get(&id, t).is_some());
         }
         assert!(s.get(&id, 1000 + MAX_AGE_SECONDS).is_none(), "eight hours at most");
-        let (id2, _) = s.create("o", "t", 5000);
+        let (id2, _) = s.create("o", "t", "c", 5000);
         assert!(s.get(&id2, 5000 + IDLE_SECONDS).is_none(), "fifteen idle minutes end it");
-        let (id3, _) = s.create("o", "t", 6000);
+        let (id3, _) = s.create("o", "t", "c", 6000);
         s.remove(&id3);
         assert!(s.get(&id3, 6000).is_none());
         assert!(s.get("forged", 6000).is_none());

@@ -8,7 +8,7 @@ use coffer_core::vault::Vault;
 
 use coffer_store::{
     AuditCheckpoint, AuditQuery, AuditRow, Credential, ListQuery, NewVersion, ObjectRef, PutOutcome,
-    RefreshTokenRecord, Store, Tenant,
+    Redeemed, RefreshTokenRecord, Store, Tenant,
 };
 
 fn vault(id: &str, name: &str) -> Vault {
@@ -415,12 +415,48 @@ async fn directory(store: &dyn Store) {
         secret_hash: "h".into(),
         expires: 99,
         created: 1,
+        family: id.into(),
+        through_app: Some("app".into()),
+        used: false,
     };
     store.add_refresh_token(&rt("r1", "pw")).await.expect("rt");
     assert_eq!(store.get_refresh_token("r1").await.expect("get"), Some(rt("r1", "pw")));
-    assert!(store.delete_refresh_token("r1").await.expect("delete"));
-    assert!(!store.delete_refresh_token("r1").await.expect("delete twice"));
+    assert!(store.revoke_refresh_family("r1").await.expect("delete"));
+    assert!(!store.revoke_refresh_family("r1").await.expect("delete twice"));
     assert_eq!(store.get_refresh_token("r1").await.expect("get"), None);
+
+    // Rotation: a token redeems once; a replay revokes its whole family.
+    let next = |id: &str, family: &str| RefreshTokenRecord { family: family.into(), ..rt(id, "pw") };
+    store.add_refresh_token(&rt("f1", "pw")).await.expect("rt");
+    store.add_refresh_token(&rt("other-family", "pw")).await.expect("rt");
+    assert_eq!(store.redeem_refresh_token("f1", &next("f2", "f1"), 10).await.expect("redeem"), Redeemed::Rotated);
+    assert!(store.get_refresh_token("f1").await.expect("get").expect("kept").used, "kept, marked used");
+    assert_eq!(store.get_refresh_token("f2").await.expect("get"), Some(next("f2", "f1")));
+    assert_eq!(store.redeem_refresh_token("f2", &next("f3", "f1"), 10).await.expect("redeem"), Redeemed::Rotated);
+    assert_eq!(
+        store.redeem_refresh_token("f1", &next("f9", "f1"), 10).await.expect("replay"),
+        Redeemed::Replayed,
+        "an old token presented again"
+    );
+    for id in ["f1", "f2", "f3", "f9"] {
+        assert_eq!(store.get_refresh_token(id).await.expect("get"), None, "{id}: the family is revoked");
+    }
+    assert!(store.get_refresh_token("other-family").await.expect("get").is_some(), "other families stay");
+    assert_eq!(
+        store.redeem_refresh_token("unknown", &next("u2", "unknown"), 10).await.expect("unknown"),
+        Redeemed::Replayed
+    );
+    assert_eq!(store.get_refresh_token("u2").await.expect("get"), None);
+    // Sign-out revokes the family through any of its tokens.
+    store.add_refresh_token(&rt("g1", "pw")).await.expect("rt");
+    store.redeem_refresh_token("g1", &next("g2", "g1"), 10).await.expect("redeem");
+    assert!(store.revoke_refresh_family("g2").await.expect("revoke"));
+    assert_eq!(store.get_refresh_token("g1").await.expect("get"), None);
+    // Expired tokens are dropped when another is redeemed.
+    store.add_refresh_token(&rt("h1", "pw")).await.expect("rt");
+    store.redeem_refresh_token("h1", &next("h2", "h1"), 100).await.expect("redeem");
+    assert_eq!(store.get_refresh_token("other-family").await.expect("get"), None, "expired at 99");
+    store.revoke_refresh_family("h1").await.expect("revoke");
     store.add_credential(&Credential { id: "pw".into(), principal_id: "u1".into(), ..c.clone() }).await.expect("pw");
     store.add_refresh_token(&rt("r2", "pw")).await.expect("rt");
     assert!(store.remove_credential("u1", "pw").await.expect("remove"));

@@ -25,6 +25,41 @@ pub struct ServeArgs {
     /// Serve /metrics (Prometheus) without a token, for a scraper on a trusted network.
     #[arg(long)]
     metrics_unauthenticated: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one client may hold: deadlines for slow clients, bounds for floods.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Seconds a client has for its TLS handshake.
+    #[arg(long, default_value_t = 10)]
+    tls_handshake_timeout_secs: u64,
+    /// Seconds a client has to send a request head (and that an idle connection stays open).
+    #[arg(long, default_value_t = 15)]
+    request_header_timeout_secs: u64,
+    /// Seconds a client has to send a request body (408 after).
+    #[arg(long, default_value_t = 60)]
+    request_body_timeout_secs: u64,
+    /// Connections open at once; more are closed when accepted.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Requests served at once; more are answered 503 ServerBusy.
+    #[arg(long, default_value_t = 1024)]
+    max_in_flight: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> coffer_server::connections::ConnectionLimits {
+        let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
+        coffer_server::connections::ConnectionLimits {
+            handshake_timeout: secs(self.tls_handshake_timeout_secs),
+            header_timeout: secs(self.request_header_timeout_secs),
+            body_timeout: secs(self.request_body_timeout_secs),
+            max_connections: self.max_connections.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+        }
+    }
 }
 
 /// The audit log's sinks, retention and events.
@@ -116,7 +151,15 @@ impl AuditArgs {
 }
 
 pub async fn run(args: ServeArgs) -> CliResult<()> {
+    // Every field is written with its control characters escaped: a user name with a newline
+    // or an ANSI escape (a failed sign-in logs what was claimed) cannot forge a log line.
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let safe = coffer_core::names::escape_controls(&text);
+        if field.name() == "message" { write!(w, "{safe}") } else { write!(w, "{field}={safe}") }
+    });
     let _ = tracing_subscriber::fmt()
+        .fmt_fields(tracing_subscriber::field::MakeExt::delimited(fields, " "))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -132,6 +175,7 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
         public_port: None,
         audit,
         metrics_unauthenticated: args.metrics_unauthenticated,
+        limits: args.limits.limits(),
         ..ServerConfig::dev(args.data_dir, args.listen)
     };
     let server = coffer_server::start(config, None).await?;
