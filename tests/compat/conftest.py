@@ -33,12 +33,13 @@ socket.getaddrinfo = _getaddrinfo
 class CofferServer:
     """One `coffer serve --dev` process on a data directory."""
 
-    def __init__(self, data_dir, extra=()):
+    def __init__(self, data_dir, extra=(), log_dir=None):
         self.data_dir = str(data_dir)
         self.extra = list(extra)
         self.proc = None
         self.creds = None
-        self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        self.log_path = os.path.join(log_dir or self.data_dir, "server.log")
+        self.log = open(self.log_path, "ab")
 
     def start(self, port=0):
         self.proc = subprocess.Popen(
@@ -51,7 +52,7 @@ class CofferServer:
         exports, deadline = {}, time.time() + 60
         while len(exports) < 5:
             if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"coffer did not start; see {self.data_dir}/server.log")
+                raise RuntimeError(f"coffer did not start; see {self.log_path}")
             try:
                 line = lines.get(timeout=1).decode().strip()
             except queue.Empty:

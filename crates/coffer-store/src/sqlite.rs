@@ -81,6 +81,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("refresh_tokens", "used", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
+/// While a fault lasts (the disk stays full), reopening the pool is logged at most this often.
+const QUIET_REOPEN_LOGS: Duration = Duration::from_secs(10);
+
 /// Audit rows inserted by one statement (8 parameters each, far below SQLite's limit).
 const AUDIT_ROWS_PER_INSERT: usize = 100;
 
@@ -89,7 +92,14 @@ const VERSION_COLS: &str = "o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v
 
 #[derive(Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// The connections; replaced by a fresh pool after a fault (see `write_lock`).
+    pool: std::sync::RwLock<SqlitePool>,
+    /// How to open the pool again (a file database; `None` in memory, which cannot be reopened).
+    reopen: Option<SqliteConnectOptions>,
+    /// A fault (full disk, I/O error, a lock left behind) was seen since the pool was opened.
+    faulted: std::sync::atomic::AtomicBool,
+    /// When reopening the pool was last logged.
+    reopened: std::sync::Mutex<Option<std::time::Instant>>,
     write: Mutex<()>,
     memos: Memos,
     observer: std::sync::OnceLock<std::sync::Arc<dyn StoreObserver>>,
@@ -158,8 +168,29 @@ impl Drop for MemoWrite<'_> {
     }
 }
 
+/// A database error as the one error type. Faults of what is under the database — a full
+/// disk, I/O errors, a lock that is not released, connections that are gone — are 503s that
+/// name their cause (the request may succeed later); anything else is a bug (500).
 fn backend(e: sqlx::Error) -> Error {
-    Error::internal(format!("store: {e}"))
+    let unavailable = |why: String| Error::unavailable("StoreUnavailable", why);
+    match &e {
+        sqlx::Error::Database(d) => {
+            let code = d.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+            match code & 0xff {
+                13 => unavailable(format!(
+                    "The disk holding the database is full ({}); changes are refused until space is freed.",
+                    d.message()
+                )),
+                10 | 14 | 8 | 7 | 15 => unavailable(format!("The database cannot be read or written: {e}.")),
+                5 | 6 => unavailable(format!("The database is busy and did not answer in time: {e}.")),
+                _ => Error::internal(format!("store: {e}")),
+            }
+        }
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+            unavailable(format!("The database cannot be reached: {e}."))
+        }
+        _ => Error::internal(format!("store: {e}")),
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -190,7 +221,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            // Writes are serialized in this process, so waiting on SQLite's lock means a fault
+            // (or another process): give up soon enough for the cause to reach the caller.
+            .busy_timeout(Duration::from_secs(3));
         Self::with_options(opts).await
     }
 
@@ -199,16 +232,78 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:").map_err(backend)?;
         // One connection: each in-memory connection would be its own database.
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(backend)?;
-        let s = Self { pool, write: Mutex::new(()), memos: Memos::default(), observer: Default::default() };
+        let s = Self::with_pool(pool, None);
         s.migrate().await?;
         Ok(s)
     }
 
     async fn with_options(opts: SqliteConnectOptions) -> Result<Self> {
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(backend)?;
-        let s = Self { pool, write: Mutex::new(()), memos: Memos::default(), observer: Default::default() };
+        let pool = Self::connect(&opts).await?;
+        let s = Self::with_pool(pool, Some(opts));
         s.migrate().await?;
         Ok(s)
+    }
+
+    async fn connect(opts: &SqliteConnectOptions) -> Result<SqlitePool> {
+        SqlitePoolOptions::new().max_connections(8).connect_with(opts.clone()).await.map_err(backend)
+    }
+
+    fn with_pool(pool: SqlitePool, reopen: Option<SqliteConnectOptions>) -> Self {
+        Self {
+            pool: std::sync::RwLock::new(pool),
+            reopen,
+            faulted: Default::default(),
+            reopened: Default::default(),
+            write: Mutex::new(()),
+            memos: Memos::default(),
+            observer: Default::default(),
+        }
+    }
+
+    /// The current pool (a cheap handle).
+    fn pool(&self) -> SqlitePool {
+        match self.pool.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A store error, noting a fault so that the next write starts on fresh connections.
+    fn fail(&self, e: sqlx::Error) -> Error {
+        let err = backend(e);
+        if err.kind == coffer_core::ErrorKind::Unavailable {
+            self.faulted.store(true, std::sync::atomic::Ordering::Release);
+        }
+        err
+    }
+
+    /// Takes the write lock. After a fault the pool is first replaced, and no write runs
+    /// until it has been: when SQLite ends a transaction on its own (a full disk rolls it
+    /// back), sqlx can keep the connection believing it is still inside one, and the next
+    /// "transaction" on it is only a savepoint in a transaction nobody commits — acknowledged
+    /// writes that a restart loses, and a write lock held until then ("database is locked").
+    /// Closing the old connections releases whatever they hold, and a fresh pool has none of
+    /// it; if the database cannot be opened again yet, the write is refused (503).
+    async fn write_lock(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        let guard = self.write.lock().await;
+        if self.faulted.load(std::sync::atomic::Ordering::Acquire)
+            && let Some(opts) = &self.reopen
+        {
+            let fresh = Self::connect(opts).await?;
+            self.faulted.store(false, std::sync::atomic::Ordering::Release);
+            let old = match self.pool.write() {
+                Ok(mut p) => std::mem::replace(&mut *p, fresh),
+                Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), fresh),
+            };
+            if let Ok(mut at) = self.reopened.lock() {
+                if at.is_none_or(|t| t.elapsed() >= QUIET_REOPEN_LOGS) {
+                    tracing::warn!("the database had a fault: its connections were reopened");
+                    *at = Some(std::time::Instant::now());
+                }
+            }
+            tokio::spawn(async move { old.close().await });
+        }
+        Ok(guard)
     }
 
     /// Reports how long the operations a request waits on take (`/metrics`); set once.
@@ -221,37 +316,37 @@ impl SqliteStore {
     }
 
     /// Takes the write lock for a change to vaults, principals, credentials or groups.
-    async fn write_directory(&self) -> MemoWrite<'_> {
-        MemoWrite { _lock: self.write.lock().await, memos: &self.memos, directory: true }
+    async fn write_directory(&self) -> Result<MemoWrite<'_>> {
+        Ok(MemoWrite { _lock: self.write_lock().await?, memos: &self.memos, directory: true })
     }
 
     /// Takes the write lock for a change to objects and their versions.
-    async fn write_objects(&self) -> MemoWrite<'_> {
-        MemoWrite { _lock: self.write.lock().await, memos: &self.memos, directory: false }
+    async fn write_objects(&self) -> Result<MemoWrite<'_>> {
+        Ok(MemoWrite { _lock: self.write_lock().await?, memos: &self.memos, directory: false })
     }
 
     async fn migrate(&self) -> Result<()> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_lock().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         for stmt in SCHEMA {
-            sqlx::query(sqlx::AssertSqlSafe(*stmt)).execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query(sqlx::AssertSqlSafe(*stmt)).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
         }
         for (table, column, decl) in ADDED_COLUMNS {
             let exists: Option<i64> =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'")))
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(backend)?;
+                    .map_err(|e| self.fail(e))?;
             if exists.is_none() {
                 let alter = format!("ALTER TABLE {table} ADD COLUMN {column} {decl}");
-                sqlx::query(sqlx::AssertSqlSafe(alter)).execute(&mut *tx).await.map_err(backend)?;
+                sqlx::query(sqlx::AssertSqlSafe(alter)).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
             }
         }
         sqlx::query("CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family)")
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+            .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))
     }
 }
 
@@ -428,45 +523,45 @@ impl Store for SqliteStore {
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
-        row.map(|r| r.try_get("value").map_err(backend)).transpose()
+            .map_err(|e| self.fail(e))?;
+        row.map(|r| r.try_get("value").map_err(|e| self.fail(e))).transpose()
     }
 
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
             .bind(key)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await
-            .map_err(backend)?;
-        row.try_get("value").map_err(backend)
+            .map_err(|e| self.fail(e))?;
+        row.try_get("value").map_err(|e| self.fail(e))
     }
 
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     async fn delete_meta(&self, key: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         let res =
-            sqlx::query("DELETE FROM meta WHERE key = $1").bind(key).execute(&self.pool).await.map_err(backend)?;
+            sqlx::query("DELETE FROM meta WHERE key = $1").bind(key).execute(&self.pool()).await.map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -474,42 +569,42 @@ impl Store for SqliteStore {
         // substr rather than LIKE: a prefix may hold `%` or `_`.
         let rows = sqlx::query("SELECT key, value FROM meta WHERE substr(key, 1, length($1)) = $1 ORDER BY key")
             .bind(prefix)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
-        rows.iter().map(|r| Ok((r.try_get("key").map_err(backend)?, r.try_get("value").map_err(backend)?))).collect()
+            .map_err(|e| self.fail(e))?;
+        rows.iter().map(|r| Ok((r.try_get("key").map_err(|e| self.fail(e))?, r.try_get("value").map_err(|e| self.fail(e))?))).collect()
     }
 
     async fn create_tenant(&self, t: &Tenant) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         sqlx::query("INSERT INTO tenants (id, name, default_subscription_id, created) VALUES ($1, $2, $3, $4)")
             .bind(&t.id)
             .bind(&t.name)
             .bind(&t.default_subscription_id)
             .bind(t.created)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>> {
         let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         row.map(|r| tenant_from_row(&r)).transpose()
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
         let rows =
-            sqlx::query("SELECT * FROM tenants ORDER BY created, id").fetch_all(&self.pool).await.map_err(backend)?;
+            sqlx::query("SELECT * FROM tenants ORDER BY created, id").fetch_all(&self.pool()).await.map_err(|e| self.fail(e))?;
         rows.iter().map(tenant_from_row).collect()
     }
 
     async fn create_principal(&self, p: &Principal) -> Result<()> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         sqlx::query(
             "INSERT INTO principals (object_id, tenant_id, kind, name, client_id, enabled, tenant_admin, created)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -522,7 +617,7 @@ impl Store for SqliteStore {
         .bind(i64::from(p.enabled))
         .bind(i64::from(p.tenant_admin))
         .bind(p.created)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -542,9 +637,9 @@ impl Store for SqliteStore {
         };
         let row = sqlx::query("SELECT * FROM principals WHERE object_id = $1")
             .bind(object_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         let principal = row.map(|r| principal_from_row(&r)).transpose()?;
         self.memos.principals.put(seen, object_id, principal.clone());
         Ok(principal)
@@ -554,14 +649,14 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT * FROM principals WHERE tenant_id = $1 AND client_id = $2")
             .bind(tenant_id)
             .bind(client_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         row.map(|r| principal_from_row(&r)).transpose()
     }
 
     async fn add_credential(&self, c: &Credential) -> Result<()> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         sqlx::query(
             "INSERT INTO credentials (id, principal_id, kind, secret_hash, thumbprint, material, expires, created)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -574,18 +669,18 @@ impl Store for SqliteStore {
         .bind(c.material.as_deref())
         .bind(c.expires)
         .bind(c.created)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     async fn list_credentials(&self, principal_id: &str) -> Result<Vec<Credential>> {
         let rows = sqlx::query("SELECT * FROM credentials WHERE principal_id = $1 ORDER BY created, id")
             .bind(principal_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter().map(credential_from_row).collect()
     }
 
@@ -602,47 +697,47 @@ impl Store for SqliteStore {
              SELECT id FROM g ORDER BY id",
         )
         .bind(object_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await
-        .map_err(backend)?;
-        let groups = rows.iter().map(|r| r.try_get("id").map_err(backend)).collect::<Result<Vec<String>>>()?;
+        .map_err(|e| self.fail(e))?;
+        let groups = rows.iter().map(|r| r.try_get("id").map_err(|e| self.fail(e))).collect::<Result<Vec<String>>>()?;
         self.memos.groups.put(seen, object_id, groups.clone());
         Ok(groups)
     }
 
     async fn add_signing_key(&self, k: &SigningKeyRecord) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         sqlx::query("INSERT INTO signing_keys (kid, tenant_id, sealed_pkcs8, created) VALUES ($1, $2, $3, $4)")
             .bind(&k.kid)
             .bind(&k.tenant_id)
             .bind(&k.sealed_pkcs8)
             .bind(k.created)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>> {
         let rows = sqlx::query("SELECT * FROM signing_keys WHERE tenant_id = $1 ORDER BY created, kid")
             .bind(tenant_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter()
             .map(|r| {
                 Ok(SigningKeyRecord {
-                    kid: r.try_get("kid").map_err(backend)?,
-                    tenant_id: r.try_get("tenant_id").map_err(backend)?,
-                    sealed_pkcs8: r.try_get("sealed_pkcs8").map_err(backend)?,
-                    created: r.try_get("created").map_err(backend)?,
+                    kid: r.try_get("kid").map_err(|e| self.fail(e))?,
+                    tenant_id: r.try_get("tenant_id").map_err(|e| self.fail(e))?,
+                    sealed_pkcs8: r.try_get("sealed_pkcs8").map_err(|e| self.fail(e))?,
+                    created: r.try_get("created").map_err(|e| self.fail(e))?,
                 })
             })
             .collect()
     }
 
     async fn create_vault(&self, v: &Vault, wrapped_key: &[u8]) -> Result<bool> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         let res = sqlx::query(
             "INSERT INTO vaults (id, tenant_id, name, name_key, props, wrapped_key, created, updated, deleted_date, scheduled_purge_date)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
@@ -655,7 +750,7 @@ impl Store for SqliteStore {
         .bind(wrapped_key)
         .bind(v.created)
         .bind(v.updated)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await;
         match res {
             Ok(_) => Ok(true),
@@ -673,16 +768,16 @@ impl Store for SqliteStore {
         };
         let row = sqlx::query("SELECT * FROM vaults WHERE name_key = $1")
             .bind(&key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         let vault = row.map(|r| vault_from_row(&r)).transpose()?;
         self.memos.vaults.put(seen, &key, vault.clone());
         Ok(vault)
     }
 
     async fn update_vault(&self, v: &Vault) -> Result<()> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         sqlx::query(
             "UPDATE vaults SET props = $2, updated = $3, deleted_date = $4, scheduled_purge_date = $5 WHERE id = $1",
         )
@@ -691,51 +786,51 @@ impl Store for SqliteStore {
         .bind(v.updated)
         .bind(v.deletion.map(|d| d.deleted_date))
         .bind(v.deletion.map(|d| d.scheduled_purge_date))
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     async fn recover_vault(&self, vault_id: &str, updated: i64) -> Result<bool> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         let res = sqlx::query(
             "UPDATE vaults SET deleted_date = NULL, scheduled_purge_date = NULL, updated = $2
              WHERE id = $1 AND deleted_date IS NOT NULL AND purging = 0",
         )
         .bind(vault_id)
         .bind(updated)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn claim_vault_purge(&self, vault_id: &str, due_by: Option<i64>) -> Result<bool> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         let res = sqlx::query(
             "UPDATE vaults SET purging = 1
              WHERE id = $1 AND deleted_date IS NOT NULL AND ($2 IS NULL OR scheduled_purge_date <= $2)",
         )
         .bind(vault_id)
         .bind(due_by)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn erase_vault(&self, vault_id: &str) -> Result<bool> {
-        let _w = self.write_directory().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_directory().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let name: Option<String> = sqlx::query("SELECT name_key FROM vaults WHERE id = $1 AND purging = 1")
             .bind(vault_id)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(backend)?
+            .map_err(|e| self.fail(e))?
             .map(|r| r.try_get("name_key"))
             .transpose()
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         let Some(name) = name else { return Ok(false) };
         for stmt in [
             "DELETE FROM object_versions WHERE vault_id = $1",
@@ -743,14 +838,14 @@ impl Store for SqliteStore {
             "DELETE FROM objects WHERE vault_id = $1",
             "DELETE FROM vaults WHERE id = $1",
         ] {
-            sqlx::query(stmt).bind(vault_id).execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query(stmt).bind(vault_id).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
         }
         sqlx::query("DELETE FROM role_assignments WHERE scope = $1 OR substr(scope, 1, length($1) + 1) = $1 || '/'")
             .bind(format!("/vaults/{name}"))
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(true)
     }
 
@@ -758,10 +853,10 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT id FROM vaults WHERE deleted_date IS NOT NULL AND scheduled_purge_date <= $1 ORDER BY scheduled_purge_date LIMIT $2")
             .bind(now)
             .bind(limit as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
-        rows.iter().map(|r| r.try_get("id").map_err(backend)).collect()
+            .map_err(|e| self.fail(e))?;
+        rows.iter().map(|r| r.try_get("id").map_err(|e| self.fail(e))).collect()
     }
 
     async fn due_objects(&self, now: i64, limit: usize) -> Result<Vec<(String, String, ObjectKind, String)>> {
@@ -772,24 +867,24 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         rows.iter()
             .map(|r| {
-                let kind: String = r.try_get("kind").map_err(backend)?;
+                let kind: String = r.try_get("kind").map_err(|e| self.fail(e))?;
                 Ok((
-                    r.try_get("vault_id").map_err(backend)?,
-                    r.try_get("vault_name").map_err(backend)?,
+                    r.try_get("vault_id").map_err(|e| self.fail(e))?,
+                    r.try_get("vault_name").map_err(|e| self.fail(e))?,
                     ObjectKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
-                    r.try_get("name_key").map_err(backend)?,
+                    r.try_get("name_key").map_err(|e| self.fail(e))?,
                 ))
             })
             .collect()
     }
 
     async fn put_resource_group(&self, rg: &ResourceGroup) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         sqlx::query(
             "INSERT INTO resource_groups (subscription_id, name_key, name, location, tags, created) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (subscription_id, name_key) DO UPDATE SET tags = excluded.tags",
@@ -800,9 +895,9 @@ impl Store for SqliteStore {
         .bind(&rg.location)
         .bind(tags_json(&rg.tags)?)
         .bind(rg.created)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
@@ -810,62 +905,62 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT * FROM resource_groups WHERE subscription_id = $1 AND name_key = $2")
             .bind(subscription_id)
             .bind(name.to_ascii_lowercase())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         row.map(|r| rg_from_row(&r)).transpose()
     }
 
     async fn list_resource_groups(&self, subscription_id: &str) -> Result<Vec<ResourceGroup>> {
         let rows = sqlx::query("SELECT * FROM resource_groups WHERE subscription_id = $1 ORDER BY name_key")
             .bind(subscription_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter().map(rg_from_row).collect()
     }
 
     async fn delete_resource_group(&self, subscription_id: &str, name: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         let res = sqlx::query("DELETE FROM resource_groups WHERE subscription_id = $1 AND name_key = $2")
             .bind(subscription_id)
             .bind(name.to_ascii_lowercase())
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn list_vaults(&self, tenant_id: &str) -> Result<Vec<Vault>> {
         let rows = sqlx::query("SELECT * FROM vaults WHERE tenant_id = $1 ORDER BY name_key")
             .bind(tenant_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter().map(|r| vault_from_row(r).map(|v| v.vault)).collect()
     }
 
     async fn update_principal(&self, p: &Principal) -> Result<bool> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         let res = sqlx::query("UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4 WHERE object_id = $1")
             .bind(&p.object_id)
             .bind(&p.name)
             .bind(i64::from(p.enabled))
             .bind(i64::from(p.tenant_admin))
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn delete_principal(&self, object_id: &str) -> Result<bool> {
-        let _w = self.write_directory().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_directory().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let res = sqlx::query("DELETE FROM principals WHERE object_id = $1")
             .bind(object_id)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         if res.rows_affected() != 1 {
             return Ok(false);
         }
@@ -875,18 +970,18 @@ impl Store for SqliteStore {
             "DELETE FROM group_members WHERE member_id = $1 OR group_id = $1",
             "DELETE FROM role_assignments WHERE principal_id = $1",
         ] {
-            sqlx::query(stmt).bind(object_id).execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query(stmt).bind(object_id).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
         }
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(true)
     }
 
     async fn list_principals(&self, tenant_id: &str) -> Result<Vec<Principal>> {
         let rows = sqlx::query("SELECT * FROM principals WHERE tenant_id = $1 ORDER BY lower(name), object_id")
             .bind(tenant_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter().map(principal_from_row).collect()
     }
 
@@ -895,9 +990,9 @@ impl Store for SqliteStore {
             sqlx::query("SELECT * FROM principals WHERE tenant_id = $1 AND kind = 'user' AND lower(name) = lower($2)")
                 .bind(tenant_id)
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await
-                .map_err(backend)?;
+                .map_err(|e| self.fail(e))?;
         row.map(|r| principal_from_row(&r)).transpose()
     }
 
@@ -909,91 +1004,91 @@ impl Store for SqliteStore {
         };
         let row = sqlx::query("SELECT * FROM credentials WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         let credential = row.map(|r| credential_from_row(&r)).transpose()?;
         self.memos.credentials.put(seen, id, credential.clone());
         Ok(credential)
     }
 
     async fn remove_credential(&self, principal_id: &str, id: &str) -> Result<bool> {
-        let _w = self.write_directory().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_directory().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let res = sqlx::query("DELETE FROM credentials WHERE principal_id = $1 AND id = $2")
             .bind(principal_id)
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         sqlx::query("DELETE FROM refresh_tokens WHERE credential_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn add_group_member(&self, group_id: &str, member_id: &str) -> Result<bool> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         let res = sqlx::query("INSERT INTO group_members (group_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(group_id)
             .bind(member_id)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn remove_group_member(&self, group_id: &str, member_id: &str) -> Result<bool> {
-        let _w = self.write_directory().await;
+        let _w = self.write_directory().await?;
         let res = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
             .bind(group_id)
             .bind(member_id)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn group_members(&self, group_id: &str) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT member_id FROM group_members WHERE group_id = $1 ORDER BY member_id")
             .bind(group_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
-        rows.iter().map(|r| r.try_get("member_id").map_err(backend)).collect()
+            .map_err(|e| self.fail(e))?;
+        rows.iter().map(|r| r.try_get("member_id").map_err(|e| self.fail(e))).collect()
     }
 
     async fn add_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
-        let _w = self.write.lock().await;
-        insert_refresh_token(&self.pool, t).await
+        let _w = self.write_lock().await?;
+        insert_refresh_token(&self.pool(), t).await
     }
 
     async fn get_refresh_token(&self, id: &str) -> Result<Option<RefreshTokenRecord>> {
         let row = sqlx::query("SELECT * FROM refresh_tokens WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         row.map(|r| refresh_from_row(&r)).transpose()
     }
 
     async fn redeem_refresh_token(&self, id: &str, next: &RefreshTokenRecord, now: i64) -> Result<Redeemed> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_lock().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         sqlx::query("DELETE FROM refresh_tokens WHERE expires <= $1 AND id <> $2")
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         let claimed = sqlx::query("UPDATE refresh_tokens SET used = 1 WHERE id = $1 AND used = 0")
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         let outcome = if claimed.rows_affected() == 1 {
             insert_refresh_token(&mut *tx, next).await?;
             Redeemed::Rotated
@@ -1002,22 +1097,22 @@ impl Store for SqliteStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .map_err(backend)?;
+                .map_err(|e| self.fail(e))?;
             Redeemed::Replayed
         };
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(outcome)
     }
 
     async fn revoke_refresh_family(&self, id: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         let res = sqlx::query(
             "DELETE FROM refresh_tokens WHERE family = (SELECT family FROM refresh_tokens WHERE id = $1) OR id = $1",
         )
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -1029,14 +1124,14 @@ impl Store for SqliteStore {
              SELECT id FROM d WHERE id <> $1 ORDER BY id",
         )
         .bind(group_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await
-        .map_err(backend)?;
-        rows.iter().map(|r| r.try_get("id").map_err(backend)).collect()
+        .map_err(|e| self.fail(e))?;
+        rows.iter().map(|r| r.try_get("id").map_err(|e| self.fail(e))).collect()
     }
 
     async fn create_role_definition(&self, tenant_id: &str, role: &RoleDefinition, now: i64) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         let body = serde_json::to_string(role).map_err(|e| Error::internal(format!("role: {e}")))?;
         let res = sqlx::query(
             "INSERT INTO role_definitions (id, tenant_id, name, body, created) VALUES ($1, $2, $3, $4, $5)",
@@ -1046,7 +1141,7 @@ impl Store for SqliteStore {
         .bind(&role.name)
         .bind(body)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await;
         match res {
             Ok(_) => Ok(true),
@@ -1058,30 +1153,30 @@ impl Store for SqliteStore {
     async fn list_role_definitions(&self, tenant_id: &str) -> Result<Vec<RoleDefinition>> {
         let rows = sqlx::query("SELECT body FROM role_definitions WHERE tenant_id = $1 ORDER BY lower(name)")
             .bind(tenant_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter()
             .map(|r| {
-                let body: String = r.try_get("body").map_err(backend)?;
+                let body: String = r.try_get("body").map_err(|e| self.fail(e))?;
                 serde_json::from_str(&body).map_err(|e| Error::internal(format!("role: {e}")))
             })
             .collect()
     }
 
     async fn delete_role_definition(&self, tenant_id: &str, id: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         let res = sqlx::query("DELETE FROM role_definitions WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn create_role_assignment(&self, a: &RoleAssignment) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         let res = sqlx::query(
             "INSERT INTO role_assignments (id, tenant_id, scope, role_definition_id, principal_id, created, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -1093,7 +1188,7 @@ impl Store for SqliteStore {
         .bind(&a.principal_id)
         .bind(a.created)
         .bind(&a.created_by)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await;
         match res {
             Ok(_) => Ok(true),
@@ -1105,19 +1200,19 @@ impl Store for SqliteStore {
     async fn get_role_assignment(&self, id: &str) -> Result<Option<RoleAssignment>> {
         let row = sqlx::query("SELECT * FROM role_assignments WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         row.map(|r| assignment_from_row(&r)).transpose()
     }
 
     async fn delete_role_assignment(&self, id: &str) -> Result<bool> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         let res = sqlx::query("DELETE FROM role_assignments WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -1138,9 +1233,9 @@ impl Store for SqliteStore {
         .bind(tenant_id)
         .bind(prefix)
         .bind(principal_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         rows.iter().map(assignment_from_row).collect()
     }
 
@@ -1165,29 +1260,29 @@ impl Store for SqliteStore {
         for p in principal_ids {
             q = q.bind(p);
         }
-        let rows = q.fetch_all(&self.pool).await.map_err(backend)?;
+        let rows = q.fetch_all(&self.pool()).await.map_err(|e| self.fail(e))?;
         rows.iter().map(assignment_from_row).collect()
     }
 
     async fn count_assignments_of_role(&self, role_definition_id: &str) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM role_assignments WHERE role_definition_id = $1")
             .bind(role_definition_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await
-            .map_err(backend)?;
-        row.try_get("n").map_err(backend)
+            .map_err(|e| self.fail(e))?;
+        row.try_get("n").map_err(|e| self.fail(e))
     }
 
     async fn delete_assignments_under(&self, scope: &str) -> Result<u64> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         let scope = scope.trim_end_matches('/');
         let res = sqlx::query(
             "DELETE FROM role_assignments WHERE scope = $1 OR substr(scope, 1, length($1) + 1) = $1 || '/'",
         )
         .bind(scope)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected())
     }
 
@@ -1196,19 +1291,19 @@ impl Store for SqliteStore {
             "SELECT policy FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL",
             at,
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.pool())
         .await
-        .map_err(backend)?;
-        Ok(row.map(|r| r.try_get::<Option<String>, _>("policy")).transpose().map_err(backend)?.flatten())
+        .map_err(|e| self.fail(e))?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("policy")).transpose().map_err(|e| self.fail(e))?.flatten())
     }
 
     async fn set_object_policy(&self, at: &ObjectRef<'_>, policy: Option<&str>) -> Result<bool> {
-        let _w = self.write_objects().await;
+        let _w = self.write_objects().await?;
         let res = at_query("UPDATE objects SET policy = $4 WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL", at)
             .bind(policy)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -1218,34 +1313,34 @@ impl Store for SqliteStore {
              WHERE o.kind = $1 AND o.policy IS NOT NULL AND o.deleted_date IS NULL AND v.deleted_date IS NULL ORDER BY o.vault_id, o.name_key",
         )
         .bind(kind.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         rows.iter()
-            .map(|r| Ok((r.try_get("vault_name").map_err(backend)?, r.try_get("name_key").map_err(backend)?)))
+            .map(|r| Ok((r.try_get("vault_name").map_err(|e| self.fail(e))?, r.try_get("name_key").map_err(|e| self.fail(e))?)))
             .collect()
     }
 
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
         let _timer = self.timer("put_version");
-        let _w = self.write_objects().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_objects().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let outcome = put_version_in(&mut tx, v).await?;
         if outcome == PutOutcome::Written {
-            tx.commit().await.map_err(backend)?;
+            tx.commit().await.map_err(|e| self.fail(e))?;
         }
         Ok(outcome)
     }
 
     async fn put_versions(&self, batch: &[NewVersion<'_>]) -> Result<Vec<PutOutcome>> {
         let _timer = self.timer("put_versions");
-        let _w = self.write_objects().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_objects().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let mut out = Vec::with_capacity(batch.len());
         for v in batch {
             out.push(put_version_in(&mut tx, v).await?);
         }
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(out)
     }
 
@@ -1277,7 +1372,7 @@ impl Store for SqliteStore {
             .bind(at.kind.as_str())
             .bind(at.name_key)
             .bind(deleted)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await,
             Some(ver) => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {VERSION_COLS}, v.payload FROM objects o JOIN object_versions v
@@ -1289,10 +1384,10 @@ impl Store for SqliteStore {
             .bind(at.name_key)
             .bind(ver.to_ascii_lowercase())
             .bind(deleted)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await,
         }
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         let found = row.map(|r| version_from_row(&r, true)).transpose()?;
         self.memos.versions.put(seen, &key, found.clone());
         Ok(found)
@@ -1301,16 +1396,16 @@ impl Store for SqliteStore {
     async fn get_head(&self, at: &ObjectRef<'_>) -> Result<Option<ObjectHead>> {
         let _timer = self.timer("get_head");
         let row = at_query("SELECT name, latest_version, deleted_date, scheduled_purge_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         row.map(|r| {
             Ok(ObjectHead {
-                name: r.try_get("name").map_err(backend)?,
-                latest_version: r.try_get("latest_version").map_err(backend)?,
+                name: r.try_get("name").map_err(|e| self.fail(e))?,
+                latest_version: r.try_get("latest_version").map_err(|e| self.fail(e))?,
                 deletion: deletion_from(
-                    r.try_get("deleted_date").map_err(backend)?,
-                    r.try_get("scheduled_purge_date").map_err(backend)?,
+                    r.try_get("deleted_date").map_err(|e| self.fail(e))?,
+                    r.try_get("scheduled_purge_date").map_err(|e| self.fail(e))?,
                 ),
             })
         })
@@ -1327,7 +1422,7 @@ impl Store for SqliteStore {
         meta: Option<&str>,
     ) -> Result<bool> {
         let _timer = self.timer("update_version");
-        let _w = self.write_objects().await;
+        let _w = self.write_objects().await?;
         let res = at_query("UPDATE object_versions SET enabled = $5, nbf = $6, exp = $7, updated = $8, tags = $9, content_type = $10, meta = $11
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4
                AND EXISTS (SELECT 1 FROM objects o WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND o.deleted_date IS NULL)", at)
@@ -1339,9 +1434,9 @@ impl Store for SqliteStore {
         .bind(tags_json(tags)?)
         .bind(content_type)
         .bind(meta)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -1359,9 +1454,9 @@ impl Store for SqliteStore {
             .bind(q.deleted)
             .bind(q.after.unwrap_or(""))
             .bind(q.limit as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter().map(|r| version_from_row(r, false)).collect()
     }
 
@@ -1376,9 +1471,9 @@ impl Store for SqliteStore {
         let rows = at_query(sqlx::AssertSqlSafe(sql), at)
             .bind(after_seq)
             .bind(limit as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter().map(|r| version_from_row(r, false)).collect()
     }
 
@@ -1388,13 +1483,13 @@ impl Store for SqliteStore {
              ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key
              WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 ORDER BY v.seq"
         );
-        let rows = at_query(sqlx::AssertSqlSafe(sql), at).fetch_all(&self.pool).await.map_err(backend)?;
+        let rows = at_query(sqlx::AssertSqlSafe(sql), at).fetch_all(&self.pool()).await.map_err(|e| self.fail(e))?;
         rows.iter().map(|r| version_from_row(r, true)).collect()
     }
 
     async fn delete_object(&self, at: &ObjectRef<'_>, d: &Deletion) -> Result<bool> {
         let _timer = self.timer("delete_object");
-        let _w = self.write_objects().await;
+        let _w = self.write_objects().await?;
         let res = at_query(
             "UPDATE objects SET deleted_date = $4, scheduled_purge_date = $5
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NULL",
@@ -1402,30 +1497,30 @@ impl Store for SqliteStore {
         )
         .bind(d.deleted_date)
         .bind(d.scheduled_purge_date)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn recover_object(&self, at: &ObjectRef<'_>) -> Result<bool> {
         let _timer = self.timer("recover_object");
-        let _w = self.write_objects().await;
+        let _w = self.write_objects().await?;
         let res = at_query(
             "UPDATE objects SET deleted_date = NULL, scheduled_purge_date = NULL
              WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL",
             at,
         )
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn purge_object(&self, at: &ObjectRef<'_>, due_by: Option<i64>) -> Result<bool> {
         let _timer = self.timer("purge_object");
-        let _w = self.write_objects().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_objects().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let res = at_query(
             "DELETE FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND deleted_date IS NOT NULL
                AND ($4 IS NULL OR scheduled_purge_date <= $4)",
@@ -1434,7 +1529,7 @@ impl Store for SqliteStore {
         .bind(due_by)
         .execute(&mut *tx)
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         if res.rows_affected() != 1 {
             return Ok(false);
         }
@@ -1442,9 +1537,9 @@ impl Store for SqliteStore {
             "DELETE FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3",
             "DELETE FROM expiry_events WHERE vault_id = $1 AND kind = $2 AND name_key = $3",
         ] {
-            at_query(stmt, at).execute(&mut *tx).await.map_err(backend)?;
+            at_query(stmt, at).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
         }
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(true)
     }
 
@@ -1452,14 +1547,14 @@ impl Store for SqliteStore {
         let Some(latest) = versions.iter().max_by_key(|v| v.seq) else {
             return Err(Error::bad_parameter("The backup holds no versions."));
         };
-        let _w = self.write_objects().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_objects().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let head = at_query("SELECT deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         if let Some(r) = head {
-            let deleted: Option<i64> = r.try_get("deleted_date").map_err(backend)?;
+            let deleted: Option<i64> = r.try_get("deleted_date").map_err(|e| self.fail(e))?;
             return Ok(if deleted.is_some() { PutOutcome::NameDeleted } else { PutOutcome::NameTaken });
         }
         for v in versions {
@@ -1471,8 +1566,8 @@ impl Store for SqliteStore {
             .bind(latest.seq)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(PutOutcome::Written)
     }
 
@@ -1494,21 +1589,21 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(near_until)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         rows.iter()
             .map(|r| {
-                let kind: String = r.try_get("kind").map_err(backend)?;
-                let expires: i64 = r.try_get("exp").map_err(backend)?;
+                let kind: String = r.try_get("kind").map_err(|e| self.fail(e))?;
+                let expires: i64 = r.try_get("exp").map_err(|e| self.fail(e))?;
                 Ok(ExpiringVersion {
                     expired: expires <= now,
-                    name_key: r.try_get("name_key").map_err(backend)?,
-                    vault_id: r.try_get("vault_id").map_err(backend)?,
-                    vault_name: r.try_get("vault_name").map_err(backend)?,
+                    name_key: r.try_get("name_key").map_err(|e| self.fail(e))?,
+                    vault_id: r.try_get("vault_id").map_err(|e| self.fail(e))?,
+                    vault_name: r.try_get("vault_name").map_err(|e| self.fail(e))?,
                     kind: ObjectKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
-                    name: r.try_get("name").map_err(backend)?,
-                    version: r.try_get("version").map_err(backend)?,
+                    name: r.try_get("name").map_err(|e| self.fail(e))?,
+                    version: r.try_get("version").map_err(|e| self.fail(e))?,
                     expires,
                 })
             })
@@ -1516,7 +1611,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_expiry_event(&self, v: &ExpiringVersion) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         sqlx::query(
             "INSERT INTO expiry_events (vault_id, kind, name_key, version, event) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT DO NOTHING",
@@ -1526,16 +1621,16 @@ impl Store for SqliteStore {
         .bind(&v.name_key)
         .bind(&v.version)
         .bind(if v.expired { "expired" } else { "near-expiry" })
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<()> {
         let _timer = self.timer("append_audit");
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_lock().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         // Many rows per statement: each statement is a round trip to the connection's thread,
         // which cost more than the insert itself.
         for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
@@ -1552,9 +1647,9 @@ impl Store for SqliteStore {
                     .push_bind(r.object.as_deref())
                     .push_bind(&r.body);
             });
-            insert.build().execute(&mut *tx).await.map_err(backend)?;
+            insert.build().execute(&mut *tx).await.map_err(|e| self.fail(e))?;
         }
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(|e| self.fail(e))
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
@@ -1590,20 +1685,20 @@ impl Store for SqliteStore {
         for v in numbers.iter().filter_map(|(v, _)| *v) {
             query = query.bind(v);
         }
-        let rows = query.bind(q.limit as i64).fetch_all(&self.pool).await.map_err(backend)?;
+        let rows = query.bind(q.limit as i64).fetch_all(&self.pool()).await.map_err(|e| self.fail(e))?;
         rows.iter().map(audit_from_row).collect()
     }
 
     async fn audit_head(&self) -> Result<Option<AuditRow>> {
         let row = sqlx::query("SELECT * FROM audit_records ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         row.as_ref().map(audit_from_row).transpose()
     }
 
     async fn add_audit_checkpoint(&self, c: &AuditCheckpoint) -> Result<()> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await?;
         sqlx::query(
             "INSERT INTO audit_checkpoints (seq, hash, time_ms, signature) VALUES ($1, $2, $3, $4)
              ON CONFLICT (seq) DO NOTHING",
@@ -1612,65 +1707,65 @@ impl Store for SqliteStore {
         .bind(&c.hash)
         .bind(c.time_ms)
         .bind(&c.signature)
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await
-        .map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     async fn list_audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>> {
         let rows = sqlx::query("SELECT seq, hash, time_ms, signature FROM audit_checkpoints ORDER BY seq")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         rows.iter()
             .map(|r| {
                 Ok(AuditCheckpoint {
-                    seq: r.try_get("seq").map_err(backend)?,
-                    hash: r.try_get("hash").map_err(backend)?,
-                    time_ms: r.try_get("time_ms").map_err(backend)?,
-                    signature: r.try_get("signature").map_err(backend)?,
+                    seq: r.try_get("seq").map_err(|e| self.fail(e))?,
+                    hash: r.try_get("hash").map_err(|e| self.fail(e))?,
+                    time_ms: r.try_get("time_ms").map_err(|e| self.fail(e))?,
+                    signature: r.try_get("signature").map_err(|e| self.fail(e))?,
                 })
             })
             .collect()
     }
 
     async fn purge_audit_through(&self, seq: i64, anchor: &[u8]) -> Result<u64> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_lock().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let gone = sqlx::query("DELETE FROM audit_records WHERE seq <= $1")
             .bind(seq)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?
+            .map_err(|e| self.fail(e))?
             .rows_affected();
         sqlx::query("DELETE FROM audit_checkpoints WHERE seq < $1")
             .bind(seq)
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ('audit/anchor', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(anchor)
         .execute(&mut *tx)
         .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(gone)
     }
 
     async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()> {
-        let _w = self.write_objects().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let _w = self.write_objects().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let mut payloads = Vec::new();
         for (at, ver) in [a, b] {
             let r = at_query("SELECT payload FROM object_versions WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4", at)
                 .bind(ver)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(backend)?;
-            payloads.push(r.try_get::<Vec<u8>, _>("payload").map_err(backend)?);
+                .map_err(|e| self.fail(e))?;
+            payloads.push(r.try_get::<Vec<u8>, _>("payload").map_err(|e| self.fail(e))?);
         }
         for ((at, ver), payload) in [a, b].into_iter().zip(payloads.into_iter().rev()) {
             at_query("UPDATE object_versions SET payload = $5 WHERE vault_id = $1 AND kind = $2 AND name_key = $3 AND version = $4", at)
@@ -1678,9 +1773,9 @@ impl Store for SqliteStore {
                 .bind(payload)
                 .execute(&mut *tx)
                 .await
-                .map_err(backend)?;
+                .map_err(|e| self.fail(e))?;
         }
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(|e| self.fail(e))
     }
 }
 

@@ -127,6 +127,18 @@ impl FileSink {
         Ok(notice)
     }
 
+    /// Appends records `(seq, line)` in order, skipping those the files already hold (a seq at
+    /// or below the last one written): catching up after a failure is idempotent, so a record
+    /// is never written twice, whatever was written before the failure.
+    pub fn append_records(&mut self, records: &[(i64, String)], last_hash: &str) -> std::io::Result<Option<String>> {
+        let written = self.last.as_ref().map_or(0, |l| l.0);
+        let fresh: Vec<String> = records.iter().filter(|(seq, _)| *seq > written).map(|(_, l)| l.clone()).collect();
+        let Some(last_seq) = records.last().map(|(seq, _)| *seq).filter(|seq| *seq > written) else {
+            return Ok(None);
+        };
+        self.append(&fresh, Some((last_seq, last_hash.to_string())))
+    }
+
     pub fn needs_rotation(&self) -> bool {
         self.file.as_ref().and_then(|f| f.metadata().ok()).is_some_and(|m| m.len() > self.config.max_bytes)
     }
@@ -184,5 +196,24 @@ mod tests {
             sink.rotate().expect("rotate");
         }
         assert!(!rotated(&path, 3).exists(), "only max_files rotated files are kept");
+    }
+
+    #[test]
+    fn records_already_written_are_not_written_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let mut sink = FileSink::new(FileSinkConfig { path: path.clone(), max_bytes: 1 << 20, max_files: 2 });
+        let rec = |seq: i64| (seq, format!("{{\"seq\":{seq},\"hash\":\"h{seq}\"}}"));
+        sink.append_records(&[rec(1), rec(2), rec(3)], "h3").expect("append");
+        // A catch-up that overlaps what the file has (records 2 and 3) writes only 4 and 5.
+        sink.append_records(&[rec(2), rec(3), rec(4), rec(5)], "h5").expect("catch up");
+        sink.append_records(&[rec(5)], "h5").expect("nothing new");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let seqs: Vec<i64> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["seq"].as_i64().expect("seq"))
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        assert_eq!(sink.last, Some((5, "h5".into())));
     }
 }

@@ -650,14 +650,12 @@ impl FileSide {
                 })
                 .await
                 .map_err(|e| format!("the audit store cannot be read: {}", e.message))?;
-            let Some(page_last) = missing.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default())) else { break };
-            from = page_last.0;
-            let (notice, _) =
-                append_blocking(&file, missing.into_iter().map(|r| r.body).collect(), Some(page_last)).await?;
+            let Some(page_last) = missing.last().map(|r| r.seq) else { break };
+            from = page_last;
+            let (notice, _) = append_blocking(&file, missing.into_iter().map(|r| (r.seq, r.body)).collect()).await?;
             notices.extend(notice);
         }
-        let last = rows.last().map(|r| (r.seq, hash_of(&r.body).unwrap_or_default()));
-        let (notice, rotate) = append_blocking(&file, rows.iter().map(|r| r.body.clone()).collect(), last).await?;
+        let (notice, rotate) = append_blocking(&file, rows.iter().map(|r| (r.seq, r.body.clone())).collect()).await?;
         for n in notices.into_iter().chain(notice) {
             tracing::warn!(target: "coffer::audit", "{n}");
             notes.push(("AuditFileReplaced", n));
@@ -686,17 +684,19 @@ impl FileSide {
 /// Rows read from the store at a time when the file sink catches up after a failure.
 const CATCH_UP_PAGE: usize = 10_000;
 
-/// Appends lines to the file sink on a blocking thread: (a notice if the file had been
-/// deleted or replaced, whether it is due for rotation).
+/// Appends records `(seq, line)` to the file sink on a blocking thread, skipping any the file
+/// already holds: (a notice if the file had been deleted or replaced, whether it is due for
+/// rotation).
 async fn append_blocking(
     file: &Arc<Mutex<FileSink>>,
-    lines: Vec<String>,
-    last: Option<(i64, String)>,
+    records: Vec<(i64, String)>,
 ) -> Result<(Option<String>, bool), String> {
     let file = file.clone();
+    let last_hash = records.last().and_then(|(_, body)| hash_of(body)).unwrap_or_default();
     tokio::task::spawn_blocking(move || {
         let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
-        let notice = f.append(&lines, last).map_err(|e| format!("the audit file cannot be written: {e}"))?;
+        let notice =
+            f.append_records(&records, &last_hash).map_err(|e| format!("the audit file cannot be written: {e}"))?;
         Ok((notice, f.needs_rotation()))
     })
     .await
