@@ -96,11 +96,7 @@ fn validate_password(p: &str) -> Result<()> {
 
 /// Hashes a secret off the async threads (argon2id is deliberately slow).
 async fn hash(secret: Zeroizing<String>) -> Result<String> {
-    let _turn = password_turn().await?;
-    tokio::task::spawn_blocking(move || coffer_crypto::password::hash(&secret))
-        .await
-        .map_err(|e| Error::internal(format!("hashing: {e}")))?
-        .map_err(Into::into)
+    on_password_thread(move || coffer_crypto::password::hash(&secret)).await?.map_err(Into::into)
 }
 
 fn new_credential(
@@ -161,15 +157,11 @@ pub async fn live_credentials(state: &AppState, principal_id: &str, kind: &str) 
         .collect())
 }
 
-/// The credential whose hash `secret` matches, checked off the async threads. When there is
-/// nothing to check against, a decoy hash is verified so timing reveals nothing. At most one
-/// check per core runs at once (each takes argon2id's 19 MiB and a core for tens of
-/// milliseconds); a burst waits its turn, and past `PASSWORD_QUEUE` waiting checks it is
-/// refused with 429, so a flood of sign-ins neither grows memory nor starves requests.
+/// The credential whose hash `secret` matches, checked on a password thread. When there is
+/// nothing to check against, a decoy hash is verified so timing reveals nothing.
 pub async fn match_secret(candidates: Vec<Credential>, secret: &str) -> Result<Option<Credential>> {
     let secret = Zeroizing::new(secret.to_string());
-    let _turn = password_turn().await?;
-    Ok(tokio::task::spawn_blocking(move || {
+    on_password_thread(move || {
         if candidates.is_empty() {
             let _ = coffer_crypto::password::verify(&secret, decoy_hash());
             return None;
@@ -177,42 +169,63 @@ pub async fn match_secret(candidates: Vec<Credential>, secret: &str) -> Result<O
         candidates.into_iter().find(|c| coffer_crypto::password::verify(&secret, &c.secret_hash))
     })
     .await
-    .ok()
-    .flatten())
 }
 
-/// Password checks allowed to wait for a core, beyond the ones running.
+/// Password checks that may wait for a password thread; past that a burst is refused (429).
 pub const PASSWORD_QUEUE: usize = 64;
 
-struct PasswordWork {
-    running: tokio::sync::Semaphore,
-    waiting: std::sync::atomic::AtomicUsize,
-}
+type PasswordJob = Box<dyn FnOnce() + Send>;
 
-/// The process's password-hashing slots: one per core (a process-wide resource, as memory
-/// and cores are).
-fn password_work() -> &'static PasswordWork {
-    static WORK: std::sync::OnceLock<PasswordWork> = std::sync::OnceLock::new();
-    WORK.get_or_init(|| PasswordWork {
-        running: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
-        waiting: std::sync::atomic::AtomicUsize::new(0),
+/// The queue of the password threads: one thread per core, for the whole process. argon2id
+/// takes 19 MiB and a core for tens of milliseconds per check; on the shared blocking pool a
+/// burst ran one check per request at once, and every thread that ever ran one kept its
+/// 19 MiB in its allocator arena (24 sign-ins at once: +440 MiB, kept). A few long-lived
+/// threads bound both the cores and the memory password checks can take.
+fn password_queue() -> &'static std::sync::mpsc::SyncSender<PasswordJob> {
+    static QUEUE: std::sync::OnceLock<std::sync::mpsc::SyncSender<PasswordJob>> = std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<PasswordJob>(PASSWORD_QUEUE);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("coffer-password-{i}")).spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(poisoned) => poisoned.into_inner().recv(),
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "a password thread could not be started");
+            }
+        }
+        tx
     })
 }
 
-/// A turn to hash a password, or 429 when too many already wait.
-async fn password_turn() -> Result<tokio::sync::SemaphorePermit<'static>> {
-    use std::sync::atomic::Ordering;
-    let work = password_work();
-    let busy = || {
-        Error::new(ErrorKind::TooManyRequests, "TooManyRequests", "Too many sign-ins at once; try again in a second.")
-    };
-    if work.waiting.fetch_add(1, Ordering::AcqRel) >= PASSWORD_QUEUE {
-        work.waiting.fetch_sub(1, Ordering::AcqRel);
-        return Err(busy());
-    }
-    let permit = work.running.acquire().await;
-    work.waiting.fetch_sub(1, Ordering::AcqRel);
-    permit.map_err(|_| busy())
+/// Runs `f` on a password thread: 429 when the queue is full, 503 if no thread runs.
+async fn on_password_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: PasswordJob = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    password_queue().try_send(job).map_err(|e| match e {
+        std::sync::mpsc::TrySendError::Full(_) => Error::new(
+            ErrorKind::TooManyRequests,
+            "TooManyRequests",
+            "Too many sign-ins at once; try again in a second.",
+        ),
+        std::sync::mpsc::TrySendError::Disconnected(_) => {
+            Error::unavailable("PasswordCheckUnavailable", "No password thread is running.")
+        }
+    })?;
+    rx.await.map_err(|_| Error::unavailable("PasswordCheckUnavailable", "A password check was lost."))
 }
 
 /// Signs a user in with name and password: the user and the password credential, or `None`
