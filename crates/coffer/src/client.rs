@@ -60,6 +60,9 @@ pub struct Settings {
     pub ca_file: Option<String>,
     pub tenant_id: String,
     pub auth: Auth,
+    /// The profile a refresh token came from: refresh tokens are single-use, so each new one
+    /// is written back there.
+    pub profile: Option<String>,
 }
 
 pub fn env(name: &str) -> Option<String> {
@@ -78,6 +81,22 @@ pub fn profile_path(name: &str) -> CliResult<std::path::PathBuf> {
         return Err(CliError::Usage(format!("invalid profile name '{name}': use letters, digits, '-' and '_'")));
     }
     Ok(config_dir().join("profiles").join(format!("{name}.json")))
+}
+
+/// An exclusive lock on a profile (`NAME.lock` beside it), released when dropped.
+fn lock_profile(name: &str) -> CliResult<std::fs::File> {
+    let path = profile_path(name)?.with_extension("lock");
+    let io = |e: std::io::Error| CliError::Usage(format!("cannot lock {}: {e}", path.display()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts.open(&path).map_err(io)?;
+    f.lock().map_err(io)?;
+    Ok(f)
 }
 
 pub fn load_profile(name: &str) -> CliResult<Option<Profile>> {
@@ -130,15 +149,20 @@ impl Settings {
             .or_else(|| saved.as_ref().map(|p| p.tenant_id.clone()))
             .ok_or_else(|| CliError::Usage(format!("COFFER_TENANT_ID is not set: {hint}")))?;
         let ca_file = env("COFFER_CA_FILE").or_else(|| saved.as_ref().and_then(|p| p.ca_file.clone()));
-        let auth = match (env("COFFER_CLIENT_ID"), env("COFFER_CLIENT_SECRET")) {
-            (Some(client_id), Some(secret)) => Auth::ClientSecret { client_id, client_secret: Zeroizing::new(secret) },
-            _ => saved.map(|p| p.auth).ok_or_else(|| {
-                CliError::Usage(format!(
-                    "COFFER_CLIENT_ID/COFFER_CLIENT_SECRET are not set and there is no profile '{profile}': {hint}"
-                ))
-            })?,
+        let (auth, from_profile) = match (env("COFFER_CLIENT_ID"), env("COFFER_CLIENT_SECRET")) {
+            (Some(client_id), Some(secret)) => {
+                (Auth::ClientSecret { client_id, client_secret: Zeroizing::new(secret) }, None)
+            }
+            _ => (
+                saved.map(|p| p.auth).ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "COFFER_CLIENT_ID/COFFER_CLIENT_SECRET are not set and there is no profile '{profile}': {hint}"
+                    ))
+                })?,
+                Some(profile.to_string()),
+            ),
         };
-        Ok(Self { server: server.trim_end_matches('/').to_string(), ca_file, tenant_id, auth })
+        Ok(Self { server: server.trim_end_matches('/').to_string(), ca_file, tenant_id, auth, profile: from_profile })
     }
 }
 
@@ -241,6 +265,20 @@ impl Client {
         }
         let url = format!("{}/{}/oauth2/v2.0/token", self.settings.server, self.settings.tenant_id);
         let scope = format!("{resource}/.default");
+        // A refresh token is single-use: hold the profile's lock from reading the newest one
+        // to saving the next, so concurrent invocations take turns instead of replaying it.
+        let _turn = match (&self.settings.auth, &self.settings.profile) {
+            (Auth::RefreshToken { .. }, Some(name)) => {
+                let lock = lock_profile(name)?;
+                if let Some(saved) = load_profile(name)?
+                    && matches!(saved.auth, Auth::RefreshToken { .. })
+                {
+                    self.settings.auth = saved.auth;
+                }
+                Some(lock)
+            }
+            _ => None,
+        };
         let form: Vec<(&str, &str)> = match &self.settings.auth {
             Auth::ClientSecret { client_id, client_secret } => vec![
                 ("grant_type", "client_credentials"),
@@ -256,6 +294,16 @@ impl Client {
             ],
         };
         let body = self.post_form(&url, &form).await?;
+        if let (Auth::RefreshToken { username, .. }, Some(next)) = (&self.settings.auth, body["refresh_token"].as_str()) {
+            self.settings.auth =
+                Auth::RefreshToken { username: username.clone(), refresh_token: Zeroizing::new(next.to_string()) };
+            if let Some(name) = &self.settings.profile
+                && let Some(mut saved) = load_profile(name)?
+            {
+                saved.auth = self.settings.auth.clone();
+                save_profile(name, &saved)?;
+            }
+        }
         let token = Zeroizing::new(body["access_token"].as_str().unwrap_or_default().to_string());
         self.tokens.insert(resource.to_string(), token.clone());
         Ok(token)
@@ -277,6 +325,11 @@ impl Client {
             return Err(CliError::Server(format!("sign-in failed ({status}): {desc}")));
         }
         Ok(body)
+    }
+
+    /// How this client signs in now (a refresh token is replaced each time it is used).
+    pub fn auth(&self) -> &Auth {
+        &self.settings.auth
     }
 
     /// A token for the management resource (used by `coffer login` to check credentials).

@@ -50,6 +50,7 @@ pub async fn login(args: LoginArgs, profile: &str) -> CliResult<Option<Value>> {
                 ca_file: ca_file.clone(),
                 tenant_id: tenant_id.clone(),
                 auth: Auth::RefreshToken { username: username.clone(), refresh_token: Zeroizing::new(String::new()) },
+                profile: None,
             })?;
             let url = format!("{server}/{tenant_id}/oauth2/v2.0/token");
             let host = reqwest::Url::parse(&server).map_err(|e| CliError::Usage(format!("invalid --server: {e}")))?;
@@ -80,9 +81,12 @@ pub async fn login(args: LoginArgs, profile: &str) -> CliResult<Option<Value>> {
         ca_file: p.ca_file.clone(),
         tenant_id: p.tenant_id.clone(),
         auth: p.auth.clone(),
+        profile: None,
     })?;
     c.management_token().await?;
     let object_id = c.own_object_id().await?;
+    // The check redeemed the refresh token (single-use): save the one that replaced it.
+    let p = Profile { auth: c.auth().clone(), ..p };
     let path = save_profile(profile, &p)?;
     Ok(Some(
         json!({"profile": profile, "path": path.display().to_string(), "server": server, "tenant_id": tenant_id, "object_id": object_id}),
@@ -101,6 +105,7 @@ pub async fn logout(profile: &str) -> CliResult<Option<Value>> {
             ca_file: p.ca_file.clone(),
             tenant_id: p.tenant_id.clone(),
             auth: p.auth.clone(),
+            profile: None,
         };
         if let Ok(c) = Client::new(settings) {
             let url = format!("{}/{}/oauth2/v2.0/revoke", p.server, p.tenant_id);
