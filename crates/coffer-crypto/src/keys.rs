@@ -239,7 +239,14 @@ impl KeyMaterial {
 
     fn ec_pkcs8(curve: Curve, der: &[u8]) -> Self {
         let crv = Some(curve.name().into());
-        Self { kty: "EC".into(), crv, der: Some(b64::url_encode(der)), k: None, exportable: false, parsed: Parsed::default() }
+        Self {
+            kty: "EC".into(),
+            crv,
+            der: Some(b64::url_encode(der)),
+            k: None,
+            exportable: false,
+            parsed: Parsed::default(),
+        }
     }
 
     fn oct_bytes(k: &[u8]) -> Self {

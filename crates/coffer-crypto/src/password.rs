@@ -25,7 +25,8 @@ fn compute(algorithm: Algorithm, version: Version, params: Params, secret: &[u8]
             *area = vec![Block::default(); blocks];
         }
         // The first pass writes every block before reading it, so earlier contents do not matter.
-        let done = Argon2::new(algorithm, version, params).hash_password_into_with_memory(secret, salt, out, &mut area[..]);
+        let done =
+            Argon2::new(algorithm, version, params).hash_password_into_with_memory(secret, salt, out, &mut area[..]);
         area.iter_mut().for_each(|b| *b = Block::default());
         done.is_ok()
     })

@@ -134,11 +134,7 @@ pub async fn start(config: ServerConfig, clock: Option<Arc<dyn Clock>>) -> anyho
         .acceptor(acceptor)
         .first_request_timeout(limits.header_timeout)
         .handle(handle.clone());
-    server
-        .http_builder()
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+    server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
     server.http_builder().http2().timer(hyper_util::rt::TokioTimer::new()).keep_alive_interval(limits.header_timeout);
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     crate::jobs::spawn(state.clone());

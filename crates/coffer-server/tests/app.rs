@@ -196,7 +196,8 @@ async fn tokens_of_another_tenant_or_a_missing_principal_are_refused() {
     assert!(headers.get("www-authenticate").is_some(), "a token of another tenant gets the challenge");
     // A well-signed token for a principal that does not exist.
     let ghost = Principal { object_id: "ghost".into(), tenant_id: h.opened.credentials.tenant_id.clone(), ..stranger };
-    let (t, _) = state.tokens.issue(&ghost, None, None, "https://vault.localhost:8443", &state.names, START).expect("issue");
+    let (t, _) =
+        state.tokens.issue(&ghost, None, None, "https://vault.localhost:8443", &state.names, START).expect("issue");
     let (s, _, headers) = h.call("GET", VAULT_HOST, "/secrets?api-version=7.6", Some(&t), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(headers.get("www-authenticate").is_some());

@@ -295,11 +295,11 @@ impl SqliteStore {
                 Ok(mut p) => std::mem::replace(&mut *p, fresh),
                 Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), fresh),
             };
-            if let Ok(mut at) = self.reopened.lock() {
-                if at.is_none_or(|t| t.elapsed() >= QUIET_REOPEN_LOGS) {
-                    tracing::warn!("the database had a fault: its connections were reopened");
-                    *at = Some(std::time::Instant::now());
-                }
+            if let Ok(mut at) = self.reopened.lock()
+                && at.is_none_or(|t| t.elapsed() >= QUIET_REOPEN_LOGS)
+            {
+                tracing::warn!("the database had a fault: its connections were reopened");
+                *at = Some(std::time::Instant::now());
             }
             tokio::spawn(async move { old.close().await });
         }
@@ -332,11 +332,12 @@ impl SqliteStore {
             sqlx::query(sqlx::AssertSqlSafe(*stmt)).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
         }
         for (table, column, decl) in ADDED_COLUMNS {
-            let exists: Option<i64> =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'")))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| self.fail(e))?;
+            let exists: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
+            )))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.fail(e))?;
             if exists.is_none() {
                 let alter = format!("ALTER TABLE {table} ADD COLUMN {column} {decl}");
                 sqlx::query(sqlx::AssertSqlSafe(alter)).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
@@ -560,8 +561,11 @@ impl Store for SqliteStore {
 
     async fn delete_meta(&self, key: &str) -> Result<bool> {
         let _w = self.write_lock().await?;
-        let res =
-            sqlx::query("DELETE FROM meta WHERE key = $1").bind(key).execute(&self.pool()).await.map_err(|e| self.fail(e))?;
+        let res = sqlx::query("DELETE FROM meta WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool())
+            .await
+            .map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -572,7 +576,9 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool())
             .await
             .map_err(|e| self.fail(e))?;
-        rows.iter().map(|r| Ok((r.try_get("key").map_err(|e| self.fail(e))?, r.try_get("value").map_err(|e| self.fail(e))?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("key").map_err(|e| self.fail(e))?, r.try_get("value").map_err(|e| self.fail(e))?)))
+            .collect()
     }
 
     async fn create_tenant(&self, t: &Tenant) -> Result<()> {
@@ -598,8 +604,10 @@ impl Store for SqliteStore {
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let rows =
-            sqlx::query("SELECT * FROM tenants ORDER BY created, id").fetch_all(&self.pool()).await.map_err(|e| self.fail(e))?;
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY created, id")
+            .fetch_all(&self.pool())
+            .await
+            .map_err(|e| self.fail(e))?;
         rows.iter().map(tenant_from_row).collect()
     }
 
@@ -1317,7 +1325,12 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| self.fail(e))?;
         rows.iter()
-            .map(|r| Ok((r.try_get("vault_name").map_err(|e| self.fail(e))?, r.try_get("name_key").map_err(|e| self.fail(e))?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("vault_name").map_err(|e| self.fail(e))?,
+                    r.try_get("name_key").map_err(|e| self.fail(e))?,
+                ))
+            })
             .collect()
     }
 

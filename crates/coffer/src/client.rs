@@ -294,7 +294,8 @@ impl Client {
             ],
         };
         let body = self.post_form(&url, &form).await?;
-        if let (Auth::RefreshToken { username, .. }, Some(next)) = (&self.settings.auth, body["refresh_token"].as_str()) {
+        if let (Auth::RefreshToken { username, .. }, Some(next)) = (&self.settings.auth, body["refresh_token"].as_str())
+        {
             self.settings.auth =
                 Auth::RefreshToken { username: username.clone(), refresh_token: Zeroizing::new(next.to_string()) };
             if let Some(name) = &self.settings.profile

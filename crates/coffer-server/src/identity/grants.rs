@@ -324,7 +324,9 @@ fn verify_assertion(
     let int = |k: &str| claim(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
     let ok = claim("iss").and_then(|v| v.as_str()) == Some(client_id)
         && claim("sub").and_then(|v| v.as_str()) == Some(client_id)
-        && claim("aud").and_then(|v| v.as_str()).is_some_and(|aud| audiences.iter().any(|a| aud.eq_ignore_ascii_case(a)))
+        && claim("aud")
+            .and_then(|v| v.as_str())
+            .is_some_and(|aud| audiences.iter().any(|a| aud.eq_ignore_ascii_case(a)))
         && int("exp").is_some_and(|exp| exp > now - SKEW_SECS && exp - now <= MAX_ASSERTION_LIFETIME_SECS + SKEW_SECS)
         && int("nbf").is_none_or(|nbf| nbf <= now + SKEW_SECS);
     let jti = claim("jti").and_then(|v| v.as_str()).filter(|j| !j.is_empty())?.to_string();
@@ -338,7 +340,10 @@ async fn password(state: &SharedState, tenant: &str, form: &Form) -> Result<Outc
         return Ok(Outcome::Failed(invalid_request("The password grant needs 'username' and 'password'.")));
     };
     Ok(match crate::directory::authenticate_user(state, tenant, username, password).await? {
-        Some((principal, credential)) => Outcome::Ok(SignIn { through_app: through_app(state, tenant, form).await?, ..SignIn::new(principal, credential) }),
+        Some((principal, credential)) => Outcome::Ok(SignIn {
+            through_app: through_app(state, tenant, form).await?,
+            ..SignIn::new(principal, credential)
+        }),
         None => Outcome::Failed(invalid_grant()),
     })
 }
@@ -361,8 +366,11 @@ async fn refresh(state: &SharedState, tenant: &str, form: &Form) -> Result<Outco
     let (Some(principal), Some(credential)) = (principal, credential) else {
         return Ok(Outcome::Failed(invalid_grant()));
     };
-    let sign_in =
-        SignIn { through_app: rec.through_app.clone(), family: Some(rec.family.clone()), ..SignIn::new(principal, credential) };
+    let sign_in = SignIn {
+        through_app: rec.through_app.clone(),
+        family: Some(rec.family.clone()),
+        ..SignIn::new(principal, credential)
+    };
     // Single use: redeeming marks this token used and stores its successor in one step; a
     // token presented a second time (stolen, or replayed) revokes the whole chain.
     let (next, next_record) = new_refresh_token(&sign_in, sign_in.family.as_deref(), now);
@@ -460,9 +468,7 @@ pub async fn managed_identity(
                 Err(e) => ApiError(e).into_response(),
             }
         }
-        Ok(None) => {
-            mi_error(StatusCode::UNAUTHORIZED, "The identity header is not valid for this managed identity.")
-        }
+        Ok(None) => mi_error(StatusCode::UNAUTHORIZED, "The identity header is not valid for this managed identity."),
         Err(e) => ApiError(e).into_response(),
     }
 }

@@ -7,8 +7,8 @@ use coffer_core::principal::{Principal, PrincipalKind};
 use coffer_core::vault::Vault;
 
 use coffer_store::{
-    AuditCheckpoint, AuditQuery, AuditRow, Credential, ListQuery, NewVersion, ObjectRef, PutOutcome,
-    Redeemed, RefreshTokenRecord, Store, Tenant,
+    AuditCheckpoint, AuditQuery, AuditRow, Credential, ListQuery, NewVersion, ObjectRef, PutOutcome, Redeemed,
+    RefreshTokenRecord, Store, Tenant,
 };
 
 fn vault(id: &str, name: &str) -> Vault {
