@@ -394,10 +394,10 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn allow(reason: String) -> Self {
+    pub fn allow(reason: String) -> Self {
         Self { allowed: true, reasons: vec![reason] }
     }
-    fn deny(reason: String) -> Self {
+    pub fn deny(reason: String) -> Self {
         Self { allowed: false, reasons: vec![reason] }
     }
 }

@@ -92,6 +92,25 @@ pub async fn decide_data(
     Ok(evaluate(vault, caller, action, &Target { area, name }, &assignments))
 }
 
+/// The decision for a principal as enforcement would reach it: a disabled principal is refused
+/// before any grant is looked at (`auth::resolve_caller`), so it is denied here too. Used by
+/// `explain` and `who-can`, so both agree with enforcement.
+pub async fn decide_for_principal(
+    state: &AppState,
+    vault: &Vault,
+    principal: &Principal,
+    action: DataAction,
+    name: Option<&str>,
+) -> Result<(Caller, Decision)> {
+    let subject = caller_of(state, principal).await?;
+    if !principal.enabled {
+        let why = format!("principal '{}' is disabled: it cannot sign in and its tokens are refused", principal.name);
+        return Ok((subject, Decision::deny(why)));
+    }
+    let d = decide_data(state, vault, &subject, action, name).await?;
+    Ok((subject, d))
+}
+
 /// Enforces a data-plane permission: Ok, or Azure's 403 for the vault's model.
 pub async fn authorize_data(
     state: &AppState,
@@ -507,8 +526,7 @@ async fn explain(
     let (vault, action, name) = question(&state, &caller, &q).await?;
     let assignee = q.assignee.as_deref().ok_or_else(|| Error::bad_parameter("The property 'assignee' is required."))?;
     let principal = crate::directory::find(&state, &caller.tenant_id, assignee).await?;
-    let subject = caller_of(&state, &principal).await?;
-    let d = decide_data(&state, &vault, &subject, action, name).await?;
+    let (subject, d) = decide_for_principal(&state, &vault, &principal, action, name).await?;
     let mut out = decision_json(&d, &vault, action);
     out["assignee"] = json!({"object_id": principal.object_id, "name": principal.name, "type": principal.kind.as_str(), "groups": subject.groups});
     Ok(json_response(StatusCode::OK, out))
@@ -561,8 +579,7 @@ pub(crate) async fn who_can(
         else {
             continue;
         };
-        let subject = caller_of(&state, &p).await?;
-        let d = decide_data(&state, &vault, &subject, action, name).await?;
+        let (_, d) = decide_for_principal(&state, &vault, &p, action, name).await?;
         if d.allowed {
             out.push(json!({"object_id": p.object_id, "name": p.name, "type": p.kind.as_str(), "reasons": d.reasons}));
         }

@@ -163,6 +163,8 @@ pub fn build_app(state: SharedState) -> Router {
                 "The HTTP method is not supported on this path.",
             ))
         })
+        // Bodies arrive already read within the one limit (below).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
     let names = state.names.clone();
     Router::new().fallback(move |req: Request<Body>| {
@@ -201,7 +203,14 @@ pub fn build_app(state: SharedState) -> Router {
                         if let Some(uri) = crate::management::normalize_arm_path(req.uri()) {
                             *req.uri_mut() = uri;
                         }
-                        control.oneshot(req).await
+                        // One body limit for every surface (the data plane's, 4 MiB), refused in
+                        // Azure's error shape (413, or 408 for a body that does not arrive) —
+                        // not axum's 2 MB with a plain-text answer. The handlers get it whole.
+                        let (parts, body) = req.into_parts();
+                        match crate::http::read_body(body, coffer_core::limits::MAX_REQUEST_BODY_BYTES).await {
+                            Ok(bytes) => control.oneshot(Request::from_parts(parts, Body::from(bytes))).await,
+                            Err(e) => Ok(ApiError(e).into_response()),
+                        }
                     }
                 };
                 match resp {

@@ -220,6 +220,7 @@ async fn issue(state: &SharedState, s: &SignIn, resource: &str, grant: Option<&s
     });
     if grant == Some("password") {
         let (token, record) = new_refresh_token(s, None, now);
+        stores_a_token(state).await?;
         state.store.add_refresh_token(&record).await?;
         body["refresh_token"] = token.as_str().into();
     }
@@ -243,6 +244,13 @@ fn new_refresh_token(s: &SignIn, family: Option<&str>, now: i64) -> (Zeroizing<S
         used: false,
     };
     (Zeroizing::new(format!("{id}.{}", secret.as_str())), record)
+}
+
+/// A sign-in that stores a refresh token changes state: it is recorded as started, durably,
+/// before the token is written (fail closed), like any other change.
+async fn stores_a_token(state: &SharedState) -> Result<()> {
+    crate::audit::note(|d| d.changes_state = true);
+    crate::audit::before_change(state).await
 }
 
 /// The application a user signs in through: the password grant's `client_id`, when it names
@@ -374,6 +382,7 @@ async fn refresh(state: &SharedState, tenant: &str, form: &Form) -> Result<Outco
     // Single use: redeeming marks this token used and stores its successor in one step; a
     // token presented a second time (stolen, or replayed) revokes the whole chain.
     let (next, next_record) = new_refresh_token(&sign_in, sign_in.family.as_deref(), now);
+    stores_a_token(state).await?;
     match state.store.redeem_refresh_token(&rec.id, &next_record, now).await? {
         Redeemed::Rotated => Ok(Outcome::Refreshed(sign_in, next)),
         Redeemed::Replayed => {
@@ -391,9 +400,14 @@ pub async fn revoke(State(state): State<SharedState>, Path(_tenant): Path<String
     if let Some((id, secret)) = field(&form, "token").and_then(|t| t.split_once('.'))
         && let Ok(Some(rec)) = state.store.get_refresh_token(id).await
         && ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), rec.secret_hash.as_bytes())
-        && let Err(e) = state.store.revoke_refresh_family(id).await
     {
-        return ApiError(e).into_response();
+        // Fail closed: the revocation is recorded as started before it happens.
+        if let Err(e) = crate::audit::before_change(&state).await {
+            return ApiError(e).into_response();
+        }
+        if let Err(e) = state.store.revoke_refresh_family(id).await {
+            return ApiError(e).into_response();
+        }
     }
     // As RFC 7009: unknown tokens are not an error.
     StatusCode::OK.into_response()

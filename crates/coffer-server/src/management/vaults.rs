@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_core::lifecycle::{DEFAULT_RETENTION_DAYS, RetentionPolicy};
-use coffer_core::limits::MAX_REQUEST_BODY_BYTES;
 use coffer_core::object::{Tags, validate_tags};
 use coffer_core::principal::Caller;
 use coffer_core::vault::{AccessPolicy, PolicyPermissions, Vault};
@@ -216,11 +215,6 @@ pub(crate) async fn create_or_update_vault(
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
     coffer_core::names::validate_vault_name(&name)?;
-    if body.len() > MAX_REQUEST_BODY_BYTES {
-        return Err(
-            Error::new(ErrorKind::PayloadTooLarge, "RequestBodyTooLarge", "The request body is too large.").into()
-        );
-    }
     let input: VaultIn = parse_body(&body)?;
     let now = state.clock.now();
     match input.properties.create_mode.as_deref().map(str::to_ascii_lowercase).as_deref() {

@@ -145,6 +145,21 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
+/// A name or version as one path segment of a data-plane path: percent-encoded, so a `/` (or
+/// `?`, `%`) in what the browser sent cannot change which route runs — the data plane then
+/// refuses the name, as it would over HTTP, and the audit label is the operation executed.
+pub(super) fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn status_of(e: &Error) -> StatusCode {
     crate::http::status_of(e.kind)
 }

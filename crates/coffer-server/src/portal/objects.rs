@@ -10,7 +10,7 @@ use super::pages::{
     Portal, Posted, Submit, VaultView, VersionRow, context, date, field, last_segment, signed_in, submit, vault_view,
     version_rows,
 };
-use super::{UserView, error_page, html, status_of};
+use super::{UserView, error_page, html, seg, status_of};
 use crate::http::ClientAddr;
 use crate::state::SharedState;
 
@@ -185,7 +185,7 @@ async fn item_page(
     (page.who, page.who_error) = super::pages::who_can(state, &p.caller, vault, kind, name, action).await;
     let mut status = StatusCode::OK;
     let again = || context(state, &p.caller, vault, addr);
-    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}/{name}"), None).await {
+    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}/{}", seg(name)), None).await {
         Ok(bundle) => {
             page.properties = properties(collection, &bundle);
             page.enabled = bundle["attributes"]["enabled"].as_bool().unwrap_or(false);
@@ -197,7 +197,14 @@ async fn item_page(
         }
     }
     if let Ok(ctx) = again().await {
-        match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}/{name}/versions"), None).await
+        match crate::dataplane::dispatch(
+            state,
+            ctx,
+            Method::GET,
+            &format!("/{collection}/{}/versions", seg(name)),
+            None,
+        )
+        .await
         {
             Ok(list) => page.versions = version_rows(list["value"].as_array().map(Vec::as_slice).unwrap_or(&[])),
             Err(e) if page.error.is_none() => {
@@ -243,7 +250,7 @@ macro_rules! object_pages {
             Posted { portal: p, .. }: Posted,
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
-            let path = format!("/{}/{name}", $collection);
+            let path = format!("/{}/{}", $collection, seg(&name));
             submit(&state, &p, &vault, addr, Submit { method: Method::DELETE, path, body: None, then }).await
         }
     };
@@ -267,7 +274,7 @@ pub async fn create_key(
     };
     let op = Submit {
         method: Method::POST,
-        path: format!("/keys/{name}/create"),
+        path: format!("/keys/{}/create", seg(&name)),
         body: Some(spec),
         then: format!("/portal/vaults/{vault}/keys/{name}"),
     };
@@ -291,7 +298,7 @@ pub async fn create_certificate(
     }});
     let op = Submit {
         method: Method::POST,
-        path: format!("/certificates/{name}/create"),
+        path: format!("/certificates/{}/create", seg(&name)),
         body: Some(spec),
         then: format!("/portal/vaults/{vault}/certificates/{name}"),
     };
@@ -313,11 +320,18 @@ pub async fn download_certificate(
         Ok(c) => c,
         Err(e) => return error_page(p.user(), &e),
     };
-    let bundle =
-        match crate::dataplane::dispatch(&state, ctx, Method::GET, &format!("/certificates/{name}"), None).await {
-            Ok(b) => b,
-            Err(e) => return error_page(p.user(), &e),
-        };
+    let bundle = match crate::dataplane::dispatch(
+        &state,
+        ctx,
+        Method::GET,
+        &format!("/certificates/{}", seg(&name)),
+        None,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return error_page(p.user(), &e),
+    };
     let Some(der) = bundle["cer"].as_str().and_then(coffer_crypto::b64::std_decode) else {
         return error_page(p.user(), &coffer_core::Error::internal("the certificate has no DER form"));
     };
@@ -339,7 +353,7 @@ pub async fn import_key(
     };
     let op = Submit {
         method: Method::PUT,
-        path: format!("/keys/{name}"),
+        path: format!("/keys/{}", seg(&name)),
         body: Some(json!({"key": jwk})),
         then: format!("/portal/vaults/{vault}/keys/{name}"),
     };
@@ -367,7 +381,7 @@ pub async fn import_certificate(
     }
     let op = Submit {
         method: Method::POST,
-        path: format!("/certificates/{name}/import"),
+        path: format!("/certificates/{}/import", seg(&name)),
         body: Some(input),
         then: format!("/portal/vaults/{vault}/certificates/{name}"),
     };

@@ -11,7 +11,7 @@ use coffer_store::AuditQuery;
 use serde_json::{Value, json};
 
 use super::session::{self, COOKIE, LOGIN_COOKIE, Session};
-use super::{SameOrigin, UserView, error_page, html, status_of};
+use super::{SameOrigin, UserView, error_page, html, seg, status_of};
 use crate::http::ClientAddr;
 use crate::objects::VaultContext;
 use crate::state::SharedState;
@@ -546,7 +546,7 @@ pub async fn create_secret(
     }
     let op = Submit {
         method: Method::PUT,
-        path: format!("/secrets/{name}"),
+        path: format!("/secrets/{}", seg(&name)),
         body: Some(secret),
         then: format!("/portal/vaults/{vault}/secrets/{name}"),
     };
@@ -641,7 +641,7 @@ async fn secret_page(
     // Asked first, so that the decision the request's audit record keeps is the data one.
     (page.who, page.who_error) = who_can(state, &p.caller, vault, "secret", name, "getSecret").await;
     let mut status = StatusCode::OK;
-    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/secrets/{name}/versions"), None).await {
+    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/secrets/{}/versions", seg(name)), None).await {
         Ok(list) => {
             let mut items: Vec<Value> = list["value"].as_array().cloned().unwrap_or_default();
             items.sort_by_key(|v| std::cmp::Reverse(v["attributes"]["created"].as_i64().unwrap_or(0)));
@@ -671,7 +671,7 @@ async fn secret_page(
         }
     }
     if reveal {
-        match crate::dataplane::dispatch(state, ctx2, Method::GET, &format!("/secrets/{name}"), None).await {
+        match crate::dataplane::dispatch(state, ctx2, Method::GET, &format!("/secrets/{}", seg(name)), None).await {
             Ok(bundle) => {
                 page.value = bundle["value"].as_str().map(str::to_string);
                 status = StatusCode::OK;
@@ -792,7 +792,7 @@ pub async fn delete_secret(
     Posted { portal: p, .. }: Posted,
 ) -> Response {
     let then = format!("/portal/vaults/{vault}/deleted-secrets");
-    let op = Submit { method: Method::DELETE, path: format!("/secrets/{name}"), body: None, then };
+    let op = Submit { method: Method::DELETE, path: format!("/secrets/{}", seg(&name)), body: None, then };
     submit(&state, &p, &vault, addr, op).await
 }
 
@@ -883,7 +883,7 @@ macro_rules! deleted_handlers {
             Posted { portal: p, .. }: Posted,
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/{}/{name}", $collection);
-            let path = format!("/deleted{}/{name}/recover", $collection);
+            let path = format!("/deleted{}/{}/recover", $collection, seg(&name));
             submit(&state, &p, &vault, addr, Submit { method: Method::POST, path, body: None, then }).await
         }
 
@@ -894,7 +894,7 @@ macro_rules! deleted_handlers {
             Posted { portal: p, .. }: Posted,
         ) -> Response {
             let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
-            let path = format!("/deleted{}/{name}", $collection);
+            let path = format!("/deleted{}/{}", $collection, seg(&name));
             submit(&state, &p, &vault, addr, Submit { method: Method::DELETE, path, body: None, then }).await
         }
     };
@@ -1213,7 +1213,7 @@ pub async fn new_version(
 ) -> Response {
     let value = json!({"value": field(&form, "value").unwrap_or("")});
     let then = format!("/portal/vaults/{vault}/secrets/{name}");
-    let op = Submit { method: Method::PUT, path: format!("/secrets/{name}"), body: Some(value), then };
+    let op = Submit { method: Method::PUT, path: format!("/secrets/{}", seg(&name)), body: Some(value), then };
     submit(&state, &p, &vault, addr, op).await
 }
 
@@ -1231,7 +1231,12 @@ pub async fn update(
     let enabled = field(&form, "enabled") == Some("true");
     let patch = json!({"attributes": {"enabled": enabled}});
     let then = format!("/portal/vaults/{vault}/{collection}/{name}");
-    let op = Submit { method: Method::PATCH, path: format!("/{collection}/{name}/{version}"), body: Some(patch), then };
+    let op = Submit {
+        method: Method::PATCH,
+        path: format!("/{collection}/{}/{}", seg(&name), seg(&version)),
+        body: Some(patch),
+        then,
+    };
     submit(&state, &p, &vault, addr, op).await
 }
 
@@ -1264,7 +1269,7 @@ pub async fn properties(
     let version = field(&form, "version").unwrap_or("").trim().to_string();
     let op = Submit {
         method: Method::PATCH,
-        path: format!("/secrets/{name}/{version}"),
+        path: format!("/secrets/{}/{}", seg(&name), seg(&version)),
         body: Some(patch),
         then: format!("/portal/vaults/{vault}/secrets/{name}"),
     };

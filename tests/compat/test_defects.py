@@ -1,0 +1,126 @@
+"""Defects found while reading the code, each reproduced through the real server: `explain`
+agreeing with enforcement for a disabled principal, fail-closed token revocation and refresh,
+one body limit in Azure's shape on every surface, and portal names that cannot change the
+data-plane route."""
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+
+import requests
+
+from conftest import CofferServer
+
+
+def uid(prefix):
+    return prefix + uuid.uuid4().hex[:10]
+
+
+def new_user(s, name, password, *extra):
+    r = s.cli("principal", "create", "--type", "user", "--name", name, "--password-stdin", *extra,
+              input=password + "\n")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["object_id"]
+
+
+def test_explain_denies_a_disabled_principal_as_enforcement_does(coffer):
+    s = coffer
+    v = s.new_vault()
+    name = uid("porter")
+    oid = new_user(s, name, "porter-password-1")
+    s.cli_json("vault", "set-policy", "--name", v, "--object-id", oid, "--secret-permissions", "get")
+    explain = lambda: s.cli_json("access", "explain", "--assignee", oid, "--vault", v, "--secret", "x",
+                                 "--action", "getSecret")
+    assert explain()["decision"] == "allow"
+    s.cli_json("principal", "disable", "--id", oid)
+    e = explain()
+    assert e["decision"] == "deny", e
+    assert any("disabled" in r for r in e["reasons"]), e
+    who = s.cli_json("access", "who-can", "--vault", v, "--secret", "x", "--action", "getSecret")
+    listed = who if isinstance(who, list) else who.get("principals", [])
+    assert oid not in [p["object_id"] for p in listed]
+    r = requests.post(f"{s.server}/{s.creds['tenant_id']}/oauth2/v2.0/token",
+                      data={"grant_type": "password", "client_id": "coffer-cli", "username": name,
+                            "password": "porter-password-1", "scope": f"https://vault.localhost:{s.port}/.default"},
+                      verify=s.creds["ca_file"], timeout=60)
+    assert r.status_code == 400, "and enforcement refuses it"
+
+
+def _swap_link(link, target):
+    tmp = link + ".new"
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def test_token_revocation_and_refresh_fail_closed(tmp_path):
+    base = tempfile.mkdtemp(prefix="coffer-revoke-")
+    real, link = os.path.join(base, "audit.log"), os.path.join(base, "current.log")
+    os.symlink(real, link)
+    s = CofferServer(tmp_path, ["--audit-file", link]).start()
+    try:
+        name = uid("nurse")
+        new_user(s, name, "nurse-password-1")
+        url = f"{s.server}/{s.creds['tenant_id']}/oauth2/v2.0/token"
+        scope = f"https://vault.localhost:{s.port}/.default"
+        post = lambda **form: requests.post(url, data=dict(form, scope=scope), verify=s.creds["ca_file"], timeout=60)
+        rt = post(grant_type="password", client_id="coffer-cli", username=name, password="nurse-password-1").json()[
+            "refresh_token"]
+
+        _swap_link(link, "/dev/full")
+        revoke = requests.post(f"{s.server}/{s.creds['tenant_id']}/oauth2/v2.0/revoke", data={"token": rt},
+                               verify=s.creds["ca_file"], timeout=60)
+        assert revoke.status_code == 503, revoke.text
+        refused = post(grant_type="refresh_token", client_id="coffer-cli", refresh_token=rt)
+        assert refused.status_code == 503, "a refresh stores a token: refused before it does"
+        refused = post(grant_type="password", client_id="coffer-cli", username=name, password="nurse-password-1")
+        assert refused.status_code == 503
+        _swap_link(link, real)
+        time.sleep(0.5)
+
+        # Neither the revocation nor the refused refresh happened: the token still works, once.
+        ok = post(grant_type="refresh_token", client_id="coffer-cli", refresh_token=rt)
+        assert ok.status_code == 200, ok.text
+    finally:
+        s.stop()
+
+
+def test_one_body_limit_in_azures_shape_on_the_control_surface(coffer):
+    s = coffer
+    token = s.token(s.server)
+    v = uid("big")
+    url = (f"{s.server}/subscriptions/{s.creds['subscription_id']}/resourceGroups/default/providers/"
+           f"Microsoft.KeyVault/vaults/{v}?api-version=2023-07-01")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # 3 MB: above axum's 2 MB default, below the 4 MiB every surface accepts.
+    body = json.dumps({"location": "local", "properties": {}, "padding": "x" * (3 << 20)})
+    r = requests.put(url, data=body, headers=headers, verify=s.creds["ca_file"], timeout=60)
+    assert r.status_code == 200, r.text[:300]
+    body = json.dumps({"location": "local", "properties": {}, "padding": "x" * (5 << 20)})
+    r = requests.put(url, data=body, headers=headers, verify=s.creds["ca_file"], timeout=60)
+    assert r.status_code == 413, r.text[:300]
+    assert r.json()["error"]["code"] == "RequestBodyTooLarge"
+
+
+def test_a_name_from_the_portal_cannot_change_the_data_plane_route(coffer):
+    s = coffer
+    v = s.new_vault()
+    bundle = requests.put(f"{s.vault_url(v)}/secrets/db?api-version=7.5", json={"value": "v1"},
+                          headers={"Authorization": f"Bearer {s.token()}"}, verify=s.creds["ca_file"], timeout=60).json()
+    version = bundle["id"].rsplit("/", 1)[1]
+    name = uid("reader")
+    oid = new_user(s, name, "reader-password-1")
+    s.cli_json("vault", "set-policy", "--name", v, "--object-id", oid, "--secret-permissions", "get", "list")
+    web = requests.Session()
+    web.verify = s.creds["ca_file"]
+    page = web.get(f"{s.server}/portal/login", timeout=10)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = web.post(f"{s.server}/portal/login", data={"csrf": csrf, "username": name, "password": "reader-password-1"},
+                 headers={"Origin": s.server}, allow_redirects=False, timeout=30)
+    assert r.status_code in (302, 303), r.text
+    # "db/VERSION" as one name: it is refused as a name, not served as version VERSION of "db".
+    r = web.get(f"{s.server}/portal/vaults/{v}/secrets/db%2F{version}", timeout=10)
+    assert r.status_code == 400, "before, the data plane served version VERSION of db here (200)"
+    assert "not a valid" in r.text or "invalid" in r.text.lower(), r.text[:500]
+    assert web.get(f"{s.server}/portal/vaults/{v}/secrets/db", timeout=10).status_code == 200, "the real name works"
