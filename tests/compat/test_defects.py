@@ -124,3 +124,16 @@ def test_a_name_from_the_portal_cannot_change_the_data_plane_route(coffer):
     assert r.status_code == 400, "before, the data plane served version VERSION of db here (200)"
     assert "not a valid" in r.text or "invalid" in r.text.lower(), r.text[:500]
     assert web.get(f"{s.server}/portal/vaults/{v}/secrets/db", timeout=10).status_code == 200, "the real name works"
+
+
+def test_a_refused_principal_update_changes_nothing(coffer):
+    s = coffer
+    app = s.cli_json("principal", "create", "--type", "app", "--name", uid("app"))
+    url = f"{s.server}/directory/principals/{app['object_id']}?api-version=2023-07-01"
+    headers = {"Authorization": f"Bearer {s.token(s.server)}"}
+    r = requests.patch(url, json={"enabled": False, "password": "long-enough-password"}, headers=headers,
+                       verify=s.creds["ca_file"], timeout=30)
+    assert r.status_code == 400 and "Only users have passwords" in r.json()["error"]["message"], r.text
+    shown = requests.get(url, headers=headers, verify=s.creds["ca_file"], timeout=30).json()
+    assert "enabled" in shown, shown
+    assert shown["enabled"] is True, "the refused update did not disable it halfway"

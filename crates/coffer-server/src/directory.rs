@@ -132,16 +132,17 @@ pub async fn issue_secret(
     Ok((c, secret))
 }
 
-/// Sets a user's password: the new one replaces the old (and so revokes its refresh tokens).
+/// Replaces a user's password (and, with it, `p`'s other fields as given) in one transaction:
+/// the old password and the sessions and refresh tokens it made end, the new one starts.
 pub async fn set_password(state: &AppState, p: &Principal, password: Zeroizing<String>) -> Result<Credential> {
+    if p.kind != PrincipalKind::User {
+        return Err(Error::bad_parameter("Only users have passwords."));
+    }
     validate_password(&password)?;
     let c = new_credential(p, credential_kind::PASSWORD, hash(password).await?, None, state.clock.now());
-    for old in state.store.list_credentials(&p.object_id).await? {
-        if old.kind == credential_kind::PASSWORD {
-            state.store.remove_credential(&p.object_id, &old.id).await?;
-        }
+    if !state.store.replace_credential(p, &c).await? {
+        return Err(Error::not_found("PrincipalNotFound", format!("The principal '{}' does not exist.", p.object_id)));
     }
-    state.store.add_credential(&c).await?;
     Ok(c)
 }
 
@@ -355,12 +356,14 @@ pub(crate) async fn patch_principal(
         }
         p.enabled = e;
     }
-    state.store.update_principal(&p).await?;
-    if let Some(pw) = input.password {
-        if p.kind != PrincipalKind::User {
-            return Err(Error::bad_parameter("Only users have passwords.").into());
+    // All of it or nothing: a refused password leaves `enabled` as it was.
+    match input.password {
+        Some(pw) => {
+            set_password(&state, &p, Zeroizing::new(pw)).await?;
         }
-        set_password(&state, &p, Zeroizing::new(pw)).await?;
+        None => {
+            state.store.update_principal(&p).await?;
+        }
     }
     Ok(json_response(StatusCode::OK, principal_json(&state, &p)))
 }
@@ -432,11 +435,11 @@ pub(crate) async fn add_credential(
             v
         }
         (PrincipalKind::ManagedIdentity, None, None) => {
-            // Rotating the identity header: the old ones stop working.
-            for old in state.store.list_credentials(&p.object_id).await? {
-                state.store.remove_credential(&p.object_id, &old.id).await?;
-            }
-            let (c, header) = issue_secret(&state, &p, credential_kind::IDENTITY_HEADER, input.expires).await?;
+            // Rotating the identity header: the old ones stop working, in the same transaction.
+            let header = coffer_crypto::random::client_secret();
+            let hashed = hash(header.clone()).await?;
+            let c = new_credential(&p, credential_kind::IDENTITY_HEADER, hashed, input.expires, state.clock.now());
+            state.store.replace_credential(&p, &c).await?;
             let mut v = credential_json(&c);
             v["identity_endpoint"] = identity_endpoint(&state, &p).into();
             v["identity_header"] = header.as_str().into();

@@ -486,19 +486,30 @@ impl<'a> Objects<'a> {
                 self.kind.as_str()
             )));
         }
-        self.restore_document(doc).await
+        let r = self.sealed_for_this_vault(doc)?;
+        match self.state.store.restore_object(&self.at(&r.name_key), &r.name, &r.versions).await? {
+            PutOutcome::Written => self.read(&r.name, None).await,
+            outcome => Err(restore_conflict(self.kind, &r.name, outcome)),
+        }
     }
 
-    /// Restores a certificate's key or secret from the certificate's own backup.
-    pub async fn restore_with_certificate(&self, blob: &str) -> Result<StoredVersion> {
+    /// A certificate's key or secret from the certificate's own backup, opened and sealed for
+    /// this vault but not written: the certificate writes its three objects in one transaction.
+    pub fn restorable_with_certificate(&self, blob: &str) -> Result<Restorable> {
         let doc = self.open_backup(blob)?;
         if doc.versions.iter().any(|v| !v.managed) {
             return Err(Error::bad_parameter("Backup blob contains invalid or corrupt version."));
         }
-        self.restore_document(doc).await
+        self.sealed_for_this_vault(doc)
     }
 
-    async fn restore_document(&self, doc: BackupContent) -> Result<StoredVersion> {
+    /// A certificate's own backup blob (which holds no managed versions), prepared likewise.
+    pub fn restorable(&self, blob: &str) -> Result<Restorable> {
+        let doc = self.open_backup(blob)?;
+        self.sealed_for_this_vault(doc)
+    }
+
+    fn sealed_for_this_vault(&self, doc: BackupContent) -> Result<Restorable> {
         let invalid = || Error::bad_parameter("Backup blob contains invalid or corrupt version.");
         validate_object_name(&doc.name)?;
         let key = name_key(&doc.name);
@@ -528,17 +539,40 @@ impl<'a> Objects<'a> {
                 deletion: None,
             });
         }
-        match self.state.store.restore_object(&self.at(&key), &doc.name, &versions).await? {
-            PutOutcome::Written => self.read(&doc.name, None).await,
-            PutOutcome::NameDeleted => Err(self.kind.deleted_but_recoverable(&doc.name)),
-            PutOutcome::NameTaken => Err(Error::conflict(
-                None,
-                format!(
-                    "There was a conflict restoring the {} '{}': one with this name already exists in this vault.",
-                    self.kind.as_str(),
-                    doc.name
-                ),
-            )),
+        Ok(Restorable { kind: self.kind, name: doc.name, name_key: key, versions })
+    }
+}
+
+/// A backed-up object opened and sealed for a vault, ready to be written by the store.
+pub struct Restorable {
+    pub kind: ObjectKind,
+    pub name: String,
+    name_key: String,
+    versions: Vec<StoredVersion>,
+}
+
+impl Restorable {
+    /// The store's view of it, in the vault `vault_id`.
+    pub fn in_vault<'a>(&'a self, vault_id: &'a str, policy: Option<&'a str>) -> coffer_store::RestoredObject<'a> {
+        coffer_store::RestoredObject {
+            at: ObjectRef { vault_id, kind: self.kind, name_key: &self.name_key },
+            name: &self.name,
+            versions: &self.versions,
+            policy,
         }
+    }
+}
+
+/// Azure's answer when a restore finds its name taken or deleted.
+pub fn restore_conflict(kind: ObjectKind, name: &str, outcome: PutOutcome) -> Error {
+    match outcome {
+        PutOutcome::NameDeleted => kind.deleted_but_recoverable(name),
+        _ => Error::conflict(
+            None,
+            format!(
+                "There was a conflict restoring the {} '{name}': one with this name already exists in this vault.",
+                kind.as_str()
+            ),
+        ),
     }
 }

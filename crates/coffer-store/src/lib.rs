@@ -45,6 +45,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         client_id: &str,
     ) -> Result<Option<coffer_core::principal::Principal>>;
     async fn update_principal(&self, p: &coffer_core::principal::Principal) -> Result<bool>;
+    /// In one transaction: updates the principal, removes its credentials of `c.kind` (and the
+    /// refresh tokens issued through them) and adds `c` — a password change or an update that
+    /// sets one either happens whole or not at all. False if the principal does not exist.
+    async fn replace_credential(&self, p: &coffer_core::principal::Principal, c: &Credential) -> Result<bool>;
     /// Deletes a principal with its credentials, refresh tokens and group memberships.
     async fn delete_principal(&self, object_id: &str) -> Result<bool>;
     async fn list_principals(&self, tenant_id: &str) -> Result<Vec<coffer_core::principal::Principal>>;
@@ -101,6 +105,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // Vaults.
     /// Returns false if the name is taken (by a live or a deleted vault).
     async fn create_vault(&self, vault: &Vault, wrapped_key: &[u8]) -> Result<bool>;
+    /// `create_vault` and the creator's Owner assignment, in one transaction.
+    async fn create_vault_with_owner(
+        &self,
+        vault: &Vault,
+        wrapped_key: &[u8],
+        owner: &coffer_core::rbac::RoleAssignment,
+    ) -> Result<bool>;
     async fn get_vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>>;
     async fn update_vault(&self, vault: &Vault) -> Result<()>;
     /// Every vault of the tenant, live and deleted.
@@ -174,6 +185,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn purge_object(&self, at: &ObjectRef<'_>, due_by: Option<i64>) -> Result<bool>;
     /// Inserts a whole object from a backup, unless the name is taken.
     async fn restore_object(&self, at: &ObjectRef<'_>, name: &str, versions: &[StoredVersion]) -> Result<PutOutcome>;
+    /// Restores several objects (a certificate with its key and secret) in one transaction:
+    /// all of them, or — when any name is taken or deleted — none (that outcome).
+    async fn restore_objects(&self, objects: &[RestoredObject<'_>]) -> Result<PutOutcome>;
     /// Current, unmanaged versions of live objects (in live vaults) owed an expiry event: expired by `now`
     /// without an "expired" event, or expiring by `near_until` without a "near expiry" one.
     async fn pending_expiry_events(&self, now: i64, near_until: i64, limit: usize) -> Result<Vec<ExpiringVersion>>;

@@ -109,6 +109,16 @@ pub struct NewVersion<'a> {
     pub meta: Option<&'a str>,
 }
 
+/// One object of a restore (see `Store::restore_objects`).
+#[derive(Debug, Clone, Copy)]
+pub struct RestoredObject<'a> {
+    pub at: ObjectRef<'a>,
+    pub name: &'a str,
+    pub versions: &'a [StoredVersion],
+    /// The object's policy (a certificate's), written with it.
+    pub policy: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
     Written,

@@ -401,6 +401,34 @@ fn vault_from_row(r: &SqliteRow) -> Result<VaultRecord> {
     })
 }
 
+/// Inserts a vault row: false if its name is taken (by a live or a deleted vault).
+async fn insert_vault(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    v: &Vault,
+    props: &str,
+    wrapped_key: &[u8],
+) -> std::result::Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        "INSERT INTO vaults (id, tenant_id, name, name_key, props, wrapped_key, created, updated, deleted_date, scheduled_purge_date)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
+    )
+    .bind(&v.id)
+    .bind(&v.tenant_id)
+    .bind(&v.name)
+    .bind(coffer_core::names::name_key(&v.name))
+    .bind(props)
+    .bind(wrapped_key)
+    .bind(v.created)
+    .bind(v.updated)
+    .execute(&mut **tx)
+    .await;
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn vault_props(v: &Vault) -> Result<String> {
     serde_json::to_string(&VaultProps {
         subscription_id: v.subscription_id.clone(),
@@ -746,25 +774,34 @@ impl Store for SqliteStore {
 
     async fn create_vault(&self, v: &Vault, wrapped_key: &[u8]) -> Result<bool> {
         let _w = self.write_directory().await?;
-        let res = sqlx::query(
-            "INSERT INTO vaults (id, tenant_id, name, name_key, props, wrapped_key, created, updated, deleted_date, scheduled_purge_date)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
-        )
-        .bind(&v.id)
-        .bind(&v.tenant_id)
-        .bind(&v.name)
-        .bind(coffer_core::names::name_key(&v.name))
-        .bind(vault_props(v)?)
-        .bind(wrapped_key)
-        .bind(v.created)
-        .bind(v.updated)
-        .execute(&self.pool())
-        .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
+        let created = insert_vault(&mut tx, v, &vault_props(v)?, wrapped_key).await.map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(created)
+    }
+
+    async fn create_vault_with_owner(&self, v: &Vault, wrapped_key: &[u8], owner: &RoleAssignment) -> Result<bool> {
+        let _w = self.write_directory().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
+        if !insert_vault(&mut tx, v, &vault_props(v)?, wrapped_key).await.map_err(|e| self.fail(e))? {
+            return Ok(false);
         }
+        sqlx::query(
+            "INSERT INTO role_assignments (id, tenant_id, scope, role_definition_id, principal_id, created, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&owner.id)
+        .bind(&owner.tenant_id)
+        .bind(&owner.scope)
+        .bind(&owner.role_definition_id)
+        .bind(&owner.principal_id)
+        .bind(owner.created)
+        .bind(&owner.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(true)
     }
 
     async fn get_vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>> {
@@ -1020,6 +1057,46 @@ impl Store for SqliteStore {
         Ok(credential)
     }
 
+    async fn replace_credential(&self, p: &Principal, c: &Credential) -> Result<bool> {
+        let _w = self.write_directory().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
+        let updated =
+            sqlx::query("UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4 WHERE object_id = $1")
+                .bind(&p.object_id)
+                .bind(&p.name)
+                .bind(i64::from(p.enabled))
+                .bind(i64::from(p.tenant_admin))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.fail(e))?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for stmt in [
+            "DELETE FROM refresh_tokens WHERE credential_id IN (SELECT id FROM credentials WHERE principal_id = $1 AND kind = $2)",
+            "DELETE FROM credentials WHERE principal_id = $1 AND kind = $2",
+        ] {
+            sqlx::query(stmt).bind(&p.object_id).bind(&c.kind).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
+        }
+        sqlx::query(
+            "INSERT INTO credentials (id, principal_id, kind, secret_hash, thumbprint, material, expires, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&c.id)
+        .bind(&p.object_id)
+        .bind(&c.kind)
+        .bind(&c.secret_hash)
+        .bind(c.thumbprint.as_deref())
+        .bind(c.material.as_deref())
+        .bind(c.expires)
+        .bind(c.created)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(true)
+    }
+
     async fn remove_credential(&self, principal_id: &str, id: &str) -> Result<bool> {
         let _w = self.write_directory().await?;
         let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
@@ -1154,7 +1231,7 @@ impl Store for SqliteStore {
         match res {
             Ok(_) => Ok(true),
             Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -1201,7 +1278,7 @@ impl Store for SqliteStore {
         match res {
             Ok(_) => Ok(true),
             Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -1557,29 +1634,42 @@ impl Store for SqliteStore {
     }
 
     async fn restore_object(&self, at: &ObjectRef<'_>, name: &str, versions: &[StoredVersion]) -> Result<PutOutcome> {
-        let Some(latest) = versions.iter().max_by_key(|v| v.seq) else {
+        self.restore_objects(&[RestoredObject { at: *at, name, versions, policy: None }]).await
+    }
+
+    async fn restore_objects(&self, objects: &[RestoredObject<'_>]) -> Result<PutOutcome> {
+        if objects.iter().any(|o| o.versions.is_empty()) {
             return Err(Error::bad_parameter("The backup holds no versions."));
-        };
+        }
         let _w = self.write_objects().await?;
         let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
-        let head = at_query("SELECT deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3", at)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.fail(e))?;
-        if let Some(r) = head {
-            let deleted: Option<i64> = r.try_get("deleted_date").map_err(|e| self.fail(e))?;
-            return Ok(if deleted.is_some() { PutOutcome::NameDeleted } else { PutOutcome::NameTaken });
-        }
-        for v in versions {
-            insert_version(&mut tx, at, v).await?;
-        }
-        at_query("INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)", at)
-            .bind(name)
+        for o in objects {
+            let head =
+                at_query("SELECT deleted_date FROM objects WHERE vault_id = $1 AND kind = $2 AND name_key = $3", &o.at)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.fail(e))?;
+            if let Some(r) = head {
+                let deleted: Option<i64> = r.try_get("deleted_date").map_err(|e| self.fail(e))?;
+                // Dropping the transaction rolls back what was inserted for earlier objects.
+                return Ok(if deleted.is_some() { PutOutcome::NameDeleted } else { PutOutcome::NameTaken });
+            }
+            for v in o.versions {
+                insert_version(&mut tx, &o.at, v).await?;
+            }
+            let Some(latest) = o.versions.iter().max_by_key(|v| v.seq) else { continue };
+            at_query(
+                "INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq, policy) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &o.at,
+            )
+            .bind(o.name)
             .bind(&latest.version)
             .bind(latest.seq)
+            .bind(o.policy)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.fail(e))?;
+        }
         tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(PutOutcome::Written)
     }

@@ -1275,11 +1275,26 @@ async fn restore(state: &SharedState, req: &DataRequest) -> Handled {
             .into());
         }
     }
-    Objects::new(state, ctx, ObjectKind::Key).restore_with_certificate(&doc.key).await?;
-    Objects::new(state, ctx, ObjectKind::Secret).restore_with_certificate(&doc.secret).await?;
-    let v = cert.restore(&doc.certificate).await?;
-    if let Some(policy) = &doc.policy {
-        save_policy(state, ctx, &name, policy).await?;
+    // The three objects and the policy in one transaction: a crash or a failure between them
+    // cannot leave a managed key or secret without its certificate.
+    let key_part = Objects::new(state, ctx, ObjectKind::Key).restorable_with_certificate(&doc.key)?;
+    let secret_part = Objects::new(state, ctx, ObjectKind::Secret).restorable_with_certificate(&doc.secret)?;
+    let cert_part = cert.restorable(&doc.certificate)?;
+    if key_part.name != cert_part.name || secret_part.name != cert_part.name {
+        return Err(invalid().into());
     }
+    let policy =
+        doc.policy.as_ref().map(serde_json::to_string).transpose().map_err(|e| Error::internal(e.to_string()))?;
+    let vault_id = ctx.vault.id.as_str();
+    let parts = [
+        key_part.in_vault(vault_id, None),
+        secret_part.in_vault(vault_id, None),
+        cert_part.in_vault(vault_id, policy.as_deref()),
+    ];
+    match state.store.restore_objects(&parts).await? {
+        coffer_store::PutOutcome::Written => {}
+        outcome => return Err(crate::objects::restore_conflict(KIND, &name, outcome).into()),
+    }
+    let v = cert.read(&name, None).await?;
     Ok(json_response(StatusCode::OK, bundle(state, ctx, &v).await?))
 }

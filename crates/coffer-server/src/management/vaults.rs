@@ -269,18 +269,8 @@ pub(crate) async fn create_or_update_vault(
         deletion: None,
     };
     apply_props(&mut v, &input.properties, input.tags, true)?;
-    let (_, wrapped) = state.keyring.new_vault_key(&v.id)?;
-    if !state.store.create_vault(&v, &wrapped).await? {
-        // Lost a race for the name: the key-encryption key just made belongs to nothing.
-        state.keyring.shred_vault(&v.id)?;
-        return Err(Error::new(
-            ErrorKind::Conflict,
-            "VaultAlreadyExists",
-            format!("The vault name '{name}' is already in use."),
-        )
-        .into());
-    }
-    // The creator owns what it created: management rights, visible as a role assignment.
+    // The creator owns what it created: management rights, visible as a role assignment,
+    // written with the vault in one transaction.
     let owner = coffer_core::rbac::RoleAssignment {
         id: coffer_crypto::random::guid(),
         tenant_id: v.tenant_id.clone(),
@@ -290,7 +280,25 @@ pub(crate) async fn create_or_update_vault(
         created: now,
         created_by: caller.object_id.clone(),
     };
-    state.store.create_role_assignment(&owner).await?;
+    let (_, wrapped) = state.keyring.new_vault_key(&v.id)?;
+    let created = match state.store.create_vault_with_owner(&v, &wrapped, &owner).await {
+        Ok(created) => created,
+        Err(e) => {
+            // Nothing was written: the key-encryption key just made belongs to nothing.
+            let _ = state.keyring.shred_vault(&v.id);
+            return Err(e.into());
+        }
+    };
+    if !created {
+        // Lost a race for the name: the key-encryption key just made belongs to nothing.
+        state.keyring.shred_vault(&v.id)?;
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "VaultAlreadyExists",
+            format!("The vault name '{name}' is already in use."),
+        )
+        .into());
+    }
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
 }
 

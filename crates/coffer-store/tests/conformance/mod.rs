@@ -8,7 +8,7 @@ use coffer_core::vault::Vault;
 
 use coffer_store::{
     AuditCheckpoint, AuditQuery, AuditRow, Credential, ListQuery, NewVersion, ObjectRef, PutOutcome, Redeemed,
-    RefreshTokenRecord, Store, Tenant,
+    RefreshTokenRecord, RestoredObject, Store, Tenant,
 };
 
 fn vault(id: &str, name: &str) -> Vault {
@@ -62,6 +62,102 @@ pub async fn run_all(store: &dyn Store) {
     audit(store).await;
     reads_follow_writes(store).await;
     bulk_put(store).await;
+    changes_that_are_one_transaction(store).await;
+}
+
+/// The changes that write several rows happen whole or not at all.
+async fn changes_that_are_one_transaction(store: &dyn Store) {
+    use coffer_core::principal::{Principal, PrincipalKind};
+    // A vault and its creator's Owner assignment.
+    let owner = |id: &str, scope: &str| coffer_core::rbac::RoleAssignment {
+        id: id.into(),
+        tenant_id: "t1".into(),
+        scope: scope.into(),
+        role_definition_id: "owner".into(),
+        principal_id: "creator".into(),
+        created: 1,
+        created_by: "creator".into(),
+    };
+    let v = vault("tx-v1", "tx-vault");
+    assert!(store.create_vault_with_owner(&v, b"w", &owner("tx-a1", "/vaults/tx-vault")).await.expect("create"));
+    assert!(store.get_role_assignment("tx-a1").await.expect("get").is_some(), "the Owner came with the vault");
+    let taken = vault("tx-v2", "TX-VAULT");
+    assert!(!store.create_vault_with_owner(&taken, b"w", &owner("tx-a2", "/vaults/tx-vault")).await.expect("taken"));
+    assert!(store.get_role_assignment("tx-a2").await.expect("get").is_none(), "no Owner for a vault not made");
+
+    // A credential replaced together with the principal's fields.
+    let user = Principal {
+        object_id: "tx-u1".into(),
+        tenant_id: "t1".into(),
+        kind: PrincipalKind::User,
+        name: "tx-user".into(),
+        client_id: None,
+        enabled: true,
+        tenant_admin: false,
+        created: 1,
+    };
+    store.create_principal(&user).await.expect("user");
+    let pw = |id: &str| Credential {
+        id: id.into(),
+        principal_id: "tx-u1".into(),
+        kind: "password".into(),
+        secret_hash: "h".into(),
+        thumbprint: None,
+        material: None,
+        expires: None,
+        created: 1,
+    };
+    store.add_credential(&pw("tx-p1")).await.expect("pw");
+    store
+        .add_refresh_token(&RefreshTokenRecord {
+            id: "tx-r1".into(),
+            principal_id: "tx-u1".into(),
+            credential_id: "tx-p1".into(),
+            secret_hash: "h".into(),
+            expires: 99,
+            created: 1,
+            family: "tx-r1".into(),
+            through_app: None,
+            used: false,
+        })
+        .await
+        .expect("rt");
+    let disabled = Principal { enabled: false, ..user.clone() };
+    assert!(store.replace_credential(&disabled, &pw("tx-p2")).await.expect("replace"));
+    let ids: Vec<String> = store.list_credentials("tx-u1").await.expect("list").into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec!["tx-p2"], "the old password is gone, the new one is there");
+    assert_eq!(store.get_refresh_token("tx-r1").await.expect("get"), None, "with the old password's tokens");
+    assert!(!store.get_principal("tx-u1").await.expect("get").expect("user").enabled);
+    let ghost = Principal { object_id: "tx-nobody".into(), ..user.clone() };
+    assert!(
+        !store
+            .replace_credential(&ghost, &Credential { principal_id: "tx-nobody".into(), ..pw("tx-p3") })
+            .await
+            .expect("ghost")
+    );
+    assert_eq!(store.get_credential("tx-p3").await.expect("get"), None);
+
+    // A certificate's three objects: all restored, or none.
+    let part = |kind: ObjectKind| ObjectRef { vault_id: "tx-v9", kind, name_key: "cert" };
+    put(store, "tx-v8", "cert", &"a".repeat(32), b"one").await;
+    let versions = store
+        .all_versions(&ObjectRef { vault_id: "tx-v8", kind: ObjectKind::Secret, name_key: "cert" })
+        .await
+        .expect("versions");
+    // The secret's name is taken in the target vault: nothing else may be written.
+    put(store, "tx-v9", "cert", &"b".repeat(32), b"in the way").await;
+    let parts = [
+        RestoredObject { at: part(ObjectKind::Key), name: "cert", versions: &versions, policy: None },
+        RestoredObject { at: part(ObjectKind::Certificate), name: "cert", versions: &versions, policy: Some("{}") },
+        RestoredObject { at: part(ObjectKind::Secret), name: "cert", versions: &versions, policy: None },
+    ];
+    assert_eq!(store.restore_objects(&parts).await.expect("restore"), PutOutcome::NameTaken);
+    assert!(store.get_head(&part(ObjectKind::Key)).await.expect("head").is_none(), "the key was not written");
+    assert!(store.get_head(&part(ObjectKind::Certificate)).await.expect("head").is_none());
+    assert_eq!(store.restore_objects(&parts[..2]).await.expect("restore"), PutOutcome::Written);
+    assert!(store.get_head(&part(ObjectKind::Key)).await.expect("head").is_some());
+    let policy = store.get_object_policy(&part(ObjectKind::Certificate)).await.expect("policy");
+    assert_eq!(policy.as_deref(), Some("{}"), "the policy came with it");
 }
 
 /// `put_versions` gives each version the outcome `put_version` would.
