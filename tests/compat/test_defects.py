@@ -137,3 +137,62 @@ def test_a_refused_principal_update_changes_nothing(coffer):
     shown = requests.get(url, headers=headers, verify=s.creds["ca_file"], timeout=30).json()
     assert "enabled" in shown, shown
     assert shown["enabled"] is True, "the refused update did not disable it halfway"
+
+
+def test_one_broken_key_does_not_stop_the_rotation_of_the_others(tmp_path):
+    import sqlite3
+
+    s = CofferServer(tmp_path).start()
+    try:
+        v = s.new_vault()
+        policy = json.dumps({"lifetimeActions": [{"trigger": {"timeAfterCreate": "P30D"}, "action": {"type": "Rotate"}}],
+                             "attributes": {"expiryTime": "P90D"}})
+        for name in ["a-broken", "b-good"]:
+            s.cli_json("key", "create", "--vault-name", v, "--name", name, "--kty", "EC")
+            s.cli_json("key", "rotation-policy", "update", "--vault-name", v, "--name", name, "--value", policy)
+        # The first key's stored policy is damaged (as by a bad migration or a bad row).
+        db = sqlite3.connect(os.path.join(tmp_path, "coffer.db"))
+        db.execute("UPDATE objects SET policy = 'not json' WHERE kind = 'key' AND name_key = 'a-broken'")
+        db.commit()
+        db.close()
+        moved = s.cli_json("dev", "advance-time", "--days", "31")
+        assert moved["rotated_keys"] == 1, moved
+        assert len(s.cli_json("key", "list-versions", "--vault-name", v, "--name", "b-good")) == 2
+    finally:
+        s.stop()
+
+
+def test_a_purged_certificate_leaves_no_job_markers(tmp_path):
+    import sqlite3
+
+    s = CofferServer(tmp_path).start()
+    try:
+        v = s.new_vault()
+        token = s.token()
+        url = f"{s.vault_url(v)}/certificates/notice"
+        policy = {"policy": {"key_props": {"kty": "EC", "crv": "P-256"}, "issuer": {"name": "Self"},
+                             "x509_props": {"subject": "CN=notice", "validity_months": 12},
+                             "lifetime_actions": [{"trigger": {"lifetime_percentage": 1},
+                                                   "action": {"action_type": "EmailContacts"}}]}}
+        h = {"Authorization": f"Bearer {token}"}
+        ca = s.creds["ca_file"]
+        assert requests.post(f"{url}/create?api-version=7.5", json=policy, headers=h, verify=ca, timeout=60).status_code == 202
+        s.cli_json("dev", "advance-time", "--days", "5")
+
+        def markers():
+            db = sqlite3.connect(os.path.join(tmp_path, "coffer.db"))
+            try:
+                return [k for (k,) in db.execute("SELECT key FROM meta WHERE key LIKE 'certificate-%ed/%'")]
+            finally:
+                db.close()
+
+        assert markers(), "the EmailContacts action was carried out (and remembered)"
+        token = s.token()  # the clock moved: a fresh token
+        h = {"Authorization": f"Bearer {token}"}
+        assert requests.delete(f"{url}?api-version=7.5", headers=h, verify=ca, timeout=60).status_code == 200
+        r = requests.delete(f"{s.vault_url(v)}/deletedcertificates/notice?api-version=7.5", headers=h, verify=ca,
+                            timeout=60)
+        assert r.status_code == 204, r.text
+        assert markers() == [], "the markers went with the certificate"
+    finally:
+        s.stop()

@@ -33,6 +33,9 @@ pub async fn purge_due(state: &AppState) -> Result<PurgeReport> {
             // Conditional on the date again: a recover + delete in between resets it.
             if state.store.purge_object(&at, Some(now)).await? {
                 report.objects += 1;
+                if kind == ObjectKind::Certificate {
+                    crate::dataplane::forget_lifetime_markers(state, &vault_id, Some(&name_key)).await?;
+                }
                 let object = ObjectRef_ {
                     collection: kind.collection().into(),
                     name: name_key.clone(),
@@ -126,7 +129,9 @@ pub async fn purge_vault(state: &AppState, vault_id: &str, due_by: Option<i64>) 
         return Ok(false);
     }
     state.keyring.shred_vault(vault_id)?;
-    state.store.erase_vault(vault_id).await
+    let erased = state.store.erase_vault(vault_id).await?;
+    crate::dataplane::forget_lifetime_markers(state, vault_id, None).await?;
+    Ok(erased)
 }
 
 /// The principal background jobs act as (for audit and for the code paths that need a caller).

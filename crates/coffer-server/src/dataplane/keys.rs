@@ -751,51 +751,63 @@ pub async fn rotate(state: &AppState, ctx: &VaultContext, name: &str) -> Result<
 }
 
 /// The background part of rotation policies: rotates keys whose Rotate trigger has come and
-/// records Notify events. Returns how many keys were rotated.
+/// records Notify events. Returns how many keys were rotated. One key that fails (its policy
+/// unreadable, its vault's store briefly down) is logged and does not stop the others, as
+/// for certificates.
 pub async fn run_rotation_policies(state: &AppState) -> Result<usize> {
-    let now = state.clock.now();
     let mut rotated = 0;
     for (vault_name, name_key) in state.store.objects_with_policy(KIND).await? {
-        let Some(ctx) = crate::jobs::system_context(state, &vault_name).await? else { continue };
-        let Some(mut policy) = load_policy(state, &ctx, &name_key).await? else { continue };
-        let current = match Objects::new(state, &ctx, KIND).read(&name_key, None).await {
-            Ok(v) => v,
-            Err(e) if e.kind == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        // A certificate's key renews with its certificate; a policy put on it before such
-        // policies were refused is ignored, or the certificate could no longer renew.
-        if current.managed {
+        match carry_out_rotation_policy(state, &vault_name, &name_key).await {
+            Ok(n) => rotated += n,
+            Err(e) => tracing::warn!(vault = %vault_name, key = %name_key, error = %e, "key rotation policy failed"),
+        }
+    }
+    Ok(rotated)
+}
+
+/// Applies one key's rotation policy: how many new versions it made (0 or 1).
+async fn carry_out_rotation_policy(state: &AppState, vault_name: &str, name_key: &str) -> Result<usize> {
+    let now = state.clock.now();
+    let mut rotated = 0;
+    let Some(ctx) = crate::jobs::system_context(state, vault_name).await? else { return Ok(0) };
+    let Some(mut policy) = load_policy(state, &ctx, name_key).await? else { return Ok(0) };
+    let current = match Objects::new(state, &ctx, KIND).read(name_key, None).await {
+        Ok(v) => v,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    // A certificate's key renews with its certificate; a policy put on it before such
+    // policies were refused is ignored, or the certificate could no longer renew.
+    if current.managed {
+        return Ok(0);
+    }
+    let due = |t: &Trigger| -> Result<bool> {
+        Ok(match (&t.time_after_create, &t.time_before_expiry) {
+            (Some(d), _) => current.attributes.created + coffer_core::duration::parse_seconds(d)? <= now,
+            (_, Some(d)) => current
+                .attributes
+                .expires
+                .is_some_and(|e| e - coffer_core::duration::parse_seconds(d).unwrap_or(0) <= now),
+            _ => false,
+        })
+    };
+    for action in policy.lifetime_actions.clone() {
+        if !due(&action.trigger)? {
             continue;
         }
-        let due = |t: &Trigger| -> Result<bool> {
-            Ok(match (&t.time_after_create, &t.time_before_expiry) {
-                (Some(d), _) => current.attributes.created + coffer_core::duration::parse_seconds(d)? <= now,
-                (_, Some(d)) => current
-                    .attributes
-                    .expires
-                    .is_some_and(|e| e - coffer_core::duration::parse_seconds(d).unwrap_or(0) <= now),
-                _ => false,
-            })
-        };
-        for action in policy.lifetime_actions.clone() {
-            if !due(&action.trigger)? {
-                continue;
-            }
-            if action.action.kind == "Rotate" {
-                let bundle = rotate(state, &ctx, &current.name).await?;
-                rotated += 1;
-                let kid = bundle["key"]["kid"].as_str().unwrap_or_default();
-                let version = kid.rsplit('/').next().unwrap_or_default();
-                let subject = event_subject(state, &ctx, KIND, &current, version, "rotation policy: Rotate".into());
-                job_event(state, Some("KeyRotate"), EventType::NewVersionCreated, &subject).await?;
-            } else if policy.notified_version.as_deref() != Some(current.version.as_str()) {
-                let subject =
-                    event_subject(state, &ctx, KIND, &current, &current.version, "rotation policy: Notify".into());
-                job_event(state, None, EventType::NearExpiry, &subject).await?;
-                policy.notified_version = Some(current.version.clone());
-                save_policy(state, &ctx, &current.name, &policy).await?;
-            }
+        if action.action.kind == "Rotate" {
+            let bundle = rotate(state, &ctx, &current.name).await?;
+            rotated += 1;
+            let kid = bundle["key"]["kid"].as_str().unwrap_or_default();
+            let version = kid.rsplit('/').next().unwrap_or_default();
+            let subject = event_subject(state, &ctx, KIND, &current, version, "rotation policy: Rotate".into());
+            job_event(state, Some("KeyRotate"), EventType::NewVersionCreated, &subject).await?;
+        } else if policy.notified_version.as_deref() != Some(current.version.as_str()) {
+            let subject =
+                event_subject(state, &ctx, KIND, &current, &current.version, "rotation policy: Notify".into());
+            job_event(state, None, EventType::NearExpiry, &subject).await?;
+            policy.notified_version = Some(current.version.clone());
+            save_policy(state, &ctx, &current.name, &policy).await?;
         }
     }
     Ok(rotated)
