@@ -220,7 +220,7 @@ def test_hospital(coffer, tmp_path, rbac):
                                "--secret", secret, "--action", action)
 
     e = explain("doctor2", "patient-records-db")
-    assert e["decision"] == "allow" and e["model"] == ("rbac" if rbac else "access-policy")
+    assert e["decision"] == "allow" and e["model"] == ("rbac" if rbac else "accessPolicy")
     assert w.principals["doctors"]["object_id"] in e["reasons"][0]
     if rbac:
         assert "Key Vault Secrets User" in e["reasons"][0] and f"/vaults/{w.vault}/secrets/patient-records-db" in e["reasons"][0]

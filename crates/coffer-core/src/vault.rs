@@ -61,6 +61,11 @@ impl PolicyPermissions {
 }
 
 impl Vault {
+    /// The permission model's name in audit records and in `explain`: `rbac` or `accessPolicy`.
+    pub fn permission_model(&self) -> &'static str {
+        if self.enable_rbac_authorization { "rbac" } else { "accessPolicy" }
+    }
+
     /// Azure Resource Manager's id of the vault.
     pub fn resource_id(&self) -> String {
         format!(

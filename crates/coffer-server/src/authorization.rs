@@ -123,8 +123,7 @@ pub async fn authorize_data(
     let assignments = data_assignments(state, vault, caller, action, name).await?;
     let target = Target { area, name };
     let decision = evaluate(vault, caller, action, &target, &assignments);
-    let model = if vault.enable_rbac_authorization { "rbac" } else { "accessPolicy" };
-    crate::audit::note(|d| d.note_decision(model, &decision));
+    crate::audit::note(|d| d.note_decision(vault.permission_model(), &decision));
     if decision.allowed {
         return Ok(());
     }
@@ -511,7 +510,7 @@ fn decision_json(d: &Decision, vault: &Vault, action: DataAction) -> Value {
     json!({
         "decision": if d.allowed { "allow" } else { "deny" },
         "reasons": d.reasons,
-        "model": if vault.enable_rbac_authorization { "rbac" } else { "access-policy" },
+        "model": vault.permission_model(),
         "action": action.full_rbac_action(),
         "vault": vault.name,
     })
@@ -586,6 +585,6 @@ pub(crate) async fn who_can(
     }
     Ok(json_response(
         StatusCode::OK,
-        json!({"vault": vault.name, "action": action.full_rbac_action(), "model": if vault.enable_rbac_authorization { "rbac" } else { "access-policy" }, "principals": out}),
+        json!({"vault": vault.name, "action": action.full_rbac_action(), "model": vault.permission_model(), "principals": out}),
     ))
 }

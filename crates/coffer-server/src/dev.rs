@@ -1,4 +1,4 @@
-//! Dev mode bootstrap (DESIGN.md §9): on first start create the CA, a tenant and an
+//! Dev mode bootstrap (`coffer serve --dev`, see the README): on first start create the CA, a tenant and an
 //! administrator application, and write `dev-credentials.json`; on later starts reuse them.
 use std::path::{Path, PathBuf};
 

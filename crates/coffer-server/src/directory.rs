@@ -231,7 +231,7 @@ async fn on_password_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 's
 
 /// Signs a user in with name and password: the user and the password credential, or `None`
 /// (for an unknown, disabled or wrongly authenticated user alike). Shared by the token
-/// endpoint's password grant and, later, the portal's sign-in form.
+/// endpoint's password grant and the portal's sign-in form.
 pub async fn authenticate_user(
     state: &AppState,
     tenant: &str,

@@ -1,6 +1,8 @@
-//! Background jobs. The purge job erases deleted objects and vaults whose scheduled purge date
-//! has passed. Every step claims its work atomically in the store, so several nodes may run the
-//! job at once; time comes from the injected clock, so tests move time instead of waiting.
+//! Background jobs, run together by `run_once`: the purge of deleted objects and vaults whose
+//! scheduled purge date has passed, key rotation policies, certificate lifetime actions,
+//! expiry events and audit retention. Purge steps claim their work atomically in the store, so
+//! several nodes may run them at once; time comes from the injected clock, so tests move time
+//! instead of waiting.
 use std::time::Duration;
 
 use coffer_core::Result;
@@ -167,7 +169,7 @@ pub async fn system_context(state: &AppState, vault_name: &str) -> Result<Option
     }))
 }
 
-/// Runs the purge job forever, every `PURGE_INTERVAL`.
+/// Runs every job (`run_once`) forever, every `PURGE_INTERVAL`.
 pub fn spawn(state: SharedState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_INTERVAL);

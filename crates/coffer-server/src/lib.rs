@@ -1,6 +1,6 @@
 //! The Coffer server: one axum application on one TLS listener. Requests are routed by `Host`:
 //! `{vault}.{dns-suffix}` goes to that vault's data plane (Azure Key Vault's API), the bare host
-//! to identity, management and (later) the portal.
+//! to identity, management, the directory, role assignments, the audit API and the portal.
 #![forbid(unsafe_code)]
 
 pub mod api_version;

@@ -280,7 +280,7 @@ async fn healthz(axum::extract::State(state): axum::extract::State<SharedState>)
     crate::http::json(status, serde_json::json!({"status": if healthy { "ok" } else { "degraded" }, "audit": audit}))
 }
 
-/// Cloud metadata in Azure's shape: clients (the Coffer CLI, later `az cloud register`) learn
+/// Cloud metadata in Azure's shape: clients (the Coffer CLI, `az cloud register`) learn
 /// the token authority, the management endpoint and the vault DNS suffix from it.
 async fn metadata_endpoints(axum::extract::State(state): axum::extract::State<SharedState>) -> Response {
     let n = &state.names;

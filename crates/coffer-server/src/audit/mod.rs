@@ -1,4 +1,4 @@
-//! The audit log (DESIGN.md §7): one hash-chained record per request that reaches
+//! The audit log: one hash-chained record per request that reaches
 //! authentication, per sign-in and per background action, written before the response and
 //! durable (store + file sink) or the request fails with 503.
 //!
@@ -20,19 +20,18 @@ mod syslog;
 pub mod verify;
 pub mod writer;
 
+use coffer_crypto::jwt::TokenSigner;
 pub use coffer_crypto::jwt::VerifyingKey;
+use coffer_store::Store;
 pub use scope::{before_change, note, note_caller};
 pub use writer::{AuditConfig, AuditLog};
+
+use crate::keyring::Keyring;
 
 /// A checkpoint's claims, if `signature` is a valid JWS by `key`.
 pub fn verify_checkpoint(signature: &str, key: &VerifyingKey) -> Option<writer::CheckpointClaims> {
     coffer_crypto::jwt::verify_claims(signature, key).ok()
 }
-
-use coffer_crypto::jwt::TokenSigner;
-use coffer_store::Store;
-
-use crate::keyring::Keyring;
 
 const CHECKPOINT_KEY_META: &str = "audit/checkpoint-key";
 

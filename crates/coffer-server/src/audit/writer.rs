@@ -133,7 +133,18 @@ impl AuditLog {
     ) -> coffer_core::Result<Self> {
         let verifying_key = signer.verifying_key();
         let head = match store.audit_head().await? {
-            Some(row) => (row.seq, hash_of(&row.body).unwrap_or_default()),
+            // A head without its hash cannot be continued honestly: chaining from "" would
+            // turn evidence of an edit into a chain that looks whole from here on.
+            Some(row) => (
+                row.seq,
+                hash_of(&row.body).ok_or_else(|| {
+                    coffer_core::Error::internal(format!(
+                        "the audit store's last record ({}) has no hash: it was altered. Coffer will not continue \
+                         the chain from it; run `coffer audit verify` and restore the store from a backup",
+                        row.seq
+                    ))
+                })?,
+            ),
             None => match anchor(store.as_ref()).await? {
                 Some(a) => (a.seq, a.hash),
                 None => (0, GENESIS.to_string()),
@@ -521,18 +532,16 @@ impl Writer {
             .await
             .map_err(|e| AuditFailure(e.message))?;
         let Some(last_old) = newest_old.into_iter().next() else { return Ok(0) };
-        let hash = hash_of(&last_old.body).unwrap_or_default();
-        let claims =
-            CheckpointClaims { seq: last_old.seq, hash: hash.clone(), time_ms: now_ms(self.side.clock.as_ref()) };
-        let signature = self.side.signer.sign(&claims).map_err(|e| AuditFailure(e.to_string()))?;
-        let cp = AuditCheckpoint {
-            seq: claims.seq,
-            hash: hash.clone(),
-            time_ms: claims.time_ms,
-            signature: signature.clone(),
-        };
+        // The anchor vouches for the last purged record; without its hash there is nothing to
+        // vouch for, and purging would destroy the evidence.
+        let hash = hash_of(&last_old.body).ok_or_else(|| {
+            AuditFailure(format!("audit record {} has no hash: it was altered, so nothing is purged", last_old.seq))
+        })?;
+        let cp = sign_checkpoint(&self.side.signer, self.side.clock.as_ref(), (last_old.seq, hash.clone()))
+            .map_err(AuditFailure)?;
         self.side.store.add_audit_checkpoint(&cp).await.map_err(|e| AuditFailure(e.message))?;
-        let anchor = serde_json::to_vec(&Anchor { seq: last_old.seq, hash, signature }).unwrap_or_default();
+        let anchor = serde_json::to_vec(&Anchor { seq: last_old.seq, hash, signature: cp.signature.clone() })
+            .map_err(|e| AuditFailure(e.to_string()))?;
         let gone =
             self.side.store.purge_audit_through(last_old.seq, &anchor).await.map_err(|e| AuditFailure(e.message))?;
         self.pending_notes.push((
@@ -707,4 +716,32 @@ async fn append_blocking(
 pub fn checkpoint_line(cp: &AuditCheckpoint) -> String {
     json!({"category": "AuditCheckpoint", "seq": cp.seq, "hash": cp.hash, "timeMs": cp.time_ms, "signature": cp.signature})
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_head_record_without_its_hash_stops_the_start() {
+        let store: Arc<dyn Store> = Arc::new(coffer_store::SqliteStore::in_memory().await.expect("store"));
+        let row = AuditRow {
+            seq: 1,
+            time_ms: 1,
+            vault: None,
+            caller: None,
+            operation: "SecretGet".into(),
+            result: "success".into(),
+            object: None,
+            body: r#"{"seq":1,"operationName":"SecretGet"}"#.into(),
+        };
+        store.append_audit(&[row]).await.expect("row");
+        let (signer, _) = TokenSigner::generate("k".into()).expect("signer");
+        let dir = tempfile::tempdir().expect("dir");
+        let clock: Arc<dyn Clock> = Arc::new(coffer_core::SystemClock);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let started = AuditLog::start(store, clock, signer, AuditConfig::in_dir(dir.path()), metrics).await;
+        let Err(err) = started else { panic!("the start is refused, not continued from an empty hash") };
+        assert!(err.message.contains("has no hash"), "{}", err.message);
+    }
 }

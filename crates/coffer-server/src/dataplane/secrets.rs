@@ -160,7 +160,8 @@ async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Respon
 async fn get(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
     req.ctx.authorize(state, DataAction::SecretGet, Some(name)).await?;
     if let Some(ct) = crate::http::query_get(&req.query, "outContentType") {
-        // Conversion applies to certificate-backed secrets only; none exist yet.
+        // Coffer does not convert a certificate's secret between PFX and PEM: each certificate
+        // keeps the content type its policy chose.
         return Err(Error::bad_parameter(format!(
             "outContentType '{}' is not supported for this secret.",
             coffer_core::names::printable(ct)

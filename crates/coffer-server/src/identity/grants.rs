@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_core::Result;
 use coffer_core::principal::{Principal, PrincipalKind};
+use coffer_crypto::digest::{ct_eq, sha256_hex};
 use coffer_crypto::jwt::ClientAssertion;
 use coffer_store::{Credential, Redeemed, RefreshTokenRecord, credential_kind};
 use serde_json::json;
@@ -178,10 +179,8 @@ pub async fn token(
     };
     attempt.succeeded();
     note_signed_in(&sign_in.principal, &sign_in.credential, grant.unwrap_or(""));
-    let resource = match resource.or_else(|| field(&form, "scope").and_then(|s| resource_for(&state, s))) {
-        Some(r) => r,
-        None => state.names.vault_resource(),
-    };
+    // A refresh grant may name no scope: its token is then for the data plane.
+    let resource = resource.unwrap_or_else(|| state.names.vault_resource());
     match issue(&state, &sign_in, &resource, grant).await {
         Ok(mut body) => {
             if let Some(next) = refresh_token {
@@ -261,9 +260,7 @@ async fn through_app(state: &SharedState, tenant: &str, form: &Form) -> Result<O
     Ok(app.filter(|a| a.enabled && a.kind == PrincipalKind::App).and_then(|a| a.client_id))
 }
 
-use coffer_crypto::digest::{ct_eq, sha256_hex};
-
-async fn enabled_principal(p: Option<Principal>, kinds: &[PrincipalKind]) -> Option<Principal> {
+fn enabled_principal(p: Option<Principal>, kinds: &[PrincipalKind]) -> Option<Principal> {
     p.filter(|p| p.enabled && kinds.contains(&p.kind))
 }
 
@@ -272,8 +269,7 @@ async fn client_credentials(state: &SharedState, tenant: &str, form: &Form) -> R
         return Ok(Outcome::Failed(invalid_request("The request body must contain 'client_id'.")));
     };
     let principal =
-        enabled_principal(state.store.find_principal_by_client_id(tenant, client_id).await?, &[PrincipalKind::App])
-            .await;
+        enabled_principal(state.store.find_principal_by_client_id(tenant, client_id).await?, &[PrincipalKind::App]);
     match (field(form, "client_secret"), field(form, "client_assertion")) {
         (Some(secret), None) => {
             let candidates = match &principal {
@@ -368,7 +364,6 @@ async fn refresh(state: &SharedState, tenant: &str, form: &Form) -> Result<Outco
         return Ok(Outcome::Failed(invalid_grant()));
     }
     let principal = enabled_principal(state.store.get_principal(&rec.principal_id).await?, &[PrincipalKind::User])
-        .await
         .filter(|p| p.tenant_id == tenant);
     let credential = state.store.get_credential(&rec.credential_id).await?;
     let (Some(principal), Some(credential)) = (principal, credential) else {
@@ -452,7 +447,6 @@ pub async fn managed_identity(
     let result: Result<Option<SignIn>> = async {
         let principal =
             enabled_principal(state.store.get_principal(&object_id).await?, &[PrincipalKind::ManagedIdentity])
-                .await
                 .filter(|p| p.tenant_id == tenant);
         let candidates = match &principal {
             Some(p) => live_credentials(&state, &p.object_id, credential_kind::IDENTITY_HEADER).await?,
