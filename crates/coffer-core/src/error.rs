@@ -36,6 +36,9 @@ pub struct Error {
     /// Azure's `error.innererror.code`, e.g. `ObjectIsDeletedButRecoverable`, `AccessDenied`.
     pub inner_code: Option<String>,
     pub message: String,
+    /// What the audit log records instead of `message`, when the message may quote what the
+    /// client sent (a body parser's message can quote a secret value).
+    pub recorded_as: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -48,7 +51,12 @@ impl fmt::Display for Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind, code: code.into(), inner_code: None, message: message.into() }
+        Self { kind, code: code.into(), inner_code: None, message: message.into(), recorded_as: None }
+    }
+    /// The error, recorded in the audit log as `text` rather than its message.
+    pub fn recorded_as(mut self, text: impl Into<String>) -> Self {
+        self.recorded_as = Some(text.into());
+        self
     }
     pub fn with_inner(mut self, inner: impl Into<String>) -> Self {
         self.inner_code = Some(inner.into());

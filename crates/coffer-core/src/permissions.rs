@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::principal::Caller;
 use crate::rbac::ApplicableAssignment;
-use crate::vault::{PolicyPermissions, Vault};
+use crate::vault::Vault;
 
 /// The area an access-policy permission belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,88 +296,6 @@ impl DataAction {
     }
 }
 
-pub const SECRET_PERMISSIONS: &[&str] =
-    &["all", "get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
-pub const KEY_PERMISSIONS: &[&str] = &[
-    "all",
-    "get",
-    "list",
-    "update",
-    "create",
-    "import",
-    "delete",
-    "recover",
-    "backup",
-    "restore",
-    "decrypt",
-    "encrypt",
-    "unwrapkey",
-    "wrapkey",
-    "verify",
-    "sign",
-    "purge",
-    "release",
-    "rotate",
-    "getrotationpolicy",
-    "setrotationpolicy",
-];
-pub const CERTIFICATE_PERMISSIONS: &[&str] = &[
-    "all",
-    "get",
-    "list",
-    "update",
-    "create",
-    "import",
-    "delete",
-    "recover",
-    "backup",
-    "restore",
-    "managecontacts",
-    "manageissuers",
-    "getissuers",
-    "listissuers",
-    "setissuers",
-    "deleteissuers",
-    "purge",
-];
-const STORAGE_PERMISSIONS: &[&str] = &[
-    "all",
-    "get",
-    "list",
-    "delete",
-    "set",
-    "update",
-    "regeneratekey",
-    "getsas",
-    "listsas",
-    "deletesas",
-    "setsas",
-    "recover",
-    "backup",
-    "restore",
-    "purge",
-];
-
-/// Rejects permission names Azure does not know (case-insensitive, as ARM tools write `Get`).
-pub fn validate_permission_names(p: &PolicyPermissions) -> Result<()> {
-    let check = |area: &str, given: &[String], known: &[&str]| -> Result<()> {
-        for g in given {
-            if !known.iter().any(|k| k.eq_ignore_ascii_case(g)) {
-                return Err(Error::bad_parameter(format!(
-                    "'{}' is not a valid {area} permission. Valid values: {}.",
-                    crate::names::printable(g),
-                    known.join(", ")
-                )));
-            }
-        }
-        Ok(())
-    };
-    check("secret", &p.secrets, SECRET_PERMISSIONS)?;
-    check("key", &p.keys, KEY_PERMISSIONS)?;
-    check("certificate", &p.certificates, CERTIFICATE_PERMISSIONS)?;
-    check("storage", &p.storage, STORAGE_PERMISSIONS)
-}
-
 /// The object a data action is about (`None` name: the collection, e.g. list).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target<'a> {
@@ -451,6 +369,18 @@ impl ManagementAction {
             Self::RoleDefinitionWrite => "Microsoft.Authorization/roleDefinitions/write",
         }
     }
+}
+
+/// Tenant administrators only: Ok, or 403 `AuthorizationFailed` saying who may `purpose`.
+pub fn require_tenant_admin(caller: &Caller, purpose: &str) -> Result<()> {
+    if caller.tenant_admin {
+        return Ok(());
+    }
+    Err(Error::new(
+        crate::error::ErrorKind::Forbidden,
+        "AuthorizationFailed",
+        format!("'{}' is not a tenant administrator; only administrators {purpose}.", caller.name),
+    ))
 }
 
 /// Decides a management action. `assignments` are the caller's (direct or through groups) at
@@ -624,7 +554,7 @@ mod tests {
     use super::*;
     use crate::lifecycle::RetentionPolicy;
     use crate::principal::PrincipalKind;
-    use crate::vault::AccessPolicy;
+    use crate::vault::{AccessPolicy, PolicyPermissions, validate_permission_names};
 
     fn vault(policies: Vec<AccessPolicy>) -> Vault {
         Vault {

@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{Deletion, RetentionPolicy};
 use crate::limits::MAX_ACCESS_POLICIES;
 use crate::object::Tags;
-use crate::permissions::validate_permission_names;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vault {
@@ -101,4 +100,88 @@ impl Vault {
         self.access_policies.retain(|p| !p.object_id.eq_ignore_ascii_case(object_id));
         before != self.access_policies.len()
     }
+}
+
+// ---- Access-policy permission names (Azure's) ----
+
+pub const SECRET_PERMISSIONS: &[&str] =
+    &["all", "get", "list", "set", "delete", "recover", "backup", "restore", "purge"];
+pub const KEY_PERMISSIONS: &[&str] = &[
+    "all",
+    "get",
+    "list",
+    "update",
+    "create",
+    "import",
+    "delete",
+    "recover",
+    "backup",
+    "restore",
+    "decrypt",
+    "encrypt",
+    "unwrapkey",
+    "wrapkey",
+    "verify",
+    "sign",
+    "purge",
+    "release",
+    "rotate",
+    "getrotationpolicy",
+    "setrotationpolicy",
+];
+pub const CERTIFICATE_PERMISSIONS: &[&str] = &[
+    "all",
+    "get",
+    "list",
+    "update",
+    "create",
+    "import",
+    "delete",
+    "recover",
+    "backup",
+    "restore",
+    "managecontacts",
+    "manageissuers",
+    "getissuers",
+    "listissuers",
+    "setissuers",
+    "deleteissuers",
+    "purge",
+];
+const STORAGE_PERMISSIONS: &[&str] = &[
+    "all",
+    "get",
+    "list",
+    "delete",
+    "set",
+    "update",
+    "regeneratekey",
+    "getsas",
+    "listsas",
+    "deletesas",
+    "setsas",
+    "recover",
+    "backup",
+    "restore",
+    "purge",
+];
+
+/// Rejects permission names Azure does not know (case-insensitive, as ARM tools write `Get`).
+pub fn validate_permission_names(p: &PolicyPermissions) -> Result<()> {
+    let check = |area: &str, given: &[String], known: &[&str]| -> Result<()> {
+        for g in given {
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(g)) {
+                return Err(Error::bad_parameter(format!(
+                    "'{}' is not a valid {area} permission. Valid values: {}.",
+                    crate::names::printable(g),
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    };
+    check("secret", &p.secrets, SECRET_PERMISSIONS)?;
+    check("key", &p.keys, KEY_PERMISSIONS)?;
+    check("certificate", &p.certificates, CERTIFICATE_PERMISSIONS)?;
+    check("storage", &p.storage, STORAGE_PERMISSIONS)
 }

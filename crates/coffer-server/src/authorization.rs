@@ -161,17 +161,7 @@ fn forbidden_management(caller: &Caller, action: &str, vault: Option<&str>) -> E
     )
 }
 
-/// Tenant administrators only: Ok, or 403 `AuthorizationFailed` saying who may `purpose`.
-pub fn require_tenant_admin(caller: &Caller, purpose: &str) -> Result<()> {
-    if caller.tenant_admin {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::Forbidden,
-        "AuthorizationFailed",
-        format!("'{}' is not a tenant administrator; only administrators {purpose}.", caller.name),
-    ))
-}
+pub use coffer_core::permissions::require_tenant_admin;
 
 /// Builds the `Caller` view of any principal (for explain and who-can).
 pub async fn caller_of(state: &AppState, p: &Principal) -> Result<Caller> {

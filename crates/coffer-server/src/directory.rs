@@ -33,7 +33,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
 }
 
 fn require_admin(caller: &Caller) -> Result<()> {
-    crate::authorization::require_tenant_admin(caller, "manage the directory")
+    coffer_core::permissions::require_tenant_admin(caller, "manage the directory")
 }
 
 fn principal_not_found(id: &str) -> Error {

@@ -60,14 +60,18 @@ impl IntoResponse for ApiError {
         } else {
             self.0
         };
-        crate::audit::note(|d| {
-            if !d.error_locked {
-                d.error = Some(e.message.clone());
-            }
-        });
-        (status_of(e.kind), json_headers(), axum::Json(error_body(&e))).into_response()
+        // Rendering has no side effects: what the audit log records of the error travels with
+        // the response, and the audit layer (`audit::scope::around`) reads it there.
+        let recorded = RecordedError(e.recorded_as.clone().unwrap_or_else(|| e.message.clone()));
+        let mut resp = (status_of(e.kind), json_headers(), axum::Json(error_body(&e))).into_response();
+        resp.extensions_mut().insert(recorded);
+        resp
     }
 }
+
+/// The error an `ApiError` response carries for the audit record (never the client's input).
+#[derive(Debug, Clone)]
+pub struct RecordedError(pub String);
 
 pub fn json_headers() -> [(HeaderName, HeaderValue); 1] {
     [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))]
@@ -87,11 +91,8 @@ pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
         // The parser's message can quote the body (a secret value, key material): the client
         // may see its own input, the audit log may not.
         let (line, column) = (e.line(), e.column());
-        crate::audit::note(|d| {
-            d.error = Some(format!("The request body is not valid (line {line}, column {column})."));
-            d.error_locked = true;
-        });
         Error::bad_parameter(format!("The request body is not valid: {e}"))
+            .recorded_as(format!("The request body is not valid (line {line}, column {column})."))
     })
 }
 

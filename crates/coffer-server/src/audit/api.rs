@@ -24,7 +24,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
 }
 
 fn require_auditor(caller: &Caller) -> Result<()> {
-    crate::authorization::require_tenant_admin(caller, "read the audit log")
+    coffer_core::permissions::require_tenant_admin(caller, "read the audit log")
 }
 
 const MAX_LIMIT: usize = 10_000;

@@ -2,33 +2,14 @@
 //! `EmailContacts` lifetime actions. Each is an audit record (category `Event`) and, when a
 //! webhook is configured, a POST in Azure Event Grid's schema, signed with HMAC-SHA256 of the
 //! body (`X-Coffer-Signature: sha256=HEX`) and retried with backoff.
-use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_core::object::ObjectKind;
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 use super::record::{ObjectRef, Outcome};
+pub use crate::config::WebhookConfig;
 use crate::state::AppState;
-
-#[derive(Clone)]
-pub struct WebhookConfig {
-    pub url: String,
-    pub secret: Arc<Zeroizing<String>>,
-    /// Deliveries tried at most this many times (backoff 1 s, 2 s, 4 s, …).
-    pub attempts: u32,
-    pub first_backoff: Duration,
-}
-
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
-            .field("attempts", &self.attempts)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The webhook sender (one HTTP client, deliveries run in the background).
 #[derive(Debug)]

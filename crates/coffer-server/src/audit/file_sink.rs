@@ -7,14 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone)]
-pub struct FileSinkConfig {
-    pub path: PathBuf,
-    /// Rotate once the file is larger than this.
-    pub max_bytes: u64,
-    /// Rotated files kept (`path.1` … `path.N`); older ones are deleted.
-    pub max_files: usize,
-}
+pub use crate::config::FileSinkConfig;
 
 #[derive(Debug)]
 pub struct FileSink {

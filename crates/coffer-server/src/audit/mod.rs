@@ -24,7 +24,9 @@ use coffer_crypto::jwt::TokenSigner;
 pub use coffer_crypto::jwt::VerifyingKey;
 use coffer_store::Store;
 pub use scope::{before_change, note, note_caller};
-pub use writer::{AuditConfig, AuditLog};
+pub use writer::AuditLog;
+
+pub use crate::config::AuditConfig;
 
 use crate::keyring::Keyring;
 

@@ -100,8 +100,6 @@ pub struct Draft {
     pub object: Option<ObjectRef>,
     pub decision: Option<(bool, String, Vec<String>)>,
     pub error: Option<String>,
-    /// The error was set on purpose (redacted); the response's message must not replace it.
-    pub error_locked: bool,
 }
 
 #[derive(Debug, Clone)]

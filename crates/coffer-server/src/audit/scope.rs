@@ -53,9 +53,13 @@ pub async fn around(state: &AppState, draft: Draft, inner: impl Future<Output = 
     let cell = Arc::new(Mutex::new(draft));
     let started = Instant::now();
     let resp = DRAFT.scope(cell.clone(), inner).await;
-    let Some(draft) = cell.lock().ok().map(|d| d.clone()) else {
+    let Some(mut draft) = cell.lock().ok().map(|d| d.clone()) else {
         return ApiError(unavailable("the request's audit draft was lost")).into_response();
     };
+    // An error response says what its record should say (see `http::RecordedError`).
+    if let Some(crate::http::RecordedError(text)) = resp.extensions().get::<crate::http::RecordedError>() {
+        draft.error = Some(text.clone());
+    }
     let observe = |resp: Response| {
         if let Some(op) = draft.operation {
             state.metrics.observe_request(op, resp.status().as_u16(), started.elapsed());

@@ -17,44 +17,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, GENESIS};
-use super::file_sink::{FileSink, FileSinkConfig};
+use super::file_sink::FileSink;
 use super::record::{Draft, Outcome, Who, row_of};
-
-/// How the audit log is set up (`coffer serve --audit-*`).
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// Off only for benchmarks in dev mode (`--dev --audit-disabled`).
-    pub enabled: bool,
-    pub file: Option<FileSinkConfig>,
-    /// Records older than this are purged (after a signed checkpoint).
-    pub retention_days: u32,
-    /// `udp:HOST:PORT` or `unix:/dev/log`: a copy of each record, best effort.
-    pub syslog: Option<String>,
-    /// How long a request waits for its record to be written before it gets a 503.
-    pub write_timeout: Duration,
-    pub checkpoint_every: u64,
-    pub checkpoint_interval: Duration,
-    pub webhook: Option<super::events::WebhookConfig>,
-}
-
-impl AuditConfig {
-    pub fn in_dir(dir: &std::path::Path) -> Self {
-        Self {
-            enabled: true,
-            file: Some(FileSinkConfig {
-                path: dir.join("audit").join("audit.log"),
-                max_bytes: 100 << 20,
-                max_files: 10,
-            }),
-            retention_days: 365,
-            syslog: None,
-            write_timeout: Duration::from_secs(5),
-            checkpoint_every: 1000,
-            checkpoint_interval: Duration::from_secs(60),
-            webhook: None,
-        }
-    }
-}
+use crate::config::AuditConfig;
 
 /// Why a record could not be written.
 #[derive(Debug, Clone, thiserror::Error)]

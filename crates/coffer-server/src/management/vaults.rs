@@ -358,7 +358,7 @@ pub(crate) async fn update_access_policy(
     let before = v.clone();
     let op = op.to_ascii_lowercase();
     for policy in input.properties.access_policies {
-        coffer_core::permissions::validate_permission_names(&policy.permissions)?;
+        coffer_core::vault::validate_permission_names(&policy.permissions)?;
         let existing = v.access_policies.iter().find(|p| p.object_id.eq_ignore_ascii_case(&policy.object_id)).cloned();
         match op.as_str() {
             "replace" => v.set_access_policy(policy)?,

@@ -166,7 +166,7 @@ pub fn status_of(e: &Error) -> StatusCode {
 
 /// An error as a page: the message is Coffer's own (e.g. which permission is missing).
 fn error_page(user: Option<UserView>, e: &Error) -> Response {
-    crate::audit::note(|d| d.error = Some(e.message.clone()));
+    crate::audit::note(|d| d.error = Some(e.recorded_as.clone().unwrap_or_else(|| e.message.clone())));
     let (heading, message) = match e.kind {
         ErrorKind::Internal => (
             "Something went wrong",

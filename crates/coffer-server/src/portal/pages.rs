@@ -973,7 +973,7 @@ async fn access_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    use coffer_core::permissions::{CERTIFICATE_PERMISSIONS, KEY_PERMISSIONS, SECRET_PERMISSIONS};
+    use coffer_core::vault::{CERTIFICATE_PERMISSIONS, KEY_PERMISSIONS, SECRET_PERMISSIONS};
     let v = match visible_vault(state, &p.caller, vault).await {
         Ok(v) => v,
         Err(e) => return error_page(p.user(), &e),

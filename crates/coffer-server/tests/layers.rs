@@ -1,0 +1,196 @@
+//! The layers of the code, checked from the source: which module of a crate refers to which
+//! (`crate::module` in non-test code). Every crate's module graph must be free of cycles, and
+//! in `coffer-server` a module may use only modules of its own layer or below, in the order
+//! ARCHITECTURE.md declares:
+//! infrastructure → audit → state → authentication → services → HTTP surfaces → portal and
+//! jobs → server.
+//!
+//! The server is being re-layered: the edges that still run upward are listed in
+//! `STILL_UPWARD`, and the test compares that list exactly — a new upward import fails, and so
+//! does a fixed one left on the list (so the list can only shrink).
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// `coffer-server`'s modules, bottom layer first.
+const SERVER_LAYERS: &[(&str, &[&str])] = &[
+    (
+        "infrastructure",
+        &["api_version", "config", "connections", "host", "http", "keyring", "metrics", "private_files", "tls"],
+    ),
+    ("audit", &["audit"]),
+    ("state", &["state"]),
+    ("authentication", &["auth"]),
+    ("services", &["objects", "authorization", "directory"]),
+    ("HTTP surfaces", &["dataplane", "management", "identity", "devtools"]),
+    ("portal and jobs", &["portal", "jobs", "dev"]),
+    ("server", &["server"]),
+];
+
+/// Upward edges that exist today (from, to): to be removed as the re-layering goes on.
+const STILL_UPWARD: &[(&str, &str)] = &[
+    ("audit", "jobs"),
+    ("audit", "management"),
+    ("audit", "objects"),
+    ("audit", "state"),
+    ("authorization", "management"),
+    ("dataplane", "jobs"),
+    ("devtools", "jobs"),
+    ("directory", "management"),
+    ("management", "jobs"),
+    ("state", "auth"),
+    ("state", "dataplane"),
+    ("state", "identity"),
+    ("state", "portal"),
+];
+
+fn crates_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The top-level modules of a crate's `src/` and, for each, the modules it refers to.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut modules = BTreeSet::new();
+    for entry in std::fs::read_dir(src).expect("src") {
+        let path = entry.expect("entry").path();
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        if path.is_dir() || (path.extension().is_some_and(|e| e == "rs") && name != "lib" && name != "main") {
+            modules.insert(name);
+        }
+    }
+    let mut graph: BTreeMap<String, BTreeSet<String>> = modules.iter().map(|m| (m.clone(), BTreeSet::new())).collect();
+    for file in rust_files(src) {
+        let rel = file.strip_prefix(src).expect("under src");
+        let first = rel.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or_default();
+        let from = first.trim_end_matches(".rs").to_string();
+        if !modules.contains(&from) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("read");
+        // Test modules sit at the bottom of a file; they may reach anywhere.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for to in referenced_modules(code) {
+            if to != from && modules.contains(&to) {
+                graph.entry(from.clone()).or_default().insert(to);
+            }
+        }
+    }
+    graph
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Names after `crate::`, including each name of a `crate::{a, b::c}` group.
+fn referenced_modules(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let name: String = item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                out.insert(name);
+            }
+        } else {
+            out.insert(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect());
+        }
+    }
+    out
+}
+
+/// The modules on cycles, as sorted groups (strongly connected components of two or more).
+fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    // Two modules are on one cycle when each reaches the other.
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_string()];
+        while let Some(m) = todo.pop() {
+            for next in graph.get(&m).into_iter().flatten() {
+                if seen.insert(next.clone()) {
+                    todo.push(next.clone());
+                }
+            }
+        }
+        seen
+    };
+    let reaches: BTreeMap<&String, BTreeSet<String>> = graph.keys().map(|m| (m, reach(m))).collect();
+    let mut groups: BTreeSet<Vec<String>> = BTreeSet::new();
+    for m in graph.keys() {
+        let group: Vec<String> =
+            graph.keys().filter(|o| *o == m || (reaches[m].contains(*o) && reaches[o].contains(m))).cloned().collect();
+        if group.len() > 1 {
+            groups.insert(group);
+        }
+    }
+    groups.into_iter().collect()
+}
+
+#[test]
+fn no_crate_has_an_import_cycle_but_the_server_s_listed_ones() {
+    for krate in ["coffer-core", "coffer-crypto", "coffer-store", "coffer"] {
+        let graph = module_graph(&crates_dir().join(krate).join("src"));
+        assert_eq!(cycles(&graph), Vec::<Vec<String>>::new(), "{krate} has an import cycle");
+    }
+    // Without the edges still listed as upward, the server's graph has no cycle either.
+    let mut graph = module_graph(&crates_dir().join("coffer-server").join("src"));
+    for (from, to) in STILL_UPWARD {
+        if let Some(targets) = graph.get_mut(*from) {
+            targets.remove(*to);
+        }
+    }
+    assert_eq!(cycles(&graph), Vec::<Vec<String>>::new(), "coffer-server has a cycle not made of listed upward edges");
+}
+
+#[test]
+fn server_modules_import_only_their_layer_or_below() {
+    let layer_of: BTreeMap<&str, usize> =
+        SERVER_LAYERS.iter().enumerate().flat_map(|(i, (_, mods))| mods.iter().map(move |m| (*m, i))).collect();
+    let graph = module_graph(&crates_dir().join("coffer-server").join("src"));
+    for module in graph.keys() {
+        assert!(
+            layer_of.contains_key(module.as_str()),
+            "module `{module}` has no layer: add it to SERVER_LAYERS (and to ARCHITECTURE.md)"
+        );
+    }
+    let mut upward = BTreeSet::new();
+    for (from, targets) in &graph {
+        for to in targets {
+            if layer_of[to.as_str()] > layer_of[from.as_str()] {
+                upward.insert((from.clone(), to.clone()));
+            }
+        }
+    }
+    let listed: BTreeSet<(String, String)> = STILL_UPWARD.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let new: Vec<_> = upward.difference(&listed).collect();
+    let fixed: Vec<_> = listed.difference(&upward).collect();
+    let name = |m: &str| SERVER_LAYERS[layer_of[m]].0;
+    assert!(
+        new.is_empty(),
+        "imports that run upward: {}",
+        new.iter().map(|(a, b)| format!("{a} ({}) -> {b} ({})", name(a), name(b))).collect::<Vec<_>>().join(", ")
+    );
+    assert!(fixed.is_empty(), "no longer upward, remove from STILL_UPWARD: {fixed:?}");
+}
+
+#[test]
+fn the_check_sees_grouped_and_inline_paths() {
+    let code = "use crate::{audit, http::ApiError};\nfn f() { crate::jobs::run(); }\n";
+    let found = referenced_modules(code);
+    assert!(["audit", "http", "jobs"].iter().all(|m| found.contains(*m)), "{found:?}");
+    let mut g = BTreeMap::new();
+    g.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
+    g.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
+    g.insert("c".to_string(), BTreeSet::from(["a".to_string()]));
+    assert_eq!(cycles(&g), vec![vec!["a".to_string(), "b".to_string()]]);
+}
