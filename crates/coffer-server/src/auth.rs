@@ -1,19 +1,24 @@
 //! Access tokens: issuing (for the identity provider), validating (for every API request), and
-//! turning a valid token into a `Caller`. Signing keys are per tenant, sealed under the root of
-//! trust in the store; every key ever used stays published so tokens outlive a rotation.
+//! turning a valid token into a `Caller`; the control surface's bearer authentication
+//! (`authenticate_management`, used by ARM, the directory, role assignments, the audit API and
+//! dev tools). Signing keys are per tenant, sealed under the root of trust in the store; every
+//! key ever used stays published so tokens outlive a rotation.
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use coffer_core::principal::{Caller, Principal, PrincipalKind};
-use coffer_core::{Error, Result};
+use coffer_core::{Error, ErrorKind, Result};
 use coffer_crypto::jwt::{self, AccessClaims, TokenSigner, VerifyingKey};
 use coffer_store::{SigningKeyRecord, Store};
 
 use crate::config::PublicNames;
-use crate::http::{error_body, json_headers};
+use crate::http::{ApiError, error_body, json_headers, query_get, query_pairs};
 use crate::keyring::Keyring;
+use crate::state::SharedState;
 
 /// Tokens live an hour, as Entra's do; revocation does not wait for expiry because every
 /// request re-checks the principal (see `resolve_caller`).
@@ -242,6 +247,63 @@ pub async fn resolve_caller(store: &dyn Store, claims: &AccessClaims, now: i64) 
         groups,
         tenant_admin: principal.tenant_admin,
     })
+}
+
+// ---- The control surface's bearer authentication ----
+
+/// The caller of a request with a management (ARM-audience) bearer token, or the 401
+/// challenge; the caller is noted in the request's audit record.
+pub async fn management_caller(state: &SharedState, headers: &axum::http::HeaderMap) -> Result<Caller, Response> {
+    let names = &state.names;
+    let resource = names.management_resource();
+    let tenant =
+        state.store.list_tenants().await.ok().and_then(|t| t.into_iter().next()).map(|t| t.id).unwrap_or_default();
+    let Some(token) = bearer_token(headers) else {
+        return Err(challenge(
+            &Error::unauthorized("Authentication failed. The 'Authorization' header is missing."),
+            names,
+            &tenant,
+            &resource,
+        ));
+    };
+    let claims = match state.tokens.validate(token, &resource, names, state.clock.now()) {
+        Ok(c) => c,
+        Err(e) => return Err(challenge(&e, names, &tenant, &resource)),
+    };
+    let caller = match resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await {
+        Ok(c) => c,
+        Err(e) if e.kind == ErrorKind::Unauthorized => return Err(challenge(&e, names, &claims.tid, &resource)),
+        Err(e) => return Err(ApiError(e).into_response()),
+    };
+    crate::audit::note_caller(&caller, claims.cid.clone());
+    Ok(caller)
+}
+
+/// Bearer authentication for the control surface's APIs (ARM, directory, role assignments,
+/// audit API, dev tools; audience: the management resource), then the api-version check and,
+/// for a change, the durable "started" record. The caller lands in the request extensions.
+pub async fn authenticate_management(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+    let caller = match management_caller(&state, req.headers()).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let has_version = query_pairs(req.uri().query())
+        .ok()
+        .and_then(|q| query_get(&q, "api-version").map(|v| !v.trim().is_empty()))
+        .unwrap_or(false);
+    if !has_version {
+        return ApiError(Error::new(
+            ErrorKind::BadRequest,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        ))
+        .into_response();
+    }
+    if let Err(e) = crate::audit::before_change(&state).await {
+        return ApiError(e).into_response();
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route("/authorization/roleAssignments/{id}", delete(delete_assignment))
         .route("/authorization/explain", post(explain))
         .route("/authorization/who-can", post(who_can))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::management::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
 }
 
 fn role_json(r: &RoleDefinition) -> Value {

@@ -18,7 +18,7 @@ use crate::state::SharedState;
 pub fn routes(state: SharedState) -> Router<SharedState> {
     Router::new()
         .route("/dev/advance-time", post(advance_time))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::management::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
 }
 
 #[derive(Deserialize)]

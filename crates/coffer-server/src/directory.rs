@@ -29,7 +29,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route("/directory/groups/{id}/members", get(list_members))
         .route("/directory/groups/{id}/members/{member}", put(add_member).delete(remove_member))
         .route("/directory/signing-keys/rotate", post(rotate_signing_key))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::management::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
 }
 
 fn require_admin(caller: &Caller) -> Result<()> {

@@ -5,6 +5,7 @@
 
 pub mod api_version;
 pub mod audit;
+pub mod audit_api;
 pub mod auth;
 pub mod authorization;
 pub mod config;

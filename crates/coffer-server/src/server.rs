@@ -152,7 +152,7 @@ pub fn build_app(state: SharedState) -> Router {
         .merge(crate::management::routes(state.clone()))
         .merge(crate::directory::routes(state.clone()))
         .merge(crate::authorization::routes(state.clone()))
-        .merge(crate::audit::api::routes(state.clone()))
+        .merge(crate::audit_api::routes(state.clone()))
         .merge(crate::portal::routes())
         .merge(if state.dev_clock.is_some() { crate::devtools::routes(state.clone()) } else { Router::new() })
         .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
@@ -259,7 +259,7 @@ async fn metrics(
         // Nobody to record: the scraper on the trusted network presents no identity.
         crate::audit::note(|d| d.audited = false);
     } else {
-        let caller = match crate::management::bearer_caller(&state, &headers).await {
+        let caller = match crate::auth::management_caller(&state, &headers).await {
             Ok(c) => c,
             Err(r) => return r,
         };

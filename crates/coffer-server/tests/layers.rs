@@ -21,7 +21,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ("state", &["state"]),
     ("authentication", &["auth"]),
     ("services", &["objects", "authorization", "directory"]),
-    ("HTTP surfaces", &["dataplane", "management", "identity", "devtools"]),
+    ("HTTP surfaces", &["dataplane", "management", "identity", "devtools", "audit_api"]),
     ("portal and jobs", &["portal", "jobs", "dev"]),
     ("server", &["server"]),
 ];
@@ -29,13 +29,10 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
 /// Upward edges that exist today (from, to): to be removed as the re-layering goes on.
 const STILL_UPWARD: &[(&str, &str)] = &[
     ("audit", "jobs"),
-    ("audit", "management"),
     ("audit", "objects"),
     ("audit", "state"),
-    ("authorization", "management"),
     ("dataplane", "jobs"),
     ("devtools", "jobs"),
-    ("directory", "management"),
     ("management", "jobs"),
     ("state", "auth"),
     ("state", "dataplane"),
@@ -66,9 +63,11 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let text = std::fs::read_to_string(&file).expect("read");
-        // Test modules sit at the bottom of a file; they may reach anywhere.
+        // Test modules sit at the bottom of a file; they may reach anywhere. Comments name
+        // modules without importing them.
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        for to in referenced_modules(code) {
+        let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+        for to in referenced_modules(&code) {
             if to != from && modules.contains(&to) {
                 graph.entry(from.clone()).or_default().insert(to);
             }

@@ -9,22 +9,20 @@ pub(crate) mod vaults;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use coffer_core::object::{Tags, validate_tags};
 use coffer_core::permissions::ManagementAction;
 use coffer_core::principal::Caller;
-use coffer_core::{Error, ErrorKind, Result};
+use coffer_core::{Error, Result};
 use coffer_store::ResourceGroup;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{bearer_token, challenge, resolve_caller};
 use crate::authorization::authorize_management;
-use crate::http::{ApiError, ApiResult, json as json_response, parse_body, query_get, query_pairs};
+use crate::http::{ApiResult, json as json_response, parse_body};
 use crate::state::SharedState;
 
 pub use vaults::vault_json;
@@ -58,7 +56,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
                 .delete(vaults::delete_vault),
         )
         .route(&format!("{RG_KV}/vaults/{{name}}/accessPolicies/{{op}}"), put(vaults::update_access_policy))
-        .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
 }
 
 /// ARM paths are case-insensitive (`resourcegroups`, `microsoft.keyvault`, ...): known
@@ -101,60 +99,6 @@ pub fn normalize_arm_path(uri: &Uri) -> Option<Uri> {
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = pq.parse().ok();
     Uri::from_parts(parts).ok()
-}
-
-/// Bearer authentication for ARM requests (audience: the management resource), then the
-/// api-version check. The caller lands in the request extensions.
-/// The caller of a request with a management (ARM-audience) bearer token, or the 401
-/// challenge; the caller is noted in the request's audit record.
-pub async fn bearer_caller(state: &SharedState, headers: &axum::http::HeaderMap) -> Result<Caller, Response> {
-    let names = &state.names;
-    let resource = names.management_resource();
-    let tenant =
-        state.store.list_tenants().await.ok().and_then(|t| t.into_iter().next()).map(|t| t.id).unwrap_or_default();
-    let Some(token) = bearer_token(headers) else {
-        return Err(challenge(
-            &Error::unauthorized("Authentication failed. The 'Authorization' header is missing."),
-            names,
-            &tenant,
-            &resource,
-        ));
-    };
-    let claims = match state.tokens.validate(token, &resource, names, state.clock.now()) {
-        Ok(c) => c,
-        Err(e) => return Err(challenge(&e, names, &tenant, &resource)),
-    };
-    let caller = match resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await {
-        Ok(c) => c,
-        Err(e) if e.kind == ErrorKind::Unauthorized => return Err(challenge(&e, names, &claims.tid, &resource)),
-        Err(e) => return Err(ApiError(e).into_response()),
-    };
-    crate::audit::note_caller(&caller, claims.cid.clone());
-    Ok(caller)
-}
-
-pub async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
-    let caller = match bearer_caller(&state, req.headers()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let has_version = query_pairs(req.uri().query())
-        .ok()
-        .and_then(|q| query_get(&q, "api-version").map(|v| !v.trim().is_empty()))
-        .unwrap_or(false);
-    if !has_version {
-        return ApiError(Error::new(
-            ErrorKind::BadRequest,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        ))
-        .into_response();
-    }
-    if let Err(e) = crate::audit::before_change(&state).await {
-        return ApiError(e).into_response();
-    }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
 }
 
 pub(crate) async fn caller_subscription(state: &SharedState, caller: &Caller, sub: &str) -> Result<String> {

@@ -20,7 +20,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route("/audit/verify", get(verify))
         .route("/audit/checkpoint", post(checkpoint))
         .route("/audit/checkpoint-key", get(checkpoint_key))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::management::authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
 }
 
 fn require_auditor(caller: &Caller) -> Result<()> {
@@ -95,7 +95,7 @@ async fn records(
 async fn verify(State(state): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
     let run = async {
         require_auditor(&caller)?;
-        let report = super::verify::verify_all(&state).await?;
+        let report = crate::audit::verify::verify_all(&state).await?;
         Ok(json_response(StatusCode::OK, report))
     };
     run.await.unwrap_or_else(|e: Error| ApiError(e).into_response())
