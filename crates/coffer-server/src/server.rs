@@ -15,13 +15,13 @@ use coffer_crypto::root::{DevKeyFile, RootOfTrust};
 use coffer_store::{SqliteStore, Store};
 use tower::ServiceExt;
 
-use crate::auth::TokenService;
 use crate::config::{PublicNames, ServerConfig};
 use crate::dev::{self, DevCredentials};
 use crate::host::{Surface, authority_of, classify};
 use crate::http::ApiError;
 use crate::keyring::Keyring;
 use crate::state::{AppState, SharedState};
+use crate::tokens::TokenService;
 
 /// A server that is listening; dropping the handle does not stop it, `shutdown` does.
 pub struct RunningServer {

@@ -5,9 +5,9 @@ use coffer_core::Clock;
 use coffer_crypto::seal::DataKey;
 use coffer_store::Store;
 
-use crate::auth::TokenService;
 use crate::config::PublicNames;
 use crate::keyring::Keyring;
+use crate::tokens::TokenService;
 
 #[derive(Debug)]
 pub struct AppState {
@@ -19,19 +19,19 @@ pub struct AppState {
     /// Seals backup blobs; instance-wide so a backup restores into any vault of this Coffer.
     pub backup_key: DataKey,
     /// Failed sign-ins, per principal name and per address (in memory, per node).
-    pub throttle: crate::identity::Throttle,
+    pub throttle: crate::sign_in::Throttle,
     /// Client assertions already redeemed (`jti`), until they expire (in memory, per node).
-    pub seen_assertions: crate::identity::SeenAssertions,
+    pub seen_assertions: crate::sign_in::SeenAssertions,
     /// Request and audit counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/metrics` needs no token (`--metrics-unauthenticated`).
     pub metrics_unauthenticated: bool,
     /// Portal sign-ins (in memory, per node).
-    pub sessions: crate::portal::Sessions,
+    pub sessions: crate::sessions::Sessions,
     /// The audit log: every request's record goes through it.
     pub audit: crate::audit::AuditLog,
     /// Key material lately opened and parsed (saves unsealing and RSA key checks).
-    pub key_materials: crate::dataplane::keys::MaterialCache,
+    pub key_materials: crate::key_cache::MaterialCache,
     /// Connection and request limits (`build_app` applies the request ones).
     pub limits: crate::connections::ConnectionLimits,
     /// Requests being served now, against `limits.max_in_flight`.

@@ -15,7 +15,21 @@ use std::path::{Path, PathBuf};
 const SERVER_LAYERS: &[(&str, &[&str])] = &[
     (
         "infrastructure",
-        &["api_version", "config", "connections", "host", "http", "keyring", "metrics", "private_files", "tls"],
+        &[
+            "api_version",
+            "config",
+            "connections",
+            "host",
+            "http",
+            "key_cache",
+            "keyring",
+            "metrics",
+            "private_files",
+            "sessions",
+            "sign_in",
+            "tls",
+            "tokens",
+        ],
     ),
     ("audit", &["audit"]),
     ("state", &["state"]),
@@ -34,10 +48,6 @@ const STILL_UPWARD: &[(&str, &str)] = &[
     ("dataplane", "jobs"),
     ("devtools", "jobs"),
     ("management", "jobs"),
-    ("state", "auth"),
-    ("state", "dataplane"),
-    ("state", "identity"),
-    ("state", "portal"),
 ];
 
 fn crates_dir() -> PathBuf {

@@ -8,7 +8,8 @@
 //! - `writer`: group commit, checkpoints, retention, health;
 //! - `chain`: hashing and verification (pure); `verify`: reading the sinks to check them;
 //! - `file_sink`, `syslog`: the copies outside the store; `events`: events and the webhook;
-//! (`/audit/...` for administrators is the HTTP surface `crate::audit_api`.)
+//!
+//! `/audit/...` for administrators is the HTTP surface `crate::audit_api`.
 
 pub mod chain;
 pub mod events;

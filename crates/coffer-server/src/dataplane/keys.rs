@@ -96,52 +96,6 @@ pub(crate) fn material_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<Ar
     Ok(material)
 }
 
-/// Key material lately used, opened and parsed, by place (vault, kind, name, version) and the
-/// digest of the sealed payload it came from. Every operation still reads the version from the
-/// store (attributes, `enabled`, deletion); only unsealing and parsing are saved — for RSA,
-/// parsing checks the key, about a third of a signature's cost. A payload that changed (a
-/// restore, a new seal) has another digest and is opened afresh; entries older than
-/// `MATERIAL_TTL` are dropped, so material of a purged key does not stay in memory.
-#[derive(Default)]
-pub struct MaterialCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, MaterialEntry>>,
-}
-
-struct MaterialEntry {
-    sealed: [u8; 32],
-    stored: std::time::Instant,
-    material: Arc<KeyMaterial>,
-}
-
-const MATERIAL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
-const MATERIAL_ENTRIES: usize = 1024;
-
-impl std::fmt::Debug for MaterialCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MaterialCache").finish_non_exhaustive()
-    }
-}
-
-impl MaterialCache {
-    fn get(&self, place: &str, sealed: &[u8; 32]) -> Option<Arc<KeyMaterial>> {
-        let entries = self.entries.lock().ok()?;
-        let e = entries.get(place)?;
-        (e.sealed == *sealed && e.stored.elapsed() < MATERIAL_TTL).then(|| e.material.clone())
-    }
-
-    fn put(&self, place: String, sealed: [u8; 32], material: Arc<KeyMaterial>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MATERIAL_ENTRIES / 4 {
-                entries.retain(|_, e| e.stored.elapsed() < MATERIAL_TTL);
-            }
-            if entries.len() >= MATERIAL_ENTRIES {
-                entries.clear();
-            }
-            entries.insert(place, MaterialEntry { sealed, stored: std::time::Instant::now(), material });
-        }
-    }
-}
-
 fn b64_field(v: &Option<String>, name: &str) -> Result<Option<Vec<u8>>> {
     v.as_deref()
         .map(|s| b64::url_decode(s).ok_or_else(|| Error::bad_parameter(format!("'{name}' is not base64url."))))

@@ -13,10 +13,10 @@ use coffer_store::{Credential, Redeemed, RefreshTokenRecord, credential_kind};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::throttle::{address_key, principal_key};
 use super::{known_tenant, oauth_error, tenant_not_found};
 use crate::directory::{live_credentials, match_secret};
 use crate::http::{ApiError, ClientAddr, json};
+use crate::sign_in::throttle::{address_key, principal_key};
 use crate::state::SharedState;
 
 /// Refresh tokens (user sign-in) last two weeks unless revoked.

@@ -3,8 +3,6 @@
 //! OIDC discovery, the token endpoint (client secret, client assertion, password and refresh
 //! token grants), JWKS, token revocation, and the App Service managed-identity endpoint.
 mod grants;
-pub mod replay;
-pub mod throttle;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -17,8 +15,7 @@ use serde_json::json;
 use crate::http::{ApiError, json};
 use crate::state::SharedState;
 
-pub use replay::SeenAssertions;
-pub use throttle::Throttle;
+pub use crate::sign_in::{SeenAssertions, Throttle};
 
 pub fn routes() -> Router<SharedState> {
     Router::new()

@@ -12,7 +12,7 @@ mod admin;
 mod objects;
 mod pages;
 mod roles;
-pub mod session;
+pub use crate::sessions as session;
 
 use askama::Template;
 use axum::Router;
@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use coffer_core::principal::Caller;
 use coffer_core::{Error, ErrorKind};
 
-pub use session::Sessions;
+pub use crate::sessions::Sessions;
 
 use crate::state::SharedState;
 

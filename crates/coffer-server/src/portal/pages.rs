@@ -133,7 +133,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    use crate::identity::throttle::{address_key, principal_key};
+    use crate::sign_in::throttle::{address_key, principal_key};
     let form: Form = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     // Login CSRF: the form's token must be the one in this browser's login cookie.
     let expected = session::cookie(&headers, LOGIN_COOKIE).unwrap_or("");
