@@ -9,7 +9,8 @@ use coffer_core::Result;
 use coffer_core::object::ObjectKind;
 use coffer_store::ObjectRef;
 
-use crate::audit::record::{ObjectRef as ObjectRef_, Outcome};
+use crate::audit::record::ObjectRef as ObjectRef_;
+use crate::system::{purge_vault, record};
 
 use crate::state::{AppState, SharedState};
 
@@ -36,7 +37,7 @@ pub async fn purge_due(state: &AppState) -> Result<PurgeReport> {
             if state.store.purge_object(&at, Some(now)).await? {
                 report.objects += 1;
                 if kind == ObjectKind::Certificate {
-                    crate::dataplane::forget_lifetime_markers(state, &vault_id, Some(&name_key)).await?;
+                    crate::system::forget_lifetime_markers(state, &vault_id, Some(&name_key)).await?;
                 }
                 let object = ObjectRef_ {
                     collection: kind.collection().into(),
@@ -66,24 +67,6 @@ fn purge_operation(k: ObjectKind) -> &'static str {
         ObjectKind::Key => "KeyPurge",
         ObjectKind::Certificate => "CertificatePurge",
     }
-}
-
-/// Records what a job did, as the system principal. A job whose record cannot be written
-/// stops (and retries on its next run) rather than carry on unrecorded.
-pub async fn record(
-    state: &AppState,
-    operation: &'static str,
-    vault: Option<&str>,
-    object: Option<ObjectRef_>,
-    why: &str,
-) -> Result<()> {
-    tracing::info!(target: "coffer::jobs", operation, vault = vault.unwrap_or(""), "{why}");
-    state
-        .audit
-        .system(operation, Outcome::Success, vault, object, Some(why.to_string()))
-        .await
-        .map(|_| ())
-        .map_err(|e| coffer_core::Error::unavailable("AuditLogUnavailable", e.0))
 }
 
 /// What one run of every job did.
@@ -121,52 +104,6 @@ pub async fn run_once(state: &AppState) -> JobsReport {
         Err(e) => tracing::error!(error = %e, "audit retention job failed; will retry"),
     }
     r
-}
-
-/// Purges one deleted vault: claim it (no recovery from then on), destroy its key-encryption
-/// key (crypto-shredding: no copy of the store can be read again), then erase its rows.
-/// False if another node or request got there first, or (with `due_by`) it is not due.
-pub async fn purge_vault(state: &AppState, vault_id: &str, due_by: Option<i64>) -> Result<bool> {
-    if !state.store.claim_vault_purge(vault_id, due_by).await? {
-        return Ok(false);
-    }
-    state.keyring.shred_vault(vault_id)?;
-    let erased = state.store.erase_vault(vault_id).await?;
-    crate::dataplane::forget_lifetime_markers(state, vault_id, None).await?;
-    Ok(erased)
-}
-
-/// The principal background jobs act as (for audit and for the code paths that need a caller).
-pub fn system_caller(tenant_id: &str) -> coffer_core::principal::Caller {
-    coffer_core::principal::Caller {
-        signed_in_through: None,
-        object_id: "00000000-0000-0000-0000-000000000000".into(),
-        tenant_id: tenant_id.to_string(),
-        client_id: None,
-        name: "coffer-system".into(),
-        kind: coffer_core::principal::PrincipalKind::App,
-        groups: vec![],
-        tenant_admin: false,
-    }
-}
-
-/// A vault context for background work on `vault_name`, acting as the system principal.
-pub async fn system_context(state: &AppState, vault_name: &str) -> Result<Option<crate::objects::VaultContext>> {
-    let Some(rec) = state.store.get_vault_by_name(vault_name).await?.filter(|r| !r.vault.is_deleted()) else {
-        return Ok(None);
-    };
-    Ok(Some(crate::objects::VaultContext {
-        key: state.keyring.vault_key(&rec)?,
-        authority: state
-            .names
-            .vault_uri(&rec.vault.name)
-            .trim_start_matches("https://")
-            .trim_end_matches('/')
-            .to_string(),
-        caller: system_caller(&rec.vault.tenant_id),
-        api_version: crate::api_version::NEWEST.into(),
-        vault: rec.vault,
-    }))
 }
 
 /// Runs every job (`run_once`) forever, every `PURGE_INTERVAL`.

@@ -29,6 +29,7 @@ pub mod server;
 pub mod sessions;
 pub mod sign_in;
 pub mod state;
+pub mod system;
 pub mod tls;
 pub mod tokens;
 

@@ -34,7 +34,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ("audit", &["audit"]),
     ("state", &["state"]),
     ("authentication", &["auth"]),
-    ("services", &["objects", "authorization", "directory"]),
+    ("services", &["objects", "authorization", "directory", "system"]),
     ("HTTP surfaces", &["dataplane", "management", "identity", "devtools", "audit_api"]),
     ("portal and jobs", &["portal", "jobs", "dev"]),
     ("server", &["server"]),
@@ -42,12 +42,13 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
 
 /// Upward edges that exist today (from, to): to be removed as the re-layering goes on.
 const STILL_UPWARD: &[(&str, &str)] = &[
-    ("audit", "jobs"),
+    // The expiry-event job (audit::events) and the request scope and verify (audit::scope,
+    // audit::verify) work on the server state and vault contexts: they belong above audit.
     ("audit", "objects"),
     ("audit", "state"),
-    ("dataplane", "jobs"),
+    ("audit", "system"),
+    // The dev tools' `advance-time` runs every job at once.
     ("devtools", "jobs"),
-    ("management", "jobs"),
 ];
 
 fn crates_dir() -> PathBuf {

@@ -195,7 +195,7 @@ pub async fn job_event(
             version: Some(s.version.into()),
             id: format!("{}{}/{}/{}", s.vault_uri, s.kind.collection(), s.name, s.version),
         };
-        crate::jobs::record(state, op, Some(s.vault), Some(object), &s.reason).await?;
+        crate::system::record(state, op, Some(s.vault), Some(object), &s.reason).await?;
     }
     emit(state, t, s).await
 }

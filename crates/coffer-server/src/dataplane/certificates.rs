@@ -986,7 +986,7 @@ async fn purge(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
             Err(e) => return Err(e.into()),
         }
     }
-    forget_lifetime_markers(state, &ctx.vault.id, Some(&coffer_core::names::name_key(name))).await?;
+    crate::system::forget_lifetime_markers(state, &ctx.vault.id, Some(&coffer_core::names::name_key(name))).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1119,35 +1119,6 @@ async fn issuer_op(state: &SharedState, req: &DataRequest, name: &str) -> Handle
     }
 }
 
-/// "Told once per version" markers of the lifetime-action job (the certificate's current
-/// version is the value). They go with the certificate when it is purged.
-fn renewal_due_marker(vault_id: &str, name_key: &str) -> String {
-    format!("certificate-renewal-due/{vault_id}/{name_key}")
-}
-
-fn notified_marker(vault_id: &str, name_key: &str) -> String {
-    format!("certificate-notified/{vault_id}/{name_key}")
-}
-
-/// Forgets a purged certificate's lifetime-action markers (`name_key: None`: every certificate
-/// of a purged vault).
-pub async fn forget_lifetime_markers(state: &AppState, vault_id: &str, name_key: Option<&str>) -> Result<()> {
-    match name_key {
-        Some(n) => {
-            state.store.delete_meta(&renewal_due_marker(vault_id, n)).await?;
-            state.store.delete_meta(&notified_marker(vault_id, n)).await?;
-        }
-        None => {
-            for prefix in [renewal_due_marker(vault_id, ""), notified_marker(vault_id, "")] {
-                for (key, _) in state.store.list_meta(&prefix).await? {
-                    state.store.delete_meta(&key).await?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The background part of certificate policies: `AutoRenew` issues a new version of
 /// self-issued certificates (a new key unless `reuse_key`) when the trigger has come;
 /// `EmailContacts` records a near-expiry event for the contacts, once per version. Returns how
@@ -1170,7 +1141,7 @@ pub async fn run_certificate_lifetime_actions(state: &AppState) -> Result<usize>
 /// Applies the first due lifetime action of one certificate; true when it was renewed.
 async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key: &str) -> Result<bool> {
     let now = state.clock.now();
-    let Some(ctx) = crate::jobs::system_context(state, vault_name).await? else { return Ok(false) };
+    let Some(ctx) = crate::system::system_context(state, vault_name).await? else { return Ok(false) };
     let Some(policy) = load_policy(state, &ctx, name_key).await? else { return Ok(false) };
     let objects = Objects::new(state, &ctx, KIND);
     let current = match objects.read(name_key, None).await {
@@ -1213,7 +1184,7 @@ async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key
             }
             "AutoRenew" => {
                 // Renewal through an outside issuer is not automatic: say it is due, once per version.
-                let marker = renewal_due_marker(&ctx.vault.id, name_key);
+                let marker = crate::system::renewal_due_marker(&ctx.vault.id, name_key);
                 if state.store.get_meta(&marker).await?.as_deref() != Some(current.version.as_bytes()) {
                     let why = "lifetime action: AutoRenew is due but needs issuer Self".to_string();
                     let subject = event_subject(state, &ctx, KIND, &current, &current.version, why);
@@ -1222,7 +1193,7 @@ async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key
                 }
             }
             _ => {
-                let marker = notified_marker(&ctx.vault.id, name_key);
+                let marker = crate::system::notified_marker(&ctx.vault.id, name_key);
                 if state.store.get_meta(&marker).await?.as_deref() != Some(current.version.as_bytes()) {
                     // Coffer sends no mail: the event names the contacts for whoever forwards it.
                     let contacts = load_doc(state, &ctx, "contacts").await?.unwrap_or_default();

@@ -723,7 +723,7 @@ pub async fn run_rotation_policies(state: &AppState) -> Result<usize> {
 async fn carry_out_rotation_policy(state: &AppState, vault_name: &str, name_key: &str) -> Result<usize> {
     let now = state.clock.now();
     let mut rotated = 0;
-    let Some(ctx) = crate::jobs::system_context(state, vault_name).await? else { return Ok(0) };
+    let Some(ctx) = crate::system::system_context(state, vault_name).await? else { return Ok(0) };
     let Some(mut policy) = load_policy(state, &ctx, name_key).await? else { return Ok(0) };
     let current = match Objects::new(state, &ctx, KIND).read(name_key, None).await {
         Ok(v) => v,

@@ -6,7 +6,7 @@ pub(crate) mod keys;
 mod render;
 mod secrets;
 
-pub use certificates::{forget_lifetime_markers, run_certificate_lifetime_actions};
+pub use certificates::run_certificate_lifetime_actions;
 pub use keys::run_rotation_policies;
 
 use axum::body::Body;

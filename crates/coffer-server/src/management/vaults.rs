@@ -533,7 +533,7 @@ pub(super) async fn purge_deleted(
         )
         .into());
     }
-    if !crate::jobs::purge_vault(&state, &v.id, None).await? {
+    if !crate::system::purge_vault(&state, &v.id, None).await? {
         return Err(Error::conflict(
             Some("VaultIsBeingPurged"),
             format!("The vault '{}' is already being purged.", v.name),
