@@ -693,22 +693,7 @@ impl Store for SqliteStore {
 
     async fn add_credential(&self, c: &Credential) -> Result<()> {
         let _w = self.write_directory().await?;
-        sqlx::query(
-            "INSERT INTO credentials (id, principal_id, kind, secret_hash, thumbprint, material, expires, created)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&c.id)
-        .bind(&c.principal_id)
-        .bind(&c.kind)
-        .bind(&c.secret_hash)
-        .bind(c.thumbprint.as_deref())
-        .bind(c.material.as_deref())
-        .bind(c.expires)
-        .bind(c.created)
-        .execute(&self.pool())
-        .await
-        .map_err(|e| self.fail(e))?;
-        Ok(())
+        insert_credential(&self.pool(), c).await.map_err(|e| self.fail(e))
     }
 
     async fn list_credentials(&self, principal_id: &str) -> Result<Vec<Credential>> {
@@ -987,15 +972,7 @@ impl Store for SqliteStore {
 
     async fn update_principal(&self, p: &Principal) -> Result<bool> {
         let _w = self.write_directory().await?;
-        let res = sqlx::query("UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4 WHERE object_id = $1")
-            .bind(&p.object_id)
-            .bind(&p.name)
-            .bind(i64::from(p.enabled))
-            .bind(i64::from(p.tenant_admin))
-            .execute(&self.pool())
-            .await
-            .map_err(|e| self.fail(e))?;
-        Ok(res.rows_affected() == 1)
+        update_principal_row(&self.pool(), p).await.map_err(|e| self.fail(e))
     }
 
     async fn delete_principal(&self, object_id: &str) -> Result<bool> {
@@ -1060,16 +1037,7 @@ impl Store for SqliteStore {
     async fn replace_credential(&self, p: &Principal, c: &Credential) -> Result<bool> {
         let _w = self.write_directory().await?;
         let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
-        let updated =
-            sqlx::query("UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4 WHERE object_id = $1")
-                .bind(&p.object_id)
-                .bind(&p.name)
-                .bind(i64::from(p.enabled))
-                .bind(i64::from(p.tenant_admin))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.fail(e))?;
-        if updated.rows_affected() != 1 {
+        if !update_principal_row(&mut *tx, p).await.map_err(|e| self.fail(e))? {
             return Ok(false);
         }
         for stmt in [
@@ -1078,21 +1046,8 @@ impl Store for SqliteStore {
         ] {
             sqlx::query(stmt).bind(&p.object_id).bind(&c.kind).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
         }
-        sqlx::query(
-            "INSERT INTO credentials (id, principal_id, kind, secret_hash, thumbprint, material, expires, created)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&c.id)
-        .bind(&p.object_id)
-        .bind(&c.kind)
-        .bind(&c.secret_hash)
-        .bind(c.thumbprint.as_deref())
-        .bind(c.material.as_deref())
-        .bind(c.expires)
-        .bind(c.created)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.fail(e))?;
+        let c = Credential { principal_id: p.object_id.clone(), ..c.clone() };
+        insert_credential(&mut *tx, &c).await.map_err(|e| self.fail(e))?;
         tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(true)
     }
@@ -1906,6 +1861,42 @@ fn credential_from_row(r: &SqliteRow) -> Result<Credential> {
         expires: r.try_get("expires").map_err(backend)?,
         created: r.try_get("created").map_err(backend)?,
     })
+}
+
+async fn insert_credential<'e, E: sqlx::SqliteExecutor<'e>>(
+    exec: E,
+    c: &Credential,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO credentials (id, principal_id, kind, secret_hash, thumbprint, material, expires, created)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&c.id)
+    .bind(&c.principal_id)
+    .bind(&c.kind)
+    .bind(&c.secret_hash)
+    .bind(c.thumbprint.as_deref())
+    .bind(c.material.as_deref())
+    .bind(c.expires)
+    .bind(c.created)
+    .execute(exec)
+    .await
+    .map(drop)
+}
+
+/// Updates a principal's row: false if there is none.
+async fn update_principal_row<'e, E: sqlx::SqliteExecutor<'e>>(
+    exec: E,
+    p: &Principal,
+) -> std::result::Result<bool, sqlx::Error> {
+    let res = sqlx::query("UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4 WHERE object_id = $1")
+        .bind(&p.object_id)
+        .bind(&p.name)
+        .bind(i64::from(p.enabled))
+        .bind(i64::from(p.tenant_admin))
+        .execute(exec)
+        .await?;
+    Ok(res.rows_affected() == 1)
 }
 
 async fn insert_refresh_token<'e, E: sqlx::SqliteExecutor<'e>>(exec: E, t: &RefreshTokenRecord) -> Result<()> {
