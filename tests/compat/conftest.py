@@ -115,10 +115,24 @@ class CofferServer:
         resource = resource or f"https://vault.localhost:{self.port}"
         return self.credential().get_token(f"{resource}/.default").token
 
+    def new_user(self, name, password, *extra):
+        """A user with a password (`coffer principal create --type user`): its object id."""
+        r = self.cli("principal", "create", "--type", "user", "--name", name, "--password-stdin", *extra,
+                     input=password + "\n")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["object_id"]
+
     def new_vault(self, *extra):
         name = "v" + uuid.uuid4().hex[:12]
         self.cli_json("vault", "create", "--name", name, *extra)
         return name
+
+
+def swap_link(link, target):
+    """Points the symlink `link` at `target` atomically (to break or mend an audit sink)."""
+    tmp = link + ".new"
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import pytest
 import requests
 from azure.keyvault.secrets import SecretClient
 
-from conftest import CofferServer
+from conftest import CofferServer, swap_link
 
 
 def query(s, *args):
@@ -241,11 +241,6 @@ def test_verify_names_each_altered_removed_swapped_or_inserted_record(own_server
     assert code == 0 and report["ok"], (report, err)
 
 
-def _swap_link(link, target):
-    tmp = f"{link}.new"
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
 
 def test_a_full_audit_disk_refuses_requests_before_they_happen(own_server):
     base = tempfile.mkdtemp(prefix="coffer-sink-")
@@ -257,7 +252,7 @@ def test_a_full_audit_disk_refuses_requests_before_they_happen(own_server):
     token = s.token()
     assert raw(s, "PUT", v, "/secrets/kept", token, {"value": "kept-value"}).status_code == 200
 
-    _swap_link(link, "/dev/full")  # every write now fails with ENOSPC
+    swap_link(link, "/dev/full")  # every write now fails with ENOSPC
     refused = raw(s, "PUT", v, "/secrets/never", token, {"value": "never-value"})
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "AuditLogUnavailable"
@@ -268,7 +263,7 @@ def test_a_full_audit_disk_refuses_requests_before_they_happen(own_server):
     assert health.status_code == 503 and health.json()["audit"]["status"] == "failing", health.text
     assert "cannot be written" in health.json()["audit"]["error"]
 
-    _swap_link(link, real)
+    swap_link(link, real)
     assert raw(s, "GET", v, "/secrets/never", token).status_code == 404, "the refused change did not happen"
     assert raw(s, "GET", v, "/secrets/kept", token).json()["value"] == "kept-value"
     assert requests.get(f"{s.server}/healthz", verify=s.creds["ca_file"], timeout=10).json()["audit"]["status"] == "ok"
@@ -289,7 +284,7 @@ def test_a_hung_audit_sink_times_out_instead_of_blocking(own_server):
     s = own_server("--audit-file", link, "--audit-write-timeout-ms", "1500")
     v = s.new_vault()
     token = s.token()
-    _swap_link(link, fifo)  # opening a FIFO with no reader blocks: a hung sink
+    swap_link(link, fifo)  # opening a FIFO with no reader blocks: a hung sink
     started = time.time()
     r = raw(s, "PUT", v, "/secrets/x", token, {"value": "1"})
     assert r.status_code == 503 and time.time() - started < 15
@@ -302,7 +297,7 @@ def test_a_hung_audit_sink_times_out_instead_of_blocking(own_server):
     drained = []
     reader = threading.Thread(target=lambda: drained.append(open(fifo, "rb").read()), daemon=True)
     reader.start()
-    _swap_link(link, real)
+    swap_link(link, real)
     deadline = time.time() + 20
     while time.time() < deadline:
         if raw(s, "GET", v, "/secrets/x", token).status_code == 404:

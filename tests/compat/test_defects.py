@@ -11,25 +11,19 @@ import uuid
 
 import requests
 
-from conftest import CofferServer
+from conftest import CofferServer, swap_link
 
 
 def uid(prefix):
     return prefix + uuid.uuid4().hex[:10]
 
 
-def new_user(s, name, password, *extra):
-    r = s.cli("principal", "create", "--type", "user", "--name", name, "--password-stdin", *extra,
-              input=password + "\n")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)["object_id"]
-
 
 def test_explain_denies_a_disabled_principal_as_enforcement_does(coffer):
     s = coffer
     v = s.new_vault()
     name = uid("porter")
-    oid = new_user(s, name, "porter-password-1")
+    oid = s.new_user(name, "porter-password-1")
     s.cli_json("vault", "set-policy", "--name", v, "--object-id", oid, "--secret-permissions", "get")
     explain = lambda: s.cli_json("access", "explain", "--assignee", oid, "--vault", v, "--secret", "x",
                                  "--action", "getSecret")
@@ -48,11 +42,6 @@ def test_explain_denies_a_disabled_principal_as_enforcement_does(coffer):
     assert r.status_code == 400, "and enforcement refuses it"
 
 
-def _swap_link(link, target):
-    tmp = link + ".new"
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
 
 def test_token_revocation_and_refresh_fail_closed(tmp_path):
     base = tempfile.mkdtemp(prefix="coffer-revoke-")
@@ -61,14 +50,14 @@ def test_token_revocation_and_refresh_fail_closed(tmp_path):
     s = CofferServer(tmp_path, ["--audit-file", link]).start()
     try:
         name = uid("nurse")
-        new_user(s, name, "nurse-password-1")
+        s.new_user(name, "nurse-password-1")
         url = f"{s.server}/{s.creds['tenant_id']}/oauth2/v2.0/token"
         scope = f"https://vault.localhost:{s.port}/.default"
         post = lambda **form: requests.post(url, data=dict(form, scope=scope), verify=s.creds["ca_file"], timeout=60)
         rt = post(grant_type="password", client_id="coffer-cli", username=name, password="nurse-password-1").json()[
             "refresh_token"]
 
-        _swap_link(link, "/dev/full")
+        swap_link(link, "/dev/full")
         revoke = requests.post(f"{s.server}/{s.creds['tenant_id']}/oauth2/v2.0/revoke", data={"token": rt},
                                verify=s.creds["ca_file"], timeout=60)
         assert revoke.status_code == 503, revoke.text
@@ -76,7 +65,7 @@ def test_token_revocation_and_refresh_fail_closed(tmp_path):
         assert refused.status_code == 503, "a refresh stores a token: refused before it does"
         refused = post(grant_type="password", client_id="coffer-cli", username=name, password="nurse-password-1")
         assert refused.status_code == 503
-        _swap_link(link, real)
+        swap_link(link, real)
         time.sleep(0.5)
 
         # Neither the revocation nor the refused refresh happened: the token still works, once.
@@ -110,7 +99,7 @@ def test_a_name_from_the_portal_cannot_change_the_data_plane_route(coffer):
                           headers={"Authorization": f"Bearer {s.token()}"}, verify=s.creds["ca_file"], timeout=60).json()
     version = bundle["id"].rsplit("/", 1)[1]
     name = uid("reader")
-    oid = new_user(s, name, "reader-password-1")
+    oid = s.new_user(name, "reader-password-1")
     s.cli_json("vault", "set-policy", "--name", v, "--object-id", oid, "--secret-permissions", "get", "list")
     web = requests.Session()
     web.verify = s.creds["ca_file"]

@@ -19,7 +19,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import CofferServer
+from conftest import CofferServer, swap_link
 
 ARM = "2023-07-01"
 DATA = "7.5"
@@ -51,11 +51,6 @@ def app(s, name=None):
 def app_token(s, client_id, secret, resource):
     return token_for(s, {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}, resource)
 
-
-def user(s, name, password):
-    r = s.cli("principal", "create", "--type", "user", "--name", name, "--password-stdin", input=password + "\n")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)["object_id"]
 
 
 def dp(s, method, vault, path, token, body=None, headers=None, query=""):
@@ -192,7 +187,7 @@ def test_a_contributor_cannot_switch_an_rbac_vault_to_access_policies(coffer, ro
 def test_concurrent_wrong_passwords_are_throttled(coffer):
     s = coffer
     name = uid("nurse")
-    user(s, name, "right-password-1")
+    s.new_user(name, "right-password-1")
     form = {"grant_type": "password", "client_id": "coffer-cli", "username": name, "password": "wrong-password",
             "scope": f"{data_resource(s)}/.default"}
     url = f"{s.server}/{s.creds['tenant_id']}/oauth2/v2.0/token"
@@ -246,7 +241,7 @@ def test_a_compound_identity_policy_needs_the_application(coffer):
     admin = admin_token(s)
     assert dp(s, "PUT", v, "/secrets/billing-db", admin, {"value": "ledger"}).status_code == 200
     name = uid("clerk")
-    oid = user(s, name, "clerk-password-1")
+    oid = s.new_user(name, "clerk-password-1")
     _, billing_cid, _ = app(s, "billing")
     policy = {"tenantId": s.creds["tenant_id"], "objectId": oid, "applicationId": billing_cid,
               "permissions": {"secrets": ["get"]}}
@@ -268,11 +263,6 @@ def test_a_compound_identity_policy_needs_the_application(coffer):
 
 # ---- Medium 5: X-HTTP-METHOD is classified once -----------------------------------------------
 
-def _swap_link(link, target):
-    tmp = link + ".new"
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
 
 def test_a_verb_override_is_named_recorded_and_fails_closed(tmp_path):
     base = tempfile.mkdtemp(prefix="coffer-override-")
@@ -292,11 +282,11 @@ def test_a_verb_override_is_named_recorded_and_fails_closed(tmp_path):
 
         key = dp(s, "POST", v, "/keys/k/create", token, {"kty": "EC"}).json()
         version = key["key"]["kid"].rsplit("/", 1)[1]
-        _swap_link(link, "/dev/full")  # the audit file cannot be written: changes must not happen
+        swap_link(link, "/dev/full")  # the audit file cannot be written: changes must not happen
         r = dp(s, "POST", v, f"/keys/k/{version}", token, {"attributes": {"enabled": False}},
                headers={"X-HTTP-METHOD": "PATCH"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "AuditLogUnavailable", r.text
-        _swap_link(link, real)
+        swap_link(link, real)
         time.sleep(0.5)
         shown = dp(s, "GET", v, f"/keys/k/{version}", token).json()
         assert shown["attributes"]["enabled"] is True, "the refused change did not happen, then or later"
@@ -428,7 +418,7 @@ def signed_out(web, s):
 def test_a_portal_session_ends_when_its_password_is_reset_or_removed(coffer):
     s = coffer
     name = uid("doctor")
-    oid = user(s, name, "first-password-1")
+    oid = s.new_user(name, "first-password-1")
     web = portal_sign_in(s, name, "first-password-1")
     r = s.cli("principal", "credential", "add", "--id", oid, "--password-stdin", input="second-password-2\n")
     assert r.returncode == 0, r.stderr
@@ -518,7 +508,7 @@ def test_client_assertions_are_for_this_server_and_used_once(coffer, tmp_path):
 def test_refresh_tokens_are_single_use(coffer):
     s = coffer
     name = uid("tech")
-    user(s, name, "tech-password-1")
+    s.new_user(name, "tech-password-1")
     url = f"{s.server}/{s.creds['tenant_id']}/oauth2/v2.0/token"
     scope = f"{data_resource(s)}/.default"
 
@@ -556,10 +546,10 @@ def test_the_portal_access_page_needs_the_right_to_read_the_vault(coffer):
     s = coffer
     v = s.new_vault()
     name = uid("clerk")
-    oid = user(s, name, "clerk-password-1")
+    oid = s.new_user(name, "clerk-password-1")
     s.cli_json("vault", "set-policy", "--name", v, "--object-id", oid, "--secret-permissions", "list")
     other = uid("surgeon")
-    other_oid = user(s, other, "surgeon-password-1")
+    other_oid = s.new_user(other, "surgeon-password-1")
     s.cli_json("vault", "set-policy", "--name", v, "--object-id", other_oid, "--secret-permissions", "get")
     web = portal_sign_in(s, name, "clerk-password-1")
     page = web.get(f"{s.server}/portal/vaults/{v}/access", timeout=10)
