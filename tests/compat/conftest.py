@@ -122,10 +122,43 @@ class CofferServer:
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)["object_id"]
 
+    def portal_session(self, name, password):
+        """A `requests` session signed in to the portal as the user `name`."""
+        import re
+
+        import requests
+
+        web = requests.Session()
+        web.verify = self.creds["ca_file"]
+        page = web.get(f"{self.server}/portal/login", timeout=10)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        r = web.post(f"{self.server}/portal/login", data={"csrf": csrf, "username": name, "password": password},
+                     headers={"Origin": self.server}, allow_redirects=False, timeout=30)
+        assert r.status_code in (302, 303), r.text
+        return web
+
     def new_vault(self, *extra):
         name = "v" + uuid.uuid4().hex[:12]
         self.cli_json("vault", "create", "--name", name, *extra)
         return name
+
+
+def self_signed(common_name):
+    """An RSA key and a self-signed certificate for it (an application's credential)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    return key, cert
 
 
 def swap_link(link, target):

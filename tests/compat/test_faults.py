@@ -7,7 +7,6 @@ import os
 import subprocess
 import tempfile
 import time
-import uuid
 
 import pytest
 import requests

@@ -2,7 +2,6 @@
 azure-identity credential the issue names, reading a secret through SecretClient."""
 import asyncio
 import base64
-import datetime
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.keyvault.secrets import SecretClient
 
-from conftest import BIN
+from conftest import BIN, self_signed
 
 
 def claims(token):
@@ -94,18 +93,11 @@ def test_client_secret_credential_and_token_claims(coffer, shared_vault):
 
 def test_certificate_credential(coffer, shared_vault, tmp_path):
     from azure.identity import CertificateCredential
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
     vault, grant = shared_vault
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab-robot")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    key, cert = self_signed("lab-robot")
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "both.pem").write_bytes(key.private_bytes(

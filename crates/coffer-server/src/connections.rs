@@ -145,8 +145,11 @@ where
     }
 }
 
-/// Wraps a request's body in its deadline.
+/// Wraps a request's body in its deadline (a request without a body, most GETs, as it is).
 pub fn with_body_deadline(req: Request, limit: Duration) -> Request {
+    if axum::body::HttpBody::is_end_stream(req.body()) {
+        return req;
+    }
     let (parts, body) = req.into_parts();
     Request::from_parts(parts, deadline_body(body, limit))
 }

@@ -343,10 +343,14 @@ impl SqliteStore {
                 sqlx::query(sqlx::AssertSqlSafe(alter)).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
             }
         }
-        sqlx::query("CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family)")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.fail(e))?;
+        // After the added columns exist: families are revoked whole, expired tokens dropped
+        // on every redemption (by index, not by scanning the table).
+        for stmt in [
+            "CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family)",
+            "CREATE INDEX IF NOT EXISTS refresh_tokens_expires ON refresh_tokens (expires)",
+        ] {
+            sqlx::query(stmt).execute(&mut *tx).await.map_err(|e| self.fail(e))?;
+        }
         tx.commit().await.map_err(|e| self.fail(e))
     }
 }

@@ -27,11 +27,6 @@ pub struct Throttle {
 
 impl Throttle {
     /// Seconds to wait if any of `keys` is locked.
-    pub fn locked_for(&self, keys: &[String], now: i64) -> Option<i64> {
-        let entries = self.entries.lock().ok()?;
-        Self::wait(&entries, keys.iter().map(String::as_str), now)
-    }
-
     fn wait<'a>(entries: &HashMap<String, Entry>, keys: impl Iterator<Item = &'a str>, now: i64) -> Option<i64> {
         keys.filter_map(|k| entries.get(k)).map(|e| e.locked_until - now).filter(|s| *s > 0).max()
     }
@@ -40,20 +35,14 @@ impl Throttle {
     /// locked, else the attempt is counted as a failure *before* the credential is checked, in
     /// the same critical section as the lock check. Concurrent attempts therefore cannot all
     /// pass the check before the first of them fails: the limit-th reservation locks the key.
-    /// A sign-in that then succeeds calls `succeed`, which forgets the principal's failures.
-    pub fn reserve(&self, keys: &[(String, u32)], now: i64) -> Result<(), i64> {
+    /// A sign-in that then succeeds gives its reservation back (`Attempt::succeeded`).
+    fn reserve(&self, keys: &[(String, u32)], now: i64) -> Result<(), i64> {
         let Ok(mut entries) = self.entries.lock() else { return Err(BASE_LOCK_SECS) };
         if let Some(wait) = Self::wait(&entries, keys.iter().map(|(k, _)| k.as_str()), now) {
             return Err(wait);
         }
         Self::count_failure(&mut entries, keys, now);
         Ok(())
-    }
-
-    /// Records a failure for each key: `(key, limit)`.
-    pub fn fail(&self, keys: &[(String, u32)], now: i64) {
-        let Ok(mut entries) = self.entries.lock() else { return };
-        Self::count_failure(&mut entries, keys, now);
     }
 
     fn count_failure(entries: &mut HashMap<String, Entry>, keys: &[(String, u32)], now: i64) {
@@ -71,13 +60,6 @@ impl Throttle {
         // Bound memory: drop stale entries once the map grows.
         if entries.len() > 100_000 {
             entries.retain(|_, e| now - e.window_start <= WINDOW_SECS || e.locked_until > now);
-        }
-    }
-
-    /// A successful sign-in clears the principal's record (not the address's).
-    pub fn succeed(&self, key: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(key);
         }
     }
 
@@ -128,30 +110,27 @@ mod tests {
     fn locks_after_the_limit_and_doubles() {
         let t = Throttle::default();
         let k = vec![("p".to_string(), 3)];
-        for _ in 0..2 {
-            t.fail(&k, 100);
+        for _ in 0..3 {
+            assert!(t.reserve(&k, 100).is_ok());
         }
-        assert_eq!(t.locked_for(&["p".into()], 100), None);
-        t.fail(&k, 100);
-        assert_eq!(t.locked_for(&["p".into()], 100), Some(BASE_LOCK_SECS));
-        t.fail(&k, 101);
-        assert_eq!(t.locked_for(&["p".into()], 101), Some(2 * BASE_LOCK_SECS));
-        assert_eq!(t.locked_for(&["p".into()], 101 + 2 * BASE_LOCK_SECS), None);
-        t.succeed("p");
-        assert_eq!(t.locked_for(&["p".into()], 101), None);
+        assert_eq!(t.reserve(&k, 100), Err(BASE_LOCK_SECS), "the third failure locked it");
+        // Once the lock ends, one more failure within the window locks it twice as long.
+        let later = 100 + BASE_LOCK_SECS;
+        assert!(t.reserve(&k, later).is_ok());
+        assert_eq!(t.reserve(&k, later), Err(2 * BASE_LOCK_SECS));
     }
 
     #[test]
     fn reservations_lock_before_any_attempt_finishes() {
         let t = Throttle::default();
-        let k = vec![("p".to_string(), 5)];
         // Twelve attempts at once: each reserves before any has checked its password.
-        let granted = (0..12).filter(|_| t.reserve(&k, 100).is_ok()).count();
-        assert_eq!(granted, 5);
-        assert_eq!(t.reserve(&k, 100), Err(BASE_LOCK_SECS));
-        // A reserved attempt that succeeds clears the principal.
-        t.succeed("p");
-        assert!(t.reserve(&k, 100).is_ok());
+        let attempts: Vec<_> =
+            (0..12).filter_map(|_| t.begin("principal:t:p".into(), "address:a".into(), 100).ok()).collect();
+        assert_eq!(attempts.len(), PRINCIPAL_FAILURES as usize);
+        assert!(t.begin("principal:t:p".into(), "address:a".into(), 100).is_err());
+        // One of them had the right password: the principal's failures are forgotten.
+        attempts.into_iter().next().expect("an attempt").succeeded();
+        assert!(t.begin("principal:t:p".into(), "address:a".into(), 100).is_ok());
     }
 
     #[test]
@@ -167,8 +146,9 @@ mod tests {
     fn the_window_resets() {
         let t = Throttle::default();
         let k = vec![("p".to_string(), 2)];
-        t.fail(&k, 0);
-        t.fail(&k, WINDOW_SECS + 1);
-        assert_eq!(t.locked_for(&["p".into()], WINDOW_SECS + 1), None);
+        assert!(t.reserve(&k, 0).is_ok());
+        assert!(t.reserve(&k, WINDOW_SECS + 1).is_ok(), "the first failure fell out of the window");
+        assert!(t.reserve(&k, WINDOW_SECS + 1).is_ok(), "the second within the window locks what follows");
+        assert!(t.reserve(&k, WINDOW_SECS + 1).is_err());
     }
 }
