@@ -95,7 +95,7 @@ async fn records(
 async fn verify(State(state): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
     let run = async {
         require_auditor(&caller)?;
-        let report = crate::audit::verify::verify_all(&state).await?;
+        let report = crate::audit::verify::verify_all(&state.audit, state.store.as_ref()).await?;
         Ok(json_response(StatusCode::OK, report))
     };
     run.await.unwrap_or_else(|e: Error| ApiError(e).into_response())

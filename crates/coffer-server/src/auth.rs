@@ -118,7 +118,7 @@ pub async fn authenticate_management(State(state): State<SharedState>, mut req: 
         ))
         .into_response();
     }
-    if let Err(e) = crate::audit::before_change(&state).await {
+    if let Err(e) = crate::audit::before_change(&state.audit).await {
         return ApiError(e).into_response();
     }
     req.extensions_mut().insert(caller);

@@ -95,7 +95,7 @@ pub async fn run_once(state: &AppState) -> JobsReport {
         Ok(n) => r.renewed_certificates = n,
         Err(e) => tracing::error!(error = %e, "certificate renewal job failed; will retry"),
     }
-    match crate::audit::events::scan_expiry(state).await {
+    match crate::events::scan_expiry(state).await {
         Ok(n) => r.expiry_events = n,
         Err(e) => tracing::error!(error = %e, "expiry events job failed; will retry"),
     }

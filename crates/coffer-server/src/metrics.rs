@@ -54,15 +54,9 @@ pub struct Metrics {
     inner: Mutex<Inner>,
 }
 
-impl Metrics {
-    pub fn observe_request(&self, operation: &'static str, status: u16, took: Duration) {
-        if let Ok(mut m) = self.inner.lock() {
-            m.requests.entry((operation, status)).or_default().observe(took.as_secs_f64());
-        }
-    }
-
+impl coffer_audit::WriteObserver for Metrics {
     /// One audit batch: how many records, how long the store and file took, whether it failed.
-    pub fn observe_audit_write(&self, records: usize, took: Duration, ok: bool) {
+    fn observe_audit_write(&self, records: usize, took: Duration, ok: bool) {
         if let Ok(mut m) = self.inner.lock() {
             m.audit_writes.observe(took.as_secs_f64());
             if ok {
@@ -70,6 +64,14 @@ impl Metrics {
             } else {
                 m.audit_failures += 1;
             }
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_request(&self, operation: &'static str, status: u16, took: Duration) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.requests.entry((operation, status)).or_default().observe(took.as_secs_f64());
         }
     }
 
@@ -141,6 +143,7 @@ fn process_figures() -> Option<(f64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coffer_audit::WriteObserver;
 
     #[test]
     fn renders_counters_and_cumulative_buckets() {

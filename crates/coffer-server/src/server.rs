@@ -66,11 +66,11 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let dev_clock = coffer_core::clock::OffsetClock::new(clock);
     let clock: Arc<dyn Clock> = dev_clock.clone();
     let dir = &config.data_dir;
-    crate::private_files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::private_files::restrict_data_dir(dir).with_context(|| format!("restricting {}", dir.display()))?;
+    coffer_store::private_files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    coffer_store::private_files::restrict_data_dir(dir).with_context(|| format!("restricting {}", dir.display()))?;
     let root: Arc<dyn RootOfTrust> = Arc::new(DevKeyFile::open_or_create(&dir.join("root.key"))?);
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    crate::private_files::create_database_file(&dir.join("coffer.db"))?;
+    coffer_store::private_files::create_database_file(&dir.join("coffer.db"))?;
     let sqlite = SqliteStore::open(&dir.join("coffer.db")).await?;
     sqlite.set_observer(metrics.clone());
     let store: Arc<dyn Store> = Arc::new(sqlite);
@@ -194,7 +194,7 @@ pub fn build_app(state: SharedState) -> Router {
             if matches!(surface, Surface::Vault { .. }) {
                 crate::http::apply_method_override(&mut req);
             }
-            let draft = crate::audit::scope::draft_for(&req, &surface, state.clock.as_ref());
+            let draft = crate::audit::draft_for(&req, &surface, state.clock.as_ref());
             let request_id = draft.request_id.clone();
             let serve = async move {
                 let resp = match surface {
@@ -219,7 +219,7 @@ pub fn build_app(state: SharedState) -> Router {
                 }
             };
             // Written before the response leaves: a record that cannot be written makes it a 503.
-            let resp = crate::audit::scope::around(&state, draft, serve).await;
+            let resp = crate::audit::around(&state.audit, &state.metrics, draft, serve).await;
             with_common_headers(&request_id, client_request_id, resp)
         }
     })

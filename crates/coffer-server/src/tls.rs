@@ -30,7 +30,7 @@ fn ca_params() -> anyhow::Result<CertificateParams> {
 /// Creates the CA on first start and (re)issues the server certificate when it is missing or
 /// its names changed. Private keys are written with mode 0600.
 pub fn ensure_dev_tls(dir: &Path, dns_suffix: &str) -> anyhow::Result<TlsFiles> {
-    crate::private_files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    coffer_store::private_files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let files =
         TlsFiles { ca_pem: dir.join("ca.pem"), cert_pem: dir.join("server.pem"), key_pem: dir.join("server-key.pem") };
     let ca_key_path = dir.join("ca-key.pem");

@@ -4,10 +4,7 @@
 //! ARCHITECTURE.md declares:
 //! infrastructure → audit → state → authentication → services → HTTP surfaces → portal and
 //! jobs → server.
-//!
-//! The server is being re-layered: the edges that still run upward are listed in
-//! `STILL_UPWARD`, and the test compares that list exactly — a new upward import fails, and so
-//! does a fixed one left on the list (so the list can only shrink).
+//! Crates are kept in order by Cargo itself (core → crypto → store → audit → server → CLI).
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -24,7 +21,6 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "key_cache",
             "keyring",
             "metrics",
-            "private_files",
             "sessions",
             "sign_in",
             "tls",
@@ -34,21 +30,11 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ("audit", &["audit"]),
     ("state", &["state"]),
     ("authentication", &["auth"]),
-    ("services", &["objects", "authorization", "directory", "system"]),
-    ("HTTP surfaces", &["dataplane", "management", "identity", "devtools", "audit_api"]),
-    ("portal and jobs", &["portal", "jobs", "dev"]),
+    ("services", &["objects", "authorization", "directory", "system", "events"]),
+    ("HTTP surfaces", &["dataplane", "management", "identity", "audit_api"]),
+    // The dev tools run every job at once (`advance-time`), so they sit beside the jobs.
+    ("portal, jobs and dev tools", &["portal", "jobs", "dev", "devtools"]),
     ("server", &["server"]),
-];
-
-/// Upward edges that exist today (from, to): to be removed as the re-layering goes on.
-const STILL_UPWARD: &[(&str, &str)] = &[
-    // The expiry-event job (audit::events) and the request scope and verify (audit::scope,
-    // audit::verify) work on the server state and vault contexts: they belong above audit.
-    ("audit", "objects"),
-    ("audit", "state"),
-    ("audit", "system"),
-    // The dev tools' `advance-time` runs every job at once.
-    ("devtools", "jobs"),
 ];
 
 fn crates_dir() -> PathBuf {
@@ -147,19 +133,11 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn no_crate_has_an_import_cycle_but_the_server_s_listed_ones() {
-    for krate in ["coffer-core", "coffer-crypto", "coffer-store", "coffer"] {
+fn no_crate_has_an_import_cycle() {
+    for krate in ["coffer-core", "coffer-crypto", "coffer-store", "coffer-audit", "coffer-server", "coffer"] {
         let graph = module_graph(&crates_dir().join(krate).join("src"));
         assert_eq!(cycles(&graph), Vec::<Vec<String>>::new(), "{krate} has an import cycle");
     }
-    // Without the edges still listed as upward, the server's graph has no cycle either.
-    let mut graph = module_graph(&crates_dir().join("coffer-server").join("src"));
-    for (from, to) in STILL_UPWARD {
-        if let Some(targets) = graph.get_mut(*from) {
-            targets.remove(*to);
-        }
-    }
-    assert_eq!(cycles(&graph), Vec::<Vec<String>>::new(), "coffer-server has a cycle not made of listed upward edges");
 }
 
 #[test]
@@ -181,16 +159,12 @@ fn server_modules_import_only_their_layer_or_below() {
             }
         }
     }
-    let listed: BTreeSet<(String, String)> = STILL_UPWARD.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-    let new: Vec<_> = upward.difference(&listed).collect();
-    let fixed: Vec<_> = listed.difference(&upward).collect();
     let name = |m: &str| SERVER_LAYERS[layer_of[m]].0;
     assert!(
-        new.is_empty(),
+        upward.is_empty(),
         "imports that run upward: {}",
-        new.iter().map(|(a, b)| format!("{a} ({}) -> {b} ({})", name(a), name(b))).collect::<Vec<_>>().join(", ")
+        upward.iter().map(|(a, b)| format!("{a} ({}) -> {b} ({})", name(a), name(b))).collect::<Vec<_>>().join(", ")
     );
-    assert!(fixed.is_empty(), "no longer upward, remove from STILL_UPWARD: {fixed:?}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod memo;
 mod model;
+pub mod private_files;
 mod sqlite;
 
 pub use model::*;

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::render::{AttributesIn, attributes, page};
 use super::{DataRequest, method_not_allowed, not_found_path};
-use crate::audit::events::{EventType, event_subject, job_event};
+use crate::events::{EventType, event_subject, job_event};
 use crate::http::{ApiError, json as json_response, parse_body};
 use crate::objects::{NewObject, ObjectPatch, Objects, PageRequest, VaultContext};
 use crate::state::{AppState, SharedState};

@@ -109,7 +109,7 @@ async fn handle(
     });
     let key = state.keyring.vault_key(&record).map_err(|e| ApiError(e).into_response())?;
     // A change is recorded as started before it can happen (fail closed).
-    crate::audit::before_change(state).await.map_err(|e| ApiError(e).into_response())?;
+    crate::audit::before_change(&state.audit).await.map_err(|e| ApiError(e).into_response())?;
 
     // The `X-HTTP-METHOD` override was applied in `server::build_app`, before the audit
     // draft was classified: this is the method the operation was named and recorded for.

@@ -249,7 +249,7 @@ fn new_refresh_token(s: &SignIn, family: Option<&str>, now: i64) -> (Zeroizing<S
 /// before the token is written (fail closed), like any other change.
 async fn stores_a_token(state: &SharedState) -> Result<()> {
     crate::audit::note(|d| d.changes_state = true);
-    crate::audit::before_change(state).await
+    crate::audit::before_change(&state.audit).await
 }
 
 /// The application a user signs in through: the password grant's `client_id`, when it names
@@ -397,7 +397,7 @@ pub async fn revoke(State(state): State<SharedState>, Path(_tenant): Path<String
         && ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), rec.secret_hash.as_bytes())
     {
         // Fail closed: the revocation is recorded as started before it happens.
-        if let Err(e) = crate::audit::before_change(&state).await {
+        if let Err(e) = crate::audit::before_change(&state.audit).await {
             return ApiError(e).into_response();
         }
         if let Err(e) = state.store.revoke_refresh_family(id).await {

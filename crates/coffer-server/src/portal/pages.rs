@@ -97,7 +97,7 @@ impl axum::extract::FromRequest<SharedState> for Posted {
         if !same || !csrf_matches(&form, &portal.session.csrf) {
             return Err(cross_site());
         }
-        crate::audit::before_change(state).await.map_err(|e| error_page(portal.user(), &e))?;
+        crate::audit::before_change(&state.audit).await.map_err(|e| error_page(portal.user(), &e))?;
         Ok(Posted { portal, form })
     }
 }

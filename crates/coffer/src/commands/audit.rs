@@ -1,12 +1,10 @@
 //! `coffer audit …`: read and check the audit log (tenant administrators).
 //! `tail` and `query` print JSON lines (one record per line) or, with `-o table|tsv`, one row
 //! per record; `verify` prints the report and exits non-zero naming the first bad record.
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use coffer_server::audit::chain::{self, Bounds, Entry, SignedPoint};
-use coffer_server::audit::writer::CheckpointClaims;
+use coffer_audit::chain;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -156,7 +154,7 @@ pub async fn run(cmd: AuditCommand, profile: &str, format: Format) -> CliResult<
 }
 
 /// The P-256 public key of a JWK (`x`, `y`).
-fn verifying_key(jwk: &Value) -> CliResult<coffer_server::audit::VerifyingKey> {
+fn verifying_key(jwk: &Value) -> CliResult<coffer_audit::VerifyingKey> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let part = |k: &str| {
@@ -165,40 +163,11 @@ fn verifying_key(jwk: &Value) -> CliResult<coffer_server::audit::VerifyingKey> {
     let mut point = vec![4u8];
     point.extend(part("x")?);
     point.extend(part("y")?);
-    Ok(coffer_server::audit::VerifyingKey { kid: jwk["kid"].as_str().unwrap_or_default().to_string(), point })
+    Ok(coffer_audit::VerifyingKey { kid: jwk["kid"].as_str().unwrap_or_default().to_string(), point })
 }
 
-/// Offline check of exported files with the server's checkpoint key.
-fn verify_files(files: &[PathBuf], key: &coffer_server::audit::VerifyingKey) -> CliResult<chain::Report> {
-    let mut entries = Vec::new();
-    let mut checkpoints = Vec::new();
-    let mut anchor = None;
-    for path in files {
-        let f = std::fs::File::open(path).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-        let name = path.display().to_string();
-        for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(|e| CliError::Usage(format!("{name}: {e}")))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let place = format!("{name} line {}", i + 1);
-            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if v["category"] == "AuditCheckpoint" {
-                let (seq, hash) = (v["seq"].as_i64().unwrap_or(-1), v["hash"].as_str().unwrap_or("").to_string());
-                let claims: Option<CheckpointClaims> =
-                    coffer_server::audit::verify_checkpoint(v["signature"].as_str().unwrap_or(""), key);
-                let valid = claims.is_some_and(|c| c.seq == seq && c.hash == hash);
-                let p = SignedPoint { seq, hash, valid, place };
-                if entries.is_empty() && checkpoints.is_empty() && anchor.is_none() {
-                    anchor = Some(p);
-                } else {
-                    checkpoints.push(p);
-                }
-                continue;
-            }
-            entries.push(Entry { place, stored_seq: None, text: line, columns_match: true });
-        }
-    }
-    let partial_start = anchor.is_none();
-    Ok(chain::verify(&entries, &checkpoints, &Bounds { anchor, partial_start, head: None }))
+/// Offline check of exported files with the server's checkpoint key (the server's own reader).
+fn verify_files(files: &[PathBuf], key: &coffer_audit::VerifyingKey) -> CliResult<chain::Report> {
+    coffer_audit::verify::read_files(files, &coffer_audit::verify::Reading::Exported, key)
+        .map_err(|e| CliError::Usage(e.to_string()))
 }

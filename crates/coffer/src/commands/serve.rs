@@ -98,15 +98,15 @@ struct AuditArgs {
 }
 
 impl AuditArgs {
-    fn config(self, data_dir: &std::path::Path, dev: bool) -> CliResult<coffer_server::audit::AuditConfig> {
-        let mut c = coffer_server::audit::AuditConfig::in_dir(data_dir);
+    fn config(self, data_dir: &std::path::Path, dev: bool) -> CliResult<coffer_audit::AuditConfig> {
+        let mut c = coffer_audit::AuditConfig::in_dir(data_dir);
         if self.audit_disabled && !dev {
             return Err(CliError::Usage("--audit-disabled exists only with --dev (for benchmarks)".into()));
         }
         c.enabled = !self.audit_disabled;
         c.file = match self.audit_file.as_deref() {
             Some("none") => None,
-            Some(p) => c.file.map(|f| coffer_server::audit::file_sink::FileSinkConfig { path: PathBuf::from(p), ..f }),
+            Some(p) => c.file.map(|f| coffer_audit::FileSinkConfig { path: PathBuf::from(p), ..f }),
             None => c.file,
         };
         if let Some(f) = c.file.as_mut() {
@@ -138,7 +138,7 @@ impl AuditArgs {
                 if secret.is_empty() {
                     return Err(CliError::Usage("the webhook secret file is empty".into()));
                 }
-                Some(coffer_server::audit::events::WebhookConfig {
+                Some(coffer_audit::WebhookConfig {
                     url,
                     secret: std::sync::Arc::new(secret),
                     attempts: 5,

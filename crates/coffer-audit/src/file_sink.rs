@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-pub use crate::config::FileSinkConfig;
+use crate::config::FileSinkConfig;
 
 #[derive(Debug)]
 pub struct FileSink {
@@ -77,7 +77,7 @@ impl FileSink {
         });
         self.file = None;
         if let Some(dir) = self.config.path.parent() {
-            crate::private_files::create_dir(dir)?;
+            coffer_store::private_files::create_dir(dir)?;
         }
         let mut opts = OpenOptions::new();
         opts.create(true).append(true);

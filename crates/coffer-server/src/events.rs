@@ -2,20 +2,11 @@
 //! `EmailContacts` lifetime actions. Each is an audit record (category `Event`) and, when a
 //! webhook is configured, a POST in Azure Event Grid's schema, signed with HMAC-SHA256 of the
 //! body (`X-Coffer-Signature: sha256=HEX`) and retried with backoff.
-use std::time::Duration;
-
 use coffer_core::object::ObjectKind;
 use serde_json::{Value, json};
 
-use super::record::{ObjectRef, Outcome};
-pub use crate::config::WebhookConfig;
 use crate::state::AppState;
-
-/// The webhook sender (one HTTP client, deliveries run in the background).
-#[derive(Debug)]
-pub struct Events {
-    webhook: Option<(WebhookConfig, reqwest::Client)>,
-}
+use coffer_audit::record::{ObjectRef, Outcome};
 
 /// Azure Event Grid's names for Key Vault events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,44 +63,6 @@ pub struct EventSubject<'a> {
     pub reason: String,
 }
 
-impl Events {
-    pub fn new(webhook: Option<WebhookConfig>) -> Self {
-        let webhook = webhook
-            .and_then(|w| reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok().map(|c| (w, c)));
-        Self { webhook }
-    }
-
-    fn deliver(&self, body: Vec<u8>) {
-        let Some((cfg, client)) = self.webhook.clone() else { return };
-        tokio::spawn(async move {
-            let signature = format!("sha256={}", coffer_crypto::digest::hmac_sha256_hex(cfg.secret.as_bytes(), &body));
-            let mut backoff = cfg.first_backoff;
-            for attempt in 1..=cfg.attempts.max(1) {
-                let sent = client
-                    .post(&cfg.url)
-                    .header("content-type", "application/json")
-                    .header("x-coffer-signature", &signature)
-                    .header("aeg-event-type", "Notification")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status().is_success() => return,
-                    Ok(r) => {
-                        tracing::warn!(target: "coffer::events", attempt, status = %r.status(), "webhook refused the event")
-                    }
-                    Err(e) => tracing::warn!(target: "coffer::events", attempt, error = %e, "webhook delivery failed"),
-                }
-                if attempt < cfg.attempts {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-            }
-            tracing::error!(target: "coffer::events", url = %cfg.url, "event dropped after {} attempts", cfg.attempts);
-        });
-    }
-}
-
 /// Records an event and sends it to the webhook. The record is the durable part: if it cannot
 /// be written the error comes back (the job that raised it tries again on its next run).
 pub async fn emit(state: &AppState, t: EventType, s: &EventSubject<'_>) -> coffer_core::Result<()> {
@@ -142,7 +95,7 @@ pub async fn emit(state: &AppState, t: EventType, s: &EventSubject<'_>) -> coffe
         "dataVersion": "1",
         "metadataVersion": "1",
     }]);
-    state.audit.events.deliver(body.to_string().into_bytes());
+    state.audit.webhook.deliver(body.to_string().into_bytes());
     Ok(())
 }
 

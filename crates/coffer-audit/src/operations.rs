@@ -1,6 +1,6 @@
 //! Azure's operation names (as in Key Vault's `AuditEvent` log) for each request, from its
 //! method and path: one table, so every surface names its operations the same way.
-use axum::http::Method;
+use http::Method;
 
 /// An operation's name and whether it changes state (those are recorded durably as "started"
 /// before they run, so a failing audit log stops them before they happen).

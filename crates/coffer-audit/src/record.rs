@@ -167,7 +167,7 @@ impl Draft {
         }
         m.insert("resultType".into(), json!(outcome.result_type()));
         if let Some(s) = status {
-            let reason = axum::http::StatusCode::from_u16(s).ok().and_then(|c| c.canonical_reason()).unwrap_or("");
+            let reason = http::StatusCode::from_u16(s).ok().and_then(|c| c.canonical_reason()).unwrap_or("");
             m.insert("resultSignature".into(), json!(reason));
         }
         m.insert("resultDescription".into(), json!(self.error.as_deref().map(clip).unwrap_or_default()));

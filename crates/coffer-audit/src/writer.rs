@@ -21,6 +21,12 @@ use super::file_sink::FileSink;
 use super::record::{Draft, Outcome, Who, row_of};
 use crate::config::AuditConfig;
 
+/// Told how each batch write went (the server's `/metrics` counts them).
+pub trait WriteObserver: Send + Sync + std::fmt::Debug {
+    /// `records` written in `took`; `ok` false when the batch failed.
+    fn observe_audit_write(&self, records: usize, took: Duration, ok: bool);
+}
+
 /// Why a record could not be written.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -68,7 +74,7 @@ pub struct AuditLog {
     pub config: AuditConfig,
     verifying_key: VerifyingKey,
     clock: Arc<dyn Clock>,
-    pub events: super::events::Events,
+    pub webhook: super::webhook::Webhook,
 }
 
 impl std::fmt::Debug for Job {
@@ -94,7 +100,7 @@ impl AuditLog {
         clock: Arc<dyn Clock>,
         signer: TokenSigner,
         config: AuditConfig,
-        metrics: Arc<crate::metrics::Metrics>,
+        metrics: Arc<dyn WriteObserver>,
     ) -> coffer_core::Result<Self> {
         let verifying_key = signer.verifying_key();
         let head = match store.audit_head().await? {
@@ -132,9 +138,9 @@ impl AuditLog {
             file: file.as_ref().map(|f| f.last.clone().unwrap_or((0, GENESIS.to_string()))),
         }));
         let health = Arc::new(Mutex::new(HealthState::default()));
-        let events = super::events::Events::new(config.webhook.clone());
+        let webhook = super::webhook::Webhook::new(config.webhook.clone());
         if !config.enabled {
-            return Ok(Self { tx: None, health, heads, config, verifying_key, clock, events });
+            return Ok(Self { tx: None, health, heads, config, verifying_key, clock, webhook });
         }
         let (tx, rx) = mpsc::channel(16_384);
         let writer = Writer {
@@ -156,7 +162,7 @@ impl AuditLog {
             in_flight: None,
         };
         tokio::spawn(writer.run(rx));
-        Ok(Self { tx: Some(tx), health, heads, config, verifying_key, clock, events })
+        Ok(Self { tx: Some(tx), health, heads, config, verifying_key, clock, webhook })
     }
 
     pub fn enabled(&self) -> bool {
@@ -568,7 +574,7 @@ struct FileSide {
     syslog: Option<Arc<super::syslog::Syslog>>,
     heads: Arc<Mutex<Heads>>,
     health: Arc<Mutex<HealthState>>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<dyn WriteObserver>,
 }
 
 impl FileSide {
@@ -704,7 +710,12 @@ mod tests {
         let (signer, _) = TokenSigner::generate("k".into()).expect("signer");
         let dir = tempfile::tempdir().expect("dir");
         let clock: Arc<dyn Clock> = Arc::new(coffer_core::SystemClock);
-        let metrics = Arc::new(crate::metrics::Metrics::default());
+        #[derive(Debug)]
+        struct Uncounted;
+        impl WriteObserver for Uncounted {
+            fn observe_audit_write(&self, _: usize, _: Duration, _: bool) {}
+        }
+        let metrics: Arc<dyn WriteObserver> = Arc::new(Uncounted);
         let started = AuditLog::start(store, clock, signer, AuditConfig::in_dir(dir.path()), metrics).await;
         let Err(err) = started else { panic!("the start is refused, not continued from an empty hash") };
         assert!(err.message.contains("has no hash"), "{}", err.message);
