@@ -1,12 +1,11 @@
 //! `/audit/...` on the control surface, for tenant administrators: query the records, verify
 //! the chains, force a checkpoint, fetch the checkpoint key.
 use axum::Router;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use coffer_core::principal::Caller;
-use coffer_core::{Error, Result};
+use coffer_core::Error;
 use coffer_store::AuditQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,17 +13,15 @@ use serde_json::{Value, json};
 use crate::http::{ApiError, json as json_response};
 use crate::state::SharedState;
 
-pub fn routes(state: SharedState) -> Router<SharedState> {
+/// Reading the audit log takes a tenant administrator.
+type Auditor = crate::auth::TenantAdmin<crate::auth::ReadAuditLog>;
+
+pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/audit/records", get(records))
         .route("/audit/verify", get(verify))
         .route("/audit/checkpoint", post(checkpoint))
         .route("/audit/checkpoint-key", get(checkpoint_key))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
-}
-
-fn require_auditor(caller: &Caller) -> Result<()> {
-    coffer_core::permissions::require_tenant_admin(caller, "read the audit log")
 }
 
 const MAX_LIMIT: usize = 10_000;
@@ -49,11 +46,10 @@ struct RecordsQuery {
 
 async fn records(
     State(state): State<SharedState>,
-    Extension(caller): Extension<Caller>,
+    _: Auditor,
     q: std::result::Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let run = async {
-        require_auditor(&caller)?;
         let Query(q) = q.map_err(|e| Error::bad_parameter(format!("Invalid audit query: {e}")))?;
         let limit = q.limit.unwrap_or(100);
         if !(1..=MAX_LIMIT).contains(&limit) {
@@ -92,18 +88,16 @@ async fn records(
     run.await.unwrap_or_else(|e: Error| ApiError(e).into_response())
 }
 
-async fn verify(State(state): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
+async fn verify(State(state): State<SharedState>, _: Auditor) -> Response {
     let run = async {
-        require_auditor(&caller)?;
         let report = crate::audit::verify::verify_all(&state.audit, state.store.as_ref()).await?;
         Ok(json_response(StatusCode::OK, report))
     };
     run.await.unwrap_or_else(|e: Error| ApiError(e).into_response())
 }
 
-async fn checkpoint(State(state): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
+async fn checkpoint(State(state): State<SharedState>, _: Auditor) -> Response {
     let run = async {
-        require_auditor(&caller)?;
         let cp = state.audit.checkpoint().await.map_err(|e| Error::unavailable("AuditLogUnavailable", e.0))?;
         Ok(json_response(
             StatusCode::OK,
@@ -116,9 +110,6 @@ async fn checkpoint(State(state): State<SharedState>, Extension(caller): Extensi
     run.await.unwrap_or_else(|e: Error| ApiError(e).into_response())
 }
 
-async fn checkpoint_key(State(state): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
-    if let Err(e) = require_auditor(&caller) {
-        return ApiError(e).into_response();
-    }
+async fn checkpoint_key(State(state): State<SharedState>, _: Auditor) -> Response {
     json_response(StatusCode::OK, json!({"keys": [state.audit.verifying_key().jwk()]}))
 }

@@ -1,12 +1,12 @@
 //! Authentication: a request's bearer token (validated by `crate::tokens`) turned into a
 //! `Caller` — the principal must still exist and be enabled, its credential still live — or
 //! the 401 challenge the Azure SDKs follow; and the control surface's bearer authentication
-//! (`authenticate_management`, used by ARM, the directory, role assignments, the audit API and
-//! dev tools).
+//! (the `ArmCaller` and `TenantAdmin` extractors, used by ARM, the directory, role assignments,
+//! the audit API and dev tools).
 
-use axum::extract::{Request, State};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use coffer_core::principal::{Caller, PrincipalKind};
 use coffer_core::{Error, ErrorKind, Result};
@@ -98,29 +98,81 @@ pub async fn management_caller(state: &SharedState, headers: &axum::http::Header
     Ok(caller)
 }
 
-/// Bearer authentication for the control surface's APIs (ARM, directory, role assignments,
-/// audit API, dev tools; audience: the management resource), then the api-version check and,
-/// for a change, the durable "started" record. The caller lands in the request extensions.
-pub async fn authenticate_management(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
-    let caller = match management_caller(&state, req.headers()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let has_version = query_pairs(req.uri().query())
-        .ok()
-        .and_then(|q| query_get(&q, "api-version").map(|v| !v.trim().is_empty()))
-        .unwrap_or(false);
-    if !has_version {
-        return ApiError(Error::new(
-            ErrorKind::BadRequest,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        ))
-        .into_response();
+/// The caller of a control-surface API request (ARM, directory, role assignments, audit API,
+/// dev tools; audience: the management resource), as a handler's first extractor: bearer →
+/// validate → resolve the caller → note it in the audit draft → the api-version check → for
+/// a change, the durable "started" record. Else the 401 challenge (or the error) is the
+/// response, before any other extractor has looked at the request.
+#[derive(Debug, Clone)]
+pub struct ArmCaller(pub Caller);
+
+impl FromRequestParts<SharedState> for ArmCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Response> {
+        // Two extractors of one request (`TenantAdmin` is one too) authenticate it once.
+        if let Some(known) = parts.extensions.get::<ArmCaller>() {
+            return Ok(known.clone());
+        }
+        let caller = management_caller(state, &parts.headers).await?;
+        let has_version = query_pairs(parts.uri.query())
+            .ok()
+            .and_then(|q| query_get(&q, "api-version").map(|v| !v.trim().is_empty()))
+            .unwrap_or(false);
+        if !has_version {
+            return Err(ApiError(Error::new(
+                ErrorKind::BadRequest,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            ))
+            .into_response());
+        }
+        crate::audit::before_change(&state.audit).await.map_err(|e| ApiError(e).into_response())?;
+        parts.extensions.insert(ArmCaller(caller.clone()));
+        Ok(ArmCaller(caller))
     }
-    if let Err(e) = crate::audit::before_change(&state.audit).await {
-        return ApiError(e).into_response();
+}
+
+/// What a tenant administrator's right is needed for, as the 403 says it.
+pub trait AdminPurpose {
+    const WHAT: &'static str;
+}
+
+/// `/directory/...`.
+#[derive(Debug)]
+pub struct ManageDirectory;
+impl AdminPurpose for ManageDirectory {
+    const WHAT: &'static str = "manage the directory";
+}
+
+/// `/audit/...`.
+#[derive(Debug)]
+pub struct ReadAuditLog;
+impl AdminPurpose for ReadAuditLog {
+    const WHAT: &'static str = "read the audit log";
+}
+
+/// `/dev/advance-time`.
+#[derive(Debug)]
+pub struct MoveDevClock;
+impl AdminPurpose for MoveDevClock {
+    const WHAT: &'static str = "move the dev clock";
+}
+
+/// A control-surface caller who is a tenant administrator (`ArmCaller`, then 403
+/// `Forbidden` naming `P::WHAT` for anyone else).
+#[derive(Debug)]
+pub struct TenantAdmin<P> {
+    pub caller: Caller,
+    purpose: std::marker::PhantomData<P>,
+}
+
+impl<P: AdminPurpose + Send> FromRequestParts<SharedState> for TenantAdmin<P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Response> {
+        let ArmCaller(caller) = ArmCaller::from_request_parts(parts, state).await?;
+        coffer_core::permissions::require_tenant_admin(&caller, P::WHAT).map_err(|e| ApiError(e).into_response())?;
+        Ok(TenantAdmin { caller, purpose: std::marker::PhantomData })
     }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
 }

@@ -1,15 +1,10 @@
 //! Authorization in use: gathers the role assignments that apply to a caller (directly or
 //! through groups, at the scopes covering the target — an indexed lookup), then asks the one
 //! evaluator in `coffer_core::permissions`. The same path answers `explain` and `who-can`,
-//! and serves the role-definition and role-assignment API.
+//! and keeps role definitions and assignments (the REST API is `crate::authorization_api`,
+//! the portal's pages `portal::roles`). No HTTP types here.
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use coffer_core::permissions::{
     Area, DataAction, Decision, ManagementAction, Target, evaluate, evaluate_assign, evaluate_management,
 };
@@ -17,11 +12,8 @@ use coffer_core::principal::{Caller, Principal, PrincipalKind};
 use coffer_core::rbac::{ApplicableAssignment, RoleAssignment, RoleDefinition, Scope, builtin_roles, find_builtin};
 use coffer_core::vault::Vault;
 use coffer_core::{Error, ErrorKind, Result};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
-use crate::http::{ApiResult, json as json_response, parse_body};
-use crate::state::{AppState, SharedState};
+use crate::state::AppState;
 
 /// The caller's assignments at exactly the given scopes, with roles resolved.
 pub async fn applicable(state: &AppState, caller: &Caller, scopes: &[String]) -> Result<Vec<ApplicableAssignment>> {
@@ -177,24 +169,6 @@ pub async fn caller_of(state: &AppState, p: &Principal) -> Result<Caller> {
     })
 }
 
-pub fn routes(state: SharedState) -> Router<SharedState> {
-    Router::new()
-        .route("/authorization/roleDefinitions", get(list_definitions).post(create_definition))
-        .route("/authorization/roleDefinitions/{id}", delete(delete_definition))
-        .route("/authorization/roleAssignments", get(list_assignments).post(create_assignment))
-        .route("/authorization/roleAssignments/{id}", delete(delete_assignment))
-        .route("/authorization/explain", post(explain))
-        .route("/authorization/who-can", post(who_can))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
-}
-
-fn role_json(r: &RoleDefinition) -> Value {
-    json!({
-        "id": r.id, "roleName": r.name, "description": r.description, "roleType": if r.built_in { "BuiltInRole" } else { "CustomRole" },
-        "actions": r.actions, "notActions": r.not_actions, "dataActions": r.data_actions, "notDataActions": r.not_data_actions,
-    })
-}
-
 async fn all_roles(state: &AppState, tenant: &str) -> Result<Vec<RoleDefinition>> {
     let mut roles: Vec<RoleDefinition> = builtin_roles().to_vec();
     roles.extend(state.store.list_role_definitions(tenant).await?);
@@ -215,45 +189,32 @@ async fn find_role(state: &AppState, tenant: &str, name_or_id: &str) -> Result<R
         })
 }
 
-pub(crate) async fn list_definitions(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-) -> ApiResult<Response> {
-    let items: Vec<Value> = all_roles(&state, &caller.tenant_id).await?.iter().map(role_json).collect();
-    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+/// The built-in roles and the caller's tenant's custom ones.
+pub async fn roles(state: &AppState, caller: &Caller) -> Result<Vec<RoleDefinition>> {
+    all_roles(state, &caller.tenant_id).await
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DefinitionIn {
-    role_name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    actions: Vec<String>,
-    #[serde(default)]
-    not_actions: Vec<String>,
-    #[serde(default)]
-    data_actions: Vec<String>,
-    #[serde(default)]
-    not_data_actions: Vec<String>,
+/// A custom role to create.
+#[derive(Debug, Default)]
+pub struct NewRole {
+    pub name: String,
+    pub description: String,
+    pub actions: Vec<String>,
+    pub not_actions: Vec<String>,
+    pub data_actions: Vec<String>,
+    pub not_data_actions: Vec<String>,
 }
 
-async fn create_definition(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    authorize_management(&state, &caller, ManagementAction::RoleDefinitionWrite, None).await?;
-    let input: DefinitionIn = parse_body(&body)?;
+pub async fn create_role(state: &AppState, caller: &Caller, new: NewRole) -> Result<RoleDefinition> {
+    authorize_management(state, caller, ManagementAction::RoleDefinitionWrite, None).await?;
     let role = RoleDefinition {
         id: coffer_crypto::random::guid(),
-        name: input.role_name.trim().to_string(),
-        description: input.description,
-        actions: input.actions,
-        not_actions: input.not_actions,
-        data_actions: input.data_actions,
-        not_data_actions: input.not_data_actions,
+        name: new.name.trim().to_string(),
+        description: new.description,
+        actions: new.actions,
+        not_actions: new.not_actions,
+        data_actions: new.data_actions,
+        not_data_actions: new.not_data_actions,
         built_in: false,
     };
     role.validate_custom()?;
@@ -263,48 +224,40 @@ async fn create_definition(
         return Err(Error::conflict(
             Some("RoleDefinitionWithSameNameExists"),
             format!("A role named '{}' already exists.", role.name),
-        )
-        .into());
+        ));
     }
-    Ok(json_response(StatusCode::CREATED, role_json(&role)))
+    Ok(role)
 }
 
-async fn delete_definition(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    authorize_management(&state, &caller, ManagementAction::RoleDefinitionWrite, None).await?;
-    let role = find_role(&state, &caller.tenant_id, &id).await?;
+pub async fn delete_role(state: &AppState, caller: &Caller, id: &str) -> Result<()> {
+    authorize_management(state, caller, ManagementAction::RoleDefinitionWrite, None).await?;
+    let role = find_role(state, &caller.tenant_id, id).await?;
     if role.built_in {
-        return Err(Error::bad_parameter(format!("'{}' is a built-in role and cannot be deleted.", role.name)).into());
+        return Err(Error::bad_parameter(format!("'{}' is a built-in role and cannot be deleted.", role.name)));
     }
     if state.store.count_assignments_of_role(&role.id).await? > 0 {
         return Err(Error::conflict(
             Some("RoleDefinitionHasAssignments"),
             format!("The role '{}' is assigned; delete its assignments first.", role.name),
-        )
-        .into());
+        ));
     }
     state.store.delete_role_definition(&caller.tenant_id, &role.id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
-/// An assignment with names, for people.
-async fn assignment_json(state: &AppState, a: &RoleAssignment) -> Result<Value> {
-    let role = find_role(state, &a.tenant_id, &a.role_definition_id).await.ok();
+/// An assignment with the names people read: its role's and its principal's.
+#[derive(Debug, Clone)]
+pub struct NamedAssignment {
+    pub assignment: RoleAssignment,
+    pub role_name: Option<String>,
+    /// `None` once the principal is deleted.
+    pub principal: Option<Principal>,
+}
+
+async fn named(state: &AppState, a: RoleAssignment) -> Result<NamedAssignment> {
+    let role_name = find_role(state, &a.tenant_id, &a.role_definition_id).await.ok().map(|r| r.name);
     let principal = state.store.get_principal(&a.principal_id).await?;
-    Ok(json!({
-        "id": a.id,
-        "scope": a.scope,
-        "roleDefinitionId": a.role_definition_id,
-        "roleDefinitionName": role.map(|r| r.name),
-        "principalId": a.principal_id,
-        "principalName": principal.as_ref().map(|p| p.name.clone()),
-        "principalType": principal.map(|p| p.kind.as_str()),
-        "createdOn": a.created,
-        "createdBy": a.created_by,
-    }))
+    Ok(NamedAssignment { assignment: a, role_name, principal })
 }
 
 /// Checks a scope names a live vault of the tenant; returns it parsed.
@@ -339,7 +292,7 @@ pub async fn assign(
     role: &str,
     assignee: &str,
     scope: &str,
-) -> Result<RoleAssignment> {
+) -> Result<NamedAssignment> {
     let parsed = check_scope(state, &caller.tenant_id, scope).await?;
     let role = find_role(state, &caller.tenant_id, role).await?;
     let principal = crate::directory::find(state, &caller.tenant_id, assignee).await?;
@@ -352,62 +305,41 @@ pub async fn assign(
         tenant_id: caller.tenant_id.clone(),
         scope: parsed.key(),
         role_definition_id: role.id.clone(),
-        principal_id: principal.object_id,
+        principal_id: principal.object_id.clone(),
         created: state.clock.now(),
         created_by: caller.object_id.clone(),
     };
     if !state.store.create_role_assignment(&a).await? {
         return Err(Error::conflict(Some("RoleAssignmentExists"), "The role assignment already exists."));
     }
-    Ok(a)
+    Ok(NamedAssignment { assignment: a, role_name: Some(role.name), principal: Some(principal) })
 }
 
-#[derive(Deserialize)]
-struct AssignmentIn {
-    role: String,
-    assignee: String,
-    scope: String,
-}
-
-pub(crate) async fn create_assignment(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let input: AssignmentIn = parse_body(&body)?;
-    let a = assign(&state, &caller, &input.role, &input.assignee, &input.scope).await?;
-    Ok(json_response(StatusCode::CREATED, assignment_json(&state, &a).await?))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct ListQuery {
-    pub(crate) scope: Option<String>,
-    pub(crate) assignee: Option<String>,
-}
-
-pub(crate) async fn list_assignments(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Response> {
-    let prefix = match &q.scope {
+/// The assignments under `scope` (a scope prefix) and of `assignee`, if given, that the caller
+/// may read (checked once per vault, or for the tenant).
+pub async fn assignments(
+    state: &AppState,
+    caller: &Caller,
+    scope: Option<&str>,
+    assignee: Option<&str>,
+) -> Result<Vec<NamedAssignment>> {
+    let prefix = match scope {
         Some(s) => Some(Scope::parse(s)?.key()),
         None => None,
     };
-    let assignee = match &q.assignee {
-        Some(a) => Some(crate::directory::find(&state, &caller.tenant_id, a).await?.object_id),
+    let assignee = match assignee {
+        Some(a) => Some(crate::directory::find(state, &caller.tenant_id, a).await?.object_id),
         None => None,
     };
     let all = state.store.list_role_assignments(&caller.tenant_id, prefix.as_deref(), assignee.as_deref()).await?;
-    // Show only what the caller may read: per vault (or tenant), checked once.
     let mut readable: BTreeMap<Option<String>, bool> = BTreeMap::new();
     let mut items = Vec::new();
-    for a in &all {
+    for a in all {
         let vault = Scope::parse(&a.scope).ok().and_then(|s| s.vault().map(str::to_string));
         let ok = match readable.get(&vault) {
             Some(ok) => *ok,
             None => {
-                let ok = authorize_management(&state, &caller, ManagementAction::RoleAssignmentRead, vault.as_deref())
+                let ok = authorize_management(state, caller, ManagementAction::RoleAssignmentRead, vault.as_deref())
                     .await
                     .is_ok();
                 readable.insert(vault.clone(), ok);
@@ -415,51 +347,41 @@ pub(crate) async fn list_assignments(
             }
         };
         if ok {
-            items.push(assignment_json(&state, a).await?);
+            items.push(named(state, a).await?);
         }
     }
-    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+    Ok(items)
 }
 
-pub(crate) async fn delete_assignment(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+/// Removes an assignment; who may is decided as for `assign`.
+pub async fn unassign(state: &AppState, caller: &Caller, id: &str) -> Result<()> {
     let a = state
         .store
-        .get_role_assignment(&id)
+        .get_role_assignment(id)
         .await?
         .filter(|a| a.tenant_id == caller.tenant_id)
         .ok_or_else(|| Error::not_found("RoleAssignmentNotFound", "The role assignment does not exist."))?;
     let scope = Scope::parse(&a.scope)?;
     let decision =
-        evaluate_assign(&caller, &a.role_definition_id, &applicable(&state, &caller, &covering_of(&scope)).await?);
+        evaluate_assign(caller, &a.role_definition_id, &applicable(state, caller, &covering_of(&scope)).await?);
     if !decision.allowed {
-        return Err(
-            forbidden_management(&caller, ManagementAction::RoleAssignmentDelete.arm_action(), scope.vault()).into()
-        );
+        return Err(forbidden_management(caller, ManagementAction::RoleAssignmentDelete.arm_action(), scope.vault()));
     }
     state.store.delete_role_assignment(&a.id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
-#[derive(Deserialize)]
-struct QuestionIn {
-    assignee: Option<String>,
-    vault: String,
-    secret: Option<String>,
-    key: Option<String>,
-    certificate: Option<String>,
-    action: String,
+/// An explain or who-can question: may (someone) do `action` in `vault`, on one object if
+/// named (`object`: its kind's area and name)?
+#[derive(Debug, Clone)]
+pub struct Question {
+    pub vault: String,
+    pub action: String,
+    pub object: Option<(Area, String)>,
 }
 
-/// The vault, action and object name of an explain / who-can question.
-async fn question<'a>(
-    state: &AppState,
-    caller: &Caller,
-    q: &'a QuestionIn,
-) -> Result<(Vault, DataAction, Option<&'a str>)> {
+/// The vault, action and object name of a question, once the caller may ask it.
+async fn question<'a>(state: &AppState, caller: &Caller, q: &'a Question) -> Result<(Vault, DataAction, Option<&'a str>)> {
     let rec = state
         .store
         .get_vault_by_name(&q.vault)
@@ -480,56 +402,42 @@ async fn question<'a>(
         ))
     })?;
     let (area, _) = action.policy_permission();
-    let (given_area, name) = match (&q.secret, &q.key, &q.certificate) {
-        (Some(n), None, None) => (Some(Area::Secrets), Some(n.as_str())),
-        (None, Some(n), None) => (Some(Area::Keys), Some(n.as_str())),
-        (None, None, Some(n)) => (Some(Area::Certificates), Some(n.as_str())),
-        (None, None, None) => (None, None),
-        _ => return Err(Error::bad_parameter("Name at most one of secret, key and certificate.")),
-    };
-    if given_area.is_some_and(|a| a != area) {
+    if q.object.as_ref().is_some_and(|(a, _)| *a != area) {
         return Err(Error::bad_parameter(format!("The action '{}' does not apply to that kind of object.", q.action)));
     }
+    let name = q.object.as_ref().map(|(_, n)| n.as_str());
     if let Some(n) = name {
         coffer_core::names::validate_object_name(n)?;
     }
     Ok((rec.vault, action, name))
 }
 
-fn decision_json(d: &Decision, vault: &Vault, action: DataAction) -> Value {
-    json!({
-        "decision": if d.allowed { "allow" } else { "deny" },
-        "reasons": d.reasons,
-        "model": vault.permission_model(),
-        "action": action.full_rbac_action(),
-        "vault": vault.name,
-    })
+/// The answer to a question, for one principal or as a list.
+#[derive(Debug, Clone)]
+pub struct Answer<T> {
+    pub vault: Vault,
+    pub action: DataAction,
+    pub answer: T,
 }
 
-async fn explain(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let q: QuestionIn = parse_body(&body)?;
-    let (vault, action, name) = question(&state, &caller, &q).await?;
-    let assignee = q.assignee.as_deref().ok_or_else(|| Error::bad_parameter("The property 'assignee' is required."))?;
-    let principal = crate::directory::find(&state, &caller.tenant_id, assignee).await?;
-    let (subject, d) = decide_for_principal(&state, &vault, &principal, action, name).await?;
-    let mut out = decision_json(&d, &vault, action);
-    out["assignee"] = json!({"object_id": principal.object_id, "name": principal.name, "type": principal.kind.as_str(), "groups": subject.groups});
-    Ok(json_response(StatusCode::OK, out))
+/// What enforcement would decide for `assignee`, and the groups it was judged with.
+pub async fn explain(
+    state: &AppState,
+    caller: &Caller,
+    q: &Question,
+    assignee: &str,
+) -> Result<Answer<(Principal, Vec<String>, Decision)>> {
+    let (vault, action, name) = question(state, caller, q).await?;
+    let principal = crate::directory::find(state, &caller.tenant_id, assignee).await?;
+    let (subject, d) = decide_for_principal(state, &vault, &principal, action, name).await?;
+    Ok(Answer { vault, action, answer: (principal, subject.groups, d) })
 }
 
-/// Every principal that may perform the action, found from the grants (not by scanning the
-/// directory) and each confirmed by the evaluator that enforces requests.
-pub(crate) async fn who_can(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let q: QuestionIn = parse_body(&body)?;
-    let (vault, action, name) = question(&state, &caller, &q).await?;
+/// Every principal that may perform the action with the evaluator's reasons, found from the
+/// grants (not by scanning the directory) and each confirmed by the evaluator that enforces
+/// requests.
+pub async fn who_can(state: &AppState, caller: &Caller, q: &Question) -> Result<Answer<Vec<(Principal, Decision)>>> {
+    let (vault, action, name) = question(state, caller, q).await?;
     let (area, _) = action.policy_permission();
     let mut seeds: BTreeSet<String> = BTreeSet::new();
     if !vault.enable_rbac_authorization {
@@ -568,13 +476,10 @@ pub(crate) async fn who_can(
         else {
             continue;
         };
-        let (_, d) = decide_for_principal(&state, &vault, &p, action, name).await?;
+        let (_, d) = decide_for_principal(state, &vault, &p, action, name).await?;
         if d.allowed {
-            out.push(json!({"object_id": p.object_id, "name": p.name, "type": p.kind.as_str(), "reasons": d.reasons}));
+            out.push((p, d));
         }
     }
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"vault": vault.name, "action": action.full_rbac_action(), "model": vault.permission_model(), "principals": out}),
-    ))
+    Ok(Answer { vault, action, answer: out })
 }

@@ -8,17 +8,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use coffer_core::Error;
-use coffer_core::principal::Caller;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::{ApiResult, json as json_response, parse_body};
 use crate::state::SharedState;
 
-pub fn routes(state: SharedState) -> Router<SharedState> {
+pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/dev/advance-time", post(advance_time))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
 }
 
 #[derive(Deserialize)]
@@ -30,10 +28,9 @@ struct AdvanceIn {
 /// certificate-renewal jobs once, so what became due has happened when the call returns.
 async fn advance_time(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    _: crate::auth::TenantAdmin<crate::auth::MoveDevClock>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    crate::authorization::require_tenant_admin(&caller, "move the dev clock")?;
     let Some(clock) = &state.dev_clock else {
         return Err(Error::not_found("NotFound", "Time travel exists only in dev mode.").into());
     };

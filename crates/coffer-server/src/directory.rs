@@ -1,40 +1,16 @@
-//! The directory: principals (users, applications, managed identities, groups), their
-//! credentials and group memberships, managed by tenant administrators over a REST API on
-//! the control host (management token). Also the credential checks the token endpoint uses.
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+//! The directory service: principals (users, applications, managed identities, groups),
+//! their credentials and group memberships, changed by tenant administrators (the REST API
+//! is `crate::directory_api`, the portal's pages `portal::admin`); and the credential checks
+//! the token endpoint and the portal's sign-in use. No HTTP types here.
 use coffer_core::principal::{Caller, Principal, PrincipalKind};
 use coffer_core::{Error, ErrorKind, Result};
 use coffer_store::{Credential, credential_kind};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::http::{ApiResult, json as json_response, parse_body};
-use crate::state::{AppState, SharedState};
+use crate::state::AppState;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 const MAX_NAME_CHARS: usize = 256;
-
-pub fn routes(state: SharedState) -> Router<SharedState> {
-    Router::new()
-        .route("/directory/principals", post(create_principal).get(list_principals))
-        .route("/directory/principals/{id}", get(show_principal).patch(patch_principal).delete(delete_principal))
-        .route("/directory/principals/{id}/credentials", post(add_credential).get(list_credentials))
-        .route("/directory/principals/{id}/credentials/{cid}", axum::routing::delete(remove_credential))
-        .route("/directory/groups/{id}/members", get(list_members))
-        .route("/directory/groups/{id}/members/{member}", put(add_member).delete(remove_member))
-        .route("/directory/signing-keys/rotate", post(rotate_signing_key))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
-}
-
-fn require_admin(caller: &Caller) -> Result<()> {
-    coffer_core::permissions::require_tenant_admin(caller, "manage the directory")
-}
 
 fn principal_not_found(id: &str) -> Error {
     Error::not_found(
@@ -57,34 +33,6 @@ pub async fn find(state: &AppState, tenant: &str, id: &str) -> Result<Principal>
 /// The endpoint a managed identity's workload calls (`IDENTITY_ENDPOINT`).
 pub fn identity_endpoint(state: &AppState, p: &Principal) -> String {
     format!("{}/{}/msi/{}/token", state.names.authority(), p.tenant_id, p.object_id)
-}
-
-pub fn principal_json(state: &AppState, p: &Principal) -> Value {
-    let mut v = json!({
-        "object_id": p.object_id,
-        "tenant_id": p.tenant_id,
-        "type": p.kind.as_str(),
-        "name": p.name,
-        "enabled": p.enabled,
-        "tenant_admin": p.tenant_admin,
-        "created": p.created,
-    });
-    if let Some(c) = &p.client_id {
-        v["client_id"] = c.clone().into();
-    }
-    if p.kind == PrincipalKind::ManagedIdentity {
-        v["identity_endpoint"] = identity_endpoint(state, p).into();
-    }
-    v
-}
-
-fn credential_json(c: &Credential) -> Value {
-    let mut v =
-        json!({"id": c.id, "principal_id": c.principal_id, "kind": c.kind, "created": c.created, "expires": c.expires});
-    if let Some(t) = &c.thumbprint {
-        v["thumbprint"] = t.clone().into();
-    }
-    v
 }
 
 fn validate_password(p: &str) -> Result<()> {
@@ -254,159 +202,161 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| coffer_crypto::password::hash(&coffer_crypto::random::guid()).unwrap_or_default())
 }
 
-#[derive(Deserialize)]
-struct CreateIn {
-    #[serde(rename = "type")]
-    kind: String,
-    name: String,
-    password: Option<String>,
-    #[serde(default)]
-    tenant_admin: bool,
+/// Every directory change and listing needs a tenant administrator.
+fn require_admin(caller: &Caller) -> Result<()> {
+    coffer_core::permissions::require_tenant_admin(caller, "manage the directory")
 }
 
-pub(crate) async fn create_principal(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let input: CreateIn = parse_body(&body)?;
-    let kind = PrincipalKind::parse(&input.kind)
-        .ok_or_else(|| Error::bad_parameter("type must be one of user, app, managed-identity, group."))?;
-    let name = input.name.trim().to_string();
+/// A principal to create.
+#[derive(Debug)]
+pub struct NewPrincipal {
+    pub kind: PrincipalKind,
+    pub name: String,
+    /// Users only.
+    pub password: Option<Zeroizing<String>>,
+    pub tenant_admin: bool,
+}
+
+/// A created principal; a managed identity comes with its identity header, shown once.
+#[derive(Debug)]
+pub struct CreatedPrincipal {
+    pub principal: Principal,
+    pub identity_header: Option<Zeroizing<String>>,
+}
+
+pub async fn create_principal(state: &AppState, admin: &Caller, new: NewPrincipal) -> Result<CreatedPrincipal> {
+    require_admin(admin)?;
+    let NewPrincipal { kind, name, password, tenant_admin } = new;
+    let name = name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(Error::bad_parameter(format!("A name needs 1 to {MAX_NAME_CHARS} printable characters.")).into());
+        return Err(Error::bad_parameter(format!("A name needs 1 to {MAX_NAME_CHARS} printable characters.")));
     }
-    if input.password.is_some() && kind != PrincipalKind::User {
-        return Err(Error::bad_parameter("Only users have passwords.").into());
+    if password.is_some() && kind != PrincipalKind::User {
+        return Err(Error::bad_parameter("Only users have passwords."));
     }
-    if let Some(pw) = &input.password {
+    if let Some(pw) = &password {
         validate_password(pw)?;
     }
-    if kind == PrincipalKind::User && state.store.find_user(&caller.tenant_id, &name).await?.is_some() {
-        return Err(Error::conflict(None, format!("A user named '{name}' already exists.")).into());
+    if kind == PrincipalKind::User && state.store.find_user(&admin.tenant_id, &name).await?.is_some() {
+        return Err(Error::conflict(None, format!("A user named '{name}' already exists.")));
     }
     let p = Principal {
         object_id: coffer_crypto::random::guid(),
-        tenant_id: caller.tenant_id.clone(),
+        tenant_id: admin.tenant_id.clone(),
         kind,
         name,
         client_id: matches!(kind, PrincipalKind::App | PrincipalKind::ManagedIdentity)
             .then(coffer_crypto::random::guid),
         enabled: true,
-        tenant_admin: input.tenant_admin && kind != PrincipalKind::Group,
+        tenant_admin: tenant_admin && kind != PrincipalKind::Group,
         created: state.clock.now(),
     };
     state.store.create_principal(&p).await?;
-    let mut out = principal_json(&state, &p);
-    if let Some(pw) = input.password {
-        set_password(&state, &p, Zeroizing::new(pw)).await?;
+    if let Some(pw) = password {
+        set_password(state, &p, pw).await?;
     }
+    let mut identity_header = None;
     if kind == PrincipalKind::ManagedIdentity {
-        let (_, header) = issue_secret(&state, &p, credential_kind::IDENTITY_HEADER, None).await?;
-        out["identity_header"] = header.as_str().into();
+        let (_, header) = issue_secret(state, &p, credential_kind::IDENTITY_HEADER, None).await?;
+        identity_header = Some(header);
     }
-    Ok(json_response(StatusCode::CREATED, out))
+    Ok(CreatedPrincipal { principal: p, identity_header })
 }
 
-async fn list_principals(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let all = state.store.list_principals(&caller.tenant_id).await?;
-    let items: Vec<Value> = all.iter().map(|p| principal_json(&state, p)).collect();
-    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+pub async fn principals(state: &AppState, admin: &Caller) -> Result<Vec<Principal>> {
+    require_admin(admin)?;
+    state.store.list_principals(&admin.tenant_id).await
 }
 
-async fn show_principal(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let p = find(&state, &caller.tenant_id, &id).await?;
-    let mut v = principal_json(&state, &p);
-    if p.kind == PrincipalKind::Group {
-        v["members"] = json!(state.store.group_members(&p.object_id).await?);
+/// A principal and, for a group, its members' ids; for anyone else, the groups it is in.
+pub async fn principal_with_links(state: &AppState, admin: &Caller, id: &str) -> Result<(Principal, Vec<String>)> {
+    require_admin(admin)?;
+    let p = find(state, &admin.tenant_id, id).await?;
+    let links = if p.kind == PrincipalKind::Group {
+        state.store.group_members(&p.object_id).await?
     } else {
-        v["groups"] = json!(state.store.groups_of(&p.object_id).await?);
-    }
-    Ok(json_response(StatusCode::OK, v))
+        state.store.groups_of(&p.object_id).await?
+    };
+    Ok((p, links))
 }
 
-#[derive(Deserialize)]
-struct PatchIn {
-    enabled: Option<bool>,
-    password: Option<String>,
+/// What a principal update changes (unset: unchanged).
+#[derive(Debug, Default)]
+pub struct PrincipalChange {
+    pub enabled: Option<bool>,
+    pub password: Option<Zeroizing<String>>,
 }
 
-pub(crate) async fn patch_principal(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let input: PatchIn = parse_body(&body)?;
-    let mut p = find(&state, &caller.tenant_id, &id).await?;
-    if let Some(e) = input.enabled {
-        if !e && p.object_id == caller.object_id {
-            return Err(Error::bad_parameter("You cannot disable yourself.").into());
+pub async fn update_principal(state: &AppState, admin: &Caller, id: &str, change: PrincipalChange) -> Result<Principal> {
+    require_admin(admin)?;
+    let mut p = find(state, &admin.tenant_id, id).await?;
+    if let Some(e) = change.enabled {
+        if !e && p.object_id == admin.object_id {
+            return Err(Error::bad_parameter("You cannot disable yourself."));
         }
         p.enabled = e;
     }
     // All of it or nothing: a refused password leaves `enabled` as it was.
-    match input.password {
+    match change.password {
         Some(pw) => {
-            set_password(&state, &p, Zeroizing::new(pw)).await?;
+            set_password(state, &p, pw).await?;
         }
         None => {
             state.store.update_principal(&p).await?;
         }
     }
-    Ok(json_response(StatusCode::OK, principal_json(&state, &p)))
+    Ok(p)
 }
 
-pub(crate) async fn delete_principal(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let p = find(&state, &caller.tenant_id, &id).await?;
-    if p.object_id == caller.object_id {
-        return Err(Error::bad_parameter("You cannot delete yourself.").into());
+pub async fn delete_principal(state: &AppState, admin: &Caller, id: &str) -> Result<()> {
+    require_admin(admin)?;
+    let p = find(state, &admin.tenant_id, id).await?;
+    if p.object_id == admin.object_id {
+        return Err(Error::bad_parameter("You cannot delete yourself."));
     }
     state.store.delete_principal(&p.object_id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
-#[derive(Deserialize, Default)]
-struct CredentialIn {
+/// A credential to add; none of the fields set means a generated one (a client secret for
+/// an application, a new identity header for a managed identity).
+#[derive(Debug, Default)]
+pub struct NewCredential {
     /// Unix seconds.
-    expires: Option<i64>,
+    pub expires: Option<i64>,
     /// A PEM or base64 DER public certificate (applications).
-    certificate: Option<String>,
-    password: Option<String>,
+    pub certificate: Option<String>,
+    pub password: Option<Zeroizing<String>>,
 }
 
-pub(crate) async fn add_credential(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let input: CredentialIn = if body.is_empty() { CredentialIn::default() } else { parse_body(&body)? };
-    let p = find(&state, &caller.tenant_id, &id).await?;
+/// An added credential, with what is shown once.
+#[derive(Debug)]
+pub enum IssuedCredential {
+    Certificate(Credential),
+    ClientSecret { credential: Credential, client_id: Option<String>, secret: Zeroizing<String> },
+    IdentityHeader { credential: Credential, endpoint: String, header: Zeroizing<String> },
+    Password(Credential),
+}
+
+impl IssuedCredential {
+    pub fn credential(&self) -> &Credential {
+        match self {
+            Self::Certificate(c) | Self::Password(c) => c,
+            Self::ClientSecret { credential, .. } | Self::IdentityHeader { credential, .. } => credential,
+        }
+    }
+}
+
+pub async fn add_credential(state: &AppState, admin: &Caller, id: &str, new: NewCredential) -> Result<IssuedCredential> {
+    require_admin(admin)?;
+    let p = find(state, &admin.tenant_id, id).await?;
     let now = state.clock.now();
-    if let Some(exp) = input.expires
+    if let Some(exp) = new.expires
         && exp <= now
     {
-        return Err(Error::bad_parameter("The expiry must be in the future.").into());
+        return Err(Error::bad_parameter("The expiry must be in the future."));
     }
-    let out = match (p.kind, input.certificate, input.password) {
+    Ok(match (p.kind, new.certificate, new.password) {
         (PrincipalKind::App, Some(pem), None) => {
             let raw = if pem.contains("-----BEGIN") {
                 pem.into_bytes()
@@ -415,66 +365,45 @@ pub(crate) async fn add_credential(
                     .ok_or_else(|| Error::bad_parameter("The certificate is neither PEM nor base64 DER."))?
             };
             let info = coffer_crypto::x509::parse_certificate(&raw).map_err(|e| Error::bad_parameter(e.to_string()))?;
-            let mut c = new_credential(
-                &p,
-                credential_kind::CERTIFICATE,
-                String::new(),
-                input.expires.or(Some(info.not_after)),
-                now,
-            );
+            let mut c =
+                new_credential(&p, credential_kind::CERTIFICATE, String::new(), new.expires.or(Some(info.not_after)), now);
             c.thumbprint = Some(info.x5t.clone());
             c.material = Some(info.der);
             state.store.add_credential(&c).await?;
-            credential_json(&c)
+            IssuedCredential::Certificate(c)
         }
         (PrincipalKind::App, None, None) => {
-            let (c, secret) = issue_secret(&state, &p, credential_kind::SECRET, input.expires).await?;
-            let mut v = credential_json(&c);
-            v["client_id"] = p.client_id.clone().into();
-            v["client_secret"] = secret.as_str().into();
-            v
+            let (credential, secret) = issue_secret(state, &p, credential_kind::SECRET, new.expires).await?;
+            IssuedCredential::ClientSecret { credential, client_id: p.client_id.clone(), secret }
         }
         (PrincipalKind::ManagedIdentity, None, None) => {
             // Rotating the identity header: the old ones stop working, in the same transaction.
             let header = coffer_crypto::random::client_secret();
             let hashed = hash(header.clone()).await?;
-            let c = new_credential(&p, credential_kind::IDENTITY_HEADER, hashed, input.expires, state.clock.now());
-            state.store.replace_credential(&p, &c).await?;
-            let mut v = credential_json(&c);
-            v["identity_endpoint"] = identity_endpoint(&state, &p).into();
-            v["identity_header"] = header.as_str().into();
-            v
+            let credential = new_credential(&p, credential_kind::IDENTITY_HEADER, hashed, new.expires, now);
+            state.store.replace_credential(&p, &credential).await?;
+            IssuedCredential::IdentityHeader { credential, endpoint: identity_endpoint(state, &p), header }
         }
-        (PrincipalKind::User, None, Some(pw)) => credential_json(&set_password(&state, &p, Zeroizing::new(pw)).await?),
-        (PrincipalKind::User, _, None) => return Err(Error::bad_parameter("A user's credential is a password.").into()),
-        (PrincipalKind::Group, ..) => return Err(Error::bad_parameter("Groups have no credentials.").into()),
-        _ => return Err(Error::bad_parameter("This kind of credential does not fit this kind of principal.").into()),
-    };
-    Ok(json_response(StatusCode::CREATED, out))
+        (PrincipalKind::User, None, Some(pw)) => IssuedCredential::Password(set_password(state, &p, pw).await?),
+        (PrincipalKind::User, _, None) => return Err(Error::bad_parameter("A user's credential is a password.")),
+        (PrincipalKind::Group, ..) => return Err(Error::bad_parameter("Groups have no credentials.")),
+        _ => return Err(Error::bad_parameter("This kind of credential does not fit this kind of principal.")),
+    })
 }
 
-async fn list_credentials(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let p = find(&state, &caller.tenant_id, &id).await?;
-    let items: Vec<Value> = state.store.list_credentials(&p.object_id).await?.iter().map(credential_json).collect();
-    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+pub async fn credentials(state: &AppState, admin: &Caller, id: &str) -> Result<Vec<Credential>> {
+    require_admin(admin)?;
+    let p = find(state, &admin.tenant_id, id).await?;
+    state.store.list_credentials(&p.object_id).await
 }
 
-async fn remove_credential(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path((id, cid)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let p = find(&state, &caller.tenant_id, &id).await?;
-    if !state.store.remove_credential(&p.object_id, &cid).await? {
-        return Err(Error::not_found("CredentialNotFound", "That principal holds no credential with this id.").into());
+pub async fn remove_credential(state: &AppState, admin: &Caller, id: &str, cid: &str) -> Result<()> {
+    require_admin(admin)?;
+    let p = find(state, &admin.tenant_id, id).await?;
+    if !state.store.remove_credential(&p.object_id, cid).await? {
+        return Err(Error::not_found("CredentialNotFound", "That principal holds no credential with this id."));
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 async fn group(state: &AppState, caller: &Caller, id: &str) -> Result<Principal> {
@@ -485,56 +414,48 @@ async fn group(state: &AppState, caller: &Caller, id: &str) -> Result<Principal>
     Ok(g)
 }
 
-async fn list_members(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let g = group(&state, &caller, &id).await?;
+pub async fn members(state: &AppState, admin: &Caller, id: &str) -> Result<Vec<Principal>> {
+    require_admin(admin)?;
+    let g = group(state, admin, id).await?;
     let mut items = Vec::new();
     for m in state.store.group_members(&g.object_id).await? {
         if let Some(p) = state.store.get_principal(&m).await? {
-            items.push(principal_json(&state, &p));
+            items.push(p);
         }
     }
-    Ok(json_response(StatusCode::OK, json!({ "value": items })))
+    Ok(items)
 }
 
-pub(crate) async fn add_member(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path((id, member)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let g = group(&state, &caller, &id).await?;
-    let m = find(&state, &caller.tenant_id, &member).await?;
+/// Adds `member` to `group`; the group and the member.
+pub async fn add_member(state: &AppState, admin: &Caller, group_id: &str, member: &str) -> Result<(Principal, Principal)> {
+    require_admin(admin)?;
+    let g = group(state, admin, group_id).await?;
+    let m = find(state, &admin.tenant_id, member).await?;
     if m.object_id == g.object_id {
-        return Err(Error::bad_parameter("A group cannot be a member of itself.").into());
+        return Err(Error::bad_parameter("A group cannot be a member of itself."));
     }
     state.store.add_group_member(&g.object_id, &m.object_id).await?;
-    Ok(json_response(StatusCode::OK, json!({"group": g.object_id, "member": m.object_id, "object_id": g.object_id})))
+    Ok((g, m))
 }
 
-pub(crate) async fn remove_member(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path((id, member)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let g = group(&state, &caller, &id).await?;
-    let m = find(&state, &caller.tenant_id, &member).await?;
+/// Removes `member` from `group`; the group and the member.
+pub async fn remove_member(
+    state: &AppState,
+    admin: &Caller,
+    group_id: &str,
+    member: &str,
+) -> Result<(Principal, Principal)> {
+    require_admin(admin)?;
+    let g = group(state, admin, group_id).await?;
+    let m = find(state, &admin.tenant_id, member).await?;
     if !state.store.remove_group_member(&g.object_id, &m.object_id).await? {
-        return Err(Error::not_found("MemberNotFound", format!("'{}' is not a member of '{}'.", m.name, g.name)).into());
+        return Err(Error::not_found("MemberNotFound", format!("'{}' is not a member of '{}'.", m.name, g.name)));
     }
-    Ok(json_response(StatusCode::OK, json!({"group": g.object_id, "member": m.object_id, "object_id": g.object_id})))
+    Ok((g, m))
 }
 
-async fn rotate_signing_key(
-    State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let kid = state.tokens.rotate(state.store.as_ref(), &state.keyring, &caller.tenant_id, state.clock.now()).await?;
-    Ok(json_response(StatusCode::OK, json!({"kid": kid, "tenant_id": caller.tenant_id})))
+/// A new token-signing key for the administrator's tenant; its `kid`.
+pub async fn rotate_signing_key(state: &AppState, admin: &Caller) -> Result<String> {
+    require_admin(admin)?;
+    state.tokens.rotate(state.store.as_ref(), &state.keyring, &admin.tenant_id, state.clock.now()).await
 }

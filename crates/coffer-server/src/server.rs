@@ -149,12 +149,12 @@ pub fn build_app(state: SharedState) -> Router {
         .route("/metrics", get(metrics))
         .route("/metadata/endpoints", get(metadata_endpoints))
         .merge(crate::identity::routes())
-        .merge(crate::management::routes(state.clone()))
-        .merge(crate::directory::routes(state.clone()))
-        .merge(crate::authorization::routes(state.clone()))
-        .merge(crate::audit_api::routes(state.clone()))
+        .merge(crate::management::routes())
+        .merge(crate::directory_api::routes())
+        .merge(crate::authorization_api::routes())
+        .merge(crate::audit_api::routes())
         .merge(crate::portal::routes())
-        .merge(if state.dev_clock.is_some() { crate::devtools::routes(state.clone()) } else { Router::new() })
+        .merge(if state.dev_clock.is_some() { crate::devtools::routes() } else { Router::new() })
         .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
         .method_not_allowed_fallback(|| async {
             ApiError(Error::new(

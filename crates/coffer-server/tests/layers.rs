@@ -30,8 +30,8 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ("audit", &["audit"]),
     ("state", &["state"]),
     ("authentication", &["auth"]),
-    ("services", &["objects", "authorization", "directory", "system", "events"]),
-    ("HTTP surfaces", &["dataplane", "management", "identity", "audit_api"]),
+    ("services", &["objects", "authorization", "directory", "system", "events", "vaults"]),
+    ("HTTP surfaces", &["dataplane", "management", "identity", "audit_api", "directory_api", "authorization_api"]),
     // The dev tools run every job at once (`advance-time`), so they sit beside the jobs.
     ("portal, jobs and dev tools", &["portal", "jobs", "dev", "devtools"]),
     ("server", &["server"]),

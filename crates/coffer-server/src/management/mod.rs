@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use coffer_core::object::{Tags, validate_tags};
 use coffer_core::permissions::ManagementAction;
-use coffer_core::principal::Caller;
 use coffer_core::{Error, Result};
 use coffer_store::ResourceGroup;
 use serde::Deserialize;
@@ -24,12 +23,13 @@ use serde_json::{Value, json};
 use crate::authorization::authorize_management;
 use crate::http::{ApiResult, json as json_response, parse_body};
 use crate::state::SharedState;
+use crate::vaults::{caller_subscription, existing_group};
 
 pub use vaults::vault_json;
 
 pub const DEFAULT_RESOURCE_GROUP: &str = "default";
 
-pub fn routes(state: SharedState) -> Router<SharedState> {
+pub fn routes() -> Router<SharedState> {
     const KV: &str = "/subscriptions/{sub}/providers/Microsoft.KeyVault";
     const RG_KV: &str = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault";
     Router::new()
@@ -56,7 +56,6 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
                 .delete(vaults::delete_vault),
         )
         .route(&format!("{RG_KV}/vaults/{{name}}/accessPolicies/{{op}}"), put(vaults::update_access_policy))
-        .route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate_management))
 }
 
 /// ARM paths are case-insensitive (`resourcegroups`, `microsoft.keyvault`, ...): known
@@ -101,24 +100,9 @@ pub fn normalize_arm_path(uri: &Uri) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-pub(crate) async fn caller_subscription(state: &SharedState, caller: &Caller, sub: &str) -> Result<String> {
-    let tenant = state
-        .store
-        .get_tenant(&caller.tenant_id)
-        .await?
-        .ok_or_else(|| Error::internal("the caller's tenant is missing"))?;
-    if !tenant.default_subscription_id.eq_ignore_ascii_case(sub) {
-        return Err(Error::not_found(
-            "SubscriptionNotFound",
-            format!("The subscription '{}' could not be found.", coffer_core::names::printable(sub)),
-        ));
-    }
-    Ok(tenant.default_subscription_id)
-}
-
 async fn list_subscriptions(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
 ) -> ApiResult<Response> {
     let tenant = state.store.get_tenant(&caller.tenant_id).await?.ok_or_else(|| Error::internal("tenant missing"))?;
     Ok(json_response(
@@ -135,13 +119,13 @@ async fn list_subscriptions(
     ))
 }
 
-async fn empty_list() -> Response {
+async fn empty_list(_: crate::auth::ArmCaller) -> Response {
     json_response(StatusCode::OK, json!({"value": []}))
 }
 
 async fn show_subscription(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path(sub): Path<String>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
@@ -162,21 +146,9 @@ fn group_json(rg: &ResourceGroup) -> Value {
     })
 }
 
-fn group_not_found(name: &str) -> Error {
-    Error::not_found(
-        "ResourceGroupNotFound",
-        format!("Resource group '{}' could not be found.", coffer_core::names::printable(name)),
-    )
-}
-
-/// A resource group of the subscription, or 404 `ResourceGroupNotFound`.
-pub(crate) async fn existing_group(state: &SharedState, sub: &str, name: &str) -> Result<ResourceGroup> {
-    state.store.get_resource_group(sub, name).await?.ok_or_else(|| group_not_found(name))
-}
-
 async fn list_groups(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path(sub): Path<String>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
@@ -187,7 +159,7 @@ async fn list_groups(
 
 async fn show_group(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
@@ -218,7 +190,7 @@ fn validate_group_name(name: &str) -> Result<()> {
 
 async fn put_group(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -243,7 +215,7 @@ async fn put_group(
 
 async fn delete_group(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;

@@ -4,31 +4,19 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use coffer_core::lifecycle::{DEFAULT_RETENTION_DAYS, RetentionPolicy};
-use coffer_core::object::{Tags, validate_tags};
 use coffer_core::principal::Caller;
-use coffer_core::vault::{AccessPolicy, PolicyPermissions, Vault};
+use coffer_core::vault::{AccessPolicy, Vault};
 use coffer_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{caller_subscription, existing_group};
 use crate::authorization::authorize_management;
+use crate::vaults::{PolicyEdit, VaultSettings, caller_subscription, existing_group, load_vault};
 use crate::http::{ApiResult, json as json_response, parse_body};
 use crate::state::SharedState;
 use coffer_core::permissions::ManagementAction;
 
 const PROVIDER: &str = "providers/Microsoft.KeyVault";
-
-fn vault_not_found(name: &str) -> Error {
-    Error::not_found(
-        "ResourceNotFound",
-        format!(
-            "The Resource 'Microsoft.KeyVault/vaults/{}' under resource group was not found.",
-            coffer_core::names::printable(name)
-        ),
-    )
-}
 
 /// The ARM representation of a vault.
 pub fn vault_json(state: &SharedState, v: &Vault) -> Value {
@@ -77,7 +65,7 @@ async fn visible_vaults(state: &SharedState, caller: &Caller) -> Result<Vec<Vaul
 
 pub(super) async fn list_vaults(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path(sub): Path<String>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -87,7 +75,7 @@ pub(super) async fn list_vaults(
 
 pub(super) async fn list_vaults_in_group(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -100,19 +88,9 @@ pub(super) async fn list_vaults_in_group(
     Ok(json_response(StatusCode::OK, json!({"value": items, "nextLink": null})))
 }
 
-/// A live vault of the caller's tenant in the given resource group.
-async fn load_vault(state: &SharedState, caller: &Caller, rg: &str, name: &str) -> Result<Vault> {
-    let rec = state.store.get_vault_by_name(name).await?.ok_or_else(|| vault_not_found(name))?;
-    let v = rec.vault;
-    if v.is_deleted() || v.tenant_id != caller.tenant_id || !v.resource_group.eq_ignore_ascii_case(rg) {
-        return Err(vault_not_found(name));
-    }
-    Ok(v)
-}
-
 pub(super) async fn show_vault(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -121,202 +99,31 @@ pub(super) async fn show_vault(
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct VaultPropsIn {
-    tenant_id: Option<String>,
-    access_policies: Option<Vec<AccessPolicy>>,
-    soft_delete_retention_in_days: Option<u32>,
-    enable_purge_protection: Option<bool>,
-    enable_rbac_authorization: Option<bool>,
-    enable_soft_delete: Option<bool>,
-    network_acls: Option<coffer_core::network::NetworkAcls>,
-    /// `default` or `recover` (undelete a deleted vault of this name).
-    create_mode: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct VaultIn {
-    location: Option<String>,
-    tags: Option<Tags>,
-    #[serde(default)]
-    properties: VaultPropsIn,
-}
-
-/// Applies the settable properties to a vault (new or existing), with Azure's one-way rules.
-fn apply_props(v: &mut Vault, p: &VaultPropsIn, tags: Option<Tags>, creating: bool) -> Result<()> {
-    if p.enable_soft_delete == Some(false) {
-        return Err(Error::bad_parameter("Soft delete is always on in Coffer; enableSoftDelete cannot be false."));
-    }
-    if let Some(t) = &p.tenant_id
-        && !t.eq_ignore_ascii_case(&v.tenant_id)
-    {
-        return Err(Error::bad_parameter("properties.tenantId must be the tenant of the caller."));
-    }
-    if let Some(days) = p.soft_delete_retention_in_days {
-        if creating {
-            v.retention = RetentionPolicy::new(days, v.retention.purge_protection)?;
-        } else if days != v.retention.retention_days {
-            return Err(Error::bad_parameter(
-                "softDeleteRetentionInDays is fixed when the vault is created and cannot be changed.",
-            ));
-        }
-    }
-    match p.enable_purge_protection {
-        Some(true) => v.retention.purge_protection = true,
-        Some(false) if v.retention.purge_protection => {
-            return Err(Error::bad_parameter("Purge protection, once enabled, cannot be disabled."));
-        }
-        _ => {}
-    }
-    if let Some(rbac) = p.enable_rbac_authorization {
-        v.enable_rbac_authorization = rbac;
-    }
-    if let Some(policies) = &p.access_policies {
-        let mut fresh = v.clone();
-        fresh.access_policies.clear();
-        for policy in policies {
-            fresh.set_access_policy(policy.clone())?;
-        }
-        v.access_policies = fresh.access_policies;
-    }
-    if let Some(tags) = tags {
-        validate_tags(&tags)?;
-        v.tags = tags;
-    }
-    if let Some(acls) = &p.network_acls {
-        let mut acls = acls.clone();
-        acls.validate()?;
-        v.network_acls = Some(acls);
-    }
-    Ok(())
-}
-
-/// Changes that reach data go beyond `vaults/write`. Switching the permission model turns one
-/// set of grants off and another on, so Azure requires
-/// `Microsoft.Authorization/roleAssignments/write` (Owner, User Access Administrator) for it:
-/// otherwise a Contributor of an RBAC vault could switch it to access policies and grant itself
-/// the values. Access policies written into an RBAC vault are dormant grants that take effect
-/// at such a switch, so they need the same right.
-async fn authorize_grant_changes(state: &SharedState, caller: &Caller, before: &Vault, after: &Vault) -> Result<()> {
-    let model_changes = before.enable_rbac_authorization != after.enable_rbac_authorization;
-    let dormant_policies = after.enable_rbac_authorization && before.access_policies != after.access_policies;
-    if model_changes || dormant_policies {
-        authorize_management(state, caller, ManagementAction::RoleAssignmentWrite, Some(&after.name)).await?;
-    }
-    Ok(())
-}
-
-pub(crate) async fn create_or_update_vault(
+pub(super) async fn create_or_update_vault(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let sub = caller_subscription(&state, &caller, &sub).await?;
+    // The name is checked before the body, as Azure does.
+    caller_subscription(&state, &caller, &sub).await?;
     coffer_core::names::validate_vault_name(&name)?;
-    let input: VaultIn = parse_body(&body)?;
-    let now = state.clock.now();
-    match input.properties.create_mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("default") => {}
-        Some("recover") => return recover(&state, &caller, &rg, &name).await,
-        Some(other) => {
-            return Err(Error::bad_parameter(format!(
-                "createMode '{}' is not supported (default, recover).",
-                coffer_core::names::printable(other)
-            ))
-            .into());
-        }
-    }
-    if let Some(existing) = state.store.get_vault_by_name(&name).await? {
-        let mut v = existing.vault;
-        if v.is_deleted() || v.tenant_id != caller.tenant_id || !v.resource_group.eq_ignore_ascii_case(&rg) {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "VaultAlreadyExists",
-                format!(
-                    "The vault name '{name}' is already in use. Vault names are globally unique, and a \
-                     deleted vault keeps its name until it is purged."
-                ),
-            )
-            .into());
-        }
-        authorize_management(&state, &caller, ManagementAction::VaultWrite, Some(&v.name)).await?;
-        let before = v.clone();
-        apply_props(&mut v, &input.properties, input.tags, false)?;
-        authorize_grant_changes(&state, &caller, &before, &v).await?;
-        v.updated = now;
-        state.store.update_vault(&v).await?;
-        return Ok(json_response(StatusCode::OK, vault_json(&state, &v)));
-    }
-    authorize_management(&state, &caller, ManagementAction::VaultWrite, None).await?;
-    let group = existing_group(&state, &sub, &rg).await?;
-    let mut v = Vault {
-        id: coffer_crypto::random::guid(),
-        name: name.clone(),
-        tenant_id: caller.tenant_id.clone(),
-        subscription_id: sub,
-        resource_group: group.name.clone(),
-        location: input.location.clone().unwrap_or(group.location),
-        retention: RetentionPolicy::new(DEFAULT_RETENTION_DAYS, false)?,
-        enable_rbac_authorization: false,
-        access_policies: Vec::new(),
-        tags: Tags::new(),
-        network_acls: None,
-        created_by: caller.object_id.clone(),
-        created: now,
-        updated: now,
-        deletion: None,
-    };
-    apply_props(&mut v, &input.properties, input.tags, true)?;
-    // The creator owns what it created: management rights, visible as a role assignment,
-    // written with the vault in one transaction.
-    let owner = coffer_core::rbac::RoleAssignment {
-        id: coffer_crypto::random::guid(),
-        tenant_id: v.tenant_id.clone(),
-        scope: coffer_core::rbac::Scope::Vault(v.name.to_ascii_lowercase()).key(),
-        role_definition_id: coffer_core::rbac::OWNER.into(),
-        principal_id: caller.object_id.clone(),
-        created: now,
-        created_by: caller.object_id.clone(),
-    };
-    let (_, wrapped) = state.keyring.new_vault_key(&v.id)?;
-    let created = match state.store.create_vault_with_owner(&v, &wrapped, &owner).await {
-        Ok(created) => created,
-        Err(e) => {
-            // Nothing was written: the key-encryption key just made belongs to nothing.
-            let _ = state.keyring.shred_vault(&v.id);
-            return Err(e.into());
-        }
-    };
-    if !created {
-        // Lost a race for the name: the key-encryption key just made belongs to nothing.
-        state.keyring.shred_vault(&v.id)?;
-        return Err(Error::new(
-            ErrorKind::Conflict,
-            "VaultAlreadyExists",
-            format!("The vault name '{name}' is already in use."),
-        )
-        .into());
-    }
+    let settings: VaultSettings = parse_body(&body)?;
+    let v = crate::vaults::put_vault(&state, &caller, &sub, &rg, &name, settings).await?;
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
 }
 
 pub(super) async fn patch_vault(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
-    let mut v = load_vault(&state, &caller, &rg, &name).await?;
+    let v = load_vault(&state, &caller, &rg, &name).await?;
     authorize_management(&state, &caller, ManagementAction::VaultWrite, Some(&v.name)).await?;
-    let input: VaultIn = parse_body(&body)?;
-    let before = v.clone();
-    apply_props(&mut v, &input.properties, input.tags, false)?;
-    authorize_grant_changes(&state, &caller, &before, &v).await?;
-    v.updated = state.clock.now();
-    state.store.update_vault(&v).await?;
+    let settings: VaultSettings = parse_body(&body)?;
+    let v = crate::vaults::patch_vault(&state, &caller, &sub, &rg, &name, settings).await?;
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
 }
 
@@ -331,115 +138,35 @@ struct PolicyUpdateIn {
     properties: PolicyPropsIn,
 }
 
-fn merge(into: &mut Vec<String>, add: &[String]) {
-    for p in add {
-        if !into.iter().any(|q| q.eq_ignore_ascii_case(p)) {
-            into.push(p.clone());
-        }
-    }
-}
-
-fn subtract(from: &mut Vec<String>, remove: &[String]) {
-    from.retain(|p| !remove.iter().any(|r| r.eq_ignore_ascii_case(p)));
-}
-
-/// `add` merges permissions into the principal's policy, `replace` overwrites it, `remove`
-/// takes the listed permissions away (and the policy, once empty).
-pub(crate) async fn update_access_policy(
+pub(super) async fn update_access_policy(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg, name, op)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // Who may is decided before the body is read, as before the service split.
     caller_subscription(&state, &caller, &sub).await?;
-    let mut v = load_vault(&state, &caller, &rg, &name).await?;
+    let v = load_vault(&state, &caller, &rg, &name).await?;
     authorize_management(&state, &caller, ManagementAction::AccessPolicyWrite, Some(&v.name)).await?;
     let input: PolicyUpdateIn = parse_body(&body)?;
-    let before = v.clone();
-    let op = op.to_ascii_lowercase();
-    for policy in input.properties.access_policies {
-        coffer_core::vault::validate_permission_names(&policy.permissions)?;
-        let existing = v.access_policies.iter().find(|p| p.object_id.eq_ignore_ascii_case(&policy.object_id)).cloned();
-        match op.as_str() {
-            "replace" => v.set_access_policy(policy)?,
-            "add" => {
-                let mut merged = existing
-                    .unwrap_or_else(|| AccessPolicy { permissions: PolicyPermissions::default(), ..policy.clone() });
-                merge(&mut merged.permissions.keys, &policy.permissions.keys);
-                merge(&mut merged.permissions.secrets, &policy.permissions.secrets);
-                merge(&mut merged.permissions.certificates, &policy.permissions.certificates);
-                merge(&mut merged.permissions.storage, &policy.permissions.storage);
-                v.set_access_policy(merged)?;
-            }
-            "remove" => {
-                if let Some(mut current) = existing {
-                    let p = &policy.permissions;
-                    let remove_all =
-                        p.keys.is_empty() && p.secrets.is_empty() && p.certificates.is_empty() && p.storage.is_empty();
-                    subtract(&mut current.permissions.keys, &p.keys);
-                    subtract(&mut current.permissions.secrets, &p.secrets);
-                    subtract(&mut current.permissions.certificates, &p.certificates);
-                    subtract(&mut current.permissions.storage, &p.storage);
-                    let cp = &current.permissions;
-                    if remove_all
-                        || (cp.keys.is_empty()
-                            && cp.secrets.is_empty()
-                            && cp.certificates.is_empty()
-                            && cp.storage.is_empty())
-                    {
-                        v.remove_access_policy(&current.object_id);
-                    } else {
-                        v.set_access_policy(current)?;
-                    }
-                }
-            }
-            _ => return Err(Error::bad_parameter("The access policy operation must be add, replace or remove.").into()),
-        }
-    }
-    authorize_grant_changes(&state, &caller, &before, &v).await?;
-    v.updated = state.clock.now();
-    state.store.update_vault(&v).await?;
+    let edit = PolicyEdit::parse(&op)?;
+    let policies = input.properties.access_policies;
+    let v = crate::vaults::edit_access_policies(&state, &caller, &sub, &rg, &name, edit, policies).await?;
     Ok(json_response(
         StatusCode::OK,
         json!({
-            "id": format!("/subscriptions/{}/resourceGroups/{}/{PROVIDER}/vaults/{}/accessPolicies/{op}", v.subscription_id, v.resource_group, v.name),
+            "id": format!("/subscriptions/{}/resourceGroups/{}/{PROVIDER}/vaults/{}/accessPolicies/{}", v.subscription_id, v.resource_group, v.name, edit.as_str()),
             "type": "Microsoft.KeyVault/vaults/accessPolicies",
             "properties": {"accessPolicies": v.access_policies},
         }),
     ))
 }
 
-/// `createMode: recover`: brings a deleted vault back with all its objects (not its role
-/// assignments, as in Azure).
-async fn recover(state: &SharedState, caller: &Caller, rg: &str, name: &str) -> ApiResult<Response> {
-    authorize_management(state, caller, ManagementAction::VaultWrite, None).await?;
-    let rec = state.store.get_vault_by_name(name).await?.filter(|r| r.vault.tenant_id == caller.tenant_id);
-    let Some(rec) = rec.filter(|r| r.vault.is_deleted() && r.vault.resource_group.eq_ignore_ascii_case(rg)) else {
-        return Err(Error::not_found(
-            "DeletedVaultNotFound",
-            format!(
-                "No deleted vault named '{}' exists in resource group '{rg}'.",
-                coffer_core::names::printable(name)
-            ),
-        )
-        .into());
-    };
-    if !state.store.recover_vault(&rec.vault.id, state.clock.now()).await? {
-        return Err(Error::conflict(
-            Some("VaultIsBeingPurged"),
-            format!("The vault '{name}' is being purged and cannot be recovered."),
-        )
-        .into());
-    }
-    let v = load_vault(state, caller, rg, name).await?;
-    Ok(json_response(StatusCode::OK, vault_json(state, &v)))
-}
-
 /// Soft delete: the vault, with every object, version and access policy, is kept until its
 /// scheduled purge date; its name stays reserved; its role assignments go.
 pub(super) async fn delete_vault(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -491,7 +218,7 @@ async fn deleted_vault(state: &SharedState, caller: &Caller, name: &str) -> Resu
 
 pub(super) async fn list_deleted(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path(sub): Path<String>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -503,7 +230,7 @@ pub(super) async fn list_deleted(
 
 pub(super) async fn show_deleted(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, _loc, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -514,7 +241,7 @@ pub(super) async fn show_deleted(
 /// Purge is crypto-shredding: the vault's key-encryption key is destroyed, then its rows.
 pub(super) async fn purge_deleted(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, _loc, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -552,7 +279,7 @@ pub(super) struct NameCheckIn {
 
 pub(super) async fn check_name(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path(sub): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -640,7 +367,7 @@ pub(super) struct ResourcesQuery {
 
 pub(super) async fn list_resources(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path(sub): Path<String>,
     axum::extract::Query(q): axum::extract::Query<ResourcesQuery>,
 ) -> ApiResult<Response> {
@@ -650,7 +377,7 @@ pub(super) async fn list_resources(
 
 pub(super) async fn list_resources_in_group(
     State(state): State<SharedState>,
-    axum::Extension(caller): axum::Extension<Caller>,
+    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
     axum::extract::Query(q): axum::extract::Query<ResourcesQuery>,
 ) -> ApiResult<Response> {

@@ -1,15 +1,17 @@
 //! Directory administration in the portal (tenant administrators): principals, groups and
-//! their members — through the `/directory` handlers, so the same checks and records apply.
+//! their members — through the directory service, as the `/directory` API, so the same checks
+//! apply.
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use coffer_core::Error;
 use coffer_core::principal::PrincipalKind;
-use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use super::pages::{Portal, Posted, field, signed_in};
 use super::{UserView, error_page, html, status_of};
+use crate::directory::{self, IssuedCredential, NewCredential, NewPrincipal, PrincipalChange};
 use crate::state::SharedState;
 
 struct PrincipalRow {
@@ -51,10 +53,7 @@ async fn admin_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    if let Err(e) = crate::authorization::require_tenant_admin(&p.caller, "manage the directory") {
-        return error_page(p.user(), &e);
-    }
-    let all = match state.store.list_principals(&p.caller.tenant_id).await {
+    let all = match directory::principals(state, &p.caller).await {
         Ok(a) => a,
         Err(e) => return error_page(p.user(), &e),
     };
@@ -95,95 +94,62 @@ pub async fn admin(State(state): State<SharedState>, headers: HeaderMap) -> Resp
     }
 }
 
-/// The JSON body of a handler's response.
-async fn body_of(resp: Response) -> Value {
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
 /// A new user (with its password), application (with a client secret shown once), managed
 /// identity (with its identity header shown once) or group.
 pub async fn create_principal(State(state): State<SharedState>, Posted { portal: p, form }: Posted) -> Response {
-    let kind = field(&form, "type").unwrap_or("user").to_string();
-    let name = field(&form, "name").unwrap_or("").trim().to_string();
-    let mut input = json!({"type": kind, "name": name});
-    if kind == "user"
-        && let Some(pw) = field(&form, "password").filter(|p| !p.is_empty())
-    {
-        input["password"] = json!(pw);
-    }
-    let created = crate::directory::create_principal(
-        State(state.clone()),
-        axum::Extension(p.caller.clone()),
-        Bytes::from(input.to_string()),
-    )
-    .await;
-    let created = match created {
-        Ok(resp) => body_of(resp).await,
-        Err(e) => {
-            let status = status_of(&e.0);
-            return admin_page(&state, &p, None, None, Some(e.0.message.clone()), status).await;
-        }
+    let kind_name = field(&form, "type").unwrap_or("user").to_string();
+    let Some(kind) = PrincipalKind::parse(&kind_name) else {
+        let e = Error::bad_parameter("type must be one of user, app, managed-identity, group.");
+        return admin_page(&state, &p, None, None, Some(e.message.clone()), status_of(&e)).await;
     };
-    let oid = created["object_id"].as_str().unwrap_or_default().to_string();
+    let password =
+        field(&form, "password").filter(|pw| kind == PrincipalKind::User && !pw.is_empty()).map(|pw| Zeroizing::new(pw.to_string()));
+    let name = field(&form, "name").unwrap_or("").trim().to_string();
+    let new = NewPrincipal { kind, name: name.clone(), password, tenant_admin: false };
+    let created = match directory::create_principal(&state, &p.caller, new).await {
+        Ok(c) => c,
+        Err(e) => return admin_page(&state, &p, None, None, Some(e.message.clone()), status_of(&e)).await,
+    };
+    let oid = created.principal.object_id.clone();
     let mut shown = None;
-    if kind == "app" || kind == "managed-identity" {
-        let cred = crate::directory::add_credential(
-            State(state.clone()),
-            axum::Extension(p.caller.clone()),
-            Path(oid.clone()),
-            Bytes::from("{}"),
-        )
-        .await;
-        match cred {
-            Ok(resp) => {
-                let c = body_of(resp).await;
-                shown = match (c["client_secret"].as_str(), c["identity_header"].as_str()) {
-                    (Some(s), _) => Some(format!(
-                        "client_id: {}\nclient_secret: {s}",
-                        created["client_id"].as_str().unwrap_or_default()
-                    )),
-                    (None, Some(h)) => Some(format!(
-                        "identity_endpoint: {}\nidentity_header: {h}",
-                        created["identity_endpoint"].as_str().unwrap_or_default()
-                    )),
-                    _ => None,
-                };
-            }
-            Err(e) => {
-                let status = status_of(&e.0);
-                return admin_page(&state, &p, None, None, Some(e.0.message.clone()), status).await;
-            }
+    if matches!(kind, PrincipalKind::App | PrincipalKind::ManagedIdentity) {
+        match directory::add_credential(&state, &p.caller, &oid, NewCredential::default()).await {
+            Ok(issued) => shown = shown_once(&issued, true),
+            Err(e) => return admin_page(&state, &p, None, None, Some(e.message.clone()), status_of(&e)).await,
         }
     }
-    let flash = Some(format!("Created {kind} '{name}' ({oid})."));
+    let flash = Some(format!("Created {kind_name} '{name}' ({oid})."));
     admin_page(&state, &p, flash, shown, None, StatusCode::OK).await
 }
 
-pub async fn add_member(State(state): State<SharedState>, Posted { portal: p, form }: Posted) -> Response {
-    let (group, member) =
-        (field(&form, "group").unwrap_or("").to_string(), field(&form, "member").unwrap_or("").to_string());
-    let added =
-        crate::directory::add_member(State(state.clone()), axum::Extension(p.caller.clone()), Path((group, member)))
-            .await;
-    match added {
-        Ok(_) => admin_page(&state, &p, Some("The member was added.".into()), None, None, StatusCode::OK).await,
-        Err(e) => {
-            let status = status_of(&e.0);
-            admin_page(&state, &p, None, None, Some(e.0.message.clone()), status).await
+/// What a new credential shows once: the secret or header, `labelled` with its client id or
+/// endpoint (on creation) or alone.
+fn shown_once(issued: &IssuedCredential, labelled: bool) -> Option<String> {
+    match issued {
+        IssuedCredential::ClientSecret { client_id, secret, .. } if labelled => {
+            Some(format!("client_id: {}\nclient_secret: {}", client_id.as_deref().unwrap_or_default(), secret.as_str()))
         }
+        IssuedCredential::IdentityHeader { endpoint, header, .. } if labelled => {
+            Some(format!("identity_endpoint: {endpoint}\nidentity_header: {}", header.as_str()))
+        }
+        IssuedCredential::ClientSecret { secret, .. } => Some(secret.as_str().to_string()),
+        IssuedCredential::IdentityHeader { header, .. } => Some(header.as_str().to_string()),
+        IssuedCredential::Certificate(_) | IssuedCredential::Password(_) => None,
     }
 }
 
-/// The outcome of a directory handler as the admin page (flash on success, error otherwise).
-async fn after(state: &SharedState, p: &Portal, done: crate::http::ApiResult<Response>, flash: &str) -> Response {
+/// The outcome of a directory change as the admin page (flash on success, error otherwise).
+async fn after<T>(state: &SharedState, p: &Portal, done: coffer_core::Result<T>, flash: &str) -> Response {
     match done {
         Ok(_) => admin_page(state, p, Some(flash.to_string()), None, None, StatusCode::OK).await,
-        Err(e) => {
-            let status = status_of(&e.0);
-            admin_page(state, p, None, None, Some(e.0.message.clone()), status).await
-        }
+        Err(e) => admin_page(state, p, None, None, Some(e.message.clone()), status_of(&e)).await,
     }
+}
+
+pub async fn add_member(State(state): State<SharedState>, Posted { portal: p, form }: Posted) -> Response {
+    let (group, member) = (field(&form, "group").unwrap_or(""), field(&form, "member").unwrap_or(""));
+    let done = directory::add_member(&state, &p.caller, group, member).await;
+    after(&state, &p, done, "The member was added.").await
 }
 
 pub async fn set_enabled(
@@ -192,10 +158,8 @@ pub async fn set_enabled(
     Posted { portal: p, form }: Posted,
 ) -> Response {
     let enabled = field(&form, "enabled") == Some("true");
-    let patch = Bytes::from(json!({"enabled": enabled}).to_string());
-    let done =
-        crate::directory::patch_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id), patch)
-            .await;
+    let change = PrincipalChange { enabled: Some(enabled), password: None };
+    let done = directory::update_principal(&state, &p.caller, &id, change).await;
     after(&state, &p, done, if enabled { "The principal was enabled." } else { "The principal was disabled." }).await
 }
 
@@ -204,8 +168,7 @@ pub async fn delete_principal(
     Path(id): Path<String>,
     Posted { portal: p, .. }: Posted,
 ) -> Response {
-    let done =
-        crate::directory::delete_principal(State(state.clone()), axum::Extension(p.caller.clone()), Path(id)).await;
+    let done = directory::delete_principal(&state, &p.caller, &id).await;
     after(&state, &p, done, "The principal was deleted.").await
 }
 
@@ -214,9 +177,7 @@ pub async fn remove_member(
     Path((group, member)): Path<(String, String)>,
     Posted { portal: p, .. }: Posted,
 ) -> Response {
-    let done =
-        crate::directory::remove_member(State(state.clone()), axum::Extension(p.caller.clone()), Path((group, member)))
-            .await;
+    let done = directory::remove_member(&state, &p.caller, &group, &member).await;
     after(&state, &p, done, "The member was removed.").await
 }
 
@@ -226,22 +187,11 @@ pub async fn new_credential(
     Path(id): Path<String>,
     Posted { portal: p, .. }: Posted,
 ) -> Response {
-    let added = crate::directory::add_credential(
-        State(state.clone()),
-        axum::Extension(p.caller.clone()),
-        Path(id),
-        Bytes::from("{}"),
-    )
-    .await;
-    match added {
-        Ok(resp) => {
-            let c = body_of(resp).await;
-            let shown = c["client_secret"].as_str().or(c["identity_header"].as_str()).map(str::to_string);
+    match directory::add_credential(&state, &p.caller, &id, NewCredential::default()).await {
+        Ok(issued) => {
+            let shown = shown_once(&issued, false);
             admin_page(&state, &p, Some("A new credential was added.".into()), shown, None, StatusCode::OK).await
         }
-        Err(e) => {
-            let status = status_of(&e.0);
-            admin_page(&state, &p, None, None, Some(e.0.message.clone()), status).await
-        }
+        Err(e) => admin_page(&state, &p, None, None, Some(e.message.clone()), status_of(&e)).await,
     }
 }

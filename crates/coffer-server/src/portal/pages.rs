@@ -5,8 +5,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use coffer_core::Error;
+use coffer_core::permissions::Area;
 use coffer_core::principal::{Caller, PrincipalKind};
-use coffer_core::vault::Vault;
+use coffer_core::vault::{AccessPolicy, PolicyPermissions, Vault};
 use coffer_store::AuditQuery;
 use serde_json::{Value, json};
 
@@ -14,7 +15,9 @@ use super::session::{self, COOKIE, LOGIN_COOKIE, Session};
 use super::{SameOrigin, UserView, error_page, html, seg, status_of};
 use crate::http::ClientAddr;
 use crate::objects::VaultContext;
+use crate::authorization::Question;
 use crate::state::SharedState;
+use crate::vaults::{PolicyEdit, VaultProperties, VaultSettings};
 
 /// A signed-in request: who, and their session.
 pub(super) struct Portal {
@@ -390,29 +393,35 @@ pub async fn create_vault(State(state): State<SharedState>, Posted { portal: p, 
         Ok(None) => return error_page(p.user(), &Error::not_found("TenantNotFound", "Your tenant no longer exists.")),
         Err(e) => return error_page(p.user(), &e),
     };
-    let mut props = json!({"tenantId": tenant.id, "sku": {"family": "A", "name": "standard"},
-        "enableRbacAuthorization": rbac, "softDeleteRetentionInDays": retention});
-    if field(&form, "purge_protection") == Some("true") {
-        props["enablePurgeProtection"] = json!(true);
-    }
-    if !rbac {
-        props["accessPolicies"] = json!([{"tenantId": tenant.id, "objectId": p.caller.object_id,
-            "permissions": {"keys": ["all"], "secrets": ["all"], "certificates": ["all"], "storage": ["all"]}}]);
-    }
-    let body = json!({"location": "local", "properties": props}).to_string();
-    let result = crate::management::vaults::create_or_update_vault(
-        State(state.clone()),
-        axum::Extension(p.caller.clone()),
-        Path((tenant.default_subscription_id.clone(), "default".to_string(), name.clone())),
-        Bytes::from(body),
-    )
-    .await;
-    match result {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{name}")).into_response(),
-        Err(e) => {
-            let status = status_of(&e.0);
-            vaults_page(&state, &p, Some(e.0.message.clone()), status).await
-        }
+    let access_policies = (!rbac).then(|| {
+        vec![AccessPolicy {
+            tenant_id: tenant.id.clone(),
+            object_id: p.caller.object_id.clone(),
+            application_id: None,
+            permissions: PolicyPermissions {
+                keys: vec!["all".into()],
+                secrets: vec!["all".into()],
+                certificates: vec!["all".into()],
+                storage: vec!["all".into()],
+            },
+        }]
+    });
+    let settings = VaultSettings {
+        location: Some("local".into()),
+        tags: None,
+        properties: VaultProperties {
+            tenant_id: Some(tenant.id.clone()),
+            access_policies,
+            soft_delete_retention_in_days: Some(retention),
+            enable_purge_protection: (field(&form, "purge_protection") == Some("true")).then_some(true),
+            enable_rbac_authorization: Some(rbac),
+            ..Default::default()
+        },
+    };
+    let sub = tenant.default_subscription_id.clone();
+    match crate::vaults::put_vault(&state, &p.caller, &sub, "default", &name, settings).await {
+        Ok(v) => Redirect::to(&format!("/portal/vaults/{}", seg(&v.name))).into_response(),
+        Err(e) => vaults_page(&state, &p, Some(e.message.clone()), status_of(&e)).await,
     }
 }
 
@@ -716,28 +725,22 @@ pub(super) async fn who_can(
     name: &str,
     action: &str,
 ) -> (Vec<String>, Option<String>) {
-    let question = json!({"vault": vault, kind: name, "action": action}).to_string();
-    match crate::authorization::who_can(State(state.clone()), axum::Extension(caller.clone()), Bytes::from(question))
-        .await
-    {
-        Ok(resp) => {
-            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap_or_default();
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let who = v["principals"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| {
-                            format!(
-                                "{} ({}) — {}",
-                                x["name"].as_str().unwrap_or(""),
-                                x["type"].as_str().unwrap_or(""),
-                                x["reasons"][0].as_str().unwrap_or("")
-                            )
-                        })
-                        .collect()
+    let area = match kind {
+        "secret" => Area::Secrets,
+        "key" => Area::Keys,
+        _ => Area::Certificates,
+    };
+    let question =
+        Question { vault: vault.to_string(), action: action.to_string(), object: Some((area, name.to_string())) };
+    match crate::authorization::who_can(state, caller, &question).await {
+        Ok(answer) => {
+            let who = answer
+                .answer
+                .iter()
+                .map(|(p, d)| {
+                    format!("{} ({}) — {}", p.name, p.kind.as_str(), d.reasons.first().map(String::as_str).unwrap_or(""))
                 })
-                .unwrap_or_default();
+                .collect();
             (who, None)
         }
         Err(_) => (Vec::new(), Some("Only those who may read this vault's access settings see this list.".into())),
@@ -1082,16 +1085,30 @@ pub async fn set_access(
     let picked =
         |name: &str| -> Vec<&str> { form.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect() };
     let (secrets, keys, certificates) = (picked("secret"), picked("key"), picked("certificate"));
-    let policy = json!({"properties": {"accessPolicies": [{
-        "tenantId": v.tenant_id, "objectId": object_id,
-        "permissions": {"secrets": secrets, "keys": keys, "certificates": certificates},
-    }]}});
-    let op = if secrets.is_empty() && keys.is_empty() && certificates.is_empty() { "remove" } else { "replace" };
-    let result = crate::management::vaults::update_access_policy(
-        State(state.clone()),
-        axum::Extension(p.caller.clone()),
-        Path((v.subscription_id.clone(), v.resource_group.clone(), v.name.clone(), op.to_string())),
-        Bytes::from(policy.to_string()),
+    let policy = AccessPolicy {
+        tenant_id: v.tenant_id.clone(),
+        object_id: object_id.clone(),
+        application_id: None,
+        permissions: PolicyPermissions {
+            secrets: secrets.iter().map(|x| x.to_string()).collect(),
+            keys: keys.iter().map(|x| x.to_string()).collect(),
+            certificates: certificates.iter().map(|x| x.to_string()).collect(),
+            storage: Vec::new(),
+        },
+    };
+    let edit = if secrets.is_empty() && keys.is_empty() && certificates.is_empty() {
+        PolicyEdit::Remove
+    } else {
+        PolicyEdit::Replace
+    };
+    let result = crate::vaults::edit_access_policies(
+        &state,
+        &p.caller,
+        &v.subscription_id,
+        &v.resource_group,
+        &v.name,
+        edit,
+        vec![policy],
     )
     .await;
     match result {
@@ -1099,10 +1116,7 @@ pub async fn set_access(
             let flash = Some("The access policy was saved.".into());
             access_page(&state, &p, &vault, Some(object_id), flash, None, StatusCode::OK).await
         }
-        Err(e) => {
-            let status = status_of(&e.0);
-            access_page(&state, &p, &vault, Some(object_id), None, Some(e.0.message.clone()), status).await
-        }
+        Err(e) => access_page(&state, &p, &vault, Some(object_id), None, Some(e.message.clone()), status_of(&e)).await,
     }
 }
 

@@ -1,14 +1,14 @@
 //! A vault's role assignments in the portal: list them (at the vault and on its items), assign
-//! and remove — through the `/authorization` handlers, so who may assign what is decided there.
+//! and remove — through the authorization service, as the `/authorization` API, so who may
+//! assign what is decided in one place.
 use askama::Template;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::{Value, json};
 
 use super::pages::{Portal, Posted, VaultView, field, signed_in, vault_view, visible_vault};
 use super::{UserView, error_page, html, status_of};
+use crate::authorization;
 use crate::state::SharedState;
 
 struct AssignmentRow {
@@ -38,11 +38,6 @@ struct RolesPage {
     error: Option<String>,
 }
 
-async fn body_of(resp: Response) -> Value {
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22).await.unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
 async fn roles_page(
     state: &SharedState,
     p: &Portal,
@@ -54,34 +49,25 @@ async fn roles_page(
         Ok(v) => v,
         Err(e) => return error_page(p.user(), &e),
     };
-    let (caller, st) = (axum::Extension(p.caller.clone()), State(state.clone()));
-    let query = crate::authorization::ListQuery { scope: Some(format!("/vaults/{}", v.name)), assignee: None };
-    let assignments = match crate::authorization::list_assignments(st.clone(), caller.clone(), Query(query)).await {
-        Ok(r) => body_of(r).await["value"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| AssignmentRow {
-                        id: x["id"].as_str().unwrap_or_default().to_string(),
-                        role: x["roleDefinitionName"].as_str().unwrap_or_default().to_string(),
-                        principal: format!(
-                            "{} ({})",
-                            x["principalName"].as_str().unwrap_or_default(),
-                            x["principalType"].as_str().unwrap_or_default()
-                        ),
-                        scope: x["scope"].as_str().unwrap_or_default().to_string(),
-                    })
-                    .collect()
+    let scope = format!("/vaults/{}", v.name);
+    let assignments = match authorization::assignments(state, &p.caller, Some(&scope), None).await {
+        Ok(found) => found
+            .iter()
+            .map(|n| AssignmentRow {
+                id: n.assignment.id.clone(),
+                role: n.role_name.clone().unwrap_or_default(),
+                principal: match &n.principal {
+                    Some(x) => format!("{} ({})", x.name, x.kind.as_str()),
+                    None => format!("{} (deleted)", n.assignment.principal_id),
+                },
+                scope: n.assignment.scope.clone(),
             })
-            .unwrap_or_default(),
-        Err(e) => return error_page(p.user(), &e.0),
+            .collect(),
+        Err(e) => return error_page(p.user(), &e),
     };
-    let roles = match crate::authorization::list_definitions(st, caller).await {
-        Ok(r) => body_of(r).await["value"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x["roleName"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default(),
-        Err(e) => return error_page(p.user(), &e.0),
+    let roles = match authorization::roles(state, &p.caller).await {
+        Ok(r) => r.into_iter().map(|r| r.name).collect(),
+        Err(e) => return error_page(p.user(), &e),
     };
     // The directory is listed only to those who may read it.
     let principals = if p.caller.tenant_admin {
@@ -122,24 +108,13 @@ pub async fn assign(
     Path(vault): Path<String>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    let input = json!({
-        "role": field(&form, "role").unwrap_or(""),
-        "assignee": field(&form, "assignee").unwrap_or("").trim(),
-        "scope": field(&form, "scope").unwrap_or("").trim(),
-    });
-    let done = crate::authorization::create_assignment(
-        State(state.clone()),
-        axum::Extension(p.caller.clone()),
-        Bytes::from(input.to_string()),
-    )
-    .await;
-    match done {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/roles")).into_response(),
-        Err(e) => {
-            let status = status_of(&e.0);
-            roles_page(&state, &p, &vault, Some(e.0.message.clone()), status).await
-        }
-    }
+    let (role, assignee, scope) = (
+        field(&form, "role").unwrap_or(""),
+        field(&form, "assignee").unwrap_or("").trim(),
+        field(&form, "scope").unwrap_or("").trim(),
+    );
+    let done = authorization::assign(&state, &p.caller, role, assignee, scope).await.map(drop);
+    back_to_roles(&state, &p, &vault, done).await
 }
 
 pub async fn unassign(
@@ -147,13 +122,14 @@ pub async fn unassign(
     Path((vault, id)): Path<(String, String)>,
     Posted { portal: p, .. }: Posted,
 ) -> Response {
-    match crate::authorization::delete_assignment(State(state.clone()), axum::Extension(p.caller.clone()), Path(id))
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/portal/vaults/{vault}/roles")).into_response(),
-        Err(e) => {
-            let status = status_of(&e.0);
-            roles_page(&state, &p, &vault, Some(e.0.message.clone()), status).await
-        }
+    let done = authorization::unassign(&state, &p.caller, &id).await;
+    back_to_roles(&state, &p, &vault, done).await
+}
+
+/// After a change: back to the roles tab, or the tab with the error.
+async fn back_to_roles(state: &SharedState, p: &Portal, vault: &str, done: coffer_core::Result<()>) -> Response {
+    match done {
+        Ok(()) => Redirect::to(&format!("/portal/vaults/{}/roles", super::seg(vault))).into_response(),
+        Err(e) => roles_page(state, p, vault, Some(e.message.clone()), status_of(&e)).await,
     }
 }
