@@ -1,7 +1,7 @@
 //! `/audit/...` on the control surface, for tenant administrators: query the records, verify
 //! the chains, force a checkpoint, fetch the checkpoint key.
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -47,10 +47,10 @@ struct RecordsQuery {
 async fn records(
     State(state): State<SharedState>,
     _: Auditor,
-    q: std::result::Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+    q: std::result::Result<axum::extract::Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let run = async {
-        let Query(q) = q.map_err(|e| Error::bad_parameter(format!("Invalid audit query: {e}")))?;
+        let axum::extract::Query(q) = q.map_err(|e| Error::bad_parameter(format!("Invalid audit query: {e}")))?;
         let limit = q.limit.unwrap_or(100);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(Error::bad_parameter(format!("'limit' must be from 1 to {MAX_LIMIT}.")));

@@ -381,7 +381,11 @@ pub struct Question {
 }
 
 /// The vault, action and object name of a question, once the caller may ask it.
-async fn question<'a>(state: &AppState, caller: &Caller, q: &'a Question) -> Result<(Vault, DataAction, Option<&'a str>)> {
+async fn question<'a>(
+    state: &AppState,
+    caller: &Caller,
+    q: &'a Question,
+) -> Result<(Vault, DataAction, Option<&'a str>)> {
     let rec = state
         .store
         .get_vault_by_name(&q.vault)

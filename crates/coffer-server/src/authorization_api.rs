@@ -2,7 +2,7 @@
 //! and `who-can` in JSON, over the authorization service.
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::auth::ArmCaller;
 use crate::authorization::{self, NamedAssignment, NewRole, Question};
-use crate::http::{ApiResult, json as json_response, parse_body};
+use crate::http::{ApiResult, Path, Query, json as json_response, parse_body};
 use crate::state::SharedState;
 
 pub fn routes() -> Router<SharedState> {

@@ -15,8 +15,7 @@ use crate::http::{ApiResult, json as json_response, parse_body};
 use crate::state::SharedState;
 
 pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/dev/advance-time", post(advance_time))
+    Router::new().route("/dev/advance-time", post(advance_time))
 }
 
 #[derive(Deserialize)]

@@ -287,7 +287,12 @@ pub struct PrincipalChange {
     pub password: Option<Zeroizing<String>>,
 }
 
-pub async fn update_principal(state: &AppState, admin: &Caller, id: &str, change: PrincipalChange) -> Result<Principal> {
+pub async fn update_principal(
+    state: &AppState,
+    admin: &Caller,
+    id: &str,
+    change: PrincipalChange,
+) -> Result<Principal> {
     require_admin(admin)?;
     let mut p = find(state, &admin.tenant_id, id).await?;
     if let Some(e) = change.enabled {
@@ -347,7 +352,12 @@ impl IssuedCredential {
     }
 }
 
-pub async fn add_credential(state: &AppState, admin: &Caller, id: &str, new: NewCredential) -> Result<IssuedCredential> {
+pub async fn add_credential(
+    state: &AppState,
+    admin: &Caller,
+    id: &str,
+    new: NewCredential,
+) -> Result<IssuedCredential> {
     require_admin(admin)?;
     let p = find(state, &admin.tenant_id, id).await?;
     let now = state.clock.now();
@@ -365,8 +375,13 @@ pub async fn add_credential(state: &AppState, admin: &Caller, id: &str, new: New
                     .ok_or_else(|| Error::bad_parameter("The certificate is neither PEM nor base64 DER."))?
             };
             let info = coffer_crypto::x509::parse_certificate(&raw).map_err(|e| Error::bad_parameter(e.to_string()))?;
-            let mut c =
-                new_credential(&p, credential_kind::CERTIFICATE, String::new(), new.expires.or(Some(info.not_after)), now);
+            let mut c = new_credential(
+                &p,
+                credential_kind::CERTIFICATE,
+                String::new(),
+                new.expires.or(Some(info.not_after)),
+                now,
+            );
             c.thumbprint = Some(info.x5t.clone());
             c.material = Some(info.der);
             state.store.add_credential(&c).await?;
@@ -427,7 +442,12 @@ pub async fn members(state: &AppState, admin: &Caller, id: &str) -> Result<Vec<P
 }
 
 /// Adds `member` to `group`; the group and the member.
-pub async fn add_member(state: &AppState, admin: &Caller, group_id: &str, member: &str) -> Result<(Principal, Principal)> {
+pub async fn add_member(
+    state: &AppState,
+    admin: &Caller,
+    group_id: &str,
+    member: &str,
+) -> Result<(Principal, Principal)> {
     require_admin(admin)?;
     let g = group(state, admin, group_id).await?;
     let m = find(state, &admin.tenant_id, member).await?;

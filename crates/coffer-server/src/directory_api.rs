@@ -2,7 +2,7 @@
 //! principals, credentials and group memberships in JSON.
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{ManageDirectory, TenantAdmin};
 use crate::directory::{self, IssuedCredential, NewCredential, NewPrincipal, PrincipalChange, identity_endpoint};
-use crate::http::{ApiResult, json as json_response, parse_body};
+use crate::http::{ApiResult, Path, json as json_response, parse_body};
 use crate::state::{AppState, SharedState};
 
 type Admin = TenantAdmin<ManageDirectory>;
@@ -59,7 +59,6 @@ pub fn credential_json(c: &Credential) -> Value {
     v
 }
 
-
 #[derive(Deserialize)]
 struct CreateIn {
     #[serde(rename = "type")]
@@ -70,7 +69,11 @@ struct CreateIn {
     tenant_admin: bool,
 }
 
-async fn create_principal(State(state): State<SharedState>, Admin { caller, .. }: Admin, body: Bytes) -> ApiResult<Response> {
+async fn create_principal(
+    State(state): State<SharedState>,
+    Admin { caller, .. }: Admin,
+    body: Bytes,
+) -> ApiResult<Response> {
     let input: CreateIn = parse_body(&body)?;
     let kind = PrincipalKind::parse(&input.kind)
         .ok_or_else(|| Error::bad_parameter("type must be one of user, app, managed-identity, group."))?;

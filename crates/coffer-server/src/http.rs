@@ -24,6 +24,45 @@ impl From<coffer_crypto::CryptoError> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// axum's `Path`, refusing a path it cannot read (bad percent-encoding, a segment of the
+/// wrong type) in Azure's error shape instead of axum's plain text.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(e) => Err(ApiError(Error::new(ErrorKind::BadRequest, "InvalidRequestUri", e.body_text()))),
+        }
+    }
+}
+
+/// axum's `Query`, refusing a query string it cannot read in Azure's error shape.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(e) => Err(ApiError(Error::bad_parameter(e.body_text()))),
+        }
+    }
+}
+
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,

@@ -247,3 +247,94 @@ async fn management_requires_a_management_token() {
     let (s, _, _) = h.call("GET", "localhost:8443", "/subscriptions", Some(&mgmt), None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "api-version is required");
 }
+
+/// Every API route of the control surface, one method each: authentication is an extractor
+/// of each handler, so a handler that forgot it would answer here.
+const CONTROL_API_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/subscriptions"),
+    ("GET", "/subscriptions/s"),
+    ("GET", "/subscriptions/s/resourceGroups"),
+    ("GET", "/subscriptions/s/resourceGroups/rg"),
+    ("PUT", "/subscriptions/s/resourceGroups/rg"),
+    ("DELETE", "/subscriptions/s/resourceGroups/rg"),
+    ("GET", "/subscriptions/s/resources"),
+    ("GET", "/subscriptions/s/resourceGroups/rg/resources"),
+    ("GET", "/subscriptions/s/providers/Microsoft.KeyVault/vaults"),
+    ("GET", "/subscriptions/s/providers/Microsoft.KeyVault/deletedVaults"),
+    ("GET", "/subscriptions/s/providers/Microsoft.KeyVault/managedHSMs"),
+    ("GET", "/subscriptions/s/providers/Microsoft.KeyVault/deletedManagedHSMs"),
+    ("GET", "/subscriptions/s/providers/Microsoft.KeyVault/locations/l/deletedVaults/v"),
+    ("POST", "/subscriptions/s/providers/Microsoft.KeyVault/locations/l/deletedVaults/v/purge"),
+    ("POST", "/subscriptions/s/providers/Microsoft.KeyVault/checkNameAvailability"),
+    ("GET", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults"),
+    ("GET", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"),
+    ("PUT", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"),
+    ("PATCH", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"),
+    ("DELETE", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"),
+    ("PUT", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/accessPolicies/add"),
+    ("GET", "/directory/principals"),
+    ("POST", "/directory/principals"),
+    ("GET", "/directory/principals/p"),
+    ("PATCH", "/directory/principals/p"),
+    ("DELETE", "/directory/principals/p"),
+    ("GET", "/directory/principals/p/credentials"),
+    ("POST", "/directory/principals/p/credentials"),
+    ("DELETE", "/directory/principals/p/credentials/c"),
+    ("GET", "/directory/groups/g/members"),
+    ("PUT", "/directory/groups/g/members/m"),
+    ("DELETE", "/directory/groups/g/members/m"),
+    ("POST", "/directory/signing-keys/rotate"),
+    ("GET", "/authorization/roleDefinitions"),
+    ("POST", "/authorization/roleDefinitions"),
+    ("DELETE", "/authorization/roleDefinitions/r"),
+    ("GET", "/authorization/roleAssignments"),
+    ("POST", "/authorization/roleAssignments"),
+    ("DELETE", "/authorization/roleAssignments/a"),
+    ("POST", "/authorization/explain"),
+    ("POST", "/authorization/who-can"),
+    ("GET", "/audit/records"),
+    ("GET", "/audit/verify"),
+    ("POST", "/audit/checkpoint"),
+    ("GET", "/audit/checkpoint-key"),
+    ("POST", "/dev/advance-time"),
+];
+
+#[tokio::test]
+async fn every_control_api_route_challenges_a_request_without_a_token() {
+    let h = harness().await;
+    for (method, path) in CONTROL_API_ROUTES {
+        let (status, body, headers) =
+            h.call(method, "localhost:8443", &format!("{path}?api-version=2023-07-01"), None, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        assert!(headers.contains_key("www-authenticate"), "{method} {path}");
+        assert!(body["error"]["code"].is_string(), "{method} {path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn unreadable_paths_and_queries_on_the_control_surface_get_azure_errors() {
+    let h = harness().await;
+    let mgmt = h.token("https://localhost:8443").await;
+    // A path segment that is not UTF-8 once decoded.
+    let (status, body, _) =
+        h.call("GET", "localhost:8443", "/directory/principals/%FF?api-version=1", Some(&mgmt), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "InvalidRequestUri", "{body}");
+    // A query parameter given twice.
+    let (status, body, _) = h
+        .call(
+            "GET",
+            "localhost:8443",
+            "/authorization/roleAssignments?api-version=1&scope=/&scope=/",
+            Some(&mgmt),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("scope")), "{body}");
+    // A method the path does not have.
+    let (status, body, _) =
+        h.call("PATCH", "localhost:8443", "/directory/principals?api-version=1", Some(&mgmt), None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["error"]["code"], "MethodNotAllowed", "{body}");
+}

@@ -9,7 +9,7 @@ pub(crate) mod vaults;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authorization::authorize_management;
-use crate::http::{ApiResult, json as json_response, parse_body};
+use crate::http::{ApiResult, Path, json as json_response, parse_body};
 use crate::state::SharedState;
 use crate::vaults::{caller_subscription, existing_group};
 

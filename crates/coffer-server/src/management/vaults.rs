@@ -1,7 +1,7 @@
 //! `Microsoft.KeyVault/vaults`: create (or recover) or update, show, list, delete (soft),
 //! deleted vaults, purge (crypto-shredding), name checks and access-policy changes.
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_core::principal::Caller;
@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::authorization::authorize_management;
-use crate::vaults::{PolicyEdit, VaultSettings, caller_subscription, existing_group, load_vault};
-use crate::http::{ApiResult, json as json_response, parse_body};
+use crate::http::{ApiResult, Path, json as json_response, parse_body};
 use crate::state::SharedState;
+use crate::vaults::{PolicyEdit, VaultSettings, caller_subscription, existing_group, load_vault};
 use coffer_core::permissions::ManagementAction;
 
 const PROVIDER: &str = "providers/Microsoft.KeyVault";

@@ -102,8 +102,9 @@ pub async fn create_principal(State(state): State<SharedState>, Posted { portal:
         let e = Error::bad_parameter("type must be one of user, app, managed-identity, group.");
         return admin_page(&state, &p, None, None, Some(e.message.clone()), status_of(&e)).await;
     };
-    let password =
-        field(&form, "password").filter(|pw| kind == PrincipalKind::User && !pw.is_empty()).map(|pw| Zeroizing::new(pw.to_string()));
+    let password = field(&form, "password")
+        .filter(|pw| kind == PrincipalKind::User && !pw.is_empty())
+        .map(|pw| Zeroizing::new(pw.to_string()));
     let name = field(&form, "name").unwrap_or("").trim().to_string();
     let new = NewPrincipal { kind, name: name.clone(), password, tenant_admin: false };
     let created = match directory::create_principal(&state, &p.caller, new).await {

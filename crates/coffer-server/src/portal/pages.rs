@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use super::session::{self, COOKIE, LOGIN_COOKIE, Session};
 use super::{SameOrigin, UserView, error_page, html, seg, status_of};
+use crate::authorization::Question;
 use crate::http::ClientAddr;
 use crate::objects::VaultContext;
-use crate::authorization::Question;
 use crate::state::SharedState;
 use crate::vaults::{PolicyEdit, VaultProperties, VaultSettings};
 
@@ -738,7 +738,12 @@ pub(super) async fn who_can(
                 .answer
                 .iter()
                 .map(|(p, d)| {
-                    format!("{} ({}) — {}", p.name, p.kind.as_str(), d.reasons.first().map(String::as_str).unwrap_or(""))
+                    format!(
+                        "{} ({}) — {}",
+                        p.name,
+                        p.kind.as_str(),
+                        d.reasons.first().map(String::as_str).unwrap_or("")
+                    )
                 })
                 .collect();
             (who, None)
