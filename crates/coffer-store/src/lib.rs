@@ -208,6 +208,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// meta key `audit/anchor`, in one transaction. Returns how many records went.
     async fn purge_audit_through(&self, seq: i64, anchor: &[u8]) -> Result<u64>;
 
-    /// Writes raw rows for tests of tamper resistance; not used by the server.
+    /// Swaps two versions' sealed payloads, for tests of tamper resistance: only with the
+    /// `test-hooks` feature, which only test builds turn on.
+    #[cfg(feature = "test-hooks")]
     async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()>;
 }

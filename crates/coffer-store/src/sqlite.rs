@@ -1817,6 +1817,7 @@ impl Store for SqliteStore {
         Ok(gone)
     }
 
+    #[cfg(feature = "test-hooks")]
     async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()> {
         let _w = self.write_objects().await?;
         let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
