@@ -16,7 +16,7 @@ use coffer_core::object::{Attributes, ObjectKind, Tags};
 use coffer_crypto::root::{DevKeyFile, RootOfTrust};
 use coffer_crypto::seal::object_aad;
 use coffer_server::keyring::Keyring;
-use coffer_store::{NewVersion, ObjectRef, PutOutcome, SqliteStore, Store};
+use coffer_store::{NewVersion, ObjectRef, ObjectStore, PutOutcome, SqliteStore, VaultStore};
 
 /// Secrets written per store transaction.
 const BATCH: u64 = 1000;

@@ -21,10 +21,9 @@ use coffer_core::object::{Attributes, ObjectKind, Tags};
 use coffer_core::rbac::{RoleAssignment, RoleDefinition};
 use coffer_core::vault::Vault;
 
-/// Everything Coffer persists. Each method is atomic; write methods are durable on return.
+/// Instance metadata: wrapped instance keys, schema facts, the audit anchor.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
-    // Instance metadata (wrapped instance keys, schema facts).
+pub trait MetaStore: Send + Sync {
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `value` unless `key` exists; returns the value now stored.
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
@@ -33,8 +32,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_meta(&self, key: &str) -> Result<bool>;
     /// Every entry whose key starts with `prefix`, in key order.
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+}
 
-    // Directory.
+/// The directory: tenants, principals, credentials, groups, refresh tokens, signing keys.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
     async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
@@ -79,8 +81,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn group_descendants(&self, group_id: &str) -> Result<Vec<String>>;
     async fn add_signing_key(&self, k: &SigningKeyRecord) -> Result<()>;
     async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>>;
+}
 
-    // Role-based access control (custom definitions; built-in roles live in code).
+/// Role-based access control: custom role definitions and role assignments (built-in roles live in code).
+#[async_trait]
+pub trait RbacStore: Send + Sync {
     /// False if the tenant has a role of that name already.
     async fn create_role_definition(&self, tenant_id: &str, role: &RoleDefinition, now: i64) -> Result<bool>;
     async fn list_role_definitions(&self, tenant_id: &str) -> Result<Vec<RoleDefinition>>;
@@ -102,8 +107,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn count_assignments_of_role(&self, role_definition_id: &str) -> Result<i64>;
     /// Removes the assignments at `scope` and below it; returns how many.
     async fn delete_assignments_under(&self, scope: &str) -> Result<u64>;
+}
 
-    // Vaults.
+/// Vaults and the resource groups (ARM's grouping objects) they are filed in.
+#[async_trait]
+pub trait VaultStore: Send + Sync {
     /// Returns false if the name is taken (by a live or a deleted vault).
     async fn create_vault(&self, vault: &Vault, wrapped_key: &[u8]) -> Result<bool>;
     /// `create_vault` and the creator's Owner assignment, in one transaction.
@@ -134,8 +142,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_resource_group(&self, subscription_id: &str, name: &str) -> Result<Option<ResourceGroup>>;
     async fn list_resource_groups(&self, subscription_id: &str) -> Result<Vec<ResourceGroup>>;
     async fn delete_resource_group(&self, subscription_id: &str, name: &str) -> Result<bool>;
+}
 
-    // Versioned objects (secrets, keys, certificates).
+/// Versioned objects (secrets, keys, certificates), their lifecycle and their expiry events.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome>;
     /// Many `put_version`s (bulk loads): each outcome as `put_version` would give it. A backend
     /// may write them in one transaction; all or none are durable when it returns `Ok`.
@@ -195,7 +206,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Notes that the event `v.expired` names was raised for that version.
     async fn record_expiry_event(&self, v: &ExpiringVersion) -> Result<()>;
 
-    // The audit log (hash-chained records; see coffer-server::audit).
+    /// Swaps two versions' sealed payloads, for tests of tamper resistance: only with the
+    /// `test-hooks` feature, which only test builds turn on.
+    #[cfg(feature = "test-hooks")]
+    async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()>;
+}
+
+/// The audit log: hash-chained records, checkpoints, retention.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     /// Appends records in one transaction: all or none.
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<()>;
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>>;
@@ -207,9 +226,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes the records up to `seq` (and older checkpoints) and stores `anchor` under the
     /// meta key `audit/anchor`, in one transaction. Returns how many records went.
     async fn purge_audit_through(&self, seq: i64, anchor: &[u8]) -> Result<u64>;
+}
 
-    /// Swaps two versions' sealed payloads, for tests of tamper resistance: only with the
-    /// `test-hooks` feature, which only test builds turn on.
-    #[cfg(feature = "test-hooks")]
-    async fn raw_swap_payloads(&self, a: (&ObjectRef<'_>, &str), b: (&ObjectRef<'_>, &str)) -> Result<()>;
+/// Everything Coffer persists, one area trait each; every backend implements all of them.
+/// Each method is atomic; write methods are durable on return.
+pub trait Store:
+    MetaStore + DirectoryStore + RbacStore + VaultStore + ObjectStore + AuditStore + Send + Sync + std::fmt::Debug
+{
+}
+
+impl<T: MetaStore + DirectoryStore + RbacStore + VaultStore + ObjectStore + AuditStore + Send + Sync + std::fmt::Debug>
+    Store for T
+{
 }

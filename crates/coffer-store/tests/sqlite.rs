@@ -1,5 +1,5 @@
 //! The conformance suite against SQLite, in memory and on disk (reopened, to check persistence).
-use coffer_store::{SqliteStore, Store};
+use coffer_store::{DirectoryStore, SqliteStore, VaultStore};
 
 // Shared by every backend's tests (a PostgreSQL test file includes it the same way).
 mod conformance;

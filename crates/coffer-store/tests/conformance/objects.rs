@@ -1,0 +1,199 @@
+//! Versioned objects, listing, restore, bulk loads and expiry events (`ObjectStore`).
+use super::*;
+
+/// `put_versions` gives each version the outcome `put_version` would.
+pub async fn bulk_put(store: &dyn Store) {
+    assert_eq!(put(store, "v1", "bulk-gone", "g1", b"x").await, PutOutcome::Written);
+    let key = "bulk-gone";
+    let deletion = Deletion { deleted_date: 20, scheduled_purge_date: 30 };
+    assert!(
+        store
+            .delete_object(&ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: key }, &deletion)
+            .await
+            .expect("delete")
+    );
+    let (attributes, tags) = (Attributes::new(10), Tags::new());
+    let names = ["bulk-a", "bulk-gone", "bulk-a", "bulk-b"];
+    let keys: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let versions = ["b1", "b2", "b3", "b4"];
+    let batch: Vec<NewVersion<'_>> = names
+        .iter()
+        .zip(&keys)
+        .zip(versions)
+        .map(|((name, key), version)| NewVersion {
+            at: ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: key },
+            name,
+            version,
+            attributes: &attributes,
+            tags: &tags,
+            content_type: None,
+            managed: false,
+            payload: b"p",
+            meta: None,
+        })
+        .collect();
+    let outcomes = store.put_versions(&batch).await.expect("put_versions");
+    assert_eq!(outcomes, vec![PutOutcome::Written, PutOutcome::NameDeleted, PutOutcome::Written, PutOutcome::Written]);
+    let a = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "bulk-a" };
+    let latest = store.get_version(&a, None, false).await.expect("get").expect("bulk-a");
+    assert_eq!((latest.version.as_str(), latest.seq), ("b3", 2), "the second version of bulk-a is its latest");
+    let b = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "bulk-b" };
+    assert!(store.get_version(&b, Some("b4"), false).await.expect("get").is_some());
+    let gone = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: key };
+    assert!(
+        store.get_version(&gone, Some("b2"), true).await.expect("get").is_none(),
+        "nothing written under a deleted name"
+    );
+}
+
+pub async fn versions_and_lifecycle(store: &dyn Store) {
+    let at = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "db" };
+    assert_eq!(put(store, "v1", "Db", "a".repeat(32).as_str(), b"one").await, PutOutcome::Written);
+    assert_eq!(put(store, "v1", "DB", "b".repeat(32).as_str(), b"two").await, PutOutcome::Written);
+    let latest = store.get_version(&at, None, false).await.expect("get").expect("found");
+    assert_eq!(latest.payload, b"two", "latest is the newest version");
+    assert_eq!(latest.name, "Db", "the display name is the first one written");
+    assert_eq!(latest.seq, 2);
+    let first = store.get_version(&at, Some(&"a".repeat(32)), false).await.expect("get").expect("found");
+    assert_eq!(first.payload, b"one");
+    // Same name in another kind or vault is another object.
+    let key_at = ObjectRef { vault_id: "v1", kind: ObjectKind::Key, name_key: "db" };
+    assert_eq!(store.get_version(&key_at, None, false).await.expect("get"), None);
+
+    let mut attrs = first.attributes.clone();
+    attrs.enabled = false;
+    let mut tags = Tags::new();
+    tags.insert("k".into(), "v".into());
+    assert!(store.update_version(&at, &"a".repeat(32), &attrs, &tags, None, Some("{}")).await.expect("update"));
+    let first = store.get_version(&at, Some(&"a".repeat(32)), false).await.expect("get").expect("found");
+    assert!(!first.attributes.enabled);
+    assert_eq!(first.tags, tags);
+    assert_eq!(first.content_type, None);
+    assert_eq!(first.payload, b"one", "updates never touch the payload");
+    assert_eq!(first.meta.as_deref(), Some("{}"));
+    assert_eq!(latest.meta.as_deref(), Some(r#"{"kty":"RSA"}"#));
+    // Object policies (rotation policies of keys).
+    assert_eq!(store.get_object_policy(&at).await.expect("policy"), None);
+    assert!(store.set_object_policy(&at, Some("{\"p\":1}")).await.expect("set policy"));
+    assert_eq!(store.get_object_policy(&at).await.expect("policy").as_deref(), Some("{\"p\":1}"));
+    assert_eq!(
+        store.objects_with_policy(ObjectKind::Secret).await.expect("with"),
+        vec![("Hr-App".to_string(), "db".to_string())]
+    );
+    assert!(store.objects_with_policy(ObjectKind::Key).await.expect("with").is_empty());
+
+    let d = Deletion { deleted_date: 20, scheduled_purge_date: 30 };
+    assert!(store.delete_object(&at, &d).await.expect("delete"));
+    assert!(!store.delete_object(&at, &d).await.expect("delete twice"), "deleting a deleted object is a no-op");
+    assert_eq!(store.get_version(&at, None, false).await.expect("get"), None, "a deleted object is not readable");
+    let deleted = store.get_version(&at, None, true).await.expect("get").expect("deleted found");
+    assert_eq!(deleted.deletion, Some(d));
+    assert_eq!(
+        put(store, "v1", "db", &"c".repeat(32), b"x").await,
+        PutOutcome::NameDeleted,
+        "deleted names are reserved"
+    );
+    assert!(
+        !store.update_version(&at, &"a".repeat(32), &attrs, &tags, None, None).await.expect("update"),
+        "deleted versions are frozen"
+    );
+    assert!(store.recover_object(&at).await.expect("recover"));
+    assert!(!store.recover_object(&at).await.expect("recover twice"));
+    assert_eq!(store.list_versions(&at, 0, 10).await.expect("versions").len(), 2, "recover brings back every version");
+    assert!(!store.purge_object(&at, None).await.expect("purge live"), "only deleted objects can be purged");
+    assert!(store.delete_object(&at, &d).await.expect("delete"));
+    assert_eq!(store.due_objects(29, 10).await.expect("due"), vec![], "not due before its purge date");
+    assert_eq!(
+        store.due_objects(30, 10).await.expect("due"),
+        vec![("v1".to_string(), "Hr-App".to_string(), ObjectKind::Secret, "db".to_string())]
+    );
+    assert!(!store.purge_object(&at, Some(29)).await.expect("purge early"), "a due purge waits for the date");
+    assert!(store.purge_object(&at, Some(30)).await.expect("purge"));
+    assert_eq!(store.get_head(&at).await.expect("head"), None);
+    assert!(store.all_versions(&at).await.expect("all").is_empty(), "purge erases every version");
+    assert_eq!(put(store, "v1", "db", &"d".repeat(32), b"new").await, PutOutcome::Written);
+    assert_eq!(store.get_version(&at, None, false).await.expect("get").expect("found").seq, 1);
+}
+
+pub async fn listing(store: &dyn Store) {
+    for i in 0..7 {
+        put(store, "v9", &format!("n{i}"), &format!("{i:032}"), b"p").await;
+    }
+    let q = |after: Option<&'static str>, deleted| ListQuery {
+        vault_id: "v9",
+        kind: ObjectKind::Secret,
+        deleted,
+        after,
+        limit: 3,
+    };
+    let page1 = store.list_objects(&q(None, false)).await.expect("list");
+    assert_eq!(page1.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["n0", "n1", "n2"]);
+    assert!(page1.iter().all(|v| v.payload.is_empty()), "lists carry no payloads");
+    let page2 = store.list_objects(&q(Some("n2"), false)).await.expect("list");
+    assert_eq!(page2.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["n3", "n4", "n5"]);
+    let at = ObjectRef { vault_id: "v9", kind: ObjectKind::Secret, name_key: "n1" };
+    store.delete_object(&at, &Deletion { deleted_date: 1, scheduled_purge_date: 2 }).await.expect("delete");
+    let live = store.list_objects(&ListQuery { limit: 10, ..q(None, false) }).await.expect("list");
+    assert_eq!(live.len(), 6);
+    let dead = store.list_objects(&ListQuery { limit: 10, ..q(None, true) }).await.expect("list");
+    assert_eq!(dead.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["n1"]);
+    assert!(dead[0].deletion.is_some());
+}
+
+pub async fn restore(store: &dyn Store) {
+    let src = ObjectRef { vault_id: "v9", kind: ObjectKind::Secret, name_key: "n0" };
+    put(store, "v9", "n0", &"e".repeat(32), b"second").await;
+    let versions = store.all_versions(&src).await.expect("all");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(store.restore_object(&src, "n0", &versions).await.expect("restore"), PutOutcome::NameTaken);
+    let dst = ObjectRef { vault_id: "v10", kind: ObjectKind::Secret, name_key: "n0" };
+    assert_eq!(store.restore_object(&dst, "n0", &versions).await.expect("restore"), PutOutcome::Written);
+    let latest = store.get_version(&dst, None, false).await.expect("get").expect("found");
+    assert_eq!(latest.version, "e".repeat(32));
+    assert_eq!(store.list_versions(&dst, 0, 10).await.expect("versions").len(), 2);
+    assert_eq!(put(store, "v10", "n0", &"f".repeat(32), b"third").await, PutOutcome::Written);
+    assert_eq!(
+        store.get_version(&dst, None, false).await.expect("get").expect("found").seq,
+        3,
+        "sequence continues after restore"
+    );
+}
+
+pub async fn expiry_events(store: &dyn Store) {
+    let v = vault("ve", "Expiry");
+    assert!(store.create_vault(&v, b"w").await.expect("create"));
+    let put_exp = async |name: &str, version: &str, exp: Option<i64>, managed: bool| {
+        let key = name.to_ascii_lowercase();
+        let mut attributes = Attributes::new(10);
+        attributes.expires = exp;
+        store
+            .put_version(&NewVersion {
+                at: ObjectRef { vault_id: "ve", kind: ObjectKind::Secret, name_key: &key },
+                name,
+                version,
+                attributes: &attributes,
+                tags: &Tags::new(),
+                content_type: None,
+                managed,
+                payload: b"p",
+                meta: None,
+            })
+            .await
+            .expect("put");
+    };
+    put_exp("Soon", &"1".repeat(32), Some(1_000), false).await;
+    put_exp("Later", &"2".repeat(32), Some(100_000), false).await;
+    put_exp("Never", &"3".repeat(32), None, false).await;
+    put_exp("Managed", &"4".repeat(32), Some(900), true).await;
+    put_exp("Replaced", &"5".repeat(32), Some(800), false).await;
+    put_exp("Replaced", &"6".repeat(32), None, false).await;
+    let names = |v: Vec<coffer_store::ExpiringVersion>| v.into_iter().map(|e| (e.name, e.expired)).collect::<Vec<_>>();
+    let due = store.pending_expiry_events(500, 5_000, 10).await.expect("pending");
+    assert_eq!(names(due.clone()), vec![("Soon".to_string(), false)], "only current, unmanaged versions in the window");
+    store.record_expiry_event(&due[0]).await.expect("record");
+    assert!(store.pending_expiry_events(500, 5_000, 10).await.expect("again").is_empty(), "announced once");
+    let expired = store.pending_expiry_events(2_000, 5_000, 10).await.expect("expired");
+    assert_eq!(names(expired.clone()), vec![("Soon".to_string(), true)], "expiry is a second event");
+    store.record_expiry_event(&expired[0]).await.expect("record");
+    assert!(store.pending_expiry_events(2_000, 5_000, 10).await.expect("done").is_empty());
+}

@@ -1,0 +1,61 @@
+//! Vaults and resource groups (`VaultStore`).
+use super::*;
+
+pub async fn vault_lifecycle(store: &dyn Store) {
+    use coffer_store::ResourceGroup;
+    let mut v = vault("vl", "lifecycle");
+    assert!(store.create_vault(&v, b"w").await.expect("create"));
+    put(store, "vl", "s", &"a".repeat(32), b"p").await;
+    assert!(!store.claim_vault_purge("vl", None).await.expect("claim live"), "a live vault cannot be purged");
+    v.deletion = Some(Deletion { deleted_date: 100, scheduled_purge_date: 200 });
+    store.update_vault(&v).await.expect("delete");
+    assert_eq!(store.due_vaults(199, 10).await.expect("due"), Vec::<String>::new());
+    assert_eq!(store.due_vaults(200, 10).await.expect("due"), vec!["vl".to_string()]);
+    assert!(store.recover_vault("vl", 150).await.expect("recover"));
+    assert!(!store.recover_vault("vl", 150).await.expect("recover live"));
+    store.update_vault(&v).await.expect("delete again");
+    assert!(!store.claim_vault_purge("vl", Some(199)).await.expect("claim early"));
+    assert!(store.claim_vault_purge("vl", Some(200)).await.expect("claim"));
+    assert!(
+        !store.recover_vault("vl", 250).await.expect("recover purging"),
+        "a vault being purged cannot be recovered"
+    );
+    assert!(store.erase_vault("vl").await.expect("erase"));
+    assert!(!store.erase_vault("vl").await.expect("erase twice"));
+    assert!(store.get_vault_by_name("lifecycle").await.expect("get").is_none());
+    let at = ObjectRef { vault_id: "vl", kind: ObjectKind::Secret, name_key: "s" };
+    assert!(store.all_versions(&at).await.expect("versions").is_empty(), "erasing a vault erases its objects");
+    assert!(store.create_vault(&vault("vl2", "lifecycle"), b"w").await.expect("reuse"), "the name is free after purge");
+
+    let rg = ResourceGroup {
+        subscription_id: "s1".into(),
+        name: "Clinic".into(),
+        location: "local".into(),
+        tags: Tags::new(),
+        created: 1,
+    };
+    store.put_resource_group(&rg).await.expect("rg");
+    assert_eq!(store.get_resource_group("s1", "clinic").await.expect("get"), Some(rg.clone()));
+    assert_eq!(store.list_resource_groups("s1").await.expect("list"), vec![rg]);
+    assert!(store.delete_resource_group("s1", "CLINIC").await.expect("delete"));
+    assert!(store.get_resource_group("s1", "clinic").await.expect("get").is_none());
+}
+
+pub async fn vaults(store: &dyn Store) {
+    let v = vault("v1", "Hr-App");
+    assert!(store.create_vault(&v, b"wrapped").await.expect("create"));
+    assert!(
+        !store.create_vault(&vault("v2", "hr-app"), b"w").await.expect("create"),
+        "vault names are case-insensitively unique"
+    );
+    let got = store.get_vault_by_name("HR-APP").await.expect("get").expect("found");
+    assert_eq!(got.vault, v);
+    assert_eq!(got.wrapped_key, b"wrapped");
+    let mut changed = v.clone();
+    changed.enable_rbac_authorization = true;
+    changed.deletion = Some(Deletion { deleted_date: 5, scheduled_purge_date: 9 });
+    store.update_vault(&changed).await.expect("update");
+    assert_eq!(store.get_vault_by_name("hr-app").await.expect("get").expect("found").vault, changed);
+    store.update_vault(&v).await.expect("update back");
+    assert_eq!(store.list_vaults("t1").await.expect("list"), vec![v]);
+}
