@@ -105,8 +105,6 @@ pub trait RbacStore: Send + Sync {
     /// its cost depends on these lists, not on how many assignments exist).
     async fn assignments_for(&self, principal_ids: &[String], scopes: &[String]) -> Result<Vec<RoleAssignment>>;
     async fn count_assignments_of_role(&self, role_definition_id: &str) -> Result<i64>;
-    /// Removes the assignments at `scope` and below it; returns how many.
-    async fn delete_assignments_under(&self, scope: &str) -> Result<u64>;
 }
 
 /// Vaults and the resource groups (ARM's grouping objects) they are filed in.
@@ -123,6 +121,9 @@ pub trait VaultStore: Send + Sync {
     ) -> Result<bool>;
     async fn get_vault_by_name(&self, name: &str) -> Result<Option<VaultRecord>>;
     async fn update_vault(&self, vault: &Vault) -> Result<()>;
+    /// Soft-deletes a vault (its `deletion` set, `updated`) and removes the role assignments
+    /// at its scope and below, in one transaction.
+    async fn soft_delete_vault(&self, vault: &Vault) -> Result<()>;
     /// Every vault of the tenant, live and deleted.
     async fn list_vaults(&self, tenant_id: &str) -> Result<Vec<Vault>>;
     /// Undeletes a vault, unless it is not deleted or its purge has begun.

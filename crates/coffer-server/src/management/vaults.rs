@@ -178,8 +178,7 @@ pub(super) async fn delete_vault(
         scheduled_purge_date: v.retention.scheduled_purge_date(now),
     });
     v.updated = now;
-    state.store.update_vault(&v).await?;
-    state.store.delete_assignments_under(&coffer_core::rbac::Scope::Vault(v.name.to_ascii_lowercase()).key()).await?;
+    state.store.soft_delete_vault(&v).await?;
     Ok(StatusCode::OK.into_response())
 }
 

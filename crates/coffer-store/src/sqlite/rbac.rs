@@ -145,17 +145,4 @@ impl RbacStore for SqliteStore {
             .map_err(|e| self.fail(e))?;
         row.try_get("n").map_err(|e| self.fail(e))
     }
-
-    async fn delete_assignments_under(&self, scope: &str) -> Result<u64> {
-        let _w = self.write_lock().await?;
-        let scope = scope.trim_end_matches('/');
-        let res = sqlx::query(
-            "DELETE FROM role_assignments WHERE scope = $1 OR substr(scope, 1, length($1) + 1) = $1 || '/'",
-        )
-        .bind(scope)
-        .execute(&self.pool())
-        .await
-        .map_err(|e| self.fail(e))?;
-        Ok(res.rows_affected())
-    }
 }

@@ -68,6 +68,26 @@ impl VaultStore for SqliteStore {
         Ok(())
     }
 
+    async fn soft_delete_vault(&self, v: &Vault) -> Result<()> {
+        let _w = self.write_directory().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
+        sqlx::query("UPDATE vaults SET updated = $2, deleted_date = $3, scheduled_purge_date = $4 WHERE id = $1")
+            .bind(&v.id)
+            .bind(v.updated)
+            .bind(v.deletion.map(|d| d.deleted_date))
+            .bind(v.deletion.map(|d| d.scheduled_purge_date))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.fail(e))?;
+        let scope = coffer_core::rbac::Scope::Vault(v.name.to_ascii_lowercase()).key();
+        sqlx::query("DELETE FROM role_assignments WHERE scope = $1 OR substr(scope, 1, length($1) + 1) = $1 || '/'")
+            .bind(&scope)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))
+    }
+
     async fn recover_vault(&self, vault_id: &str, updated: i64) -> Result<bool> {
         let _w = self.write_directory().await?;
         let res = sqlx::query(

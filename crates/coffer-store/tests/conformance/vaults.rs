@@ -7,8 +7,28 @@ pub async fn vault_lifecycle(store: &dyn Store) {
     assert!(store.create_vault(&v, b"w").await.expect("create"));
     put(store, "vl", "s", &"a".repeat(32), b"p").await;
     assert!(!store.claim_vault_purge("vl", None).await.expect("claim live"), "a live vault cannot be purged");
+    let assignment = |id: &str, scope: &str| coffer_core::rbac::RoleAssignment {
+        id: id.into(),
+        tenant_id: "t1".into(),
+        scope: scope.into(),
+        role_definition_id: "r-vl".into(),
+        principal_id: "p-vl".into(),
+        created: 1,
+        created_by: "admin".into(),
+    };
+    for (id, scope) in
+        [("vl-a", "/vaults/lifecycle"), ("vl-b", "/vaults/lifecycle/secrets/s"), ("vl-c", "/vaults/lifecyclex")]
+    {
+        assert!(store.create_role_assignment(&assignment(id, scope)).await.expect("assign"));
+    }
     v.deletion = Some(Deletion { deleted_date: 100, scheduled_purge_date: 200 });
-    store.update_vault(&v).await.expect("delete");
+    store.soft_delete_vault(&v).await.expect("delete");
+    let deleted = store.get_vault_by_name("lifecycle").await.expect("get").expect("kept");
+    assert_eq!(deleted.vault.deletion, v.deletion, "a soft-deleted vault is kept with its dates");
+    let left: Vec<String> =
+        store.list_role_assignments("t1", None, Some("p-vl")).await.expect("list").into_iter().map(|a| a.id).collect();
+    assert_eq!(left, ["vl-c"], "the vault's assignments go with it, another vault's stay");
+    assert!(store.delete_role_assignment("vl-c").await.expect("tidy"));
     assert_eq!(store.due_vaults(199, 10).await.expect("due"), Vec::<String>::new());
     assert_eq!(store.due_vaults(200, 10).await.expect("due"), vec!["vl".to_string()]);
     assert!(store.recover_vault("vl", 150).await.expect("recover"));
