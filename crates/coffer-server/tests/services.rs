@@ -1,0 +1,201 @@
+//! The service layer without HTTP: the hospital's access matrix under both permission models,
+//! built with the directory, vault and authorization services, and for every case the answer
+//! of `explain`, of `who-can` and of enforcement (the caller as `auth::resolve_caller` makes
+//! it from a token's claims, then `authorize_data`) — they must agree with each other and
+//! with the table.
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use coffer_core::ManualClock;
+use coffer_core::permissions::{Area, DataAction};
+use coffer_core::principal::{Caller, Principal, PrincipalKind};
+use coffer_core::vault::{AccessPolicy, PolicyPermissions};
+use coffer_crypto::jwt::AccessClaims;
+use coffer_server::authorization::{self, Question};
+use coffer_server::directory::{self, NewPrincipal, PrincipalChange};
+use coffer_server::state::AppState;
+use coffer_server::vaults::{self, PolicyEdit, VaultProperties, VaultSettings};
+use coffer_server::{ServerConfig, open};
+
+const SECRETS: [&str; 4] = ["sqldb-connectionstring", "patient-records-db", "xray-store", "payment-schedule-api"];
+const DATA_STORES: [&str; 3] = ["sqldb-connectionstring", "patient-records-db", "xray-store"];
+
+struct World {
+    _dir: tempfile::TempDir,
+    state: Arc<AppState>,
+    admin: Caller,
+    people: Vec<(&'static str, Principal)>,
+}
+
+impl World {
+    fn oid(&self, name: &str) -> String {
+        self.people.iter().find(|(n, _)| *n == name).map(|(_, p)| p.object_id.clone()).expect("known principal")
+    }
+}
+
+async fn principal(state: &AppState, admin: &Caller, kind: PrincipalKind, name: &str) -> Principal {
+    let new = NewPrincipal { kind, name: name.into(), password: None, tenant_admin: false };
+    directory::create_principal(state, admin, new).await.expect("principal").principal
+}
+
+/// The hospital: doctors, technicians and receptionists (groups of users), a data-science
+/// application, a dashboard (managed identity) and a reader application; one vault per model.
+async fn hospital() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ServerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:8443".parse().expect("addr"));
+    let opened = open(&config, ManualClock::new(1_800_000_000), 8443).await.expect("open");
+    let state = opened.state.clone();
+    let admin_principal = state
+        .store
+        .find_principal_by_client_id(&opened.credentials.tenant_id, &opened.credentials.client_id)
+        .await
+        .expect("lookup")
+        .expect("the dev administrator");
+    let admin = authorization::caller_of(&state, &admin_principal).await.expect("caller");
+    let mut people = Vec::new();
+    for (name, kind) in [
+        ("doctor1", PrincipalKind::User),
+        ("doctor2", PrincipalKind::User),
+        ("tech1", PrincipalKind::User),
+        ("reception1", PrincipalKind::User),
+        ("ml-studio", PrincipalKind::App),
+        ("dashboard", PrincipalKind::ManagedIdentity),
+        ("reader", PrincipalKind::App),
+        ("doctors", PrincipalKind::Group),
+        ("technicians", PrincipalKind::Group),
+        ("receptionists", PrincipalKind::Group),
+    ] {
+        people.push((name, principal(&state, &admin, kind, name).await));
+    }
+    let mut w = World { _dir: dir, state, admin, people };
+    for (group, member) in
+        [("doctors", "doctor1"), ("doctors", "doctor2"), ("technicians", "tech1"), ("receptionists", "reception1")]
+    {
+        directory::add_member(&w.state, &w.admin, &w.oid(group), &w.oid(member)).await.expect("member");
+    }
+    let sub = opened.credentials.subscription_id.clone();
+    for (vault, rbac) in [("ward-rbac", true), ("ward-policies", false)] {
+        let settings = VaultSettings {
+            properties: VaultProperties { enable_rbac_authorization: Some(rbac), ..Default::default() },
+            ..Default::default()
+        };
+        vaults::put_vault(&w.state, &w.admin, &sub, "default", vault, settings).await.expect("vault");
+    }
+    let item = |n: &str| format!("/vaults/ward-rbac/secrets/{n}");
+    let mut grants = vec![
+        ("Key Vault Secrets User", "doctors", item("patient-records-db")),
+        ("Key Vault Secrets User", "technicians", item("xray-store")),
+        ("Key Vault Secrets User", "receptionists", item("payment-schedule-api")),
+        ("Key Vault Secrets User", "dashboard", "/vaults/ward-rbac".to_string()),
+        ("Key Vault Reader", "reader", "/vaults/ward-rbac".to_string()),
+    ];
+    grants.extend(DATA_STORES.iter().map(|n| ("Key Vault Secrets User", "ml-studio", item(n))));
+    for (role, who, scope) in grants {
+        authorization::assign(&w.state, &w.admin, role, &w.oid(who), &scope).await.expect("assign");
+    }
+    let policy = |who: String, perms: &[&str]| AccessPolicy {
+        tenant_id: w.admin.tenant_id.clone(),
+        object_id: who,
+        application_id: None,
+        permissions: PolicyPermissions { secrets: perms.iter().map(|p| p.to_string()).collect(), ..Default::default() },
+    };
+    let mut policies: Vec<AccessPolicy> =
+        ["doctors", "technicians", "receptionists", "ml-studio"].iter().map(|g| policy(w.oid(g), &["get"])).collect();
+    policies.push(policy(w.oid("dashboard"), &["get", "list"]));
+    policies.push(policy(w.oid("reader"), &["list"]));
+    vaults::edit_access_policies(&w.state, &w.admin, &sub, "default", "ward-policies", PolicyEdit::Add, policies)
+        .await
+        .expect("policies");
+    // A doctor who left: disabled, with the group's grants still in place.
+    let change = PrincipalChange { enabled: Some(false), password: None };
+    directory::update_principal(&w.state, &w.admin, &w.oid("doctor2"), change).await.expect("disable");
+    let doctor2 = w.state.store.get_principal(&w.oid("doctor2")).await.expect("get").expect("doctor2");
+    w.people.iter_mut().filter(|(n, _)| *n == "doctor2").for_each(|(_, p)| *p = doctor2.clone());
+    w
+}
+
+/// Who may read each secret's value: the table of the hospital scenario.
+fn may_get(vault: &str, who: &str, secret: &str) -> bool {
+    let rbac = vault == "ward-rbac";
+    match who {
+        "doctor1" => !rbac || secret == "patient-records-db",
+        "doctor2" => false, // disabled
+        "tech1" => !rbac || secret == "xray-store",
+        "reception1" => !rbac || secret == "payment-schedule-api",
+        // Access policies cannot narrow below the vault: a `get` grant reads every secret.
+        "ml-studio" => !rbac || DATA_STORES.contains(&secret),
+        "dashboard" => true,
+        _ => false,
+    }
+}
+
+/// What enforcement decides: the caller a token of `p` resolves to (refused if disabled or
+/// gone), then the data-plane permission check.
+async fn enforced(state: &AppState, p: &Principal, vault: &str, action: DataAction, secret: &str) -> bool {
+    let claims = AccessClaims {
+        aud: String::new(),
+        iss: String::new(),
+        sub: p.object_id.clone(),
+        oid: p.object_id.clone(),
+        tid: p.tenant_id.clone(),
+        iat: 0,
+        nbf: 0,
+        exp: i64::MAX,
+        appid: None,
+        azp: None,
+        upn: None,
+        name: None,
+        idtyp: "app".into(),
+        ver: "2.0".into(),
+        jti: String::new(),
+        cid: None,
+    };
+    let Ok(caller) = coffer_server::auth::resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await else {
+        return false;
+    };
+    let record = state.store.get_vault_by_name(vault).await.expect("get").expect("vault");
+    authorization::authorize_data(state, &record.vault, &caller, action, Some(secret)).await.is_ok()
+}
+
+#[tokio::test]
+async fn explain_who_can_and_enforcement_agree_on_the_hospital_matrix() {
+    let w = hospital().await;
+    let users = ["doctor1", "doctor2", "tech1", "reception1", "ml-studio", "dashboard", "reader"];
+    for vault in ["ward-rbac", "ward-policies"] {
+        for secret in SECRETS {
+            let question = Question {
+                vault: vault.into(),
+                action: "getSecret".into(),
+                object: Some((Area::Secrets, secret.into())),
+            };
+            let who_can = authorization::who_can(&w.state, &w.admin, &question).await.expect("who-can");
+            let listed: BTreeSet<String> = who_can.answer.iter().map(|(p, _)| p.name.clone()).collect();
+            for who in users {
+                let p = &w.people.iter().find(|(n, _)| *n == who).expect("principal").1;
+                let expected = may_get(vault, who, secret);
+                let explained = authorization::explain(&w.state, &w.admin, &question, &p.object_id)
+                    .await
+                    .expect("explain")
+                    .answer
+                    .2
+                    .allowed;
+                let enforced = enforced(&w.state, p, vault, DataAction::SecretGet, secret).await;
+                let case = format!("{who} getSecret {vault}/{secret}");
+                assert_eq!(enforced, expected, "enforcement: {case}");
+                assert_eq!(explained, expected, "explain: {case}");
+                assert_eq!(listed.contains(who), expected, "who-can: {case} (listed: {listed:?})");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_directory_change_by_a_non_administrator_is_refused_by_the_service() {
+    let w = hospital().await;
+    let doctor = w.people.iter().find(|(n, _)| *n == "doctor1").expect("doctor").1.clone();
+    let as_doctor = authorization::caller_of(&w.state, &doctor).await.expect("caller");
+    let new = NewPrincipal { kind: PrincipalKind::User, name: "intruder".into(), password: None, tenant_admin: true };
+    let err = directory::create_principal(&w.state, &as_doctor, new).await.expect_err("refused");
+    assert_eq!(err.kind, coffer_core::ErrorKind::Forbidden, "{}", err.message);
+    assert!(w.state.store.find_user(&w.admin.tenant_id, "intruder").await.expect("find").is_none());
+}
