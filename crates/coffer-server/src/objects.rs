@@ -31,7 +31,62 @@ pub struct VaultContext {
     pub api_version: String,
 }
 
+/// Where a vault is opened from, for its firewall.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    /// A client's request, from this address (unknown: `None`, refused by a firewall).
+    Network(Option<std::net::IpAddr>),
+    /// Coffer's own background work: not subject to the firewall.
+    Internal,
+}
+
 impl VaultContext {
+    /// The one place a live vault is opened for a caller: it must exist and not be deleted
+    /// (404 `VaultNotFound`), belong to the caller's tenant (401, as Azure answers a token
+    /// of another tenant), let `origin` through its firewall (403 `ForbiddenByFirewall`),
+    /// and its data key must open. The authority is the vault's public host; the data plane
+    /// sets the one the client used.
+    pub async fn open(
+        state: &AppState,
+        name: &str,
+        caller: Caller,
+        origin: Origin,
+        api_version: String,
+    ) -> Result<Self> {
+        let record = state.store.get_vault_by_name(name).await?.filter(|r| !r.vault.is_deleted()).ok_or_else(|| {
+            Error::not_found(
+                "VaultNotFound",
+                format!("The vault '{}' does not exist.", coffer_core::names::printable(name)),
+            )
+        })?;
+        let vault = &record.vault;
+        if vault.tenant_id != caller.tenant_id {
+            return Err(Error::unauthorized("AKV10032: Invalid issuer. The token's tenant does not own this vault."));
+        }
+        if let (Some(acls), Origin::Network(address)) = (&vault.network_acls, origin)
+            && !acls.allows(address)
+        {
+            let addr = address.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into());
+            return Err(Error::forbidden(
+                "ForbiddenByFirewall",
+                format!(
+                    "Client address is not authorized and caller is not a trusted service.\r\nClient address: {addr}\r\nCaller: {}\r\nVault: {};location={}",
+                    caller.describe(),
+                    vault.name,
+                    vault.location
+                ),
+            ));
+        }
+        crate::audit::note(|d| {
+            d.vault = Some(vault.name.clone());
+            d.resource_id = Some(vault.resource_id());
+        });
+        let key = state.keyring.vault_key(&record)?;
+        let authority =
+            state.names.vault_uri(&vault.name).trim_start_matches("https://").trim_end_matches('/').to_string();
+        Ok(Self { vault: record.vault, key, authority, caller, api_version })
+    }
+
     pub fn base_url(&self) -> String {
         format!("https://{}", self.authority)
     }

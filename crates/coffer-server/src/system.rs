@@ -26,18 +26,11 @@ pub async fn system_context(state: &AppState, vault_name: &str) -> Result<Option
     let Some(rec) = state.store.get_vault_by_name(vault_name).await?.filter(|r| !r.vault.is_deleted()) else {
         return Ok(None);
     };
-    Ok(Some(crate::objects::VaultContext {
-        key: state.keyring.vault_key(&rec)?,
-        authority: state
-            .names
-            .vault_uri(&rec.vault.name)
-            .trim_start_matches("https://")
-            .trim_end_matches('/')
-            .to_string(),
-        caller: system_caller(&rec.vault.tenant_id),
-        api_version: crate::api_version::NEWEST.into(),
-        vault: rec.vault,
-    }))
+    let caller = system_caller(&rec.vault.tenant_id);
+    let origin = crate::objects::Origin::Internal;
+    crate::objects::VaultContext::open(state, vault_name, caller, origin, crate::api_version::NEWEST.into())
+        .await
+        .map(Some)
 }
 
 /// Records what a job did, as the system principal. A job whose record cannot be written

@@ -49,9 +49,9 @@ async fn handle(
     let names = &state.names;
     let resource = names.vault_resource();
     let record = state.store.get_vault_by_name(vault_name).await.map_err(|e| ApiError(e).into_response())?;
-    let live = record.filter(|r| !r.vault.is_deleted());
-    // The challenge names the vault's tenant (or the default one for unknown hosts).
-    let tenant = match &live {
+    // The challenge names the vault's tenant (or the default one for unknown hosts). The
+    // vault itself is opened (`VaultContext::open`) once the caller is known.
+    let tenant = match record.filter(|r| !r.vault.is_deleted()) {
         Some(r) => r.vault.tenant_id.clone(),
         None => {
             state.store.list_tenants().await.ok().and_then(|t| t.into_iter().next()).map(|t| t.id).unwrap_or_default()
@@ -74,40 +74,12 @@ async fn handle(
         .map_err(|e| ApiError(e).into_response())?;
     crate::audit::note(|d| d.api_version = Some(api_version.clone()));
 
-    let Some(record) = live else {
-        return Err(ApiError(Error::not_found(
-            "VaultNotFound",
-            format!("The vault '{}' does not exist.", coffer_core::names::printable(vault_name)),
-        ))
-        .into_response());
-    };
-    if record.vault.tenant_id != caller.tenant_id {
-        return Err(unauthorized(Error::unauthorized(
-            "AKV10032: Invalid issuer. The token's tenant does not own this vault.",
-        )));
-    }
-    // The vault's firewall: with defaultAction Deny, only listed addresses get through.
-    if let Some(acls) = &record.vault.network_acls {
-        let ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-        if !acls.allows(ip) {
-            let addr = ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into());
-            return Err(ApiError(Error::forbidden(
-                "ForbiddenByFirewall",
-                format!(
-                    "Client address is not authorized and caller is not a trusted service.\r\nClient address: {addr}\r\nCaller: {}\r\nVault: {};location={}",
-                    caller.describe(),
-                    record.vault.name,
-                    record.vault.location
-                ),
-            ))
-            .into_response());
-        }
-    }
-    crate::audit::note(|d| {
-        d.vault = Some(record.vault.name.clone());
-        d.resource_id = Some(record.vault.resource_id());
-    });
-    let key = state.keyring.vault_key(&record).map_err(|e| ApiError(e).into_response())?;
+    let address = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let origin = crate::objects::Origin::Network(address);
+    let mut ctx = VaultContext::open(state, vault_name, caller, origin, api_version).await.map_err(|e| {
+        if e.kind == coffer_core::ErrorKind::Unauthorized { unauthorized(e) } else { ApiError(e).into_response() }
+    })?;
+    ctx.authority = authority;
     // A change is recorded as started before it can happen (fail closed).
     crate::audit::before_change(&state.audit).await.map_err(|e| ApiError(e).into_response())?;
 
@@ -118,12 +90,7 @@ async fn handle(
     let body = crate::http::read_body(req.into_body(), coffer_core::limits::MAX_REQUEST_BODY_BYTES)
         .await
         .map_err(|e| ApiError(e).into_response())?;
-    let dr = DataRequest {
-        ctx: VaultContext { vault: record.vault, key, authority, caller, api_version },
-        method,
-        query,
-        body,
-    };
+    let dr = DataRequest { ctx, method, query, body };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     route(state, dr, &segments).await.map_err(IntoResponse::into_response)
 }

@@ -310,36 +310,8 @@ pub(super) async fn context(
     name: &str,
     addr: Option<std::net::IpAddr>,
 ) -> Result<VaultContext, Error> {
-    let rec = state
-        .store
-        .get_vault_by_name(name)
-        .await?
-        .filter(|r| !r.vault.is_deleted() && r.vault.tenant_id == caller.tenant_id)
-        .ok_or_else(|| {
-            Error::not_found(
-                "VaultNotFound",
-                format!("The vault '{}' does not exist.", coffer_core::names::printable(name)),
-            )
-        })?;
-    if let Some(acls) = &rec.vault.network_acls
-        && !acls.allows(addr)
-    {
-        return Err(Error::forbidden(
-            "ForbiddenByFirewall",
-            "Your address is not allowed by this vault's network rules.",
-        ));
-    }
-    crate::audit::note(|d| d.resource_id = Some(rec.vault.resource_id()));
-    let key = state.keyring.vault_key(&rec)?;
-    let authority =
-        format!("{}.{}{}", rec.vault.name.to_ascii_lowercase(), state.names.dns_suffix, state.names.port_suffix());
-    Ok(VaultContext {
-        vault: rec.vault,
-        key,
-        authority,
-        caller: caller.clone(),
-        api_version: crate::api_version::NEWEST.into(),
-    })
+    let origin = crate::objects::Origin::Network(addr);
+    VaultContext::open(state, name, caller.clone(), origin, crate::api_version::NEWEST.into()).await
 }
 
 #[derive(Template)]
