@@ -1,5 +1,6 @@
-//! Azure's operation names (as in Key Vault's `AuditEvent` log) for each request, from its
-//! method and path: one table, so every surface names its operations the same way.
+//! Azure's operation names (as in Key Vault's `AuditEvent` log): the data plane's from a
+//! request's method and path (one table); the control surface's routes name theirs where they
+//! are declared (`coffer-server`'s `routes`), with `read` and `write`.
 use http::Method;
 
 /// An operation's name and whether it changes state (those are recorded durably as "started"
@@ -10,10 +11,12 @@ pub struct Operation {
     pub changes_state: bool,
 }
 
-const fn read(name: &'static str) -> Operation {
+/// An operation that only reads.
+pub const fn read(name: &'static str) -> Operation {
     Operation { name, changes_state: false }
 }
-const fn write(name: &'static str) -> Operation {
+/// An operation that changes state.
+pub const fn write(name: &'static str) -> Operation {
     Operation { name, changes_state: true }
 }
 
@@ -160,113 +163,6 @@ pub fn data_plane(method: &Method, segments: &[&str]) -> Operation {
     op.unwrap_or(if *method == Method::GET { read("Unknown") } else { write("Unknown") })
 }
 
-/// A control-surface operation: sign-ins, Resource Manager, directory, role assignments, audit.
-/// `None` for what is not audited (discovery documents, health, unknown paths).
-pub fn control(method: &Method, path: &str) -> Option<Operation> {
-    let lower = path.to_ascii_lowercase();
-    let s: Vec<&str> = lower.trim_matches('/').split('/').collect();
-    let post = *method == Method::POST;
-    let get = *method == Method::GET;
-    let generic = |area: &'static str| -> Operation {
-        // Directory and role-assignment changes: `DirectoryChange`, reads: `DirectoryGet`.
-        match *method {
-            Method::GET => read(match area {
-                "Directory" => "DirectoryGet",
-                "RoleAssignment" => "RoleAssignmentGet",
-                _ => "ManagementGet",
-            }),
-            _ => write(match area {
-                "Directory" => "DirectoryChange",
-                "RoleAssignment" => "RoleAssignmentChange",
-                _ => "ManagementChange",
-            }),
-        }
-    };
-    let op = match s.as_slice() {
-        [_, "oauth2", "v2.0", "token"] | [_, "oauth2", "token"] if post => read("Authentication"),
-        [_, "msi", _, "token"] => read("Authentication"),
-        [_, "oauth2", "v2.0", "revoke"] if post => write("TokenRevoke"),
-        ["audit", "records"] if get => read("AuditQuery"),
-        // A token presented to /metrics is checked like any other: refusals are recorded, so
-        // the endpoint is no silent oracle for stolen tokens.
-        ["metrics"] if get => read("MetricsRead"),
-        ["audit", "verify"] if get => read("AuditVerify"),
-        ["audit", "checkpoint"] if post => write("AuditCheckpoint"),
-        ["audit", "checkpoint-key"] if get => read("AuditCheckpointKeyGet"),
-        ["directory", ..] => generic("Directory"),
-        ["authorization", "explain" | "who-can", ..] => read("AccessExplain"),
-        ["authorization", "roledefinitions" | "role-definitions", ..] if !get => write("RoleDefinitionChange"),
-        ["authorization", ..] => generic("RoleAssignment"),
-        ["dev", ..] => write("DevTimeAdvance"),
-        [
-            "subscriptions",
-            _,
-            "resourcegroups",
-            _,
-            "providers",
-            "microsoft.keyvault",
-            "vaults",
-            _,
-            "accesspolicies",
-            _,
-        ] => write("VaultAccessPolicyChange"),
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", _] => {
-            verb(method, read("VaultGet"), write("VaultPut"), write("VaultPatch"), write("VaultDelete"))?
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults"] if get => {
-            read("VaultList")
-        }
-        ["subscriptions", _, "providers", "microsoft.keyvault", "vaults"] if get => read("VaultList"),
-        ["subscriptions", _, "providers", "microsoft.keyvault", "deletedvaults"] if get => read("VaultListDeleted"),
-        ["subscriptions", _, "providers", "microsoft.keyvault", "locations", _, "deletedvaults", _] if get => {
-            read("VaultGetDeleted")
-        }
-        ["subscriptions", _, "providers", "microsoft.keyvault", "locations", _, "deletedvaults", _, "purge"]
-            if post =>
-        {
-            write("VaultPurge")
-        }
-        ["subscriptions", _, "providers", "microsoft.keyvault", "checknameavailability"] => {
-            read("VaultCheckNameAvailability")
-        }
-        ["subscriptions", ..] | ["resources", ..] => generic("Management"),
-        // The portal: its actions carry the data-plane names; page views are `PortalView`.
-        ["portal", "static", ..] => return None,
-        ["portal", "login"] if post => read("Authentication"),
-        ["portal", "login"] => return None,
-        ["portal", "logout"] => read("SignOut"),
-        ["portal", "vaults"] if post => write("VaultPut"),
-        ["portal", "admin", ..] if post => write("DirectoryChange"),
-        ["portal", "admin"] => read("PortalView"),
-        ["portal", "vaults", _, "secrets"] if post => write("SecretSet"),
-        ["portal", "vaults", _, "secrets", _, "reveal"] => read("SecretGet"),
-        ["portal", "vaults", _, "secrets", _, "delete"] => write("SecretDelete"),
-        ["portal", "vaults", _, "secrets", _, "versions"] if post => write("SecretSet"),
-        ["portal", "vaults", _, "secrets", _, "update" | "properties"] => write("SecretUpdate"),
-        ["portal", "vaults", _, "keys", _, "update"] => write("KeyUpdate"),
-        ["portal", "vaults", _, "certificates", _, "update"] => write("CertificateUpdate"),
-        ["portal", "vaults", _, "deleted-secrets", _, "recover"] => write("SecretRecover"),
-        ["portal", "vaults", _, "deleted-secrets", _, "purge"] => write("SecretPurge"),
-        ["portal", "vaults", _, "keys"] if post => write("KeyCreate"),
-        ["portal", "vaults", _, "import-key"] => write("KeyImport"),
-        ["portal", "vaults", _, "import-certificate"] => write("CertificateImport"),
-        ["portal", "vaults", _, "keys", _, "delete"] => write("KeyDelete"),
-        ["portal", "vaults", _, "deleted-keys", _, "recover"] => write("KeyRecover"),
-        ["portal", "vaults", _, "deleted-keys", _, "purge"] => write("KeyPurge"),
-        ["portal", "vaults", _, "certificates"] if post => write("CertificateCreate"),
-        ["portal", "vaults", _, "certificates", _, "download"] => read("CertificateGet"),
-        ["portal", "vaults", _, "certificates", _, "delete"] => write("CertificateDelete"),
-        ["portal", "vaults", _, "deleted-certificates", _, "recover"] => write("CertificateRecover"),
-        ["portal", "vaults", _, "deleted-certificates", _, "purge"] => write("CertificatePurge"),
-        ["portal", "vaults", _, "access"] if post => write("VaultAccessPolicyChange"),
-        ["portal", "vaults", _, "roles"] if post => write("RoleAssignmentChange"),
-        ["portal", "vaults", _, "roles", _, "delete"] => write("RoleAssignmentChange"),
-        ["portal", "vaults", ..] if get => read("PortalView"),
-        _ => return None,
-    };
-    Some(op)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,21 +186,5 @@ mod tests {
         assert_eq!(data_object(&["secrets", "db", "abc"]), Some(("secrets", "db", Some("abc"))));
         assert_eq!(data_object(&["keys", "k", "rotate"]), Some(("keys", "k", None)));
         assert_eq!(data_object(&["certificates", "issuers", "x"]), None);
-    }
-
-    #[test]
-    fn control_names() {
-        let v = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/hr";
-        assert_eq!(control(&Method::PUT, v).map(|o| o.name), Some("VaultPut"));
-        assert_eq!(
-            control(&Method::PUT, &format!("{v}/accessPolicies/add")).map(|o| o.name),
-            Some("VaultAccessPolicyChange")
-        );
-        assert_eq!(control(&Method::POST, "/t/oauth2/v2.0/token").map(|o| o.name), Some("Authentication"));
-        assert_eq!(control(&Method::GET, "/healthz"), None);
-        assert_eq!(control(&Method::POST, "/portal/vaults/hr/secrets/db/reveal").map(|o| o.name), Some("SecretGet"));
-        assert!(control(&Method::POST, "/portal/vaults/hr/secrets").is_some_and(|o| o.changes_state));
-        assert_eq!(control(&Method::GET, "/portal/static/portal.css"), None);
-        assert_eq!(control(&Method::GET, "/t/v2.0/.well-known/openid-configuration"), None);
     }
 }

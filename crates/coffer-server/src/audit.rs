@@ -100,11 +100,7 @@ pub fn draft_for(req: &axum::extract::Request, surface: &Surface, clock: &dyn co
             });
         }
         Surface::Control { .. } => {
-            if let Some(op) = operations::control(&method, &path) {
-                d.operation = Some(op.name);
-                d.changes_state = op.changes_state;
-                d.audited = true;
-            }
+            // Its operation is named by the route it reaches (`crate::routes`).
             let parts: Vec<&str> = path.split('/').collect();
             d.vault = parts
                 .windows(2)

@@ -1,27 +1,26 @@
 //! `/audit/...` on the control surface, for tenant administrators: query the records, verify
 //! the chains, force a checkpoint, fetch the checkpoint key.
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use coffer_core::Error;
 use coffer_store::AuditQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::{ApiError, json as json_response};
+use crate::routes::{Methods, Routes, read, write};
 use crate::state::SharedState;
 
 /// Reading the audit log takes a tenant administrator.
 type Auditor = crate::auth::TenantAdmin<crate::auth::ReadAuditLog>;
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/audit/records", get(records))
-        .route("/audit/verify", get(verify))
-        .route("/audit/checkpoint", post(checkpoint))
-        .route("/audit/checkpoint-key", get(checkpoint_key))
+pub fn routes() -> Routes<SharedState> {
+    Routes::new()
+        .route("/audit/records", Methods::get(read("AuditQuery"), records))
+        .route("/audit/verify", Methods::get(read("AuditVerify"), verify))
+        .route("/audit/checkpoint", Methods::post(write("AuditCheckpoint"), checkpoint))
+        .route("/audit/checkpoint-key", Methods::get(read("AuditCheckpointKeyGet"), checkpoint_key))
 }
 
 const MAX_LIMIT: usize = 10_000;

@@ -1,11 +1,9 @@
 //! `/authorization/...` (management token): role definitions, role assignments, `explain`
 //! and `who-can` in JSON, over the authorization service.
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use coffer_core::Error;
 use coffer_core::permissions::{Area, DataAction, Decision};
 use coffer_core::rbac::RoleDefinition;
@@ -16,16 +14,25 @@ use serde_json::{Value, json};
 use crate::auth::ArmCaller;
 use crate::authorization::{self, NamedAssignment, NewRole, Question};
 use crate::http::{ApiResult, Path, Query, json as json_response, parse_body};
+use crate::routes::{Methods, Routes, read, write};
 use crate::state::SharedState;
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/authorization/roleDefinitions", get(list_definitions).post(create_definition))
-        .route("/authorization/roleDefinitions/{id}", delete(delete_definition))
-        .route("/authorization/roleAssignments", get(list_assignments).post(create_assignment))
-        .route("/authorization/roleAssignments/{id}", delete(delete_assignment))
-        .route("/authorization/explain", post(explain))
-        .route("/authorization/who-can", post(who_can))
+pub fn routes() -> Routes<SharedState> {
+    let (get, role_change) = (read("RoleAssignmentGet"), write("RoleDefinitionChange"));
+    let assignment_change = write("RoleAssignmentChange");
+    Routes::new()
+        .route(
+            "/authorization/roleDefinitions",
+            Methods::get(get, list_definitions).and_post(role_change, create_definition),
+        )
+        .route("/authorization/roleDefinitions/{id}", Methods::delete(role_change, delete_definition))
+        .route(
+            "/authorization/roleAssignments",
+            Methods::get(get, list_assignments).and_post(assignment_change, create_assignment),
+        )
+        .route("/authorization/roleAssignments/{id}", Methods::delete(assignment_change, delete_assignment))
+        .route("/authorization/explain", Methods::post(read("AccessExplain"), explain))
+        .route("/authorization/who-can", Methods::post(read("AccessExplain"), who_can))
 }
 
 fn role_json(r: &RoleDefinition) -> Value {

@@ -1,21 +1,20 @@
 //! Dev-mode only: moving the server's clock forward, so black-box tests can pass retention
 //! periods and expiry dates without waiting. These routes exist only when the server runs with
 //! `--dev` (they are not mounted otherwise) and only tenant administrators may call them.
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
 use coffer_core::Error;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::{ApiResult, json as json_response, parse_body};
+use crate::routes::{Methods, Routes, write};
 use crate::state::SharedState;
 
-pub fn routes() -> Router<SharedState> {
-    Router::new().route("/dev/advance-time", post(advance_time))
+pub fn routes() -> Routes<SharedState> {
+    Routes::new().route("/dev/advance-time", Methods::post(write("DevTimeAdvance"), advance_time))
 }
 
 #[derive(Deserialize)]

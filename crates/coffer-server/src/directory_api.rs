@@ -1,11 +1,9 @@
 //! `/directory/...` for tenant administrators (management token): the directory service's
 //! principals, credentials and group memberships in JSON.
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use coffer_core::Error;
 use coffer_core::principal::{Principal, PrincipalKind};
 use coffer_store::Credential;
@@ -16,19 +14,30 @@ use zeroize::Zeroizing;
 use crate::auth::{ManageDirectory, TenantAdmin};
 use crate::directory::{self, IssuedCredential, NewCredential, NewPrincipal, PrincipalChange, identity_endpoint};
 use crate::http::{ApiResult, Path, json as json_response, parse_body};
+use crate::routes::{Methods, Routes, read, write};
 use crate::state::{AppState, SharedState};
 
 type Admin = TenantAdmin<ManageDirectory>;
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/directory/principals", post(create_principal).get(list_principals))
-        .route("/directory/principals/{id}", get(show_principal).patch(patch_principal).delete(delete_principal))
-        .route("/directory/principals/{id}/credentials", post(add_credential).get(list_credentials))
-        .route("/directory/principals/{id}/credentials/{cid}", axum::routing::delete(remove_credential))
-        .route("/directory/groups/{id}/members", get(list_members))
-        .route("/directory/groups/{id}/members/{member}", put(add_member).delete(remove_member))
-        .route("/directory/signing-keys/rotate", post(rotate_signing_key))
+pub fn routes() -> Routes<SharedState> {
+    let (get, change) = (read("DirectoryGet"), write("DirectoryChange"));
+    Routes::new()
+        .route("/directory/principals", Methods::post(change, create_principal).and_get(get, list_principals))
+        .route(
+            "/directory/principals/{id}",
+            Methods::get(get, show_principal).and_patch(change, patch_principal).and_delete(change, delete_principal),
+        )
+        .route(
+            "/directory/principals/{id}/credentials",
+            Methods::post(change, add_credential).and_get(get, list_credentials),
+        )
+        .route("/directory/principals/{id}/credentials/{cid}", Methods::delete(change, remove_credential))
+        .route("/directory/groups/{id}/members", Methods::get(get, list_members))
+        .route(
+            "/directory/groups/{id}/members/{member}",
+            Methods::put(change, add_member).and_delete(change, remove_member),
+        )
+        .route("/directory/signing-keys/rotate", Methods::post(change, rotate_signing_key))
 }
 
 pub fn principal_json(state: &AppState, p: &Principal) -> Value {

@@ -27,6 +27,7 @@ pub mod management;
 pub mod metrics;
 pub mod objects;
 pub mod portal;
+pub mod routes;
 pub mod server;
 pub mod sessions;
 pub mod sign_in;

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use coffer_core::{Clock, Error, SystemClock};
 use coffer_crypto::root::{DevKeyFile, RootOfTrust};
 use coffer_store::{SqliteStore, Store};
@@ -20,6 +19,7 @@ use crate::dev::{self, DevCredentials};
 use crate::host::{Surface, authority_of, classify};
 use crate::http::ApiError;
 use crate::keyring::Keyring;
+use crate::routes::{Methods, Routes, read, unaudited_get};
 use crate::state::{AppState, SharedState};
 use crate::tokens::TokenService;
 
@@ -144,17 +144,21 @@ pub async fn start(config: ServerConfig, clock: Option<Arc<dyn Clock>>) -> anyho
 /// The whole application: host dispatch in front of the data plane and the control surface.
 pub fn build_app(state: SharedState) -> Router {
     let data: Router = Router::new().fallback(crate::dataplane::entry).with_state(state.clone());
-    let control: Router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/metadata/endpoints", get(metadata_endpoints))
+    let apis = Routes::new()
+        .route("/healthz", unaudited_get(healthz))
+        // A token presented to /metrics is checked like any other: refusals are recorded, so
+        // the endpoint is no silent oracle for stolen tokens.
+        .route("/metrics", Methods::get(read("MetricsRead"), metrics))
+        .route("/metadata/endpoints", unaudited_get(metadata_endpoints))
         .merge(crate::identity::routes())
         .merge(crate::management::routes())
         .merge(crate::directory_api::routes())
         .merge(crate::authorization_api::routes())
         .merge(crate::audit_api::routes())
-        .merge(crate::portal::routes())
-        .merge(if state.dev_clock.is_some() { crate::devtools::routes() } else { Router::new() })
+        .merge(if state.dev_clock.is_some() { crate::devtools::routes() } else { Routes::new() });
+    let control: Router = apis
+        .into_router()
+        .merge(crate::portal::router())
         .fallback(|| async { ApiError(Error::not_found("NotFound", "The requested path does not exist.")) })
         .method_not_allowed_fallback(|| async {
             ApiError(Error::new(
@@ -163,7 +167,7 @@ pub fn build_app(state: SharedState) -> Router {
                 "The HTTP method is not supported on this path.",
             ))
         })
-        // Bodies arrive already read within the one limit (below).
+        // Bodies arrive already read within the one limit (`crate::routes`).
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
     let names = state.names.clone();
@@ -203,14 +207,8 @@ pub fn build_app(state: SharedState) -> Router {
                         if let Some(uri) = crate::management::normalize_arm_path(req.uri()) {
                             *req.uri_mut() = uri;
                         }
-                        // One body limit for every surface (the data plane's, 4 MiB), refused in
-                        // Azure's error shape (413, or 408 for a body that does not arrive) —
-                        // not axum's 2 MB with a plain-text answer. The handlers get it whole.
-                        let (parts, body) = req.into_parts();
-                        match crate::http::read_body(body, coffer_core::limits::MAX_REQUEST_BODY_BYTES).await {
-                            Ok(bytes) => control.oneshot(Request::from_parts(parts, Body::from(bytes))).await,
-                            Err(e) => Ok(ApiError(e).into_response()),
-                        }
+                        // Each route reads the body within the one limit (`crate::routes`).
+                        control.oneshot(req).await
                     }
                 };
                 match resp {

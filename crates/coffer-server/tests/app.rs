@@ -308,6 +308,11 @@ async fn every_control_api_route_challenges_a_request_without_a_token() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
         assert!(headers.contains_key("www-authenticate"), "{method} {path}");
         assert!(body["error"]["code"].is_string(), "{method} {path}: {body}");
+        // The route named its operation: the refusal is recorded under it.
+        let head = h.opened.state.store.audit_head().await.expect("head").expect("a record");
+        let record: Value = serde_json::from_str(&head.body).expect("record");
+        assert_eq!(record["resultSignature"], "Unauthorized", "{method} {path}: {record}");
+        assert!(!head.operation.is_empty() && head.operation != "Unknown", "{method} {path}: {}", head.operation);
     }
 }
 
@@ -337,4 +342,13 @@ async fn unreadable_paths_and_queries_on_the_control_surface_get_azure_errors() 
         h.call("PATCH", "localhost:8443", "/directory/principals?api-version=1", Some(&mgmt), None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     assert_eq!(body["error"]["code"], "MethodNotAllowed", "{body}");
+    // A body over the one limit: refused in Azure's shape, and recorded under the route's
+    // operation (the route reads the body after naming it).
+    let big = json!({"name": "x".repeat(5 << 20)});
+    let (status, body, _) =
+        h.call("POST", "localhost:8443", "/directory/principals?api-version=1", Some(&mgmt), Some(big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "RequestBodyTooLarge", "{body}");
+    let head = h.opened.state.store.audit_head().await.expect("head").expect("a record");
+    assert_eq!(head.operation, "DirectoryChange");
 }

@@ -27,7 +27,8 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "tokens",
         ],
     ),
-    ("audit", &["audit"]),
+    // `routes` names each route's audit operation where it is declared.
+    ("audit", &["audit", "routes"]),
     ("state", &["state"]),
     ("authentication", &["auth"]),
     ("services", &["objects", "authorization", "directory", "system", "events", "vaults"]),
@@ -177,4 +178,30 @@ fn the_check_sees_grouped_and_inline_paths() {
     g.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
     g.insert("c".to_string(), BTreeSet::from(["a".to_string()]));
     assert_eq!(cycles(&g), vec![vec!["a".to_string(), "b".to_string()]]);
+}
+
+/// Control-surface routes are declared only through `crate::routes`, which makes every
+/// method name its audit operation (or say it is not audited): no other module builds axum
+/// method routers itself.
+#[test]
+fn routes_are_declared_only_with_their_operation() {
+    let src = crates_dir().join("coffer-server").join("src");
+    let mut offenders = Vec::new();
+    for file in rust_files(&src) {
+        if file.ends_with("routes.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("read");
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (i, line) in code.lines().enumerate() {
+            let l = line.trim_start();
+            if l.starts_with("//") {
+                continue;
+            }
+            if l.contains("axum::routing") || l.contains("MethodRouter") || l.contains("Router::new().route") {
+                offenders.push(format!("{}:{}: {l}", file.display(), i + 1));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "routes built without an operation:\n{}", offenders.join("\n"));
 }

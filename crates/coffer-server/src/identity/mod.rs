@@ -4,26 +4,25 @@
 //! token grants), JWKS, token revocation, and the App Service managed-identity endpoint.
 mod grants;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use coffer_core::Result;
 use serde_json::json;
 
 use crate::http::{ApiError, json};
+use crate::routes::{Methods, Routes, read, unaudited_get, write};
 use crate::state::SharedState;
 
 pub use crate::sign_in::{SeenAssertions, Throttle};
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery))
-        .route("/{tenant}/oauth2/v2.0/token", post(grants::token))
-        .route("/{tenant}/oauth2/v2.0/revoke", post(grants::revoke))
-        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
-        .route("/{tenant}/msi/{object_id}/token", get(grants::managed_identity))
+pub fn routes() -> Routes<SharedState> {
+    Routes::new()
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", unaudited_get(discovery))
+        .route("/{tenant}/oauth2/v2.0/token", Methods::post(read("Authentication"), grants::token))
+        .route("/{tenant}/oauth2/v2.0/revoke", Methods::post(write("TokenRevoke"), grants::revoke))
+        .route("/{tenant}/discovery/v2.0/keys", unaudited_get(jwks))
+        .route("/{tenant}/msi/{object_id}/token", Methods::get(read("Authentication"), grants::managed_identity))
 }
 
 /// An OAuth2 error in Entra's shape.

@@ -7,12 +7,10 @@
 //! nothing here reads a secret value.
 pub(crate) mod vaults;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use coffer_core::object::{Tags, validate_tags};
 use coffer_core::permissions::ManagementAction;
 use coffer_core::{Error, Result};
@@ -22,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::authorization::authorize_management;
 use crate::http::{ApiResult, Path, json as json_response, parse_body};
+use crate::routes::{Methods, Routes, read, write};
 use crate::state::SharedState;
 use crate::vaults::{caller_subscription, existing_group};
 
@@ -29,33 +28,52 @@ pub use vaults::vault_json;
 
 pub const DEFAULT_RESOURCE_GROUP: &str = "default";
 
-pub fn routes() -> Router<SharedState> {
+pub fn routes() -> Routes<SharedState> {
     const KV: &str = "/subscriptions/{sub}/providers/Microsoft.KeyVault";
     const RG_KV: &str = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault";
-    Router::new()
-        .route("/subscriptions", get(list_subscriptions))
-        .route("/subscriptions/{sub}", get(show_subscription))
-        .route("/subscriptions/{sub}/resourceGroups", get(list_groups))
-        .route("/subscriptions/{sub}/resourceGroups/{rg}", get(show_group).put(put_group).delete(delete_group))
-        .route("/subscriptions/{sub}/resources", get(vaults::list_resources))
-        .route("/subscriptions/{sub}/resourceGroups/{rg}/resources", get(vaults::list_resources_in_group))
-        .route(&format!("{KV}/vaults"), get(vaults::list_vaults))
-        .route(&format!("{KV}/deletedVaults"), get(vaults::list_deleted))
+    let (get_, change) = (read("ManagementGet"), write("ManagementChange"));
+    Routes::new()
+        .route("/subscriptions", Methods::get(get_, list_subscriptions))
+        .route("/subscriptions/{sub}", Methods::get(get_, show_subscription))
+        .route("/subscriptions/{sub}/resourceGroups", Methods::get(get_, list_groups))
+        .route(
+            "/subscriptions/{sub}/resourceGroups/{rg}",
+            Methods::get(get_, show_group).and_put(change, put_group).and_delete(change, delete_group),
+        )
+        .route("/subscriptions/{sub}/resources", Methods::get(get_, vaults::list_resources))
+        .route(
+            "/subscriptions/{sub}/resourceGroups/{rg}/resources",
+            Methods::get(get_, vaults::list_resources_in_group),
+        )
+        .route(&format!("{KV}/vaults"), Methods::get(read("VaultList"), vaults::list_vaults))
+        .route(&format!("{KV}/deletedVaults"), Methods::get(read("VaultListDeleted"), vaults::list_deleted))
         // Coffer has no managed HSM pools; tools that list them (az keyvault list-deleted) get none.
-        .route(&format!("{KV}/managedHSMs"), get(empty_list))
-        .route(&format!("{KV}/deletedManagedHSMs"), get(empty_list))
-        .route(&format!("{KV}/locations/{{loc}}/deletedVaults/{{name}}"), get(vaults::show_deleted))
-        .route(&format!("{KV}/locations/{{loc}}/deletedVaults/{{name}}/purge"), post(vaults::purge_deleted))
-        .route(&format!("{KV}/checkNameAvailability"), post(vaults::check_name))
-        .route(&format!("{RG_KV}/vaults"), get(vaults::list_vaults_in_group))
+        .route(&format!("{KV}/managedHSMs"), Methods::get(get_, empty_list))
+        .route(&format!("{KV}/deletedManagedHSMs"), Methods::get(get_, empty_list))
+        .route(
+            &format!("{KV}/locations/{{loc}}/deletedVaults/{{name}}"),
+            Methods::get(read("VaultGetDeleted"), vaults::show_deleted),
+        )
+        .route(
+            &format!("{KV}/locations/{{loc}}/deletedVaults/{{name}}/purge"),
+            Methods::post(write("VaultPurge"), vaults::purge_deleted),
+        )
+        .route(
+            &format!("{KV}/checkNameAvailability"),
+            Methods::post(read("VaultCheckNameAvailability"), vaults::check_name),
+        )
+        .route(&format!("{RG_KV}/vaults"), Methods::get(read("VaultList"), vaults::list_vaults_in_group))
         .route(
             &format!("{RG_KV}/vaults/{{name}}"),
-            get(vaults::show_vault)
-                .put(vaults::create_or_update_vault)
-                .patch(vaults::patch_vault)
-                .delete(vaults::delete_vault),
+            Methods::get(read("VaultGet"), vaults::show_vault)
+                .and_put(write("VaultPut"), vaults::create_or_update_vault)
+                .and_patch(write("VaultPatch"), vaults::patch_vault)
+                .and_delete(write("VaultDelete"), vaults::delete_vault),
         )
-        .route(&format!("{RG_KV}/vaults/{{name}}/accessPolicies/{{op}}"), put(vaults::update_access_policy))
+        .route(
+            &format!("{RG_KV}/vaults/{{name}}/accessPolicies/{{op}}"),
+            Methods::put(write("VaultAccessPolicyChange"), vaults::update_access_policy),
+        )
 }
 
 /// ARM paths are case-insensitive (`resourcegroups`, `microsoft.keyvault`, ...): known

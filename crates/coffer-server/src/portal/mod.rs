@@ -14,11 +14,11 @@ mod pages;
 mod roles;
 pub use crate::sessions as session;
 
+use crate::routes::{Methods, Routes, read, unaudited_get, write};
 use askama::Template;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use coffer_core::principal::Caller;
 use coffer_core::{Error, ErrorKind};
 
@@ -26,52 +26,106 @@ pub use crate::sessions::Sessions;
 
 use crate::state::SharedState;
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/portal/vaults") }))
-        .route("/portal", get(|| async { Redirect::to("/portal/vaults") }))
-        .route("/portal/static/{file}", get(static_file))
-        .route("/portal/login", get(pages::login_form).post(pages::login))
-        .route("/portal/logout", post(pages::logout))
-        .route("/portal/vaults", get(pages::vaults).post(pages::create_vault))
-        .route("/portal/admin", get(admin::admin))
-        .route("/portal/admin/principals", post(admin::create_principal))
-        .route("/portal/admin/members", post(admin::add_member))
-        .route("/portal/admin/principals/{id}/enabled", post(admin::set_enabled))
-        .route("/portal/admin/principals/{id}/delete", post(admin::delete_principal))
-        .route("/portal/admin/principals/{id}/credentials", post(admin::new_credential))
-        .route("/portal/admin/groups/{id}/members/{member}/remove", post(admin::remove_member))
-        .route("/portal/vaults/{vault}", get(pages::overview))
-        .route("/portal/vaults/{vault}/secrets", get(pages::secrets).post(pages::create_secret))
-        .route("/portal/vaults/{vault}/secrets/{name}", get(pages::secret))
-        .route("/portal/vaults/{vault}/secrets/{name}/reveal", post(pages::reveal))
-        .route("/portal/vaults/{vault}/secrets/{name}/delete", post(pages::delete_secret))
-        .route("/portal/vaults/{vault}/secrets/{name}/versions", post(pages::new_version))
-        .route("/portal/vaults/{vault}/secrets/{name}/properties", post(pages::properties))
-        .route("/portal/vaults/{vault}/{collection}/{name}/update", post(pages::update))
-        .route("/portal/vaults/{vault}/deleted-secrets", get(pages::deleted))
-        .route("/portal/vaults/{vault}/deleted-secrets/{name}/recover", post(pages::recover))
-        .route("/portal/vaults/{vault}/deleted-secrets/{name}/purge", post(pages::purge))
-        .route("/portal/vaults/{vault}/keys", get(objects::keys).post(objects::create_key))
-        .route("/portal/vaults/{vault}/import-key", post(objects::import_key))
-        .route("/portal/vaults/{vault}/import-certificate", post(objects::import_certificate))
-        .route("/portal/vaults/{vault}/keys/{name}", get(objects::key))
-        .route("/portal/vaults/{vault}/keys/{name}/delete", post(objects::delete_key))
-        .route("/portal/vaults/{vault}/deleted-keys", get(pages::deleted_keys))
-        .route("/portal/vaults/{vault}/deleted-keys/{name}/recover", post(pages::recover_key))
-        .route("/portal/vaults/{vault}/deleted-keys/{name}/purge", post(pages::purge_key))
-        .route("/portal/vaults/{vault}/certificates", get(objects::certificates).post(objects::create_certificate))
-        .route("/portal/vaults/{vault}/certificates/{name}", get(objects::certificate))
-        .route("/portal/vaults/{vault}/certificates/{name}/download", get(objects::download_certificate))
-        .route("/portal/vaults/{vault}/certificates/{name}/delete", post(objects::delete_certificate))
-        .route("/portal/vaults/{vault}/deleted-certificates", get(pages::deleted_certificates))
-        .route("/portal/vaults/{vault}/deleted-certificates/{name}/recover", post(pages::recover_certificate))
-        .route("/portal/vaults/{vault}/deleted-certificates/{name}/purge", post(pages::purge_certificate))
-        .route("/portal/vaults/{vault}/access", get(pages::access).post(pages::set_access))
-        .route("/portal/vaults/{vault}/audit", get(pages::audit))
-        .route("/portal/vaults/{vault}/roles", get(roles::roles).post(roles::assign))
-        .route("/portal/vaults/{vault}/roles/{id}/delete", post(roles::unassign))
-        .layer(axum::middleware::map_response(security_headers))
+pub fn routes() -> Routes<SharedState> {
+    // Page views are `PortalView`; actions carry the names of the operations they perform.
+    let view = read("PortalView");
+    let (directory, roles) = (write("DirectoryChange"), write("RoleAssignmentChange"));
+    Routes::new()
+        .route("/", unaudited_get(|| async { Redirect::to("/portal/vaults") }))
+        .route("/portal", unaudited_get(|| async { Redirect::to("/portal/vaults") }))
+        .route("/portal/static/{file}", unaudited_get(static_file))
+        .route("/portal/login", unaudited_get(pages::login_form).and_post(read("Authentication"), pages::login))
+        .route("/portal/logout", Methods::post(read("SignOut"), pages::logout))
+        .route("/portal/vaults", Methods::get(view, pages::vaults).and_post(write("VaultPut"), pages::create_vault))
+        .route("/portal/admin", Methods::get(view, admin::admin))
+        .route("/portal/admin/principals", Methods::post(directory, admin::create_principal))
+        .route("/portal/admin/members", Methods::post(directory, admin::add_member))
+        .route("/portal/admin/principals/{id}/enabled", Methods::post(directory, admin::set_enabled))
+        .route("/portal/admin/principals/{id}/delete", Methods::post(directory, admin::delete_principal))
+        .route("/portal/admin/principals/{id}/credentials", Methods::post(directory, admin::new_credential))
+        .route("/portal/admin/groups/{id}/members/{member}/remove", Methods::post(directory, admin::remove_member))
+        .route("/portal/vaults/{vault}", Methods::get(view, pages::overview))
+        .route(
+            "/portal/vaults/{vault}/secrets",
+            Methods::get(view, pages::secrets).and_post(write("SecretSet"), pages::create_secret),
+        )
+        .route("/portal/vaults/{vault}/secrets/{name}", Methods::get(view, pages::secret))
+        .route("/portal/vaults/{vault}/secrets/{name}/reveal", Methods::post(read("SecretGet"), pages::reveal))
+        .route(
+            "/portal/vaults/{vault}/secrets/{name}/delete",
+            Methods::post(write("SecretDelete"), pages::delete_secret),
+        )
+        .route("/portal/vaults/{vault}/secrets/{name}/versions", Methods::post(write("SecretSet"), pages::new_version))
+        .route(
+            "/portal/vaults/{vault}/secrets/{name}/properties",
+            Methods::post(write("SecretUpdate"), pages::properties),
+        )
+        .route(
+            "/portal/vaults/{vault}/secrets/{name}/update",
+            Methods::post(write("SecretUpdate"), pages::update_secret),
+        )
+        .route("/portal/vaults/{vault}/keys/{name}/update", Methods::post(write("KeyUpdate"), pages::update_key))
+        .route(
+            "/portal/vaults/{vault}/certificates/{name}/update",
+            Methods::post(write("CertificateUpdate"), pages::update_certificate),
+        )
+        .route("/portal/vaults/{vault}/deleted-secrets", Methods::get(view, pages::deleted))
+        .route(
+            "/portal/vaults/{vault}/deleted-secrets/{name}/recover",
+            Methods::post(write("SecretRecover"), pages::recover),
+        )
+        .route("/portal/vaults/{vault}/deleted-secrets/{name}/purge", Methods::post(write("SecretPurge"), pages::purge))
+        .route(
+            "/portal/vaults/{vault}/keys",
+            Methods::get(view, objects::keys).and_post(write("KeyCreate"), objects::create_key),
+        )
+        .route("/portal/vaults/{vault}/import-key", Methods::post(write("KeyImport"), objects::import_key))
+        .route(
+            "/portal/vaults/{vault}/import-certificate",
+            Methods::post(write("CertificateImport"), objects::import_certificate),
+        )
+        .route("/portal/vaults/{vault}/keys/{name}", Methods::get(view, objects::key))
+        .route("/portal/vaults/{vault}/keys/{name}/delete", Methods::post(write("KeyDelete"), objects::delete_key))
+        .route("/portal/vaults/{vault}/deleted-keys", Methods::get(view, pages::deleted_keys))
+        .route(
+            "/portal/vaults/{vault}/deleted-keys/{name}/recover",
+            Methods::post(write("KeyRecover"), pages::recover_key),
+        )
+        .route("/portal/vaults/{vault}/deleted-keys/{name}/purge", Methods::post(write("KeyPurge"), pages::purge_key))
+        .route(
+            "/portal/vaults/{vault}/certificates",
+            Methods::get(view, objects::certificates).and_post(write("CertificateCreate"), objects::create_certificate),
+        )
+        .route("/portal/vaults/{vault}/certificates/{name}", Methods::get(view, objects::certificate))
+        .route(
+            "/portal/vaults/{vault}/certificates/{name}/download",
+            Methods::get(read("CertificateGet"), objects::download_certificate),
+        )
+        .route(
+            "/portal/vaults/{vault}/certificates/{name}/delete",
+            Methods::post(write("CertificateDelete"), objects::delete_certificate),
+        )
+        .route("/portal/vaults/{vault}/deleted-certificates", Methods::get(view, pages::deleted_certificates))
+        .route(
+            "/portal/vaults/{vault}/deleted-certificates/{name}/recover",
+            Methods::post(write("CertificateRecover"), pages::recover_certificate),
+        )
+        .route(
+            "/portal/vaults/{vault}/deleted-certificates/{name}/purge",
+            Methods::post(write("CertificatePurge"), pages::purge_certificate),
+        )
+        .route(
+            "/portal/vaults/{vault}/access",
+            Methods::get(view, pages::access).and_post(write("VaultAccessPolicyChange"), pages::set_access),
+        )
+        .route("/portal/vaults/{vault}/audit", Methods::get(view, pages::audit))
+        .route("/portal/vaults/{vault}/roles", Methods::get(view, roles::roles).and_post(roles, roles::assign))
+        .route("/portal/vaults/{vault}/roles/{id}/delete", Methods::post(roles, roles::unassign))
+}
+
+/// The portal's routes with its security headers on every response.
+pub fn router() -> Router<SharedState> {
+    routes().into_router().layer(axum::middleware::map_response(security_headers))
 }
 
 /// No inline script or style, no framing, no referrer outside this site (`same-origin`, not

@@ -1209,26 +1209,53 @@ pub async fn new_version(
 }
 
 /// Enables or disables a version of a secret, key or certificate (`collection` from the path).
-pub async fn update(
+pub async fn update_secret(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
-    Path((vault, collection, name)): Path<(String, String, String)>,
+    Path((vault, name)): Path<(String, String)>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    if !["secrets", "keys", "certificates"].contains(&collection.as_str()) {
-        return error_page(p.user(), &Error::not_found("NotFound", "There is no such page."));
-    }
+    update(&state, addr, &vault, "secrets", &name, p, form).await
+}
+
+pub async fn update_key(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    update(&state, addr, &vault, "keys", &name, p, form).await
+}
+
+pub async fn update_certificate(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    update(&state, addr, &vault, "certificates", &name, p, form).await
+}
+
+async fn update(
+    state: &SharedState,
+    addr: Option<std::net::IpAddr>,
+    vault: &str,
+    collection: &str,
+    name: &str,
+    p: Portal,
+    form: Vec<(String, String)>,
+) -> Response {
     let version = field(&form, "version").unwrap_or("").trim().to_string();
     let enabled = field(&form, "enabled") == Some("true");
     let patch = json!({"attributes": {"enabled": enabled}});
     let then = format!("/portal/vaults/{vault}/{collection}/{name}");
     let op = Submit {
         method: Method::PATCH,
-        path: format!("/{collection}/{}/{}", seg(&name), seg(&version)),
+        path: format!("/{collection}/{}/{}", seg(name), seg(&version)),
         body: Some(patch),
         then,
     };
-    submit(&state, &p, &vault, addr, op).await
+    submit(state, &p, vault, addr, op).await
 }
 
 /// Content type, expiry and tags of a secret's version (`PATCH /secrets/{name}/{version}`).
