@@ -87,7 +87,7 @@ pub async fn run_once(state: &AppState) -> JobsReport {
         Ok(p) => r.purged = p,
         Err(e) => tracing::error!(error = %e, "purge job failed; will retry"),
     }
-    match crate::dataplane::run_rotation_policies(state).await {
+    match crate::keys::run_rotation_policies(state).await {
         Ok(n) => r.rotated_keys = n,
         Err(e) => tracing::error!(error = %e, "key rotation job failed; will retry"),
     }

@@ -1,6 +1,6 @@
 //! Key material lately opened and parsed, kept in memory: unsealing a key version and parsing
 //! it (for RSA, checking the key) cost about a third of a signature. Held in the server state;
-//! the keys service (`dataplane::keys::material_of`) fills and reads it.
+//! the key service (`keys::material_of`) fills and reads it.
 use std::sync::Arc;
 
 use coffer_crypto::keys::KeyMaterial;

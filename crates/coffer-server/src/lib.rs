@@ -23,6 +23,7 @@ pub mod identity;
 pub mod jobs;
 pub mod key_cache;
 pub mod keyring;
+pub mod keys;
 pub mod management;
 pub mod metrics;
 pub mod objects;

@@ -2,17 +2,21 @@
 //! built with the directory, vault and authorization services, and for every case the answer
 //! of `explain`, of `who-can` and of enforcement (the caller as `auth::resolve_caller` makes
 //! it from a token's claims, then `authorize_data`) — they must agree with each other and
-//! with the table.
+//! with the table. And the key service's rotation policies, run by hand under a moved clock.
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use coffer_core::ManualClock;
+use coffer_core::object::{AttributesPatch, ObjectKind};
 use coffer_core::permissions::{Area, DataAction};
 use coffer_core::principal::{Caller, Principal, PrincipalKind};
 use coffer_core::vault::{AccessPolicy, PolicyPermissions};
 use coffer_crypto::jwt::AccessClaims;
+use coffer_crypto::keys::KeyMaterial;
 use coffer_server::authorization::{self, Question};
 use coffer_server::directory::{self, NewPrincipal, PrincipalChange};
+use coffer_server::keys;
+use coffer_server::objects::{Origin, VaultContext};
 use coffer_server::state::AppState;
 use coffer_server::vaults::{self, PolicyEdit, VaultProperties, VaultSettings};
 use coffer_server::{ServerConfig, open};
@@ -23,6 +27,7 @@ const DATA_STORES: [&str; 3] = ["sqldb-connectionstring", "patient-records-db", 
 struct World {
     _dir: tempfile::TempDir,
     state: Arc<AppState>,
+    clock: Arc<ManualClock>,
     admin: Caller,
     people: Vec<(&'static str, Principal)>,
 }
@@ -43,7 +48,8 @@ async fn principal(state: &AppState, admin: &Caller, kind: PrincipalKind, name: 
 async fn hospital() -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = ServerConfig::dev(dir.path().to_path_buf(), "127.0.0.1:8443".parse().expect("addr"));
-    let opened = open(&config, ManualClock::new(1_800_000_000), 8443).await.expect("open");
+    let clock = ManualClock::new(1_800_000_000);
+    let opened = open(&config, clock.clone(), 8443).await.expect("open");
     let state = opened.state.clone();
     let admin_principal = state
         .store
@@ -67,7 +73,7 @@ async fn hospital() -> World {
     ] {
         people.push((name, principal(&state, &admin, kind, name).await));
     }
-    let mut w = World { _dir: dir, state, admin, people };
+    let mut w = World { _dir: dir, state, clock, admin, people };
     for (group, member) in
         [("doctors", "doctor1"), ("doctors", "doctor2"), ("technicians", "tech1"), ("receptionists", "reception1")]
     {
@@ -198,4 +204,84 @@ async fn a_directory_change_by_a_non_administrator_is_refused_by_the_service() {
     let err = directory::create_principal(&w.state, &as_doctor, new).await.expect_err("refused");
     assert_eq!(err.kind, coffer_core::ErrorKind::Forbidden, "{}", err.message);
     assert!(w.state.store.find_user(&w.admin.tenant_id, "intruder").await.expect("find").is_none());
+}
+
+const DAY: i64 = 86_400;
+
+/// A software key in `vault`, as the data plane stores it; its version id.
+async fn new_key(w: &World, vault: &str, name: &str, expires: Option<i64>) -> String {
+    let ctx =
+        VaultContext::open(&w.state, vault, w.admin.clone(), Origin::Internal, "7.5".into()).await.expect("vault");
+    let material = KeyMaterial::generate("EC", None, Some("P-256"), None).expect("key");
+    let attributes = AttributesPatch { enabled: Some(true), not_before: None, expires: expires.map(Some) };
+    let ops = keys::default_ops("EC");
+    let (v, _) =
+        keys::store_key_version(&w.state, &ctx, name, &material, ops, attributes, Default::default(), None, false)
+            .await
+            .expect("store");
+    v.version
+}
+
+async fn set_policy(w: &World, vault: &str, name: &str, json: &str) {
+    let ctx =
+        VaultContext::open(&w.state, vault, w.admin.clone(), Origin::Internal, "7.5".into()).await.expect("vault");
+    let mut policy: keys::RotationPolicy = serde_json::from_str(json).expect("policy");
+    policy.validate().expect("valid");
+    keys::save_policy(&w.state, &ctx, name, &policy).await.expect("save");
+}
+
+async fn versions(w: &World, vault: &str, name: &str) -> Vec<coffer_store::StoredVersion> {
+    let vault_id = w.state.store.get_vault_by_name(vault).await.expect("get").expect("vault").vault.id;
+    let at = coffer_store::ObjectRef { vault_id: &vault_id, kind: ObjectKind::Key, name_key: name };
+    w.state.store.all_versions(&at).await.expect("versions")
+}
+
+async fn records_of(w: &World, operation: &str) -> usize {
+    let q = coffer_store::AuditQuery { operation: Some(operation.into()), limit: 100, ..Default::default() };
+    w.state.store.query_audit(&q).await.expect("query").len()
+}
+
+#[tokio::test]
+async fn rotation_policies_rotate_and_notify_once_and_one_broken_key_stops_nothing() {
+    let w = hospital().await;
+    let vault = "ward-policies";
+    new_key(&w, vault, "rotating", None).await;
+    set_policy(
+        &w,
+        vault,
+        "rotating",
+        r#"{"lifetimeActions":[{"trigger":{"timeAfterCreate":"P30D"},"action":{"type":"Rotate"}}],"attributes":{"expiryTime":"P90D"}}"#,
+    )
+    .await;
+    new_key(&w, vault, "expiring", Some(1_800_000_000 + 40 * DAY)).await;
+    set_policy(
+        &w,
+        vault,
+        "expiring",
+        r#"{"lifetimeActions":[{"trigger":{"timeBeforeExpiry":"P30D"},"action":{"type":"Notify"}}]}"#,
+    )
+    .await;
+    // A key whose stored policy cannot be read: logged, and the others still run.
+    new_key(&w, vault, "broken", None).await;
+    let vault_id = w.state.store.get_vault_by_name(vault).await.expect("get").expect("vault").vault.id;
+    let at = coffer_store::ObjectRef { vault_id: &vault_id, kind: ObjectKind::Key, name_key: "broken" };
+    assert!(w.state.store.set_object_policy(&at, Some("{not json")).await.expect("garbage"));
+
+    // (days since start, rotations this run, versions of "rotating", NearExpiry events so far)
+    let steps: [(i64, usize, usize, usize); 5] =
+        [(5, 0, 1, 0), (11, 0, 1, 1), (31, 1, 2, 1), (31, 0, 2, 1), (62, 1, 3, 1)];
+    for (day, rotations, count, notices) in steps {
+        w.clock.set(1_800_000_000 + day * DAY);
+        let rotated = keys::run_rotation_policies(&w.state).await.expect("run");
+        assert_eq!(rotated, rotations, "day {day}: rotations");
+        let all = versions(&w, vault, "rotating").await;
+        assert_eq!(all.len(), count, "day {day}: versions");
+        assert_eq!(records_of(&w, "KeyNearExpiry").await, notices, "day {day}: near-expiry events");
+        let newest = all.iter().max_by_key(|v| v.attributes.created).expect("a version");
+        if count > 1 {
+            assert_eq!(newest.attributes.expires, Some(newest.attributes.created + 90 * DAY), "day {day}: expiryTime");
+        }
+    }
+    assert_eq!(records_of(&w, "KeyRotate").await, 2);
+    assert_eq!(records_of(&w, "KeyNewVersionCreated").await, 2);
 }

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::keys::{default_ops, key_error, store_key_version};
 use super::render::{AttributesIn, attributes, page};
 use super::{DataRequest, method_not_allowed, not_found_path};
 use crate::events::{EventType, event_subject, job_event};
 use crate::http::{ApiError, json as json_response, parse_body};
+use crate::keys::{default_ops, key_error, material_of, store_key_version};
 use crate::objects::{NewObject, Objects, PageRequest, VaultContext};
 use crate::state::{AppState, SharedState};
 
@@ -571,7 +571,7 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     let current_key = if reuse {
         let objects = Objects::new(state, ctx, ObjectKind::Key);
         match objects.read(name, None).await {
-            Ok(v) if v.managed => Some(super::keys::material_of(&objects, &v)?),
+            Ok(v) if v.managed => Some(material_of(&objects, &v)?),
             _ => None,
         }
     } else {
@@ -1163,7 +1163,7 @@ async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key
             "AutoRenew" if policy.issuer_name() == "Self" => {
                 let key = if policy.key_props.reuse_key == Some(true) {
                     let keys = Objects::new(state, &ctx, ObjectKind::Key);
-                    super::keys::material_of(&keys, &keys.read(&current.name, Some(&current.version)).await?)?
+                    material_of(&keys, &keys.read(&current.name, Some(&current.version)).await?)?
                 } else {
                     new_key_for(&policy)?
                 };

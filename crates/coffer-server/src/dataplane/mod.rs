@@ -7,7 +7,6 @@ mod render;
 mod secrets;
 
 pub use certificates::run_certificate_lifetime_actions;
-pub use keys::run_rotation_policies;
 
 use axum::body::Body;
 use axum::extract::State;

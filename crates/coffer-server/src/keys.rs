@@ -1,0 +1,329 @@
+//! The key service: key versions (material sealed, public metadata beside it), the material
+//! cache, rotation and rotation policies with the job that carries them out. The data plane
+//! (`dataplane::keys`) renders it as Azure's JSON; certificates store their keys through it.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use coffer_core::names::name_key;
+use coffer_core::object::{AttributesPatch, ObjectKind};
+use coffer_core::{Error, ErrorKind, Result};
+use coffer_crypto::keys::{KeyError, KeyMaterial};
+use coffer_store::StoredVersion;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::events::{EventType, event_subject, job_event};
+use crate::objects::{NewObject, Objects, VaultContext};
+use crate::state::AppState;
+
+pub const KIND: ObjectKind = ObjectKind::Key;
+const KEY_OPS: &[&str] = &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"];
+
+/// The public, kind-specific metadata of a key version (stored beside the sealed material).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyMeta {
+    pub kty: String,
+    pub key_ops: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+}
+
+pub fn default_ops(kty: &str) -> Vec<String> {
+    let ops: &[&str] = match kty {
+        "RSA" => &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"],
+        "EC" => &["sign", "verify"],
+        _ => &["encrypt", "decrypt", "wrapKey", "unwrapKey"],
+    };
+    ops.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn validate_ops(ops: &[String]) -> Result<()> {
+    for op in ops {
+        if !KEY_OPS.contains(&op.as_str()) {
+            return Err(Error::bad_parameter(format!(
+                "'{}' is not a key operation ({}).",
+                coffer_core::names::printable(op),
+                KEY_OPS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn key_error(e: KeyError) -> Error {
+    match e {
+        KeyError::BadParameter(m) | KeyError::Failed(m) => Error::bad_parameter(m),
+    }
+}
+
+pub fn hsm_unavailable(kty: &str) -> Error {
+    Error::bad_parameter(format!(
+        "The key type '{kty}' needs a hardware root of trust (PKCS#11), and this Coffer has none configured. \
+         Use the software type '{}' instead.",
+        kty.trim_end_matches("-HSM")
+    ))
+}
+
+pub fn meta_of(v: &StoredVersion) -> Result<KeyMeta> {
+    v.meta
+        .as_deref()
+        .and_then(|m| serde_json::from_str(m).ok())
+        .ok_or_else(|| Error::internal(format!("key {}/{} has no metadata", v.name, v.version)))
+}
+
+/// A key version's private material, opened from its sealed payload — or, when the same
+/// sealed payload was opened lately, the material already opened and parsed (see
+/// `MaterialCache`).
+pub fn material_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<Arc<KeyMaterial>> {
+    let place = format!("{}|{}|{}|{}", objects.ctx.vault.id, objects.kind.as_str(), name_key(&v.name), v.version);
+    let sealed = coffer_crypto::digest::sha256(&v.payload);
+    if let Some(hit) = objects.state.key_materials.get(&place, &sealed) {
+        return Ok(hit);
+    }
+    let plain = objects.open_payload(v)?;
+    let material: Arc<KeyMaterial> =
+        Arc::new(serde_json::from_slice(&plain).map_err(|e| Error::internal(format!("key material: {e}")))?);
+    objects.state.key_materials.put(place, sealed, material.clone());
+    Ok(material)
+}
+
+/// Stores a key version: its material sealed, its public metadata beside it. Certificates use
+/// it for their key, with the certificate's version and `managed`.
+#[allow(clippy::too_many_arguments)]
+pub async fn store_key_version(
+    state: &AppState,
+    ctx: &VaultContext,
+    name: &str,
+    material: &KeyMaterial,
+    key_ops: Vec<String>,
+    attributes: AttributesPatch,
+    tags: BTreeMap<String, String>,
+    version: Option<String>,
+    managed: bool,
+) -> Result<(StoredVersion, KeyMeta)> {
+    let meta =
+        KeyMeta { kty: material.kty.clone(), key_ops, key_size: material.size_bits(), crv: material.crv.clone() };
+    let payload = Zeroizing::new(serde_json::to_vec(material).map_err(|e| Error::internal(format!("key: {e}")))?);
+    let meta_json = serde_json::to_string(&meta).map_err(|e| Error::internal(format!("key meta: {e}")))?;
+    let v = Objects::new(state, ctx, KIND)
+        .create_version(NewObject {
+            name,
+            payload: &payload,
+            attributes,
+            tags,
+            content_type: None,
+            managed,
+            meta: Some(meta_json),
+            version,
+        })
+        .await?;
+    Ok((v, meta))
+}
+
+/// A version a rotation made, with what renders it.
+#[derive(Debug)]
+pub struct NewKeyVersion {
+    pub version: StoredVersion,
+    pub meta: KeyMeta,
+    pub material: KeyMaterial,
+}
+
+/// A key rotation policy as stored (the wire shape, minus `id`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationPolicy {
+    #[serde(default)]
+    pub lifetime_actions: Vec<LifetimeAction>,
+    #[serde(default)]
+    pub attributes: PolicyAttributes,
+    /// The version a Notify action last fired for (internal; not on the wire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LifetimeAction {
+    pub trigger: Trigger,
+    pub action: ActionType,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_after_create: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_before_expiry: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionType {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAttributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<i64>,
+}
+
+impl RotationPolicy {
+    /// Checks a policy as a client sent it, and normalises its action names.
+    pub fn validate(&mut self) -> Result<()> {
+        let mut seen = (0, 0);
+        for a in &mut self.lifetime_actions {
+            a.action.kind = match a.action.kind.to_ascii_lowercase().as_str() {
+                "rotate" => {
+                    seen.0 += 1;
+                    "Rotate".into()
+                }
+                "notify" => {
+                    seen.1 += 1;
+                    "Notify".into()
+                }
+                _ => return Err(Error::bad_parameter("A lifetime action is Rotate or Notify.")),
+            };
+            match (&a.trigger.time_after_create, &a.trigger.time_before_expiry) {
+                (Some(d), None) | (None, Some(d)) => {
+                    coffer_core::duration::parse_seconds(d)?;
+                }
+                _ => {
+                    return Err(Error::bad_parameter(
+                        "A trigger has exactly one of timeAfterCreate and timeBeforeExpiry.",
+                    ));
+                }
+            }
+        }
+        if seen.0 > 1 || seen.1 > 1 {
+            return Err(Error::bad_parameter("A rotation policy has at most one Rotate and one Notify action."));
+        }
+        if let Some(e) = &self.attributes.expiry_time
+            && coffer_core::duration::parse_seconds(e)? < 28 * 86_400
+        {
+            return Err(Error::bad_parameter("expiryTime must be at least 28 days (P28D)."));
+        }
+        Ok(())
+    }
+
+    /// Azure's default when none was set: notify 30 days before expiry.
+    pub fn default_policy() -> Self {
+        Self {
+            lifetime_actions: vec![LifetimeAction {
+                trigger: Trigger { time_after_create: None, time_before_expiry: Some("P30D".into()) },
+                action: ActionType { kind: "Notify".into() },
+            }],
+            attributes: PolicyAttributes::default(),
+            notified_version: None,
+        }
+    }
+}
+
+pub async fn load_policy(state: &AppState, ctx: &VaultContext, name: &str) -> Result<Option<RotationPolicy>> {
+    let key = coffer_core::names::name_key(name);
+    let at = coffer_store::ObjectRef { vault_id: &ctx.vault.id, kind: KIND, name_key: &key };
+    match state.store.get_object_policy(&at).await? {
+        Some(json) => {
+            Ok(Some(serde_json::from_str(&json).map_err(|e| Error::internal(format!("rotation policy: {e}")))?))
+        }
+        None => Ok(None),
+    }
+}
+
+pub async fn save_policy(state: &AppState, ctx: &VaultContext, name: &str, p: &RotationPolicy) -> Result<()> {
+    let key = coffer_core::names::name_key(name);
+    let at = coffer_store::ObjectRef { vault_id: &ctx.vault.id, kind: KIND, name_key: &key };
+    let json = serde_json::to_string(p).map_err(|e| Error::internal(e.to_string()))?;
+    if !state.store.set_object_policy(&at, Some(&json)).await? {
+        return Err(KIND.not_found(name));
+    }
+    Ok(())
+}
+
+/// A new version of the same type, size or curve and operations; with the policy's
+/// `expiryTime`, the new version expires that long after now. Old versions keep working.
+pub async fn rotate(state: &AppState, ctx: &VaultContext, name: &str) -> Result<NewKeyVersion> {
+    let objects = Objects::new(state, ctx, KIND);
+    let current = objects.read(name, None).await?;
+    let meta = meta_of(&current)?;
+    let material = KeyMaterial::generate(&meta.kty, meta.key_size, meta.crv.as_deref(), None).map_err(key_error)?;
+    let now = state.clock.now();
+    let expiry = match load_policy(state, ctx, name).await?.and_then(|p| p.attributes.expiry_time) {
+        Some(e) => Some(Some(now + coffer_core::duration::parse_seconds(&e)?)),
+        None => None,
+    };
+    let attrs = AttributesPatch { enabled: Some(true), not_before: None, expires: expiry };
+    let (version, meta) =
+        store_key_version(state, ctx, &current.name, &material, meta.key_ops, attrs, current.tags.clone(), None, false)
+            .await?;
+    Ok(NewKeyVersion { version, meta, material })
+}
+
+/// The background part of rotation policies: rotates keys whose Rotate trigger has come and
+/// records Notify events. Returns how many keys were rotated. One key that fails (its policy
+/// unreadable, its vault's store briefly down) is logged and does not stop the others, as
+/// for certificates.
+pub async fn run_rotation_policies(state: &AppState) -> Result<usize> {
+    let mut rotated = 0;
+    for (vault_name, name_key) in state.store.objects_with_policy(KIND).await? {
+        match carry_out_rotation_policy(state, &vault_name, &name_key).await {
+            Ok(n) => rotated += n,
+            Err(e) => tracing::warn!(vault = %vault_name, key = %name_key, error = %e, "key rotation policy failed"),
+        }
+    }
+    Ok(rotated)
+}
+
+/// Applies one key's rotation policy: how many new versions it made (0 or 1).
+async fn carry_out_rotation_policy(state: &AppState, vault_name: &str, name_key: &str) -> Result<usize> {
+    let now = state.clock.now();
+    let mut rotated = 0;
+    let Some(ctx) = crate::system::system_context(state, vault_name).await? else { return Ok(0) };
+    let Some(mut policy) = load_policy(state, &ctx, name_key).await? else { return Ok(0) };
+    let current = match Objects::new(state, &ctx, KIND).read(name_key, None).await {
+        Ok(v) => v,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    // A certificate's key renews with its certificate; a policy put on it before such
+    // policies were refused is ignored, or the certificate could no longer renew.
+    if current.managed {
+        return Ok(0);
+    }
+    let due = |t: &Trigger| -> Result<bool> {
+        Ok(match (&t.time_after_create, &t.time_before_expiry) {
+            (Some(d), _) => current.attributes.created + coffer_core::duration::parse_seconds(d)? <= now,
+            (_, Some(d)) => current
+                .attributes
+                .expires
+                .is_some_and(|e| e - coffer_core::duration::parse_seconds(d).unwrap_or(0) <= now),
+            _ => false,
+        })
+    };
+    for action in policy.lifetime_actions.clone() {
+        if !due(&action.trigger)? {
+            continue;
+        }
+        if action.action.kind == "Rotate" {
+            let new = rotate(state, &ctx, &current.name).await?;
+            rotated += 1;
+            let version = &new.version.version;
+            let subject = event_subject(state, &ctx, KIND, &current, version, "rotation policy: Rotate".into());
+            job_event(state, Some("KeyRotate"), EventType::NewVersionCreated, &subject).await?;
+        } else if policy.notified_version.as_deref() != Some(current.version.as_str()) {
+            let subject =
+                event_subject(state, &ctx, KIND, &current, &current.version, "rotation policy: Notify".into());
+            job_event(state, None, EventType::NearExpiry, &subject).await?;
+            policy.notified_version = Some(current.version.clone());
+            save_policy(state, &ctx, &current.name, &policy).await?;
+        }
+    }
+    Ok(rotated)
+}
