@@ -91,7 +91,7 @@ pub async fn run_once(state: &AppState) -> JobsReport {
         Ok(n) => r.rotated_keys = n,
         Err(e) => tracing::error!(error = %e, "key rotation job failed; will retry"),
     }
-    match crate::dataplane::run_certificate_lifetime_actions(state).await {
+    match crate::certificates::run_certificate_lifetime_actions(state).await {
         Ok(n) => r.renewed_certificates = n,
         Err(e) => tracing::error!(error = %e, "certificate renewal job failed; will retry"),
     }

@@ -9,6 +9,7 @@ pub mod audit_api;
 pub mod auth;
 pub mod authorization;
 pub mod authorization_api;
+pub mod certificates;
 pub mod config;
 pub mod connections;
 pub mod dataplane;

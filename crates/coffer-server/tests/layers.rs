@@ -31,7 +31,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ("audit", &["audit", "routes"]),
     ("state", &["state"]),
     ("authentication", &["auth"]),
-    ("services", &["objects", "authorization", "directory", "system", "events", "vaults", "keys"]),
+    ("services", &["objects", "authorization", "directory", "system", "events", "vaults", "keys", "certificates"]),
     ("HTTP surfaces", &["dataplane", "management", "identity", "audit_api", "directory_api", "authorization_api"]),
     // The dev tools run every job at once (`advance-time`), so they sit beside the jobs.
     ("portal, jobs and dev tools", &["portal", "jobs", "dev", "devtools"]),

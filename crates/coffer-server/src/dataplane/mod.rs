@@ -6,8 +6,6 @@ pub(crate) mod keys;
 mod render;
 mod secrets;
 
-pub use certificates::run_certificate_lifetime_actions;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Method, Request};
