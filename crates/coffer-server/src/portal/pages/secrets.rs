@@ -1,0 +1,464 @@
+//! Secrets: list, show, reveal (a `SecretGet` under the caller's rights), create, new versions, properties, delete, deleted items, recover, purge; who may read.
+use super::*;
+
+/// Dates as the portal shows them (UTC).
+pub(crate) fn date(v: &Value) -> String {
+    v.as_i64().map(coffer_core::clock::iso8601).unwrap_or_else(|| "—".into())
+}
+
+pub(crate) fn last_segment(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+pub(crate) struct SecretRow {
+    pub(crate) name: String,
+    pub(crate) enabled: bool,
+    pub(crate) content_type: String,
+    pub(crate) updated: String,
+    pub(crate) expires: String,
+    pub(crate) tags: String,
+}
+
+/// Tags as one line: `env=prod, owner=lab`.
+pub(crate) fn tags_line(v: &Value) -> String {
+    v.as_object()
+        .map(|t| t.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "portal/secrets.html")]
+pub(crate) struct SecretsPage {
+    pub(crate) user: Option<UserView>,
+    pub(crate) flash: Option<String>,
+    pub(crate) vault: VaultView,
+    pub(crate) tab: &'static str,
+    pub(crate) csrf: String,
+    pub(crate) items: Vec<SecretRow>,
+    pub(crate) error: Option<String>,
+}
+
+pub(crate) async fn secrets_page(
+    state: &SharedState,
+    p: &Portal,
+    name: &str,
+    addr: Option<std::net::IpAddr>,
+    flash: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let ctx = match context(state, &p.caller, name, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let vault = vault_view(state, &ctx.vault);
+    let (items, error, status) = match crate::dataplane::dispatch(state, ctx, Method::GET, "/secrets", None).await {
+        Ok(list) => {
+            let items = list["value"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| SecretRow {
+                            name: last_segment(s["id"].as_str().unwrap_or_default()),
+                            enabled: s["attributes"]["enabled"].as_bool().unwrap_or(false),
+                            content_type: s["contentType"].as_str().unwrap_or("").to_string(),
+                            updated: date(&s["attributes"]["updated"]),
+                            expires: date(&s["attributes"]["exp"]),
+                            tags: tags_line(&s["tags"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (items, None, status)
+        }
+        Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
+    };
+    html(
+        status,
+        &SecretsPage { user: p.user(), flash, vault, tab: "secrets", csrf: p.session.csrf.clone(), items, error },
+    )
+}
+
+pub(crate) async fn secrets(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(p) => secrets_page(&state, &p, &name, addr, None, StatusCode::OK).await,
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn create_secret(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path(vault): Path<String>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    let name = field(&form, "name").unwrap_or("").trim().to_string();
+    if let Err(e) = coffer_core::names::validate_object_name(&name) {
+        return error_page(p.user(), &e);
+    }
+    let mut secret = json!({"value": field(&form, "value").unwrap_or("")});
+    if let Some(ct) = field(&form, "content_type").filter(|c| !c.trim().is_empty()) {
+        secret["contentType"] = json!(ct.trim());
+    }
+    let op = Submit {
+        method: Method::PUT,
+        path: format!("/secrets/{}", seg(&name)),
+        body: Some(secret),
+        then: format!("/portal/vaults/{vault}/secrets/{name}"),
+    };
+    submit(&state, &p, &vault, addr, op).await
+}
+
+pub(crate) struct VersionRow {
+    pub(crate) version: String,
+    pub(crate) enabled: bool,
+    pub(crate) created: String,
+    pub(crate) expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/secret.html")]
+pub(crate) struct SecretPage {
+    pub(crate) user: Option<UserView>,
+    pub(crate) flash: Option<String>,
+    pub(crate) vault: VaultView,
+    pub(crate) tab: &'static str,
+    pub(crate) csrf: String,
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) enabled: String,
+    pub(crate) content_type: String,
+    pub(crate) created: String,
+    pub(crate) updated: String,
+    pub(crate) not_before: String,
+    pub(crate) expires: String,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) versions: Vec<VersionRow>,
+    pub(crate) value: Option<String>,
+    pub(crate) value_error: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) who: Vec<String>,
+    pub(crate) who_error: Option<String>,
+    pub(crate) current_version: Option<String>,
+    pub(crate) edit_content_type: String,
+    pub(crate) edit_expires: String,
+    pub(crate) edit_tags: String,
+}
+
+/// The secret's page; with `reveal`, the value too (a `SecretGet` under the caller's rights).
+pub(crate) async fn secret_page(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    name: &str,
+    addr: Option<std::net::IpAddr>,
+    reveal: bool,
+) -> Response {
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let view = vault_view(state, &ctx.vault);
+    let id = ctx.object_id(coffer_core::object::ObjectKind::Secret, name, None);
+    let ctx2 = VaultContext {
+        vault: ctx.vault.clone(),
+        key: ctx.key.clone(),
+        authority: ctx.authority.clone(),
+        caller: ctx.caller.clone(),
+        api_version: ctx.api_version.clone(),
+    };
+    let mut page = SecretPage {
+        user: p.user(),
+        flash: None,
+        vault: view,
+        tab: "secrets",
+        csrf: p.session.csrf.clone(),
+        name: name.to_string(),
+        id,
+        enabled: "—".into(),
+        content_type: "—".into(),
+        created: "—".into(),
+        updated: "—".into(),
+        not_before: "—".into(),
+        expires: "—".into(),
+        tags: Vec::new(),
+        versions: Vec::new(),
+        value: None,
+        value_error: None,
+        error: None,
+        who: Vec::new(),
+        who_error: None,
+        current_version: None,
+        edit_content_type: String::new(),
+        edit_expires: String::new(),
+        edit_tags: String::new(),
+    };
+    // Who can read the value: answered by the evaluator that enforces, for those who may ask.
+    // Asked first, so that the decision the request's audit record keeps is the data one.
+    (page.who, page.who_error) = who_can(state, &p.caller, vault, "secret", name, "getSecret").await;
+    let mut status = StatusCode::OK;
+    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/secrets/{}/versions", seg(name)), None).await {
+        Ok(list) => {
+            let mut items: Vec<Value> = list["value"].as_array().cloned().unwrap_or_default();
+            items.sort_by_key(|v| std::cmp::Reverse(v["attributes"]["created"].as_i64().unwrap_or(0)));
+            if let Some(latest) = items.first() {
+                page.current_version = latest["id"].as_str().map(last_segment);
+                let a = &latest["attributes"];
+                page.enabled = a["enabled"].as_bool().map(|b| b.to_string()).unwrap_or_default();
+                page.content_type = latest["contentType"].as_str().unwrap_or("—").to_string();
+                page.created = date(&a["created"]);
+                page.updated = date(&a["updated"]);
+                page.not_before = date(&a["nbf"]);
+                page.expires = date(&a["exp"]);
+                page.tags = latest["tags"]
+                    .as_object()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+                    .unwrap_or_default();
+                page.edit_content_type = latest["contentType"].as_str().unwrap_or("").to_string();
+                page.edit_expires =
+                    a["exp"].as_i64().map(|e| coffer_core::clock::iso8601(e)[..10].to_string()).unwrap_or_default();
+                page.edit_tags = page.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n");
+            }
+            page.versions = version_rows(&items);
+        }
+        Err(e) => {
+            status = status_of(&e);
+            page.error = Some(e.message.clone());
+        }
+    }
+    if reveal {
+        match crate::dataplane::dispatch(state, ctx2, Method::GET, &format!("/secrets/{}", seg(name)), None).await {
+            Ok(bundle) => {
+                page.value = bundle["value"].as_str().map(str::to_string);
+                status = StatusCode::OK;
+            }
+            Err(e) => {
+                status = status_of(&e);
+                page.value_error = Some(e.message.clone());
+            }
+        }
+    }
+    html(status, &page)
+}
+
+pub(crate) async fn secret(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Path((vault, name)): Path<(String, String)>,
+) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(p) => secret_page(&state, &p, &vault, &name, addr, false).await,
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn reveal(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, .. }: Posted,
+) -> Response {
+    secret_page(&state, &p, &vault, &name, addr, true).await
+}
+
+/// Who may perform `action` on the object (`kind`: secret, key or certificate), answered by the
+/// evaluator that enforces requests — for those who may read the vault's access settings.
+pub(crate) async fn who_can(
+    state: &SharedState,
+    caller: &Caller,
+    vault: &str,
+    kind: &str,
+    name: &str,
+    action: &str,
+) -> (Vec<String>, Option<String>) {
+    let area = match kind {
+        "secret" => Area::Secrets,
+        "key" => Area::Keys,
+        _ => Area::Certificates,
+    };
+    let question =
+        Question { vault: vault.to_string(), action: action.to_string(), object: Some((area, name.to_string())) };
+    match crate::authorization::who_can(state, caller, &question).await {
+        Ok(answer) => {
+            let who = answer
+                .answer
+                .iter()
+                .map(|(p, d)| {
+                    format!(
+                        "{} ({}) — {}",
+                        p.name,
+                        p.kind.as_str(),
+                        d.reasons.first().map(String::as_str).unwrap_or("")
+                    )
+                })
+                .collect();
+            (who, None)
+        }
+        Err(_) => (Vec::new(), Some("Only those who may read this vault's access settings see this list.".into())),
+    }
+}
+
+/// Versions newest first, from a data-plane version list.
+pub(crate) fn version_rows(items: &[Value]) -> Vec<VersionRow> {
+    let mut items: Vec<&Value> = items.iter().collect();
+    items.sort_by_key(|v| std::cmp::Reverse(v["attributes"]["created"].as_i64().unwrap_or(0)));
+    items
+        .iter()
+        .map(|v| VersionRow {
+            version: last_segment(v["id"].as_str().unwrap_or_default()),
+            enabled: v["attributes"]["enabled"].as_bool().unwrap_or(false),
+            created: date(&v["attributes"]["created"]),
+            expires: date(&v["attributes"]["exp"]),
+        })
+        .collect()
+}
+
+/// A data-plane operation a form asks for, and the page to go to once it is done.
+pub(crate) struct Submit {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) body: Option<Value>,
+    pub(crate) then: String,
+}
+
+/// Carries out `op` for the signed-in user: on success to `op.then`, else the error page.
+pub(crate) async fn submit(
+    state: &SharedState,
+    p: &Portal,
+    vault: &str,
+    addr: Option<std::net::IpAddr>,
+    op: Submit,
+) -> Response {
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    match crate::dataplane::dispatch(state, ctx, op.method, &op.path, op.body).await {
+        Ok(_) => Redirect::to(&op.then).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+pub(crate) async fn delete_secret(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, .. }: Posted,
+) -> Response {
+    let then = format!("/portal/vaults/{vault}/deleted-secrets");
+    let op = Submit { method: Method::DELETE, path: format!("/secrets/{}", seg(&name)), body: None, then };
+    submit(&state, &p, &vault, addr, op).await
+}
+
+pub(crate) struct DeletedRow {
+    pub(crate) name: String,
+    pub(crate) deleted: String,
+    pub(crate) purge: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/deleted.html")]
+pub(crate) struct DeletedPage {
+    pub(crate) user: Option<UserView>,
+    pub(crate) flash: Option<String>,
+    pub(crate) vault: VaultView,
+    pub(crate) tab: &'static str,
+    pub(crate) csrf: String,
+    pub(crate) collection: &'static str,
+    pub(crate) items: Vec<DeletedRow>,
+    pub(crate) error: Option<String>,
+}
+
+/// The deleted secrets, keys or certificates of a vault (`collection`), with recover and purge.
+pub(crate) async fn deleted_page(
+    state: &SharedState,
+    headers: &HeaderMap,
+    addr: Option<std::net::IpAddr>,
+    vault: &str,
+    collection: &'static str,
+) -> Response {
+    let p = match signed_in(state, headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let view = vault_view(state, &ctx.vault);
+    let path = format!("/deleted{collection}");
+    let (items, error, status) = match crate::dataplane::dispatch(state, ctx, Method::GET, &path, None).await {
+        Ok(list) => (
+            list["value"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|d| DeletedRow {
+                            name: last_segment(d["recoveryId"].as_str().or(d["id"].as_str()).unwrap_or_default()),
+                            deleted: date(&d["deletedDate"]),
+                            purge: date(&d["scheduledPurgeDate"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None,
+            StatusCode::OK,
+        ),
+        Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
+    };
+    let page = DeletedPage {
+        user: p.user(),
+        flash: None,
+        vault: view,
+        tab: "deleted",
+        csrf: p.session.csrf.clone(),
+        collection,
+        items,
+        error,
+    };
+    html(status, &page)
+}
+
+macro_rules! deleted_handlers {
+    ($list:ident, $recover:ident, $purge:ident, $collection:literal) => {
+        pub async fn $list(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            headers: HeaderMap,
+            Path(vault): Path<String>,
+        ) -> Response {
+            deleted_page(&state, &headers, addr, &vault, $collection).await
+        }
+
+        pub async fn $recover(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            Path((vault, name)): Path<(String, String)>,
+            Posted { portal: p, .. }: Posted,
+        ) -> Response {
+            let then = format!("/portal/vaults/{vault}/{}/{name}", $collection);
+            let path = format!("/deleted{}/{}/recover", $collection, seg(&name));
+            submit(&state, &p, &vault, addr, Submit { method: Method::POST, path, body: None, then }).await
+        }
+
+        pub async fn $purge(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            Path((vault, name)): Path<(String, String)>,
+            Posted { portal: p, .. }: Posted,
+        ) -> Response {
+            let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
+            let path = format!("/deleted{}/{}", $collection, seg(&name));
+            submit(&state, &p, &vault, addr, Submit { method: Method::DELETE, path, body: None, then }).await
+        }
+    };
+}
+
+deleted_handlers!(deleted, recover, purge, "secrets");
+deleted_handlers!(deleted_keys, recover_key, purge_key, "keys");
+deleted_handlers!(deleted_certificates, recover_certificate, purge_certificate, "certificates");
