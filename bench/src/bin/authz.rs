@@ -143,7 +143,7 @@ async fn run(world: &World, checks: usize) -> anyhow::Result<Result> {
             cid: None,
         };
         let start = Instant::now();
-        let caller = coffer_server::auth::resolve_caller(state.store.as_ref(), &claims, now).await?;
+        let caller = coffer_server::authentication::resolve_caller(state.store.as_ref(), &claims, now).await?;
         let ok =
             authorization::authorize_data(&state, &target, &caller, DataAction::SecretGet, Some(&name)).await.is_ok();
         let elapsed = start.elapsed();

@@ -97,13 +97,13 @@ pub struct Draft {
     pub claimed: Option<String>,
     pub vault: Option<String>,
     pub resource_id: Option<String>,
-    pub object: Option<ObjectRef>,
+    pub object: Option<RecordedObject>,
     pub decision: Option<(bool, String, Vec<String>)>,
     pub error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ObjectRef {
+pub struct RecordedObject {
     pub collection: String,
     pub name: String,
     pub version: Option<String>,
@@ -251,7 +251,7 @@ mod tests {
             operation: Some("SecretGet"),
             vault: Some("HR".into()),
             who: Some(Who { object_id: "o1".into(), name: "ann".into(), kind: "user".into(), ..Default::default() }),
-            object: Some(ObjectRef {
+            object: Some(RecordedObject {
                 collection: "secrets".into(),
                 name: "DB".into(),
                 version: None,

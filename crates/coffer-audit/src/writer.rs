@@ -208,7 +208,7 @@ impl AuditLog {
         operation: &'static str,
         outcome: Outcome,
         vault: Option<&str>,
-        object: Option<super::record::ObjectRef>,
+        object: Option<super::record::RecordedObject>,
         description: Option<String>,
     ) -> Result<i64, AuditFailure> {
         let draft = Draft {

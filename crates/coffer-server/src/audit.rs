@@ -62,7 +62,7 @@ pub async fn around(
 /// The draft a request starts with: what its method, path, host and connection say.
 pub fn draft_for(req: &axum::extract::Request, surface: &Surface, clock: &dyn coffer_core::Clock) -> record::Draft {
     use coffer_audit::operations;
-    use coffer_audit::record::ObjectRef;
+    use coffer_audit::record::RecordedObject;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -91,7 +91,7 @@ pub fn draft_for(req: &axum::extract::Request, surface: &Surface, clock: &dyn co
                 if let Some(v) = version {
                     id = format!("{id}/{v}");
                 }
-                ObjectRef {
+                RecordedObject {
                     collection: collection.to_ascii_lowercase(),
                     name: object.to_string(),
                     version: version.map(str::to_string),

@@ -13,7 +13,7 @@ use crate::routes::{Methods, Routes, read, write};
 use crate::state::SharedState;
 
 /// Reading the audit log takes a tenant administrator.
-type Auditor = crate::auth::TenantAdmin<crate::auth::ReadAuditLog>;
+type Auditor = crate::authentication::TenantAdmin<crate::authentication::ReadAuditLog>;
 
 pub fn routes() -> Routes<SharedState> {
     Routes::new()

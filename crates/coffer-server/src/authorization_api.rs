@@ -11,7 +11,7 @@ use coffer_core::vault::Vault;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::ArmCaller;
+use crate::authentication::ArmCaller;
 use crate::authorization::{self, NamedAssignment, NewRole, Question};
 use crate::http::{ApiResult, Path, Query, json as json_response, parse_body};
 use crate::routes::{Methods, Routes, read, write};

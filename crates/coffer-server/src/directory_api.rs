@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::auth::{ManageDirectory, TenantAdmin};
+use crate::authentication::{ManageDirectory, TenantAdmin};
 use crate::directory::{self, IssuedCredential, NewCredential, NewPrincipal, PrincipalChange, identity_endpoint};
 use crate::http::{ApiResult, Path, json as json_response, parse_body};
 use crate::routes::{Methods, Routes, read, write};

@@ -6,7 +6,7 @@ use coffer_core::object::ObjectKind;
 use serde_json::{Value, json};
 
 use crate::state::AppState;
-use coffer_audit::record::{ObjectRef, Outcome};
+use coffer_audit::record::{Outcome, RecordedObject};
 
 /// Azure Event Grid's names for Key Vault events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub struct EventSubject<'a> {
 pub async fn emit(state: &AppState, t: EventType, s: &EventSubject<'_>) -> coffer_core::Result<()> {
     let op = operation_name(s.kind, t);
     let id = format!("{}{}/{}/{}", s.vault_uri, s.kind.collection(), s.name, s.version);
-    let object = ObjectRef {
+    let object = RecordedObject {
         collection: s.kind.collection().into(),
         name: s.name.into(),
         version: Some(s.version.into()),
@@ -142,7 +142,7 @@ pub async fn job_event(
     s: &EventSubject<'_>,
 ) -> coffer_core::Result<()> {
     if let Some(op) = action {
-        let object = ObjectRef {
+        let object = RecordedObject {
             collection: s.kind.collection().into(),
             name: s.name.into(),
             version: Some(s.version.into()),

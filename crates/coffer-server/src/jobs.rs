@@ -9,7 +9,7 @@ use coffer_core::Result;
 use coffer_core::object::ObjectKind;
 use coffer_store::ObjectRef;
 
-use crate::audit::record::ObjectRef as ObjectRef_;
+use crate::audit::record::RecordedObject;
 use crate::system::{purge_vault, record};
 
 use crate::state::{AppState, SharedState};
@@ -39,7 +39,7 @@ pub async fn purge_due(state: &AppState) -> Result<PurgeReport> {
                 if kind == ObjectKind::Certificate {
                     crate::system::forget_lifetime_markers(state, &vault_id, Some(&name_key)).await?;
                 }
-                let object = ObjectRef_ {
+                let object = RecordedObject {
                     collection: kind.collection().into(),
                     name: name_key.clone(),
                     version: None,

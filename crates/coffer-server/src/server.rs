@@ -15,7 +15,7 @@ use coffer_store::{SqliteStore, Store};
 use tower::ServiceExt;
 
 use crate::config::{PublicNames, ServerConfig};
-use crate::dev::{self, DevCredentials};
+use crate::dev_bootstrap::{self, DevCredentials};
 use crate::host::{Surface, authority_of, classify};
 use crate::http::ApiError;
 use crate::keyring::Keyring;
@@ -62,7 +62,7 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
             "only dev mode is available so far: run `coffer serve --dev` (a key file in the data directory is the root of trust)"
         );
     }
-    // Dev mode: the clock can be moved forward (devtools), for black-box tests of retention.
+    // Dev mode: the clock can be moved forward (`dev_api`), for black-box tests of retention.
     let dev_clock = coffer_core::clock::OffsetClock::new(clock);
     let clock: Arc<dyn Clock> = dev_clock.clone();
     let dir = &config.data_dir;
@@ -78,9 +78,10 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
     let names = PublicNames { dns_suffix: config.dns_suffix.clone(), port: config.public_port.unwrap_or(port) };
 
     let now = clock.now();
-    let tenant = dev::ensure_tenant(store.as_ref(), now).await?;
+    let tenant = dev_bootstrap::ensure_tenant(store.as_ref(), now).await?;
     let ca_file = std::fs::canonicalize(&tls.ca_pem).unwrap_or(tls.ca_pem.clone());
-    let credentials = dev::ensure_admin(store.as_ref(), &tenant, dir, &names.authority(), &ca_file, now).await?;
+    let credentials =
+        dev_bootstrap::ensure_admin(store.as_ref(), &tenant, dir, &names.authority(), &ca_file, now).await?;
 
     let keyring = Keyring::new(root);
     let tokens = TokenService::load(store.as_ref(), &keyring, now).await?;
@@ -155,7 +156,7 @@ pub fn build_app(state: SharedState) -> Router {
         .merge(crate::directory_api::routes())
         .merge(crate::authorization_api::routes())
         .merge(crate::audit_api::routes())
-        .merge(if state.dev_clock.is_some() { crate::devtools::routes() } else { Routes::new() });
+        .merge(if state.dev_clock.is_some() { crate::dev_api::routes() } else { Routes::new() });
     let control: Router = apis
         .into_router()
         .merge(crate::portal::router())
@@ -257,7 +258,7 @@ async fn metrics(
         // Nobody to record: the scraper on the trusted network presents no identity.
         crate::audit::note(|d| d.audited = false);
     } else {
-        let caller = match crate::auth::management_caller(&state, &headers).await {
+        let caller = match crate::authentication::management_caller(&state, &headers).await {
             Ok(c) => c,
             Err(r) => return r,
         };

@@ -4,7 +4,7 @@
 //! A service: the jobs and the surfaces call it; it calls nothing above it.
 use coffer_core::Result;
 
-use crate::audit::record::{ObjectRef as RecordedObject, Outcome};
+use crate::audit::record::{Outcome, RecordedObject};
 use crate::state::AppState;
 
 /// The principal background jobs act as (for audit and for the code paths that need a caller).

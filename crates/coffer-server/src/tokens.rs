@@ -1,7 +1,7 @@
 //! Access tokens: issuing (for the identity provider) and validating (for every API request).
 //! Signing keys are per tenant, sealed under the root of trust in the store; every key ever
 //! used stays published so tokens outlive a rotation. Held in the server state; turning a
-//! token into a caller is authentication's (`crate::auth`).
+//! token into a caller is authentication's (`crate::authentication`).
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 

@@ -30,11 +30,11 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     // `routes` names each route's audit operation where it is declared.
     ("audit", &["audit", "routes"]),
     ("state", &["state"]),
-    ("authentication", &["auth"]),
+    ("authentication", &["authentication"]),
     ("services", &["objects", "authorization", "directory", "system", "events", "vaults", "keys", "certificates"]),
     ("HTTP surfaces", &["dataplane", "management", "identity", "audit_api", "directory_api", "authorization_api"]),
     // The dev tools run every job at once (`advance-time`), so they sit beside the jobs.
-    ("portal, jobs and dev tools", &["portal", "jobs", "dev", "devtools"]),
+    ("portal, jobs and dev tools", &["portal", "jobs", "dev_bootstrap", "dev_api"]),
     ("server", &["server"]),
 ];
 

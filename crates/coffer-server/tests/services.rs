@@ -156,7 +156,9 @@ async fn enforced(state: &AppState, p: &Principal, vault: &str, action: DataActi
         jti: String::new(),
         cid: None,
     };
-    let Ok(caller) = coffer_server::auth::resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await else {
+    let Ok(caller) =
+        coffer_server::authentication::resolve_caller(state.store.as_ref(), &claims, state.clock.now()).await
+    else {
         return false;
     };
     let record = state.store.get_vault_by_name(vault).await.expect("get").expect("vault");

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use coffer_core::Error;
 
 use crate::api_version;
-use crate::auth::{bearer_token, challenge, resolve_caller};
+use crate::authentication::{bearer_token, challenge, resolve_caller};
 use crate::host::Surface;
 use crate::http::{ApiError, query_pairs};
 use crate::objects::VaultContext;
@@ -107,7 +107,7 @@ pub async fn dispatch(
         let id = ctx.object_id_in(collection, name, version);
         crate::audit::note(|d| {
             d.api_version = Some(ctx.api_version.clone());
-            d.object = Some(crate::audit::record::ObjectRef {
+            d.object = Some(crate::audit::record::RecordedObject {
                 collection: collection.to_ascii_lowercase(),
                 name: name.to_string(),
                 version: version.map(str::to_string),

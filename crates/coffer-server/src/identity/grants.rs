@@ -26,9 +26,9 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 const SKEW_SECS: i64 = 300;
 
-type Form = Vec<(String, String)>;
+type OAuthForm = Vec<(String, String)>;
 
-fn field<'a>(form: &'a Form, k: &str) -> Option<&'a str> {
+fn field<'a>(form: &'a OAuthForm, k: &str) -> Option<&'a str> {
     form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
 }
 
@@ -109,7 +109,8 @@ impl SignIn {
     }
 }
 
-enum Outcome {
+/// How a grant ended: a sign-in, a refreshed one, or the refusal to send.
+enum Grant {
     Ok(SignIn),
     /// A refresh grant: the sign-in and the refresh token that replaced the redeemed one.
     Refreshed(SignIn, Zeroizing<String>),
@@ -122,7 +123,7 @@ pub async fn token(
     ClientAddr(addr): ClientAddr,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = serde_urlencoded::from_bytes::<Form>(&body) else {
+    let Ok(form) = serde_urlencoded::from_bytes::<OAuthForm>(&body) else {
         return invalid_request("The request body must be form-encoded.");
     };
     match known_tenant(&state, &tenant).await {
@@ -169,9 +170,9 @@ pub async fn token(
         None => return invalid_request("The request body must contain 'grant_type'."),
     };
     let (sign_in, refresh_token) = match outcome {
-        Ok(Outcome::Ok(s)) => (s, None),
-        Ok(Outcome::Refreshed(s, next)) => (s, Some(next)),
-        Ok(Outcome::Failed(resp)) => {
+        Ok(Grant::Ok(s)) => (s, None),
+        Ok(Grant::Refreshed(s, next)) => (s, Some(next)),
+        Ok(Grant::Failed(resp)) => {
             tracing::info!(principal = %claimed, address = ?addr, "failed sign-in");
             return resp;
         }
@@ -254,7 +255,7 @@ async fn stores_a_token(state: &SharedState) -> Result<()> {
 
 /// The application a user signs in through: the password grant's `client_id`, when it names
 /// an enabled application of the tenant (public clients such as the coffer CLI name none).
-async fn through_app(state: &SharedState, tenant: &str, form: &Form) -> Result<Option<String>> {
+async fn through_app(state: &SharedState, tenant: &str, form: &OAuthForm) -> Result<Option<String>> {
     let Some(client_id) = field(form, "client_id") else { return Ok(None) };
     let app = state.store.find_principal_by_client_id(tenant, client_id).await?;
     Ok(app.filter(|a| a.enabled && a.kind == PrincipalKind::App).and_then(|a| a.client_id))
@@ -264,9 +265,9 @@ fn enabled_principal(p: Option<Principal>, kinds: &[PrincipalKind]) -> Option<Pr
     p.filter(|p| p.enabled && kinds.contains(&p.kind))
 }
 
-async fn client_credentials(state: &SharedState, tenant: &str, form: &Form) -> Result<Outcome> {
+async fn client_credentials(state: &SharedState, tenant: &str, form: &OAuthForm) -> Result<Grant> {
     let Some(client_id) = field(form, "client_id") else {
-        return Ok(Outcome::Failed(invalid_request("The request body must contain 'client_id'.")));
+        return Ok(Grant::Failed(invalid_request("The request body must contain 'client_id'.")));
     };
     let principal =
         enabled_principal(state.store.find_principal_by_client_id(tenant, client_id).await?, &[PrincipalKind::App]);
@@ -277,17 +278,15 @@ async fn client_credentials(state: &SharedState, tenant: &str, form: &Form) -> R
                 None => Vec::new(),
             };
             Ok(match (principal, match_secret(candidates, secret).await?) {
-                (Some(principal), Some(credential)) => Outcome::Ok(SignIn::new(principal, credential)),
-                _ => Outcome::Failed(invalid_client()),
+                (Some(principal), Some(credential)) => Grant::Ok(SignIn::new(principal, credential)),
+                _ => Grant::Failed(invalid_client()),
             })
         }
         (None, Some(assertion)) => {
             if field(form, "client_assertion_type") != Some(ASSERTION_TYPE) {
-                return Ok(Outcome::Failed(invalid_request(&format!(
-                    "client_assertion_type must be {ASSERTION_TYPE}."
-                ))));
+                return Ok(Grant::Failed(invalid_request(&format!("client_assertion_type must be {ASSERTION_TYPE}."))));
             }
-            let Some(principal) = principal else { return Ok(Outcome::Failed(invalid_client())) };
+            let Some(principal) = principal else { return Ok(Grant::Failed(invalid_client())) };
             let certs = live_credentials(state, &principal.object_id, credential_kind::CERTIFICATE).await?;
             // The audience is this server's own token endpoint under the names it is configured
             // with (never the request's Host, which the client chooses).
@@ -297,16 +296,16 @@ async fn client_credentials(state: &SharedState, tenant: &str, form: &Form) -> R
             let now = state.clock.now();
             Ok(match verify_assertion(assertion, &certs, client_id, &audiences, now) {
                 Some((credential, jti, exp)) if state.seen_assertions.first_use(client_id, &jti, exp, now) => {
-                    Outcome::Ok(SignIn::new(principal, credential))
+                    Grant::Ok(SignIn::new(principal, credential))
                 }
                 Some(_) => {
                     tracing::warn!(client_id = ?client_id, "a client assertion was presented again");
-                    Outcome::Failed(invalid_client())
+                    Grant::Failed(invalid_client())
                 }
-                None => Outcome::Failed(invalid_client()),
+                None => Grant::Failed(invalid_client()),
             })
         }
-        _ => Ok(Outcome::Failed(invalid_request("Give exactly one of client_secret and client_assertion."))),
+        _ => Ok(Grant::Failed(invalid_request("Give exactly one of client_secret and client_assertion."))),
     }
 }
 
@@ -339,35 +338,35 @@ fn verify_assertion(
     ok.then(|| (cert.clone(), jti, exp))
 }
 
-async fn password(state: &SharedState, tenant: &str, form: &Form) -> Result<Outcome> {
+async fn password(state: &SharedState, tenant: &str, form: &OAuthForm) -> Result<Grant> {
     let (Some(username), Some(password)) = (field(form, "username"), field(form, "password")) else {
-        return Ok(Outcome::Failed(invalid_request("The password grant needs 'username' and 'password'.")));
+        return Ok(Grant::Failed(invalid_request("The password grant needs 'username' and 'password'.")));
     };
     Ok(match crate::directory::authenticate_user(state, tenant, username, password).await? {
-        Some((principal, credential)) => Outcome::Ok(SignIn {
+        Some((principal, credential)) => Grant::Ok(SignIn {
             through_app: through_app(state, tenant, form).await?,
             ..SignIn::new(principal, credential)
         }),
-        None => Outcome::Failed(invalid_grant()),
+        None => Grant::Failed(invalid_grant()),
     })
 }
 
-async fn refresh(state: &SharedState, tenant: &str, form: &Form) -> Result<Outcome> {
+async fn refresh(state: &SharedState, tenant: &str, form: &OAuthForm) -> Result<Grant> {
     let Some(token) = field(form, "refresh_token") else {
-        return Ok(Outcome::Failed(invalid_request("The refresh_token grant needs 'refresh_token'.")));
+        return Ok(Grant::Failed(invalid_request("The refresh_token grant needs 'refresh_token'.")));
     };
-    let Some((id, secret)) = token.split_once('.') else { return Ok(Outcome::Failed(invalid_grant())) };
+    let Some((id, secret)) = token.split_once('.') else { return Ok(Grant::Failed(invalid_grant())) };
     let now = state.clock.now();
-    let Some(rec) = state.store.get_refresh_token(id).await? else { return Ok(Outcome::Failed(invalid_grant())) };
+    let Some(rec) = state.store.get_refresh_token(id).await? else { return Ok(Grant::Failed(invalid_grant())) };
     let matches = ct_eq(sha256_hex(secret.as_bytes()).as_bytes(), rec.secret_hash.as_bytes());
     if !matches || rec.expires <= now {
-        return Ok(Outcome::Failed(invalid_grant()));
+        return Ok(Grant::Failed(invalid_grant()));
     }
     let principal = enabled_principal(state.store.get_principal(&rec.principal_id).await?, &[PrincipalKind::User])
         .filter(|p| p.tenant_id == tenant);
     let credential = state.store.get_credential(&rec.credential_id).await?;
     let (Some(principal), Some(credential)) = (principal, credential) else {
-        return Ok(Outcome::Failed(invalid_grant()));
+        return Ok(Grant::Failed(invalid_grant()));
     };
     let sign_in = SignIn {
         through_app: rec.through_app.clone(),
@@ -379,17 +378,17 @@ async fn refresh(state: &SharedState, tenant: &str, form: &Form) -> Result<Outco
     let (next, next_record) = new_refresh_token(&sign_in, sign_in.family.as_deref(), now);
     stores_a_token(state).await?;
     match state.store.redeem_refresh_token(&rec.id, &next_record, now).await? {
-        Redeemed::Rotated => Ok(Outcome::Refreshed(sign_in, next)),
+        Redeemed::Rotated => Ok(Grant::Refreshed(sign_in, next)),
         Redeemed::Replayed => {
             tracing::warn!(principal = %rec.principal_id, "a used refresh token was presented again: its chain is revoked");
-            Ok(Outcome::Failed(invalid_grant()))
+            Ok(Grant::Failed(invalid_grant()))
         }
     }
 }
 
 /// RFC 7009-style revocation of a refresh token (used by `coffer logout`).
 pub async fn revoke(State(state): State<SharedState>, Path(_tenant): Path<String>, body: Bytes) -> Response {
-    let Ok(form) = serde_urlencoded::from_bytes::<Form>(&body) else {
+    let Ok(form) = serde_urlencoded::from_bytes::<OAuthForm>(&body) else {
         return invalid_request("The request body must be form-encoded.");
     };
     if let Some((id, secret)) = field(&form, "token").and_then(|t| t.split_once('.'))

@@ -120,7 +120,7 @@ pub fn normalize_arm_path(uri: &Uri) -> Option<Uri> {
 
 async fn list_subscriptions(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
 ) -> ApiResult<Response> {
     let tenant = state.store.get_tenant(&caller.tenant_id).await?.ok_or_else(|| Error::internal("tenant missing"))?;
     Ok(json_response(
@@ -137,13 +137,13 @@ async fn list_subscriptions(
     ))
 }
 
-async fn empty_list(_: crate::auth::ArmCaller) -> Response {
+async fn empty_list(_: crate::authentication::ArmCaller) -> Response {
     json_response(StatusCode::OK, json!({"value": []}))
 }
 
 async fn show_subscription(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path(sub): Path<String>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
@@ -166,7 +166,7 @@ fn group_json(rg: &ResourceGroup) -> Value {
 
 async fn list_groups(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path(sub): Path<String>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
@@ -177,7 +177,7 @@ async fn list_groups(
 
 async fn show_group(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
@@ -208,7 +208,7 @@ fn validate_group_name(name: &str) -> Result<()> {
 
 async fn put_group(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -233,7 +233,7 @@ async fn put_group(
 
 async fn delete_group(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;

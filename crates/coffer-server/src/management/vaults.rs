@@ -65,7 +65,7 @@ async fn visible_vaults(state: &SharedState, caller: &Caller) -> Result<Vec<Vaul
 
 pub(super) async fn list_vaults(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path(sub): Path<String>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -75,7 +75,7 @@ pub(super) async fn list_vaults(
 
 pub(super) async fn list_vaults_in_group(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -90,7 +90,7 @@ pub(super) async fn list_vaults_in_group(
 
 pub(super) async fn show_vault(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -101,7 +101,7 @@ pub(super) async fn show_vault(
 
 pub(super) async fn create_or_update_vault(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -115,7 +115,7 @@ pub(super) async fn create_or_update_vault(
 
 pub(super) async fn patch_vault(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -140,7 +140,7 @@ struct PolicyUpdateIn {
 
 pub(super) async fn update_access_policy(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg, name, op)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -166,7 +166,7 @@ pub(super) async fn update_access_policy(
 /// scheduled purge date; its name stays reserved; its role assignments go.
 pub(super) async fn delete_vault(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -217,7 +217,7 @@ async fn deleted_vault(state: &SharedState, caller: &Caller, name: &str) -> Resu
 
 pub(super) async fn list_deleted(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path(sub): Path<String>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -229,7 +229,7 @@ pub(super) async fn list_deleted(
 
 pub(super) async fn show_deleted(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, _loc, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -240,7 +240,7 @@ pub(super) async fn show_deleted(
 /// Purge is crypto-shredding: the vault's key-encryption key is destroyed, then its rows.
 pub(super) async fn purge_deleted(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, _loc, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     caller_subscription(&state, &caller, &sub).await?;
@@ -278,7 +278,7 @@ pub(super) struct NameCheckIn {
 
 pub(super) async fn check_name(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path(sub): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -366,7 +366,7 @@ pub(super) struct ResourcesQuery {
 
 pub(super) async fn list_resources(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path(sub): Path<String>,
     axum::extract::Query(q): axum::extract::Query<ResourcesQuery>,
 ) -> ApiResult<Response> {
@@ -376,7 +376,7 @@ pub(super) async fn list_resources(
 
 pub(super) async fn list_resources_in_group(
     State(state): State<SharedState>,
-    crate::auth::ArmCaller(caller): crate::auth::ArmCaller,
+    crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
     Path((sub, rg)): Path<(String, String)>,
     axum::extract::Query(q): axum::extract::Query<ResourcesQuery>,
 ) -> ApiResult<Response> {

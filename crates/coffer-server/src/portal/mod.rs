@@ -9,7 +9,7 @@
 //! request is audited by `build_app` like any other. Forms carry a per-session CSRF token and
 //! cross-site requests are refused; pages carry a strict Content-Security-Policy.
 mod admin;
-mod objects;
+mod keys_and_certificates;
 mod pages;
 mod roles;
 pub use crate::sessions as session;
@@ -77,15 +77,22 @@ pub fn routes() -> Routes<SharedState> {
         .route("/portal/vaults/{vault}/deleted-secrets/{name}/purge", Methods::post(write("SecretPurge"), pages::purge))
         .route(
             "/portal/vaults/{vault}/keys",
-            Methods::get(view, objects::keys).and_post(write("KeyCreate"), objects::create_key),
+            Methods::get(view, keys_and_certificates::keys)
+                .and_post(write("KeyCreate"), keys_and_certificates::create_key),
         )
-        .route("/portal/vaults/{vault}/import-key", Methods::post(write("KeyImport"), objects::import_key))
+        .route(
+            "/portal/vaults/{vault}/import-key",
+            Methods::post(write("KeyImport"), keys_and_certificates::import_key),
+        )
         .route(
             "/portal/vaults/{vault}/import-certificate",
-            Methods::post(write("CertificateImport"), objects::import_certificate),
+            Methods::post(write("CertificateImport"), keys_and_certificates::import_certificate),
         )
-        .route("/portal/vaults/{vault}/keys/{name}", Methods::get(view, objects::key))
-        .route("/portal/vaults/{vault}/keys/{name}/delete", Methods::post(write("KeyDelete"), objects::delete_key))
+        .route("/portal/vaults/{vault}/keys/{name}", Methods::get(view, keys_and_certificates::key))
+        .route(
+            "/portal/vaults/{vault}/keys/{name}/delete",
+            Methods::post(write("KeyDelete"), keys_and_certificates::delete_key),
+        )
         .route("/portal/vaults/{vault}/deleted-keys", Methods::get(view, pages::deleted_keys))
         .route(
             "/portal/vaults/{vault}/deleted-keys/{name}/recover",
@@ -94,16 +101,17 @@ pub fn routes() -> Routes<SharedState> {
         .route("/portal/vaults/{vault}/deleted-keys/{name}/purge", Methods::post(write("KeyPurge"), pages::purge_key))
         .route(
             "/portal/vaults/{vault}/certificates",
-            Methods::get(view, objects::certificates).and_post(write("CertificateCreate"), objects::create_certificate),
+            Methods::get(view, keys_and_certificates::certificates)
+                .and_post(write("CertificateCreate"), keys_and_certificates::create_certificate),
         )
-        .route("/portal/vaults/{vault}/certificates/{name}", Methods::get(view, objects::certificate))
+        .route("/portal/vaults/{vault}/certificates/{name}", Methods::get(view, keys_and_certificates::certificate))
         .route(
             "/portal/vaults/{vault}/certificates/{name}/download",
-            Methods::get(read("CertificateGet"), objects::download_certificate),
+            Methods::get(read("CertificateGet"), keys_and_certificates::download_certificate),
         )
         .route(
             "/portal/vaults/{vault}/certificates/{name}/delete",
-            Methods::post(write("CertificateDelete"), objects::delete_certificate),
+            Methods::post(write("CertificateDelete"), keys_and_certificates::delete_certificate),
         )
         .route("/portal/vaults/{vault}/deleted-certificates", Methods::get(view, pages::deleted_certificates))
         .route(

@@ -180,7 +180,7 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
     };
     let server = coffer_server::start(config, None).await?;
     if let Some(c) = &server.credentials {
-        print!("{}", coffer_server::dev::export_lines(c));
+        print!("{}", coffer_server::dev_bootstrap::export_lines(c));
     }
     tracing::info!(addr = %server.addr, "Coffer is listening");
     wait_for_signal().await;

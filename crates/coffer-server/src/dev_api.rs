@@ -26,7 +26,7 @@ struct AdvanceIn {
 /// certificate-renewal jobs once, so what became due has happened when the call returns.
 async fn advance_time(
     State(state): State<SharedState>,
-    _: crate::auth::TenantAdmin<crate::auth::MoveDevClock>,
+    _: crate::authentication::TenantAdmin<crate::authentication::MoveDevClock>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let Some(clock) = &state.dev_clock else {
