@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::events::{EventType, event_subject, job_event};
 pub use crate::keys::key_error;
 use crate::keys::{default_ops, material_of, store_key_version};
+use crate::lifetime_markers::{Notice, Subject as Told, already_told, remember_told};
 use crate::objects::{NewObject, Objects, VaultContext};
 use crate::state::AppState;
 
@@ -506,24 +507,22 @@ async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key
             }
             "AutoRenew" => {
                 // Renewal through an outside issuer is not automatic: say it is due, once per version.
-                let marker = crate::system::renewal_due_marker(&ctx.vault.id, name_key);
-                if state.store.get_meta(&marker).await?.as_deref() != Some(current.version.as_bytes()) {
+                if !already_told(state, subject_of(&ctx, name_key), Notice::RenewalDue, &current.version).await? {
                     let why = "lifetime action: AutoRenew is due but needs issuer Self".to_string();
                     let subject = event_subject(state, &ctx, KIND, &current, &current.version, why);
                     job_event(state, None, EventType::NearExpiry, &subject).await?;
-                    state.store.put_meta(&marker, current.version.as_bytes()).await?;
+                    remember_told(state, subject_of(&ctx, name_key), Notice::RenewalDue, &current.version).await?;
                 }
             }
             _ => {
-                let marker = crate::system::notified_marker(&ctx.vault.id, name_key);
-                if state.store.get_meta(&marker).await?.as_deref() != Some(current.version.as_bytes()) {
+                if !already_told(state, subject_of(&ctx, name_key), Notice::Notified, &current.version).await? {
                     // Coffer sends no mail: the event names the contacts for whoever forwards it.
                     let emails = contact_emails(state, &ctx).await?;
                     let contacts = emails.join(",");
                     let why = format!("lifetime action: EmailContacts ({contacts})");
                     let subject = event_subject(state, &ctx, KIND, &current, &current.version, why);
                     job_event(state, None, EventType::NearExpiry, &subject).await?;
-                    state.store.put_meta(&marker, current.version.as_bytes()).await?;
+                    remember_told(state, subject_of(&ctx, name_key), Notice::Notified, &current.version).await?;
                 }
             }
         }
@@ -538,4 +537,9 @@ pub async fn contact_emails(state: &AppState, ctx: &VaultContext) -> Result<Vec<
         .as_array()
         .map(|list| list.iter().filter_map(|c| c["email"].as_str().map(str::to_string)).collect())
         .unwrap_or_default())
+}
+
+/// The certificate a lifetime-action marker is about.
+fn subject_of<'a>(ctx: &'a VaultContext, name_key: &'a str) -> Told<'a> {
+    Told { kind: KIND, vault_id: &ctx.vault.id, name_key }
 }

@@ -36,9 +36,8 @@ pub async fn purge_due(state: &AppState) -> Result<PurgeReport> {
             // Conditional on the date again: a recover + delete in between resets it.
             if state.store.purge_object(&at, Some(now)).await? {
                 report.objects += 1;
-                if kind == ObjectKind::Certificate {
-                    crate::system::forget_lifetime_markers(state, &vault_id, Some(&name_key)).await?;
-                }
+                let subject = crate::lifetime_markers::Subject { kind, vault_id: &vault_id, name_key: &name_key };
+                crate::lifetime_markers::forget(state, subject).await?;
                 let object = RecordedObject {
                     collection: kind.collection().into(),
                     name: name_key.clone(),

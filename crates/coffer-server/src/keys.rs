@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::events::{EventType, event_subject, job_event};
+use crate::lifetime_markers::{Notice, Subject as Told, already_told, remember_told};
 use crate::objects::{NewObject, Objects, VaultContext};
 use crate::state::AppState;
 
@@ -138,9 +139,6 @@ pub struct RotationPolicy {
     pub lifetime_actions: Vec<LifetimeAction>,
     #[serde(default)]
     pub attributes: PolicyAttributes,
-    /// The version a Notify action last fired for (internal; not on the wire).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notified_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,7 +219,6 @@ impl RotationPolicy {
                 action: ActionType { kind: "Notify".into() },
             }],
             attributes: PolicyAttributes::default(),
-            notified_version: None,
         }
     }
 }
@@ -286,7 +283,7 @@ async fn carry_out_rotation_policy(state: &AppState, vault_name: &str, name_key:
     let now = state.clock.now();
     let mut rotated = 0;
     let Some(ctx) = crate::system::system_context(state, vault_name).await? else { return Ok(0) };
-    let Some(mut policy) = load_policy(state, &ctx, name_key).await? else { return Ok(0) };
+    let Some(policy) = load_policy(state, &ctx, name_key).await? else { return Ok(0) };
     let current = match Objects::new(state, &ctx, KIND).read(name_key, None).await {
         Ok(v) => v,
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(0),
@@ -317,12 +314,14 @@ async fn carry_out_rotation_policy(state: &AppState, vault_name: &str, name_key:
             let version = &new.version.version;
             let subject = event_subject(state, &ctx, KIND, &current, version, "rotation policy: Rotate".into());
             job_event(state, Some("KeyRotate"), EventType::NewVersionCreated, &subject).await?;
-        } else if policy.notified_version.as_deref() != Some(current.version.as_str()) {
-            let subject =
-                event_subject(state, &ctx, KIND, &current, &current.version, "rotation policy: Notify".into());
-            job_event(state, None, EventType::NearExpiry, &subject).await?;
-            policy.notified_version = Some(current.version.clone());
-            save_policy(state, &ctx, &current.name, &policy).await?;
+        } else {
+            let told = Told { kind: KIND, vault_id: &ctx.vault.id, name_key };
+            if !already_told(state, told, Notice::Notified, &current.version).await? {
+                let subject =
+                    event_subject(state, &ctx, KIND, &current, &current.version, "rotation policy: Notify".into());
+                job_event(state, None, EventType::NearExpiry, &subject).await?;
+                remember_told(state, told, Notice::Notified, &current.version).await?;
+            }
         }
     }
     Ok(rotated)

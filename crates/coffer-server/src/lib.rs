@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod key_cache;
 pub mod keyring;
 pub mod keys;
+pub mod lifetime_markers;
 pub mod management;
 pub mod metrics;
 pub mod objects;

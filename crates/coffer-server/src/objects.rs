@@ -445,7 +445,9 @@ impl<'a> Objects<'a> {
         if !self.state.store.purge_object(&self.at(&key), None).await? {
             return Err(self.kind.deleted_not_found(name));
         }
-        Ok(())
+        let subject =
+            crate::lifetime_markers::Subject { kind: self.kind, vault_id: &self.ctx.vault.id, name_key: &key };
+        crate::lifetime_markers::forget(self.state, subject).await
     }
 
     /// An opaque, sealed and authenticated blob of every version. A certificate's own key or

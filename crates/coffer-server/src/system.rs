@@ -1,6 +1,6 @@
 //! What Coffer does on its own account — the background jobs, and a vault purge asked for over
 //! ARM: the system principal and a vault context acting as it, the audit record of what it
-//! did, the purge of a vault, and the "told once per version" markers of the certificate job.
+//! did, and the purge of a vault.
 //! A service: the jobs and the surfaces call it; it calls nothing above it.
 use coffer_core::Result;
 
@@ -60,35 +60,6 @@ pub async fn purge_vault(state: &AppState, vault_id: &str, due_by: Option<i64>) 
     }
     state.keyring.shred_vault(vault_id)?;
     let erased = state.store.erase_vault(vault_id).await?;
-    forget_lifetime_markers(state, vault_id, None).await?;
+    crate::lifetime_markers::forget_vault(state, vault_id).await?;
     Ok(erased)
-}
-
-/// "Told once per version" markers of the lifetime-action job (the certificate's current
-/// version is the value). They go with the certificate when it is purged.
-pub(crate) fn renewal_due_marker(vault_id: &str, name_key: &str) -> String {
-    format!("certificate-renewal-due/{vault_id}/{name_key}")
-}
-
-pub(crate) fn notified_marker(vault_id: &str, name_key: &str) -> String {
-    format!("certificate-notified/{vault_id}/{name_key}")
-}
-
-/// Forgets a purged certificate's lifetime-action markers (`name_key: None`: every certificate
-/// of a purged vault).
-pub async fn forget_lifetime_markers(state: &AppState, vault_id: &str, name_key: Option<&str>) -> Result<()> {
-    match name_key {
-        Some(n) => {
-            state.store.delete_meta(&renewal_due_marker(vault_id, n)).await?;
-            state.store.delete_meta(&notified_marker(vault_id, n)).await?;
-        }
-        None => {
-            for prefix in [renewal_due_marker(vault_id, ""), notified_marker(vault_id, "")] {
-                for (key, _) in state.store.list_meta(&prefix).await? {
-                    state.store.delete_meta(&key).await?;
-                }
-            }
-        }
-    }
-    Ok(())
 }

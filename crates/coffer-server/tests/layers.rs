@@ -31,7 +31,20 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ("audit", &["audit", "routes"]),
     ("state", &["state"]),
     ("authentication", &["authentication"]),
-    ("services", &["objects", "authorization", "directory", "system", "events", "vaults", "keys", "certificates"]),
+    (
+        "services",
+        &[
+            "objects",
+            "authorization",
+            "directory",
+            "system",
+            "events",
+            "vaults",
+            "keys",
+            "certificates",
+            "lifetime_markers",
+        ],
+    ),
     ("HTTP surfaces", &["dataplane", "management", "identity", "audit_api", "directory_api", "authorization_api"]),
     // The dev tools run every job at once (`advance-time`), so they sit beside the jobs.
     ("portal, jobs and dev tools", &["portal", "jobs", "dev_bootstrap", "dev_api"]),

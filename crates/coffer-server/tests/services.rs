@@ -6,11 +6,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use coffer_core::ManualClock;
 use coffer_core::object::{AttributesPatch, ObjectKind};
 use coffer_core::permissions::{Area, DataAction};
 use coffer_core::principal::{Caller, Principal, PrincipalKind};
 use coffer_core::vault::{AccessPolicy, PolicyPermissions};
+use coffer_core::{Clock, ManualClock};
 use coffer_crypto::jwt::AccessClaims;
 use coffer_crypto::keys::KeyMaterial;
 use coffer_server::authorization::{self, Question};
@@ -286,4 +286,23 @@ async fn rotation_policies_rotate_and_notify_once_and_one_broken_key_stops_nothi
     }
     assert_eq!(records_of(&w, "KeyRotate").await, 2);
     assert_eq!(records_of(&w, "KeyNewVersionCreated").await, 2);
+
+    // Purged and made again under the same name, the key is a new object: told afresh.
+    let ctx =
+        VaultContext::open(&w.state, vault, w.admin.clone(), Origin::Internal, "7.5".into()).await.expect("vault");
+    let objects = coffer_server::objects::Objects::new(&w.state, &ctx, ObjectKind::Key);
+    objects.delete("expiring").await.expect("delete");
+    objects.purge("expiring").await.expect("purge");
+    let now = w.clock.now();
+    new_key(&w, vault, "expiring", Some(now + 20 * DAY)).await;
+    set_policy(
+        &w,
+        vault,
+        "expiring",
+        r#"{"lifetimeActions":[{"trigger":{"timeBeforeExpiry":"P30D"},"action":{"type":"Notify"}}]}"#,
+    )
+    .await;
+    keys::run_rotation_policies(&w.state).await.expect("run");
+    keys::run_rotation_policies(&w.state).await.expect("run again");
+    assert_eq!(records_of(&w, "KeyNearExpiry").await, 2, "one notice for the new key, once");
 }

@@ -444,8 +444,11 @@ async fn put_policy(state: &SharedState, req: &DataRequest, name: &str) -> Handl
     let previous = load_policy(state, &req.ctx, name).await?;
     p.attributes.created = previous.as_ref().and_then(|x| x.attributes.created).or(Some(now));
     p.attributes.updated = Some(now);
-    p.notified_version = None;
     save_policy(state, &req.ctx, name, &p).await?;
+    // A new policy notifies afresh.
+    let key = coffer_core::names::name_key(name);
+    let told = crate::lifetime_markers::Subject { kind: KIND, vault_id: &req.ctx.vault.id, name_key: &key };
+    crate::lifetime_markers::forget(state, told).await?;
     ok(policy_json(&p, &req.ctx, name))
 }
 

@@ -593,7 +593,6 @@ async fn purge(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
             Err(e) => return Err(e.into()),
         }
     }
-    crate::system::forget_lifetime_markers(state, &ctx.vault.id, Some(&coffer_core::names::name_key(name))).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
