@@ -16,9 +16,9 @@ use zeroize::Zeroizing;
 
 use crate::events::{EventType, event_subject, job_event};
 pub use crate::keys::key_error;
-use crate::keys::{default_ops, material_of, store_key_version};
+use crate::keys::{default_ops, material_of, prepare_key_version};
 use crate::lifetime_markers::{Notice, Subject as Told, already_told, remember_told};
-use crate::objects::{NewObject, Objects, VaultContext};
+use crate::objects::{NewObject, Objects, VaultContext, create_version_group};
 use crate::state::AppState;
 
 pub const KIND: ObjectKind = ObjectKind::Certificate;
@@ -383,7 +383,9 @@ pub async fn store_certificate(
     let window =
         AttributesPatch { enabled, not_before: Some(Some(info.not_before)), expires: Some(Some(info.not_after)) };
     let ops = default_ops(&key.kty);
-    store_key_version(state, ctx, name, key, ops, window.clone(), tags.clone(), Some(version.clone()), true).await?;
+    let keys = Objects::new(state, ctx, ObjectKind::Key);
+    let (key_version, _) =
+        prepare_key_version(&keys, name, key, ops, window.clone(), tags.clone(), Some(version.clone()), true)?;
     let content_type = policy.secret_props.content_type.clone().unwrap_or_else(|| PKCS12.into());
     // The key's own flag, never the policy's: a policy can be changed later, the key cannot.
     let exportable = key.exportable;
@@ -393,34 +395,34 @@ pub async fn store_certificate(
         (_, true) => Zeroizing::new(b64::std_encode(&certs::pfx(chain, key, "").map_err(cert_error)?)),
         (_, false) => Zeroizing::new(b64::std_encode(&certs::pfx_public(chain).map_err(cert_error)?)),
     };
-    Objects::new(state, ctx, ObjectKind::Secret)
-        .create_version(NewObject {
-            name,
-            payload: secret_value.as_bytes(),
-            attributes: window.clone(),
-            tags: tags.clone(),
-            content_type: Some(content_type),
-            managed: true,
-            meta: None,
-            version: Some(version.clone()),
-        })
-        .await?;
+    let secret_version = Objects::new(state, ctx, ObjectKind::Secret).prepare(NewObject {
+        name,
+        payload: secret_value.as_bytes(),
+        attributes: window.clone(),
+        tags: tags.clone(),
+        content_type: Some(content_type),
+        managed: true,
+        meta: None,
+        version: Some(version.clone()),
+    })?;
     let payload = serde_json::to_vec(&CertPayload { chain: chain.iter().map(|c| b64::std_encode(c)).collect() })
         .map_err(|e| Error::internal(e.to_string()))?;
-    let v = Objects::new(state, ctx, KIND)
-        .create_version(NewObject {
-            name,
-            payload: &payload,
-            attributes: window,
-            tags,
-            content_type: None,
-            managed: false,
-            meta: Some(json!({"x5t": info.x5t}).to_string()),
-            version: Some(version),
-        })
-        .await?;
-    save_policy(state, ctx, name, policy).await?;
-    Ok(v)
+    let cert_version = Objects::new(state, ctx, KIND).prepare(NewObject {
+        name,
+        payload: &payload,
+        attributes: window,
+        tags,
+        content_type: None,
+        managed: false,
+        meta: Some(json!({"x5t": info.x5t}).to_string()),
+        version: Some(version),
+    })?;
+    // The three objects and the policy together, or nothing: never a managed key or secret
+    // without its certificate.
+    let policy = serde_json::to_string(policy).map_err(|e| Error::internal(e.to_string()))?;
+    let mut stored =
+        create_version_group(state, ctx, vec![key_version, secret_version, cert_version], Some(&policy)).await?;
+    stored.pop().ok_or_else(|| Error::internal("the certificate version was not stored"))
 }
 
 pub fn doc_key(ctx: &VaultContext, what: &str) -> String {

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::events::{EventType, event_subject, job_event};
 use crate::lifetime_markers::{Notice, Subject as Told, already_told, remember_told};
-use crate::objects::{NewObject, Objects, VaultContext};
+use crate::objects::{NewObject, Objects, PreparedVersion, VaultContext};
 use crate::state::AppState;
 
 pub const KIND: ObjectKind = ObjectKind::Key;
@@ -90,8 +90,7 @@ pub fn material_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<Arc<KeyMa
     Ok(material)
 }
 
-/// Stores a key version: its material sealed, its public metadata beside it. Certificates use
-/// it for their key, with the certificate's version and `managed`.
+/// Stores a key version: its material sealed, its public metadata beside it.
 #[allow(clippy::too_many_arguments)]
 pub async fn store_key_version(
     state: &AppState,
@@ -104,23 +103,40 @@ pub async fn store_key_version(
     version: Option<String>,
     managed: bool,
 ) -> Result<(StoredVersion, KeyMeta)> {
+    let objects = Objects::new(state, ctx, KIND);
+    let (prepared, meta) = prepare_key_version(&objects, name, material, key_ops, attributes, tags, version, managed)?;
+    Ok((objects.create_prepared(prepared).await?, meta))
+}
+
+/// A key version ready to be written: its material sealed, its public metadata beside it.
+/// Certificates write theirs with the certificate (`objects::create_version_group`), with
+/// the certificate's version and `managed`.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_key_version(
+    objects: &Objects<'_>,
+    name: &str,
+    material: &KeyMaterial,
+    key_ops: Vec<String>,
+    attributes: AttributesPatch,
+    tags: BTreeMap<String, String>,
+    version: Option<String>,
+    managed: bool,
+) -> Result<(PreparedVersion, KeyMeta)> {
     let meta =
         KeyMeta { kty: material.kty.clone(), key_ops, key_size: material.size_bits(), crv: material.crv.clone() };
     let payload = Zeroizing::new(serde_json::to_vec(material).map_err(|e| Error::internal(format!("key: {e}")))?);
     let meta_json = serde_json::to_string(&meta).map_err(|e| Error::internal(format!("key meta: {e}")))?;
-    let v = Objects::new(state, ctx, KIND)
-        .create_version(NewObject {
-            name,
-            payload: &payload,
-            attributes,
-            tags,
-            content_type: None,
-            managed,
-            meta: Some(meta_json),
-            version,
-        })
-        .await?;
-    Ok((v, meta))
+    let prepared = objects.prepare(NewObject {
+        name,
+        payload: &payload,
+        attributes,
+        tags,
+        content_type: None,
+        managed,
+        meta: Some(meta_json),
+        version,
+    })?;
+    Ok((prepared, meta))
 }
 
 /// A version a rotation made, with what renders it.

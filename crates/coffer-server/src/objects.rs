@@ -117,6 +117,76 @@ impl VaultContext {
     }
 }
 
+/// A version ready to be written (see `Objects::prepare`).
+#[derive(Debug)]
+pub struct PreparedVersion {
+    pub kind: ObjectKind,
+    pub name: String,
+    pub name_key: String,
+    pub version: String,
+    attributes: Attributes,
+    tags: coffer_core::object::Tags,
+    content_type: Option<String>,
+    managed: bool,
+    sealed: Vec<u8>,
+    meta: Option<String>,
+}
+
+impl PreparedVersion {
+    fn to_write<'a>(&'a self, vault_id: &'a str) -> NewVersion<'a> {
+        NewVersion {
+            at: coffer_store::ObjectRef { vault_id, kind: self.kind, name_key: &self.name_key },
+            name: &self.name,
+            version: &self.version,
+            attributes: &self.attributes,
+            tags: &self.tags,
+            content_type: self.content_type.as_deref(),
+            managed: self.managed,
+            payload: &self.sealed,
+            meta: self.meta.as_deref(),
+        }
+    }
+}
+
+/// A new version's id is known only once it is chosen (a certificate's three objects share
+/// it): the audit record's object gets it then.
+fn note_new_version(version: &str) {
+    crate::audit::note(|d| {
+        if let Some(o) = d.object.as_mut().filter(|o| o.version.is_none()) {
+            o.id = format!("{}/{version}", o.id);
+            o.version = Some(version.to_string());
+        }
+    });
+}
+
+/// Versions of objects that belong together (a certificate with its key and secret, in that
+/// order, the certificate last) and the last one's `policy`, written in one transaction: all
+/// of them, or none. Returns them as stored.
+pub async fn create_version_group(
+    state: &AppState,
+    ctx: &VaultContext,
+    group: Vec<PreparedVersion>,
+    policy: Option<&str>,
+) -> Result<Vec<StoredVersion>> {
+    let writes: Vec<NewVersion<'_>> = group.iter().map(|p| p.to_write(&ctx.vault.id)).collect();
+    match state.store.put_version_group(&writes, policy).await? {
+        PutOutcome::Written => {}
+        outcome => {
+            let last = group.last().ok_or_else(|| Error::internal("an empty version group"))?;
+            return Err(match outcome {
+                PutOutcome::NameDeleted => last.kind.deleted_but_recoverable(&last.name),
+                _ => Error::internal("put_version_group reported a taken name"),
+            });
+        }
+    }
+    let mut stored = Vec::with_capacity(group.len());
+    for p in &group {
+        note_new_version(&p.version);
+        stored.push(Objects::new(state, ctx, p.kind).read(&p.name, Some(&p.version)).await?);
+    }
+    Ok(stored)
+}
+
 /// What a client sends to create a version.
 #[derive(Debug)]
 pub struct NewObject<'a> {
@@ -265,7 +335,9 @@ impl<'a> Objects<'a> {
             .map_err(|e| Error::internal(format!("opening {} {}/{}: {e}", self.kind.as_str(), v.name, v.version)))
     }
 
-    pub async fn create_version(&self, new: NewObject<'_>) -> Result<StoredVersion> {
+    /// A version checked and sealed, its id chosen, ready to be written (alone with
+    /// `create_prepared`, or with the objects it belongs with by `create_version_group`).
+    pub fn prepare(&self, new: NewObject<'_>) -> Result<PreparedVersion> {
         validate_object_name(new.name)?;
         validate_tags(&new.tags)?;
         if let Some(ct) = &new.content_type {
@@ -283,35 +355,35 @@ impl<'a> Objects<'a> {
         };
         let aad = object_aad(&self.ctx.vault.id, self.kind.as_str(), &key, &version);
         let sealed = self.ctx.key.seal(&aad, new.payload)?;
-        let outcome = self
-            .state
-            .store
-            .put_version(&NewVersion {
-                at: self.at(&key),
-                name: new.name,
-                version: &version,
-                attributes: &attributes,
-                tags: &new.tags,
-                content_type: new.content_type.as_deref(),
-                managed: new.managed,
-                payload: &sealed,
-                meta: new.meta.as_deref(),
-            })
-            .await?;
-        match outcome {
+        Ok(PreparedVersion {
+            kind: self.kind,
+            name: new.name.to_string(),
+            name_key: key,
+            version,
+            attributes,
+            tags: new.tags,
+            content_type: new.content_type,
+            managed: new.managed,
+            sealed,
+            meta: new.meta,
+        })
+    }
+
+    pub async fn create_version(&self, new: NewObject<'_>) -> Result<StoredVersion> {
+        let prepared = self.prepare(new)?;
+        self.create_prepared(prepared).await
+    }
+
+    /// Writes a prepared version of this kind.
+    pub async fn create_prepared(&self, p: PreparedVersion) -> Result<StoredVersion> {
+        match self.state.store.put_version(&p.to_write(&self.ctx.vault.id)).await? {
             PutOutcome::Written => {}
-            PutOutcome::NameDeleted => return Err(self.kind.deleted_but_recoverable(new.name)),
+            PutOutcome::NameDeleted => return Err(self.kind.deleted_but_recoverable(&p.name)),
             PutOutcome::NameTaken => return Err(Error::internal("put_version reported a taken name")),
         }
-        crate::audit::note(|d| {
-            // A new version's id is known only now (a certificate's three objects share it).
-            if let Some(o) = d.object.as_mut().filter(|o| o.version.is_none()) {
-                o.id = format!("{}/{version}", o.id);
-                o.version = Some(version.clone());
-            }
-        });
+        note_new_version(&p.version);
         // Re-read: the display name is the one first written.
-        self.read(new.name, Some(&version)).await
+        self.read(&p.name, Some(&p.version)).await
     }
 
     /// A version (latest when `version` is `None`), with its sealed payload.

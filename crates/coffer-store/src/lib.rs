@@ -158,6 +158,10 @@ pub trait ObjectStore: Send + Sync {
         }
         Ok(out)
     }
+    /// New versions of several objects that belong together (a certificate with its key and
+    /// secret) and, with `policy`, the policy of the last one, in one transaction: all of it,
+    /// or — when any name is deleted — none (that outcome).
+    async fn put_version_group(&self, batch: &[NewVersion<'_>], policy: Option<&str>) -> Result<PutOutcome>;
     /// The given version, or the latest when `version` is `None`, of a live object (or of a
     /// deleted one, with `deleted`).
     async fn get_version(

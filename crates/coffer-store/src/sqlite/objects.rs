@@ -66,6 +66,28 @@ impl ObjectStore for SqliteStore {
         Ok(out)
     }
 
+    async fn put_version_group(&self, batch: &[NewVersion<'_>], policy: Option<&str>) -> Result<PutOutcome> {
+        let _timer = self.timer("put_version_group");
+        let _w = self.write_objects().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
+        for v in batch {
+            let outcome = put_version_in(&mut tx, v).await?;
+            if outcome != PutOutcome::Written {
+                // Dropping the transaction rolls back the versions written before this one.
+                return Ok(outcome);
+            }
+        }
+        if let (Some(policy), Some(last)) = (policy, batch.last()) {
+            at_query("UPDATE objects SET policy = $4 WHERE vault_id = $1 AND kind = $2 AND name_key = $3", &last.at)
+                .bind(policy)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(PutOutcome::Written)
+    }
+
     async fn get_version(
         &self,
         at: &ObjectRef<'_>,

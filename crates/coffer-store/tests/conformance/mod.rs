@@ -165,6 +165,67 @@ async fn changes_that_are_one_transaction(store: &dyn Store) {
     assert!(store.get_head(&part(ObjectKind::Key)).await.expect("head").is_some());
     let policy = store.get_object_policy(&part(ObjectKind::Certificate)).await.expect("policy");
     assert_eq!(policy.as_deref(), Some("{}"), "the policy came with it");
+
+    // A certificate with its key and secret: all three and the policy, or nothing.
+    let version = "a".repeat(32);
+    let group = |name_key: &'static str| {
+        vec![(ObjectKind::Key, name_key), (ObjectKind::Secret, name_key), (ObjectKind::Certificate, name_key)]
+    };
+    let attributes = Attributes::new(10);
+    let tags = Tags::new();
+    fn batch<'a>(
+        items: &[(ObjectKind, &'a str)],
+        version: &'a str,
+        attrs: &'a Attributes,
+        tags: &'a Tags,
+    ) -> Vec<NewVersion<'a>> {
+        items
+            .iter()
+            .map(|&(kind, name)| NewVersion {
+                at: ObjectRef { vault_id: "tx-v1", kind, name_key: name },
+                name,
+                version,
+                attributes: attrs,
+                tags,
+                content_type: None,
+                managed: kind != ObjectKind::Certificate,
+                payload: b"sealed",
+                meta: None,
+            })
+            .collect()
+    }
+    // The certificate's name is held by a deleted certificate: nothing of the group is written.
+    let deleted_cert = ObjectRef { vault_id: "tx-v1", kind: ObjectKind::Certificate, name_key: "tx-held" };
+    assert_eq!(
+        store
+            .put_version(&batch(&[(ObjectKind::Certificate, "tx-held")], &version, &attributes, &tags)[0])
+            .await
+            .expect("put"),
+        PutOutcome::Written
+    );
+    assert!(
+        store.delete_object(&deleted_cert, &Deletion { deleted_date: 5, scheduled_purge_date: 50 }).await.expect("del")
+    );
+    let outcome = store
+        .put_version_group(&batch(&group("tx-held"), &version, &attributes, &tags), Some("{}"))
+        .await
+        .expect("group");
+    assert_eq!(outcome, PutOutcome::NameDeleted);
+    for kind in [ObjectKind::Key, ObjectKind::Secret] {
+        let at = ObjectRef { vault_id: "tx-v1", kind, name_key: "tx-held" };
+        assert!(store.get_head(&at).await.expect("head").is_none(), "no {kind:?} was left behind");
+    }
+    let outcome = store
+        .put_version_group(&batch(&group("tx-cert"), &version, &attributes, &tags), Some(r#"{"p":1}"#))
+        .await
+        .expect("group");
+    assert_eq!(outcome, PutOutcome::Written);
+    for kind in [ObjectKind::Key, ObjectKind::Secret, ObjectKind::Certificate] {
+        let at = ObjectRef { vault_id: "tx-v1", kind, name_key: "tx-cert" };
+        assert!(store.get_version(&at, None, false).await.expect("get").is_some(), "{kind:?} written");
+    }
+    let cert = ObjectRef { vault_id: "tx-v1", kind: ObjectKind::Certificate, name_key: "tx-cert" };
+    assert_eq!(store.get_object_policy(&cert).await.expect("policy").as_deref(), Some(r#"{"p":1}"#));
 }
 
 /// A backend may remember reads (SQLite remembers vaults, principals, credentials and groups):
