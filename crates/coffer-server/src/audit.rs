@@ -61,7 +61,7 @@ pub async fn around(
 
 /// The draft a request starts with: what its method, path, host and connection say.
 pub fn draft_for(req: &axum::extract::Request, surface: &Surface, clock: &dyn coffer_core::Clock) -> record::Draft {
-    use coffer_audit::operations;
+    use coffer_audit::operations::DataOperation;
     use coffer_audit::record::RecordedObject;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let path = req.uri().path().to_string();
@@ -80,13 +80,20 @@ pub fn draft_for(req: &axum::extract::Request, surface: &Surface, clock: &dyn co
     };
     match surface {
         Surface::Vault { name, authority } => {
-            let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-            let op = operations::data_plane(&method, &segments);
-            d.operation = Some(op.name);
-            d.changes_state = op.changes_state;
+            // Parsed once (`server::build_app`), after the method override.
+            let parsed;
+            let op = match req.extensions().get::<DataOperation>() {
+                Some(op) => op,
+                None => {
+                    parsed = DataOperation::parse(&method, &path);
+                    &parsed
+                }
+            };
+            d.operation = Some(op.name());
+            d.changes_state = op.changes_state(&method);
             d.audited = true;
             d.vault = Some(name.clone());
-            d.object = operations::data_object(&segments).map(|(collection, object, version)| {
+            d.object = op.object().map(|(collection, object, version)| {
                 let mut id = format!("https://{authority}/{collection}/{object}");
                 if let Some(v) = version {
                     id = format!("{id}/{v}");

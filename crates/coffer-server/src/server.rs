@@ -198,6 +198,10 @@ pub fn build_app(state: SharedState) -> Router {
             req.extensions_mut().insert(surface.clone());
             if matches!(surface, Surface::Vault { .. }) {
                 crate::http::apply_method_override(&mut req);
+                // The one reading of what the request asks for: the audit draft, the metrics
+                // label, the router and the permission check all take it from here.
+                let op = crate::audit::operations::DataOperation::parse(req.method(), req.uri().path());
+                req.extensions_mut().insert(op);
             }
             let draft = crate::audit::draft_for(&req, &surface, state.clock.as_ref());
             let request_id = draft.request_id.clone();

@@ -2,7 +2,7 @@
 //! key never leaves the server: responses carry only public JWK fields (none for oct keys).
 use std::collections::BTreeMap;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_core::object::AttributesPatch;
 use coffer_core::permissions::DataAction;
@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::render::{AttributesIn, attributes, page};
-use super::{DataRequest, method_not_allowed, not_found_path};
+use super::{DataRequest, not_found_path};
+use crate::audit::operations::DataOperation;
 use crate::http::{ApiError, json as json_response, parse_body};
 use crate::keys::{
     KIND, KeyMeta, RotationPolicy, default_ops, hsm_unavailable, key_error, load_policy, material_of, meta_of, rotate,
@@ -73,44 +74,27 @@ fn ok(v: Value) -> std::result::Result<Response, ApiError> {
 
 type Handled = std::result::Result<Response, ApiError>;
 
-pub async fn route(state: &SharedState, req: DataRequest, seg: &[&str]) -> Handled {
-    let m = req.method.clone();
-    match seg {
-        ["rng"] if m == Method::POST => rng(state, &req).await,
-        ["keys"] | ["keys", ""] if m == Method::GET => list(state, &req).await,
-        ["keys", "restore"] if m == Method::POST => restore(state, &req).await,
-        ["keys", name] | ["keys", name, ""] => match m {
-            Method::PUT if seg.len() == 2 => import(state, &req, name).await,
-            Method::GET => get(state, &req, name, None).await,
-            Method::PATCH => update(state, &req, name, None).await,
-            Method::DELETE if seg.len() == 2 => delete(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["keys", name, "create"] if m == Method::POST => create(state, &req, name).await,
-        ["keys", name, "versions"] if m == Method::GET => list_versions(state, &req, name).await,
-        ["keys", name, "backup"] if m == Method::POST => backup(state, &req, name).await,
-        ["keys", name, "rotate"] if m == Method::POST => rotate_now(state, &req, name).await,
-        ["keys", name, "rotationpolicy"] => match m {
-            Method::GET => get_policy(state, &req, name).await,
-            Method::PUT => put_policy(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["keys", name, version] => match m {
-            Method::GET => get(state, &req, name, Some(version)).await,
-            Method::PATCH => update(state, &req, name, Some(version)).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["keys", name, version, op] if m == Method::POST => {
-            let version = (!version.is_empty()).then_some(*version);
-            operation(state, &req, name, version, op).await
-        }
-        ["deletedkeys"] | ["deletedkeys", ""] if m == Method::GET => list_deleted(state, &req).await,
-        ["deletedkeys", name] => match m {
-            Method::GET => get_deleted(state, &req, name).await,
-            Method::DELETE => purge(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["deletedkeys", name, "recover"] if m == Method::POST => recover(state, &req, name).await,
+pub async fn route(state: &SharedState, req: DataRequest, op: &DataOperation) -> Handled {
+    use DataOperation as Op;
+    match op {
+        Op::GetRandomBytes => rng(state, &req).await,
+        Op::KeyList => list(state, &req).await,
+        Op::KeyRestore => restore(state, &req).await,
+        Op::KeyImport { name } => import(state, &req, name).await,
+        Op::KeyGet { name, version } => get(state, &req, name, version.as_deref()).await,
+        Op::KeyUpdate { name, version } => update(state, &req, name, version.as_deref()).await,
+        Op::KeyDelete { name } => delete(state, &req, name).await,
+        Op::KeyCreate { name } => create(state, &req, name).await,
+        Op::KeyListVersions { name } => list_versions(state, &req, name).await,
+        Op::KeyBackup { name } => backup(state, &req, name).await,
+        Op::KeyRotate { name } => rotate_now(state, &req, name).await,
+        Op::KeyGetRotationPolicy { name } => get_policy(state, &req, name).await,
+        Op::KeyUpdateRotationPolicy { name } => put_policy(state, &req, name).await,
+        Op::KeyOperation { name, version, op } => operation(state, &req, name, version.as_deref(), op).await,
+        Op::KeyListDeleted => list_deleted(state, &req).await,
+        Op::KeyGetDeleted { name } => get_deleted(state, &req, name).await,
+        Op::KeyPurge { name } => purge(state, &req, name).await,
+        Op::KeyRecover { name } => recover(state, &req, name).await,
         _ => Err(not_found_path()),
     }
 }

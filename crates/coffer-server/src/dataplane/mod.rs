@@ -11,8 +11,10 @@ use axum::extract::State;
 use axum::http::{Method, Request};
 use axum::response::{IntoResponse, Response};
 use coffer_core::Error;
+use coffer_core::object::ObjectKind;
 
 use crate::api_version;
+use crate::audit::operations::DataOperation;
 use crate::authentication::{bearer_token, challenge, resolve_caller};
 use crate::host::Surface;
 use crate::http::{ApiError, query_pairs};
@@ -80,16 +82,18 @@ async fn handle(
     // A change is recorded as started before it can happen (fail closed).
     crate::audit::before_change(&state.audit).await.map_err(|e| ApiError(e).into_response())?;
 
-    // The `X-HTTP-METHOD` override was applied in `server::build_app`, before the audit
-    // draft was classified: this is the method the operation was named and recorded for.
+    // The `X-HTTP-METHOD` override was applied in `server::build_app`, and the operation
+    // parsed there once: this is the operation that was named and recorded.
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let op = match req.extensions().get::<DataOperation>() {
+        Some(op) => op.clone(),
+        None => DataOperation::parse(&method, req.uri().path()),
+    };
     let body = crate::http::read_body(req.into_body(), coffer_core::limits::MAX_REQUEST_BODY_BYTES)
         .await
         .map_err(|e| ApiError(e).into_response())?;
     let dr = DataRequest { ctx, method, query, body };
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    route(state, dr, &segments).await.map_err(IntoResponse::into_response)
+    route(state, dr, &op).await.map_err(IntoResponse::into_response)
 }
 
 /// One data-plane operation for a caller already authenticated elsewhere (the portal): the
@@ -102,8 +106,8 @@ pub async fn dispatch(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, Error> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if let Some((collection, name, version)) = crate::audit::operations::data_object(&segments) {
+    let op = DataOperation::parse(&method, path);
+    if let Some((collection, name, version)) = op.object() {
         let id = ctx.object_id_in(collection, name, version);
         crate::audit::note(|d| {
             d.api_version = Some(ctx.api_version.clone());
@@ -120,7 +124,7 @@ pub async fn dispatch(
         None => axum::body::Bytes::new(),
     };
     let req = DataRequest { ctx, method, query: vec![("api-version".into(), crate::api_version::NEWEST.into())], body };
-    let resp = route(state, req, &segments).await.map_err(|e| e.0)?;
+    let resp = route(state, req, &op).await.map_err(|e| e.0)?;
     let bytes = axum::body::to_bytes(resp.into_body(), coffer_core::limits::MAX_REQUEST_BODY_BYTES * 4)
         .await
         .map_err(|e| Error::internal(format!("reading a data-plane response: {e}")))?;
@@ -130,12 +134,13 @@ pub async fn dispatch(
     serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("a data-plane response is not JSON: {e}")))
 }
 
-async fn route(state: &SharedState, req: DataRequest, segments: &[&str]) -> Result<Response, ApiError> {
-    match segments.first().copied() {
-        Some("secrets") | Some("deletedsecrets") => secrets::route(state, req, segments).await,
-        Some("keys") | Some("deletedkeys") | Some("rng") => keys::route(state, req, segments).await,
-        Some("certificates") | Some("deletedcertificates") => certificates::route(state, req, segments).await,
-        _ => Err(not_found_path()),
+async fn route(state: &SharedState, req: DataRequest, op: &DataOperation) -> Result<Response, ApiError> {
+    match op.kind() {
+        Some(ObjectKind::Secret) => secrets::route(state, req, op).await,
+        Some(ObjectKind::Key) => keys::route(state, req, op).await,
+        Some(ObjectKind::Certificate) => certificates::route(state, req, op).await,
+        None if *op == DataOperation::NotAllowed => Err(method_not_allowed(&req.method)),
+        None => Err(not_found_path()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Secrets: Azure Key Vault's `/secrets` and `/deletedsecrets` operations.
 use std::collections::BTreeMap;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_core::Error;
 use coffer_core::limits::MAX_SECRET_VALUE_BYTES;
@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::render::{AttributesIn, attributes, page};
-use super::{DataRequest, method_not_allowed, not_found_path};
+use super::{DataRequest, not_found_path};
+use crate::audit::operations::DataOperation;
 use crate::http::{ApiError, json as json_response, parse_body};
 use crate::objects::{NewObject, ObjectPatch, Objects, PageRequest, VaultContext};
 use crate::state::SharedState;
@@ -41,44 +42,21 @@ struct BlobParams {
     value: Option<String>,
 }
 
-pub async fn route(state: &SharedState, req: DataRequest, seg: &[&str]) -> Result<Response, ApiError> {
-    let m = req.method.clone();
-    match seg {
-        ["secrets"] | ["secrets", ""] => match m {
-            Method::GET => list(state, &req).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["secrets", "restore"] if m == Method::POST => restore(state, req).await,
-        ["secrets", name] | ["secrets", name, ""] => match m {
-            Method::PUT => set(state, req, name).await,
-            Method::GET => get(state, &req, name, None).await,
-            Method::PATCH => update(state, req, name, None).await,
-            Method::DELETE => delete(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["secrets", name, "versions"] => match m {
-            Method::GET => list_versions(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["secrets", name, "backup"] if m == Method::POST => backup(state, &req, name).await,
-        ["secrets", name, version] => match m {
-            Method::GET => get(state, &req, name, Some(version)).await,
-            Method::PATCH => update(state, req, name, Some(version)).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["deletedsecrets"] | ["deletedsecrets", ""] => match m {
-            Method::GET => list_deleted(state, &req).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["deletedsecrets", name] => match m {
-            Method::GET => get_deleted(state, &req, name).await,
-            Method::DELETE => purge(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["deletedsecrets", name, "recover"] => match m {
-            Method::POST => recover(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
+pub async fn route(state: &SharedState, req: DataRequest, op: &DataOperation) -> Result<Response, ApiError> {
+    use DataOperation as Op;
+    match op {
+        Op::SecretList => list(state, &req).await,
+        Op::SecretRestore => restore(state, req).await,
+        Op::SecretSet { name } => set(state, req, name).await,
+        Op::SecretGet { name, version } => get(state, &req, name, version.as_deref()).await,
+        Op::SecretUpdate { name, version } => update(state, req, name, version.as_deref()).await,
+        Op::SecretDelete { name } => delete(state, &req, name).await,
+        Op::SecretListVersions { name } => list_versions(state, &req, name).await,
+        Op::SecretBackup { name } => backup(state, &req, name).await,
+        Op::SecretListDeleted => list_deleted(state, &req).await,
+        Op::SecretGetDeleted { name } => get_deleted(state, &req, name).await,
+        Op::SecretPurge { name } => purge(state, &req, name).await,
+        Op::SecretRecover { name } => recover(state, &req, name).await,
         _ => Err(not_found_path()),
     }
 }

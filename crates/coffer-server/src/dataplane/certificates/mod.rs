@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 
 use super::render::{AttributesIn, attributes, page};
 use super::{DataRequest, method_not_allowed, not_found_path};
+use crate::audit::operations::DataOperation;
 use crate::certificates::{
     CertPolicy, KIND, NewCertificate, PEM, PKCS12, PendingOp, at, cert_error, check_names_free, doc_key, key_error,
     load_doc, load_op, load_policy, new_key_for, op_meta_key, op_meta_prefix, payload_of, pending_not_found, save_doc,
@@ -92,48 +93,36 @@ fn with_deletion(ctx: &VaultContext, mut b: Value, v: &StoredVersion) -> Value {
 }
 
 /// A name may be taken by this certificate's own (managed) key and secret only.
-pub async fn route(state: &SharedState, req: DataRequest, seg: &[&str]) -> Handled {
-    let m = req.method.clone();
-    match seg {
-        ["certificates"] | ["certificates", ""] if m == Method::GET => list(state, &req).await,
-        ["certificates", "contacts"] => contacts(state, &req).await,
-        ["certificates", "restore"] if m == Method::POST => restore(state, &req).await,
-        ["certificates", "issuers"] if m == Method::GET => list_issuers(state, &req).await,
-        ["certificates", "issuers", issuer] => issuer_op(state, &req, issuer).await,
-        ["certificates", name] | ["certificates", name, ""] => match m {
-            Method::GET => get(state, &req, name, None).await,
-            Method::PATCH => update(state, &req, name, None).await,
-            Method::DELETE if seg.len() == 2 => delete(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["certificates", name, "create"] if m == Method::POST => create(state, &req, name).await,
-        ["certificates", name, "import"] if m == Method::POST => import(state, &req, name).await,
-        ["certificates", name, "versions"] if m == Method::GET => list_versions(state, &req, name).await,
-        ["certificates", name, "backup"] if m == Method::POST => backup(state, &req, name).await,
-        ["certificates", name, "policy"] => match m {
-            Method::GET => get_policy(state, &req, name).await,
-            Method::PATCH => update_policy(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["certificates", name, "pending"] => match m {
-            Method::GET => get_op(state, &req, name).await,
-            Method::PATCH => cancel_op(state, &req, name).await,
-            Method::DELETE => delete_op(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["certificates", name, "pending", "merge"] if m == Method::POST => merge(state, &req, name).await,
-        ["certificates", name, version] => match m {
-            Method::GET => get(state, &req, name, Some(version)).await,
-            Method::PATCH => update(state, &req, name, Some(version)).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["deletedcertificates"] | ["deletedcertificates", ""] if m == Method::GET => list_deleted(state, &req).await,
-        ["deletedcertificates", name] => match m {
-            Method::GET => get_deleted(state, &req, name).await,
-            Method::DELETE => purge(state, &req, name).await,
-            _ => Err(method_not_allowed(&m)),
-        },
-        ["deletedcertificates", name, "recover"] if m == Method::POST => recover(state, &req, name).await,
+pub async fn route(state: &SharedState, req: DataRequest, op: &DataOperation) -> Handled {
+    use DataOperation as Op;
+    match op {
+        Op::CertificateList => list(state, &req).await,
+        Op::CertificateContactsGet | Op::CertificateContactsSet | Op::CertificateContactsDelete => {
+            contacts(state, &req).await
+        }
+        Op::CertificateRestore => restore(state, &req).await,
+        Op::CertificateIssuersList => list_issuers(state, &req).await,
+        Op::CertificateIssuerGet { issuer }
+        | Op::CertificateIssuerSet { issuer }
+        | Op::CertificateIssuerUpdate { issuer }
+        | Op::CertificateIssuerDelete { issuer } => issuer_op(state, &req, issuer).await,
+        Op::CertificateGet { name, version } => get(state, &req, name, version.as_deref()).await,
+        Op::CertificateUpdate { name, version } => update(state, &req, name, version.as_deref()).await,
+        Op::CertificateDelete { name } => delete(state, &req, name).await,
+        Op::CertificateCreate { name } => create(state, &req, name).await,
+        Op::CertificateImport { name } => import(state, &req, name).await,
+        Op::CertificateListVersions { name } => list_versions(state, &req, name).await,
+        Op::CertificateBackup { name } => backup(state, &req, name).await,
+        Op::CertificatePolicyGet { name } => get_policy(state, &req, name).await,
+        Op::CertificatePolicyUpdate { name } => update_policy(state, &req, name).await,
+        Op::CertificatePendingGet { name } => get_op(state, &req, name).await,
+        Op::CertificatePendingUpdate { name } => cancel_op(state, &req, name).await,
+        Op::CertificatePendingDelete { name } => delete_op(state, &req, name).await,
+        Op::CertificatePendingMerge { name } => merge(state, &req, name).await,
+        Op::CertificateListDeleted => list_deleted(state, &req).await,
+        Op::CertificateGetDeleted { name } => get_deleted(state, &req, name).await,
+        Op::CertificatePurge { name } => purge(state, &req, name).await,
+        Op::CertificateRecover { name } => recover(state, &req, name).await,
         _ => Err(not_found_path()),
     }
 }
