@@ -33,6 +33,11 @@ struct World {
 }
 
 impl World {
+    async fn admin_subscription(&self) -> String {
+        let tenant = self.state.store.get_tenant(&self.admin.tenant_id).await.expect("get").expect("tenant");
+        tenant.default_subscription_id
+    }
+
     fn oid(&self, name: &str) -> String {
         self.people.iter().find(|(n, _)| *n == name).map(|(_, p)| p.object_id.clone()).expect("known principal")
     }
@@ -305,4 +310,98 @@ async fn rotation_policies_rotate_and_notify_once_and_one_broken_key_stops_nothi
     keys::run_rotation_policies(&w.state).await.expect("run");
     keys::run_rotation_policies(&w.state).await.expect("run again");
     assert_eq!(records_of(&w, "KeyNearExpiry").await, 2, "one notice for the new key, once");
+}
+
+/// One step of a secret's life and what it should answer: `Ok`, or the error kind.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Create,
+    Read,
+    Delete,
+    ReadDeleted,
+    Recover,
+    Purge,
+    /// Days pass, then the purge job runs.
+    DaysPassThenJobs(i64),
+}
+
+#[tokio::test]
+async fn the_object_lifecycle_follows_soft_delete_and_purge_protection() {
+    use coffer_core::ErrorKind::{Forbidden, NotFound};
+    let w = hospital().await;
+    let settings = VaultSettings {
+        properties: VaultProperties {
+            enable_purge_protection: Some(true),
+            soft_delete_retention_in_days: Some(7),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sub = w.admin_subscription().await;
+    vaults::put_vault(&w.state, &w.admin, &sub, "default", "ward-protected", settings).await.expect("vault");
+    let cases: &[(&str, &[(Step, Result<(), coffer_core::ErrorKind>)])] = &[
+        (
+            "ward-policies",
+            &[
+                (Step::Create, Ok(())),
+                (Step::Read, Ok(())),
+                (Step::Delete, Ok(())),
+                (Step::Read, Err(NotFound)),
+                (Step::ReadDeleted, Ok(())),
+                (Step::Create, Err(coffer_core::ErrorKind::Conflict)),
+                (Step::Recover, Ok(())),
+                (Step::Read, Ok(())),
+                (Step::Delete, Ok(())),
+                (Step::Purge, Ok(())),
+                (Step::ReadDeleted, Err(NotFound)),
+                (Step::Create, Ok(())),
+            ],
+        ),
+        (
+            "ward-protected",
+            &[
+                (Step::Create, Ok(())),
+                (Step::Delete, Ok(())),
+                (Step::Purge, Err(Forbidden)),
+                (Step::DaysPassThenJobs(6), Ok(())),
+                (Step::ReadDeleted, Ok(())),
+                (Step::DaysPassThenJobs(2), Ok(())),
+                (Step::ReadDeleted, Err(NotFound)),
+                (Step::Create, Ok(())),
+            ],
+        ),
+    ];
+    for (vault, steps) in cases {
+        for (i, (step, expected)) in steps.iter().enumerate() {
+            let ctx = VaultContext::open(&w.state, vault, w.admin.clone(), Origin::Internal, "7.5".into())
+                .await
+                .expect("open");
+            let secrets = coffer_server::objects::Objects::new(&w.state, &ctx, ObjectKind::Secret);
+            let outcome = match step {
+                Step::Create => secrets
+                    .create_version(coffer_server::objects::NewObject {
+                        name: "ward-db",
+                        payload: b"connection string",
+                        attributes: AttributesPatch::default(),
+                        tags: Default::default(),
+                        content_type: None,
+                        managed: false,
+                        meta: None,
+                        version: None,
+                    })
+                    .await
+                    .map(drop),
+                Step::Read => secrets.read("ward-db", None).await.map(drop),
+                Step::Delete => secrets.delete("ward-db").await.map(drop),
+                Step::ReadDeleted => secrets.get_deleted("ward-db").await.map(drop),
+                Step::Recover => secrets.recover("ward-db").await.map(drop),
+                Step::Purge => secrets.purge("ward-db").await,
+                Step::DaysPassThenJobs(days) => {
+                    w.clock.advance(days * DAY);
+                    coffer_server::jobs::purge_due(&w.state).await.map(drop)
+                }
+            };
+            assert_eq!(outcome.map_err(|e| e.kind), *expected, "{vault} step {i}: {step:?}");
+        }
+    }
 }
