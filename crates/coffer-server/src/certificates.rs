@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::events::{EventType, event_subject, job_event};
 pub use crate::keys::key_error;
-use crate::keys::{default_ops, material_of, prepare_key_version};
+use crate::keys::{NewKey, default_ops, material_of, prepare_key_version};
 use crate::lifetime_markers::{Notice, Subject as Told, already_told, remember_told};
 use crate::objects::{NewObject, Objects, VaultContext, create_version_group};
 use crate::state::AppState;
@@ -384,8 +384,16 @@ pub async fn store_certificate(
         AttributesPatch { enabled, not_before: Some(Some(info.not_before)), expires: Some(Some(info.not_after)) };
     let ops = default_ops(&key.kty);
     let keys = Objects::new(state, ctx, ObjectKind::Key);
-    let (key_version, _) =
-        prepare_key_version(&keys, name, key, ops, window.clone(), tags.clone(), Some(version.clone()), true)?;
+    let own_key = NewKey {
+        name,
+        material: key,
+        key_ops: ops,
+        attributes: window.clone(),
+        tags: tags.clone(),
+        version: Some(version.clone()),
+        managed: true,
+    };
+    let (key_version, _) = prepare_key_version(&keys, own_key)?;
     let content_type = policy.secret_props.content_type.clone().unwrap_or_else(|| PKCS12.into());
     // The key's own flag, never the policy's: a policy can be changed later, the key cannot.
     let exportable = key.exportable;

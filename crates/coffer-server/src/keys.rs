@@ -90,38 +90,49 @@ pub fn material_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<Arc<KeyMa
     Ok(material)
 }
 
+/// A key version to store.
+#[derive(Debug)]
+pub struct NewKey<'a> {
+    pub name: &'a str,
+    pub material: &'a KeyMaterial,
+    pub key_ops: Vec<String>,
+    pub attributes: AttributesPatch,
+    pub tags: BTreeMap<String, String>,
+    /// A certificate's key takes the certificate's version; new if `None`.
+    pub version: Option<String>,
+    /// A certificate's own key.
+    pub managed: bool,
+}
+
+impl<'a> NewKey<'a> {
+    /// A key of its own (not a certificate's) with a new version.
+    pub fn unmanaged(
+        name: &'a str,
+        material: &'a KeyMaterial,
+        key_ops: Vec<String>,
+        attributes: AttributesPatch,
+        tags: BTreeMap<String, String>,
+    ) -> Self {
+        Self { name, material, key_ops, attributes, tags, version: None, managed: false }
+    }
+}
+
 /// Stores a key version: its material sealed, its public metadata beside it.
-#[allow(clippy::too_many_arguments)]
 pub async fn store_key_version(
     state: &AppState,
     ctx: &VaultContext,
-    name: &str,
-    material: &KeyMaterial,
-    key_ops: Vec<String>,
-    attributes: AttributesPatch,
-    tags: BTreeMap<String, String>,
-    version: Option<String>,
-    managed: bool,
+    new: NewKey<'_>,
 ) -> Result<(StoredVersion, KeyMeta)> {
     let objects = Objects::new(state, ctx, KIND);
-    let (prepared, meta) = prepare_key_version(&objects, name, material, key_ops, attributes, tags, version, managed)?;
+    let (prepared, meta) = prepare_key_version(&objects, new)?;
     Ok((objects.create_prepared(prepared).await?, meta))
 }
 
 /// A key version ready to be written: its material sealed, its public metadata beside it.
 /// Certificates write theirs with the certificate (`objects::create_version_group`), with
 /// the certificate's version and `managed`.
-#[allow(clippy::too_many_arguments)]
-pub fn prepare_key_version(
-    objects: &Objects<'_>,
-    name: &str,
-    material: &KeyMaterial,
-    key_ops: Vec<String>,
-    attributes: AttributesPatch,
-    tags: BTreeMap<String, String>,
-    version: Option<String>,
-    managed: bool,
-) -> Result<(PreparedVersion, KeyMeta)> {
+pub fn prepare_key_version(objects: &Objects<'_>, new: NewKey<'_>) -> Result<(PreparedVersion, KeyMeta)> {
+    let NewKey { name, material, key_ops, attributes, tags, version, managed } = new;
     let meta =
         KeyMeta { kty: material.kty.clone(), key_ops, key_size: material.size_bits(), crv: material.crv.clone() };
     let payload = Zeroizing::new(serde_json::to_vec(material).map_err(|e| Error::internal(format!("key: {e}")))?);
@@ -273,9 +284,12 @@ pub async fn rotate(state: &AppState, ctx: &VaultContext, name: &str) -> Result<
         None => None,
     };
     let attrs = AttributesPatch { enabled: Some(true), not_before: None, expires: expiry };
-    let (version, meta) =
-        store_key_version(state, ctx, &current.name, &material, meta.key_ops, attrs, current.tags.clone(), None, false)
-            .await?;
+    let (version, meta) = store_key_version(
+        state,
+        ctx,
+        NewKey::unmanaged(&current.name, &material, meta.key_ops, attrs, current.tags.clone()),
+    )
+    .await?;
     Ok(NewKeyVersion { version, meta, material })
 }
 

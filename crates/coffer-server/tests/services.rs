@@ -222,10 +222,13 @@ async fn new_key(w: &World, vault: &str, name: &str, expires: Option<i64>) -> St
     let material = KeyMaterial::generate("EC", None, Some("P-256"), None).expect("key");
     let attributes = AttributesPatch { enabled: Some(true), not_before: None, expires: expires.map(Some) };
     let ops = keys::default_ops("EC");
-    let (v, _) =
-        keys::store_key_version(&w.state, &ctx, name, &material, ops, attributes, Default::default(), None, false)
-            .await
-            .expect("store");
+    let (v, _) = keys::store_key_version(
+        &w.state,
+        &ctx,
+        keys::NewKey::unmanaged(name, &material, ops, attributes, Default::default()),
+    )
+    .await
+    .expect("store");
     v.version
 }
 
@@ -325,6 +328,9 @@ enum Step {
     DaysPassThenJobs(i64),
 }
 
+/// A step and its expected answer (`Ok`, or the error kind).
+type Expect = (Step, Result<(), coffer_core::ErrorKind>);
+
 #[tokio::test]
 async fn the_object_lifecycle_follows_soft_delete_and_purge_protection() {
     use coffer_core::ErrorKind::{Forbidden, NotFound};
@@ -339,7 +345,7 @@ async fn the_object_lifecycle_follows_soft_delete_and_purge_protection() {
     };
     let sub = w.admin_subscription().await;
     vaults::put_vault(&w.state, &w.admin, &sub, "default", "ward-protected", settings).await.expect("vault");
-    let cases: &[(&str, &[(Step, Result<(), coffer_core::ErrorKind>)])] = &[
+    let cases: &[(&str, &[Expect])] = &[
         (
             "ward-policies",
             &[

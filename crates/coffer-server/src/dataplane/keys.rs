@@ -18,8 +18,8 @@ use super::{DataRequest, not_found_path};
 use crate::audit::operations::DataOperation;
 use crate::http::{ApiError, json as json_response, parse_body};
 use crate::keys::{
-    KIND, KeyMeta, RotationPolicy, default_ops, hsm_unavailable, key_error, load_policy, material_of, meta_of, rotate,
-    save_policy, store_key_version, validate_ops,
+    KIND, KeyMeta, NewKey, RotationPolicy, default_ops, hsm_unavailable, key_error, load_policy, material_of, meta_of,
+    rotate, save_policy, store_key_version, validate_ops,
 };
 use crate::objects::{ObjectPatch, Objects, PageRequest, VaultContext};
 use crate::state::{AppState, SharedState};
@@ -137,7 +137,7 @@ async fn store_new(
     attributes: AttributesPatch,
     tags: BTreeMap<String, String>,
 ) -> Result<Value> {
-    let (v, meta) = store_key_version(state, ctx, name, material, key_ops, attributes, tags, None, false).await?;
+    let (v, meta) = store_key_version(state, ctx, NewKey::unmanaged(name, material, key_ops, attributes, tags)).await?;
     bundle(ctx, &v, &meta, material)
 }
 
