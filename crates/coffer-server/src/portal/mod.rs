@@ -3,10 +3,11 @@
 //! revealing a value, creating, deleting, recovering and purging secrets, editing access
 //! policies and reading a vault's audit records.
 //!
-//! Every action goes through the same code as the API: data-plane operations through
-//! `dataplane::dispatch` (the same routes, permission checks and audit notes), access policies
-//! through the management handler, who-can through the authorization handler — and every page
-//! request is audited by `build_app` like any other. Forms carry a per-session CSRF token and
+//! Every action goes through the same code as the API: vaults, access policies, role
+//! assignments, who-can and the directory through their services (`vaults`, `authorization`,
+//! `directory`); data-plane operations through `dataplane::dispatch` (the data plane's own
+//! routes, permission checks and audit notes) — and every page request is audited under the
+//! operation its route names. Forms carry a per-session CSRF token and
 //! cross-site requests are refused; pages carry a strict Content-Security-Policy.
 mod admin;
 mod keys_and_certificates;

@@ -152,7 +152,7 @@ pub(crate) async fn access(
 }
 
 /// Sets a principal's secret, key and certificate permissions (none: the policy goes), through
-/// the same handler as `PUT …/accessPolicies/replace|remove`.
+/// the vault service, as `PUT …/accessPolicies/replace|remove` does.
 pub(crate) async fn set_access(
     State(state): State<SharedState>,
     Path(vault): Path<String>,

@@ -112,9 +112,11 @@ mod audit;
 mod secrets;
 mod sign_in;
 mod vaults;
+mod versions;
 
 pub(crate) use access::*;
 pub(crate) use audit::*;
 pub(crate) use secrets::*;
 pub(crate) use sign_in::*;
 pub(crate) use vaults::*;
+pub(crate) use versions::*;

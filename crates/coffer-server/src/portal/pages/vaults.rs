@@ -144,7 +144,7 @@ pub(crate) async fn vaults_page(
     html(status, &page)
 }
 
-/// Creates a vault through the Resource Manager handler; under access policies its creator
+/// Creates a vault through the vault service, as ARM's PUT does; under access policies its creator
 /// gets every permission (as `az keyvault create` gives).
 pub(crate) async fn create_vault(State(state): State<SharedState>, Posted { portal: p, form }: Posted) -> Response {
     let name = field(&form, "name").unwrap_or("").trim().to_string();

@@ -1,0 +1,102 @@
+//! Editing versions: a secret's new version and its properties; enabling or disabling a
+//! version of a secret, key or certificate.
+use super::*;
+
+/// A new version of a secret, from the edit form.
+pub(crate) async fn new_version(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    let value = json!({"value": field(&form, "value").unwrap_or("")});
+    let then = format!("/portal/vaults/{vault}/secrets/{name}");
+    let op = Submit { method: Method::PUT, path: format!("/secrets/{}", seg(&name)), body: Some(value), then };
+    submit(&state, &p, &vault, addr, op).await
+}
+
+/// Enables or disables a version of a secret, key or certificate (`collection` from the path).
+pub(crate) async fn update_secret(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    update(&state, addr, &vault, "secrets", &name, p, form).await
+}
+
+pub(crate) async fn update_key(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    update(&state, addr, &vault, "keys", &name, p, form).await
+}
+
+pub(crate) async fn update_certificate(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    update(&state, addr, &vault, "certificates", &name, p, form).await
+}
+
+pub(crate) async fn update(
+    state: &SharedState,
+    addr: Option<std::net::IpAddr>,
+    vault: &str,
+    collection: &str,
+    name: &str,
+    p: Portal,
+    form: Vec<(String, String)>,
+) -> Response {
+    let version = field(&form, "version").unwrap_or("").trim().to_string();
+    let enabled = field(&form, "enabled") == Some("true");
+    let patch = json!({"attributes": {"enabled": enabled}});
+    let then = format!("/portal/vaults/{vault}/{collection}/{name}");
+    let op = Submit {
+        method: Method::PATCH,
+        path: format!("/{collection}/{}/{}", seg(name), seg(&version)),
+        body: Some(patch),
+        then,
+    };
+    submit(state, &p, vault, addr, op).await
+}
+
+/// Content type, expiry and tags of a secret's version (`PATCH /secrets/{name}/{version}`).
+pub(crate) async fn properties(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    let expires = match field(&form, "expires").map(str::trim).filter(|e| !e.is_empty()) {
+        None => Value::Null,
+        Some(e) => match coffer_core::clock::parse_iso8601(e) {
+            Some(t) => json!(t),
+            None => return error_page(p.user(), &Error::bad_parameter(format!("'{e}' is not a date (YYYY-MM-DD)."))),
+        },
+    };
+    let mut tags = serde_json::Map::new();
+    for line in field(&form, "tags").unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some((k, v)) = line.split_once('=') else {
+            return error_page(p.user(), &Error::bad_parameter(format!("The tag line '{line}' is not name=value.")));
+        };
+        tags.insert(k.trim().to_string(), json!(v.trim()));
+    }
+    let patch = json!({
+        "contentType": field(&form, "content_type").unwrap_or("").trim(),
+        "attributes": {"exp": expires},
+        "tags": tags,
+    });
+    let version = field(&form, "version").unwrap_or("").trim().to_string();
+    let op = Submit {
+        method: Method::PATCH,
+        path: format!("/secrets/{}/{}", seg(&name), seg(&version)),
+        body: Some(patch),
+        then: format!("/portal/vaults/{vault}/secrets/{name}"),
+    };
+    submit(&state, &p, &vault, addr, op).await
+}
