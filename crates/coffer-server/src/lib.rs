@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod objects;
 pub mod portal;
 pub mod routes;
+pub mod secrets;
 pub mod server;
 pub mod sessions;
 pub mod sign_in;

@@ -107,6 +107,21 @@ impl VaultContext {
         }
     }
 
+    /// Names the object in the request's audit record (the portal, which works on objects its
+    /// own paths do not name as the data plane's do) and the api-version it is served under.
+    pub fn note_object(&self, collection: &str, name: &str, version: Option<&str>) {
+        let id = self.object_id_in(collection, name, version);
+        crate::audit::note(|d| {
+            d.api_version = Some(self.api_version.clone());
+            d.object = Some(crate::audit::record::RecordedObject {
+                collection: collection.to_ascii_lowercase(),
+                name: name.to_string(),
+                version: version.map(str::to_string),
+                id,
+            });
+        });
+    }
+
     pub fn recovery_id(&self, kind: ObjectKind, name: &str) -> String {
         format!("{}/{}/{name}", self.base_url(), kind.deleted_collection())
     }

@@ -411,3 +411,40 @@ async fn the_object_lifecycle_follows_soft_delete_and_purge_protection() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_secret_service_checks_the_caller_before_it_reads() {
+    let w = hospital().await;
+    let open = |who: &Principal| {
+        let state = w.state.clone();
+        let who = who.clone();
+        async move {
+            let caller = authorization::caller_of(&state, &who).await.expect("caller");
+            VaultContext::open(&state, "ward-rbac", caller, Origin::Internal, "7.5".into()).await.expect("open")
+        }
+    };
+    // The vault's administrator writes the secrets (a Secrets Officer at the vault's scope).
+    authorization::assign(&w.state, &w.admin, "Key Vault Secrets Officer", &w.admin.object_id, "/vaults/ward-rbac")
+        .await
+        .expect("officer");
+    let admin_ctx =
+        VaultContext::open(&w.state, "ward-rbac", w.admin.clone(), Origin::Internal, "7.5".into()).await.expect("open");
+    for name in ["patient-records-db", "xray-store"] {
+        let new = coffer_server::secrets::NewSecret {
+            value: zeroize::Zeroizing::new(format!("value-of-{name}")),
+            content_type: None,
+            tags: Default::default(),
+            attributes: AttributesPatch::default(),
+        };
+        coffer_server::secrets::set(&w.state, &admin_ctx, name, new).await.expect("set");
+    }
+    let doctor = w.people.iter().find(|(n, _)| *n == "doctor1").expect("doctor").1.clone();
+    let ctx = open(&doctor).await;
+    let got = coffer_server::secrets::get(&w.state, &ctx, "patient-records-db", None).await.expect("granted");
+    assert_eq!(got.value.as_str(), "value-of-patient-records-db");
+    let refused = coffer_server::secrets::get(&w.state, &ctx, "xray-store", None).await.expect_err("not granted");
+    assert_eq!(refused.kind, coffer_core::ErrorKind::Forbidden);
+    let page = coffer_server::objects::PageRequest { max_results: 25, skip_token: None };
+    let listing = coffer_server::secrets::list(&w.state, &ctx, &page).await.expect_err("no vault-wide grant");
+    assert_eq!(listing.kind, coffer_core::ErrorKind::Forbidden);
+}

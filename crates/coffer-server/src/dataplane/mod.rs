@@ -108,16 +108,7 @@ pub async fn dispatch(
 ) -> Result<serde_json::Value, Error> {
     let op = DataOperation::parse(&method, path);
     if let Some((collection, name, version)) = op.object() {
-        let id = ctx.object_id_in(collection, name, version);
-        crate::audit::note(|d| {
-            d.api_version = Some(ctx.api_version.clone());
-            d.object = Some(crate::audit::record::RecordedObject {
-                collection: collection.to_ascii_lowercase(),
-                name: name.to_string(),
-                version: version.map(str::to_string),
-                id,
-            });
-        });
+        ctx.note_object(collection, name, version);
     }
     let body = match body {
         Some(v) => axum::body::Bytes::from(v.to_string()),

@@ -4,18 +4,19 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_core::Error;
-use coffer_core::limits::MAX_SECRET_VALUE_BYTES;
 use coffer_core::object::ObjectKind;
 use coffer_core::permissions::DataAction;
 use coffer_store::StoredVersion;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use super::render::{AttributesIn, attributes, page};
 use super::{DataRequest, not_found_path};
 use crate::audit::operations::DataOperation;
 use crate::http::{ApiError, json as json_response, parse_body};
-use crate::objects::{NewObject, ObjectPatch, Objects, PageRequest, VaultContext};
+use crate::objects::{ObjectPatch, PageRequest, VaultContext};
+use crate::secrets::{self, NewSecret};
 use crate::state::SharedState;
 
 const KIND: ObjectKind = ObjectKind::Secret;
@@ -106,54 +107,31 @@ fn ok(v: Value) -> Result<Response, ApiError> {
 }
 
 async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretSet, Some(name)).await?;
-    coffer_core::names::validate_object_name(name)?;
     let p: SetParams = parse_body(&req.body)?;
     let value = p.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
-    if value.len() > MAX_SECRET_VALUE_BYTES {
-        return Err(Error::bad_parameter(format!(
-            "The secret value is {} bytes; the maximum is {MAX_SECRET_VALUE_BYTES} bytes.",
-            value.len()
-        ))
-        .into());
-    }
-    let value = zeroize::Zeroizing::new(value);
-    let objects = Objects::new(state, &req.ctx, KIND);
-    objects.refuse_if_managed(name).await?;
-    let v = objects
-        .create_version(NewObject {
-            name,
-            payload: value.as_bytes(),
-            attributes: p.attributes.map(|a| a.patch()).unwrap_or_default(),
-            tags: p.tags.unwrap_or_default(),
-            content_type: p.content_type,
-            managed: false,
-            meta: None,
-            version: None,
-        })
-        .await?;
-    ok(bundle(&req.ctx, &v, Some(&value)))
+    let new = NewSecret {
+        value: Zeroizing::new(value),
+        content_type: p.content_type,
+        tags: p.tags.unwrap_or_default(),
+        attributes: p.attributes.map(|a| a.patch()).unwrap_or_default(),
+    };
+    let set = secrets::set(state, &req.ctx, name, new).await?;
+    ok(bundle(&req.ctx, &set.version, Some(&set.value)))
 }
 
 async fn get(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretGet, Some(name)).await?;
     if let Some(ct) = crate::http::query_get(&req.query, "outContentType") {
         // Coffer does not convert a certificate's secret between PFX and PEM: each certificate
         // keeps the content type its policy chose.
+        req.ctx.authorize(state, DataAction::SecretGet, Some(name)).await?;
         return Err(Error::bad_parameter(format!(
             "outContentType '{}' is not supported for this secret.",
             coffer_core::names::printable(ct)
         ))
         .into());
     }
-    let objects = Objects::new(state, &req.ctx, KIND);
-    let v = objects.read(name, version).await?;
-    if !v.attributes.enabled {
-        return Err(KIND.disabled("get").into());
-    }
-    let plain = objects.open_payload(&v)?;
-    let value = zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
-    ok(bundle(&req.ctx, &v, Some(&value)))
+    let got = secrets::get(state, &req.ctx, name, version).await?;
+    ok(bundle(&req.ctx, &got.version, Some(&got.value)))
 }
 
 async fn update(
@@ -162,7 +140,6 @@ async fn update(
     name: &str,
     version: Option<&str>,
 ) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretUpdate, Some(name)).await?;
     let p: UpdateParams = parse_body(&req.body)?;
     let patch = ObjectPatch {
         attributes: p.attributes.map(|a| a.patch()).unwrap_or_default(),
@@ -170,72 +147,58 @@ async fn update(
         content_type: p.content_type,
         meta: None,
     };
-    let objects = Objects::new(state, &req.ctx, KIND);
-    objects.refuse_if_managed(name).await?;
-    let v = objects.update(name, version, &patch).await?;
+    let v = secrets::update(state, &req.ctx, name, version, &patch).await?;
     ok(bundle(&req.ctx, &v, None))
 }
 
 async fn list(state: &SharedState, req: &DataRequest) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretList, None).await?;
     let pr = PageRequest::from_query(&req.query)?;
-    let p = Objects::new(state, &req.ctx, KIND).list(&pr).await?;
+    let p = secrets::list(state, &req.ctx, &pr).await?;
     let items = p.items.iter().map(|v| item(&req.ctx, v, false)).collect();
     ok(page(&req.ctx, "secrets", &p, pr.max_results, items))
 }
 
 async fn list_versions(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretList, Some(name)).await?;
     let pr = PageRequest::from_query(&req.query)?;
-    let p = Objects::new(state, &req.ctx, KIND).list_versions(name, &pr).await?;
+    let p = secrets::list_versions(state, &req.ctx, name, &pr).await?;
     let items = p.items.iter().map(|v| item(&req.ctx, v, true)).collect();
     ok(page(&req.ctx, &format!("secrets/{name}/versions"), &p, pr.max_results, items))
 }
 
 async fn delete(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretDelete, Some(name)).await?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    objects.refuse_if_managed(name).await?;
-    let v = objects.delete(name).await?;
+    let v = secrets::delete(state, &req.ctx, name).await?;
     ok(deleted(&req.ctx, &v, true))
 }
 
 async fn list_deleted(state: &SharedState, req: &DataRequest) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretList, None).await?;
     let pr = PageRequest::from_query(&req.query)?;
-    let p = Objects::new(state, &req.ctx, KIND).list_deleted(&pr).await?;
+    let p = secrets::list_deleted(state, &req.ctx, &pr).await?;
     let items = p.items.iter().map(|v| deleted(&req.ctx, v, false)).collect();
     ok(page(&req.ctx, "deletedsecrets", &p, pr.max_results, items))
 }
 
 async fn get_deleted(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretGetDeleted, Some(name)).await?;
-    let v = Objects::new(state, &req.ctx, KIND).get_deleted(name).await?;
+    let v = secrets::get_deleted(state, &req.ctx, name).await?;
     ok(deleted(&req.ctx, &v, true))
 }
 
 async fn recover(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretRecover, Some(name)).await?;
-    let v = Objects::new(state, &req.ctx, KIND).recover(name).await?;
+    let v = secrets::recover(state, &req.ctx, name).await?;
     ok(bundle(&req.ctx, &v, None))
 }
 
 async fn purge(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretPurge, Some(name)).await?;
-    Objects::new(state, &req.ctx, KIND).purge(name).await?;
+    secrets::purge(state, &req.ctx, name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn backup(state: &SharedState, req: &DataRequest, name: &str) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretBackup, Some(name)).await?;
-    let blob = Objects::new(state, &req.ctx, KIND).backup(name).await?;
-    ok(json!({ "value": blob }))
+    ok(json!({ "value": secrets::backup(state, &req.ctx, name).await? }))
 }
 
 async fn restore(state: &SharedState, req: DataRequest) -> Result<Response, ApiError> {
-    req.ctx.authorize(state, DataAction::SecretRestore, None).await?;
     let p: BlobParams = parse_body(&req.body)?;
     let blob = p.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
-    let v = Objects::new(state, &req.ctx, KIND).restore(&blob).await?;
+    let v = secrets::restore(state, &req.ctx, &blob).await?;
     ok(bundle(&req.ctx, &v, None))
 }

@@ -1,9 +1,15 @@
 //! Secrets: list, show, reveal (a `SecretGet` under the caller's rights), create, new versions, properties, delete, deleted items, recover, purge; who may read.
 use super::*;
+use crate::objects::PageRequest;
 
 /// Dates as the portal shows them (UTC).
 pub(crate) fn date(v: &Value) -> String {
     v.as_i64().map(coffer_core::clock::iso8601).unwrap_or_else(|| "—".into())
+}
+
+/// A date as the pages show it (— for none).
+pub(crate) fn when(t: Option<i64>) -> String {
+    t.map(coffer_core::clock::iso8601).unwrap_or_else(|| "—".into())
 }
 
 pub(crate) fn last_segment(id: &str) -> String {
@@ -51,23 +57,31 @@ pub(crate) async fn secrets_page(
         Err(e) => return error_page(p.user(), &e),
     };
     let vault = vault_view(state, &ctx.vault);
-    let (items, error, status) = match crate::dataplane::dispatch(state, ctx, Method::GET, "/secrets", None).await {
-        Ok(list) => {
-            let items = list["value"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|s| SecretRow {
-                            name: last_segment(s["id"].as_str().unwrap_or_default()),
-                            enabled: s["attributes"]["enabled"].as_bool().unwrap_or(false),
-                            content_type: s["contentType"].as_str().unwrap_or("").to_string(),
-                            updated: date(&s["attributes"]["updated"]),
-                            expires: date(&s["attributes"]["exp"]),
-                            tags: tags_line(&s["tags"]),
-                        })
-                        .collect()
+    let listed = async {
+        let mut page = PageRequest { max_results: 25, skip_token: None };
+        let mut all = Vec::new();
+        loop {
+            let p = crate::secrets::list(state, &ctx, &page).await?;
+            all.extend(p.items);
+            match p.next {
+                Some(next) => page.skip_token = Some(next),
+                None => return Ok::<_, Error>(all),
+            }
+        }
+    };
+    let (items, error, status) = match listed.await {
+        Ok(all) => {
+            let items = all
+                .iter()
+                .map(|s| SecretRow {
+                    name: s.name.clone(),
+                    enabled: s.attributes.enabled,
+                    content_type: s.content_type.clone().unwrap_or_default(),
+                    updated: when(Some(s.attributes.updated)),
+                    expires: when(s.attributes.expires),
+                    tags: s.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
                 })
-                .unwrap_or_default();
+                .collect();
             (items, None, status)
         }
         Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
@@ -164,13 +178,6 @@ pub(crate) async fn secret_page(
     };
     let view = vault_view(state, &ctx.vault);
     let id = ctx.object_id(coffer_core::object::ObjectKind::Secret, name, None);
-    let ctx2 = VaultContext {
-        vault: ctx.vault.clone(),
-        key: ctx.key.clone(),
-        authority: ctx.authority.clone(),
-        caller: ctx.caller.clone(),
-        api_version: ctx.api_version.clone(),
-    };
     let mut page = SecretPage {
         user: p.user(),
         flash: None,
@@ -201,29 +208,34 @@ pub(crate) async fn secret_page(
     // Asked first, so that the decision the request's audit record keeps is the data one.
     (page.who, page.who_error) = who_can(state, &p.caller, vault, "secret", name, "getSecret").await;
     let mut status = StatusCode::OK;
-    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/secrets/{}/versions", seg(name)), None).await {
-        Ok(list) => {
-            let mut items: Vec<Value> = list["value"].as_array().cloned().unwrap_or_default();
-            items.sort_by_key(|v| std::cmp::Reverse(v["attributes"]["created"].as_i64().unwrap_or(0)));
+    ctx.note_object("secrets", name, None);
+    match crate::secrets::all_versions(state, &ctx, name).await {
+        Ok(mut items) => {
+            items.sort_by_key(|v| std::cmp::Reverse(v.attributes.created));
             if let Some(latest) = items.first() {
-                page.current_version = latest["id"].as_str().map(last_segment);
-                let a = &latest["attributes"];
-                page.enabled = a["enabled"].as_bool().map(|b| b.to_string()).unwrap_or_default();
-                page.content_type = latest["contentType"].as_str().unwrap_or("—").to_string();
-                page.created = date(&a["created"]);
-                page.updated = date(&a["updated"]);
-                page.not_before = date(&a["nbf"]);
-                page.expires = date(&a["exp"]);
-                page.tags = latest["tags"]
-                    .as_object()
-                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
-                    .unwrap_or_default();
-                page.edit_content_type = latest["contentType"].as_str().unwrap_or("").to_string();
+                let a = &latest.attributes;
+                page.current_version = Some(latest.version.clone());
+                page.enabled = a.enabled.to_string();
+                page.content_type = latest.content_type.clone().unwrap_or_else(|| "—".into());
+                page.created = when(Some(a.created));
+                page.updated = when(Some(a.updated));
+                page.not_before = when(a.not_before);
+                page.expires = when(a.expires);
+                page.tags = latest.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                page.edit_content_type = latest.content_type.clone().unwrap_or_default();
                 page.edit_expires =
-                    a["exp"].as_i64().map(|e| coffer_core::clock::iso8601(e)[..10].to_string()).unwrap_or_default();
+                    a.expires.map(|e| coffer_core::clock::iso8601(e)[..10].to_string()).unwrap_or_default();
                 page.edit_tags = page.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n");
             }
-            page.versions = version_rows(&items);
+            page.versions = items
+                .iter()
+                .map(|v| VersionRow {
+                    version: v.version.clone(),
+                    enabled: v.attributes.enabled,
+                    created: when(Some(v.attributes.created)),
+                    expires: when(v.attributes.expires),
+                })
+                .collect();
         }
         Err(e) => {
             status = status_of(&e);
@@ -231,9 +243,9 @@ pub(crate) async fn secret_page(
         }
     }
     if reveal {
-        match crate::dataplane::dispatch(state, ctx2, Method::GET, &format!("/secrets/{}", seg(name)), None).await {
-            Ok(bundle) => {
-                page.value = bundle["value"].as_str().map(str::to_string);
+        match crate::secrets::get(state, &ctx, name, None).await {
+            Ok(got) => {
+                page.value = Some(got.value.to_string());
                 status = StatusCode::OK;
             }
             Err(e) => {
