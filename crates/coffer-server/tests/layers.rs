@@ -43,6 +43,7 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "keys",
             "certificates",
             "lifetime_markers",
+            "secrets",
         ],
     ),
     ("HTTP surfaces", &["dataplane", "management", "identity", "audit_api", "directory_api", "authorization_api"]),
