@@ -5,8 +5,8 @@
 //!
 //! Every action goes through the same code as the API: vaults, access policies, role
 //! assignments, who-can and the directory through their services (`vaults`, `authorization`,
-//! `directory`); data-plane operations through `dataplane::dispatch` (the data plane's own
-//! routes, permission checks and audit notes) — and every page request is audited under the
+//! `directory`), secrets through `secrets`; key and certificate operations through
+//! `dataplane::dispatch` (the data plane's own routes, permission checks and audit notes) — and every page request is audited under the
 //! operation its route names. Forms carry a per-session CSRF token and
 //! cross-site requests are refused; pages carry a strict Content-Security-Policy.
 mod admin;

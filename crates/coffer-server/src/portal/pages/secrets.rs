@@ -104,6 +104,37 @@ pub(crate) async fn secrets(
     }
 }
 
+/// A change to a secret through the secret service (its permission checks), then on to
+/// `then`; the error page if it is refused. `name` and `version` name the record's object.
+pub(crate) async fn change_secret<T>(
+    state: &SharedState,
+    p: &Portal,
+    (vault, addr): (&str, Option<std::net::IpAddr>),
+    (name, version): (&str, Option<&str>),
+    then: &str,
+    change: impl AsyncFnOnce(&VaultContext) -> Result<T, Error>,
+) -> Response {
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    ctx.note_object("secrets", name, version);
+    match change(&ctx).await {
+        Ok(_) => Redirect::to(then).into_response(),
+        Err(e) => error_page(p.user(), &e),
+    }
+}
+
+/// The value and content type a form gives a new secret or version.
+pub(crate) fn new_secret(form: &Form) -> crate::secrets::NewSecret {
+    crate::secrets::NewSecret {
+        value: zeroize::Zeroizing::new(field(form, "value").unwrap_or("").to_string()),
+        content_type: field(form, "content_type").map(str::trim).filter(|c| !c.is_empty()).map(str::to_string),
+        tags: Default::default(),
+        attributes: Default::default(),
+    }
+}
+
 pub(crate) async fn create_secret(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
@@ -114,17 +145,12 @@ pub(crate) async fn create_secret(
     if let Err(e) = coffer_core::names::validate_object_name(&name) {
         return error_page(p.user(), &e);
     }
-    let mut secret = json!({"value": field(&form, "value").unwrap_or("")});
-    if let Some(ct) = field(&form, "content_type").filter(|c| !c.trim().is_empty()) {
-        secret["contentType"] = json!(ct.trim());
-    }
-    let op = Submit {
-        method: Method::PUT,
-        path: format!("/secrets/{}", seg(&name)),
-        body: Some(secret),
-        then: format!("/portal/vaults/{vault}/secrets/{name}"),
-    };
-    submit(&state, &p, &vault, addr, op).await
+    let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
+    let new = new_secret(&form);
+    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+        crate::secrets::set(&state, ctx, &name, new).await
+    })
+    .await
 }
 
 pub(crate) struct VersionRow {
@@ -362,9 +388,11 @@ pub(crate) async fn delete_secret(
     Path((vault, name)): Path<(String, String)>,
     Posted { portal: p, .. }: Posted,
 ) -> Response {
-    let then = format!("/portal/vaults/{vault}/deleted-secrets");
-    let op = Submit { method: Method::DELETE, path: format!("/secrets/{}", seg(&name)), body: None, then };
-    submit(&state, &p, &vault, addr, op).await
+    let then = format!("/portal/vaults/{}/deleted-secrets", seg(&vault));
+    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+        crate::secrets::delete(&state, ctx, &name).await
+    })
+    .await
 }
 
 pub(crate) struct DeletedRow {
@@ -471,6 +499,40 @@ macro_rules! deleted_handlers {
     };
 }
 
-deleted_handlers!(deleted, recover, purge, "secrets");
+pub(crate) async fn deleted(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Path(vault): Path<String>,
+) -> Response {
+    deleted_page(&state, &headers, addr, &vault, "secrets").await
+}
+
+pub(crate) async fn recover(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, .. }: Posted,
+) -> Response {
+    let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
+    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+        crate::secrets::recover(&state, ctx, &name).await
+    })
+    .await
+}
+
+pub(crate) async fn purge(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, .. }: Posted,
+) -> Response {
+    let then = format!("/portal/vaults/{}/deleted-secrets", seg(&vault));
+    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+        crate::secrets::purge(&state, ctx, &name).await
+    })
+    .await
+}
+
 deleted_handlers!(deleted_keys, recover_key, purge_key, "keys");
 deleted_handlers!(deleted_certificates, recover_certificate, purge_certificate, "certificates");

@@ -9,10 +9,12 @@ pub(crate) async fn new_version(
     Path((vault, name)): Path<(String, String)>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    let value = json!({"value": field(&form, "value").unwrap_or("")});
-    let then = format!("/portal/vaults/{vault}/secrets/{name}");
-    let op = Submit { method: Method::PUT, path: format!("/secrets/{}", seg(&name)), body: Some(value), then };
-    submit(&state, &p, &vault, addr, op).await
+    let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
+    let new = crate::secrets::NewSecret { content_type: None, ..new_secret(&form) };
+    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+        crate::secrets::set(&state, ctx, &name, new).await
+    })
+    .await
 }
 
 /// Enables or disables a version of a secret, key or certificate (`collection` from the path).
@@ -22,7 +24,19 @@ pub(crate) async fn update_secret(
     Path((vault, name)): Path<(String, String)>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    update(&state, addr, &vault, "secrets", &name, p, form).await
+    let version = field(&form, "version").unwrap_or("").trim().to_string();
+    let enabled = field(&form, "enabled") == Some("true");
+    let patch = crate::objects::ObjectPatch {
+        attributes: coffer_core::object::AttributesPatch { enabled: Some(enabled), ..Default::default() },
+        tags: None,
+        content_type: None,
+        meta: None,
+    };
+    let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
+    change_secret(&state, &p, (&vault, addr), (&name, Some(&version)), &then, async |ctx: &VaultContext| {
+        crate::secrets::update(&state, ctx, &name, Some(&version), &patch).await
+    })
+    .await
 }
 
 pub(crate) async fn update_key(
@@ -73,30 +87,29 @@ pub(crate) async fn properties(
     Posted { portal: p, form }: Posted,
 ) -> Response {
     let expires = match field(&form, "expires").map(str::trim).filter(|e| !e.is_empty()) {
-        None => Value::Null,
+        None => None,
         Some(e) => match coffer_core::clock::parse_iso8601(e) {
-            Some(t) => json!(t),
+            Some(t) => Some(t),
             None => return error_page(p.user(), &Error::bad_parameter(format!("'{e}' is not a date (YYYY-MM-DD)."))),
         },
     };
-    let mut tags = serde_json::Map::new();
+    let mut tags = coffer_core::object::Tags::new();
     for line in field(&form, "tags").unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()) {
         let Some((k, v)) = line.split_once('=') else {
             return error_page(p.user(), &Error::bad_parameter(format!("The tag line '{line}' is not name=value.")));
         };
-        tags.insert(k.trim().to_string(), json!(v.trim()));
+        tags.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let patch = json!({
-        "contentType": field(&form, "content_type").unwrap_or("").trim(),
-        "attributes": {"exp": expires},
-        "tags": tags,
-    });
-    let version = field(&form, "version").unwrap_or("").trim().to_string();
-    let op = Submit {
-        method: Method::PATCH,
-        path: format!("/secrets/{}/{}", seg(&name), seg(&version)),
-        body: Some(patch),
-        then: format!("/portal/vaults/{vault}/secrets/{name}"),
+    let patch = crate::objects::ObjectPatch {
+        attributes: coffer_core::object::AttributesPatch { expires: Some(expires), ..Default::default() },
+        tags: Some(tags),
+        content_type: Some(field(&form, "content_type").unwrap_or("").trim().to_string()),
+        meta: None,
     };
-    submit(&state, &p, &vault, addr, op).await
+    let version = field(&form, "version").unwrap_or("").trim().to_string();
+    let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
+    change_secret(&state, &p, (&vault, addr), (&name, Some(&version)), &then, async |ctx: &VaultContext| {
+        crate::secrets::update(&state, ctx, &name, Some(&version), &patch).await
+    })
+    .await
 }
