@@ -53,7 +53,21 @@ impl VaultContext {
         origin: Origin,
         api_version: String,
     ) -> Result<Self> {
-        let record = state.store.get_vault_by_name(name).await?.filter(|r| !r.vault.is_deleted()).ok_or_else(|| {
+        let record = state.store.get_vault_by_name(name).await?;
+        Self::open_record(state, name, record, caller, origin, api_version)
+    }
+
+    /// `open`, with the vault's row as already read (the data plane reads it first, for the
+    /// tenant its 401 challenge names).
+    pub fn open_record(
+        state: &AppState,
+        name: &str,
+        record: Option<coffer_store::VaultRecord>,
+        caller: Caller,
+        origin: Origin,
+        api_version: String,
+    ) -> Result<Self> {
+        let record = record.filter(|r| !r.vault.is_deleted()).ok_or_else(|| {
             Error::not_found(
                 "VaultNotFound",
                 format!("The vault '{}' does not exist.", coffer_core::names::printable(name)),

@@ -245,18 +245,39 @@ pub async fn put_vault(
     Ok(v)
 }
 
-/// ARM's PATCH: changes only what `settings` sets.
-pub async fn patch_vault(
+/// A live vault of the caller's, with `action` allowed on it: what a change starts from, so
+/// that who may is decided before the request's body is read (403 before 400, as ARM).
+#[derive(Debug)]
+pub struct Granted {
+    vault: Vault,
+    action: ManagementAction,
+}
+
+/// The vault `name` in the caller's subscription and resource group, if `action` is allowed on it.
+pub async fn granted(
     state: &AppState,
     caller: &Caller,
-    sub: &str,
-    rg: &str,
-    name: &str,
-    settings: VaultSettings,
-) -> Result<Vault> {
+    (sub, rg, name): (&str, &str, &str),
+    action: ManagementAction,
+) -> Result<Granted> {
     caller_subscription(state, caller, sub).await?;
-    let mut v = load_vault(state, caller, rg, name).await?;
-    authorize_management(state, caller, ManagementAction::VaultWrite, Some(&v.name)).await?;
+    let vault = load_vault(state, caller, rg, name).await?;
+    authorize_management(state, caller, action, Some(&vault.name)).await?;
+    Ok(Granted { vault, action })
+}
+
+impl Granted {
+    fn for_action(self, action: ManagementAction) -> Result<Vault> {
+        if self.action != action {
+            return Err(Error::internal("a vault was opened for another change"));
+        }
+        Ok(self.vault)
+    }
+}
+
+/// ARM's PATCH: changes only what `settings` sets, on a vault granted for `VaultWrite`.
+pub async fn patch_vault(state: &AppState, caller: &Caller, vault: Granted, settings: VaultSettings) -> Result<Vault> {
+    let mut v = vault.for_action(ManagementAction::VaultWrite)?;
     let before = v.clone();
     apply_settings(&mut v, &settings.properties, settings.tags, false)?;
     authorize_grant_changes(state, caller, &before, &v).await?;
@@ -331,19 +352,16 @@ fn subtract(from: &mut Vec<String>, remove: &[String]) {
     from.retain(|p| !remove.iter().any(|r| r.eq_ignore_ascii_case(p)));
 }
 
-/// Changes the access policies of the listed principals; the vault as saved.
+/// Changes the access policies of the listed principals, on a vault granted for
+/// `AccessPolicyWrite`; the vault as saved.
 pub async fn edit_access_policies(
     state: &AppState,
     caller: &Caller,
-    sub: &str,
-    rg: &str,
-    name: &str,
+    vault: Granted,
     edit: PolicyEdit,
     policies: Vec<AccessPolicy>,
 ) -> Result<Vault> {
-    caller_subscription(state, caller, sub).await?;
-    let mut v = load_vault(state, caller, rg, name).await?;
-    authorize_management(state, caller, ManagementAction::AccessPolicyWrite, Some(&v.name)).await?;
+    let mut v = vault.for_action(ManagementAction::AccessPolicyWrite)?;
     let before = v.clone();
     for policy in policies {
         coffer_core::vault::validate_permission_names(&policy.permissions)?;

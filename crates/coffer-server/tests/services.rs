@@ -114,9 +114,9 @@ async fn hospital() -> World {
         ["doctors", "technicians", "receptionists", "ml-studio"].iter().map(|g| policy(w.oid(g), &["get"])).collect();
     policies.push(policy(w.oid("dashboard"), &["get", "list"]));
     policies.push(policy(w.oid("reader"), &["list"]));
-    vaults::edit_access_policies(&w.state, &w.admin, &sub, "default", "ward-policies", PolicyEdit::Add, policies)
-        .await
-        .expect("policies");
+    let write = coffer_core::permissions::ManagementAction::AccessPolicyWrite;
+    let vault = vaults::granted(&w.state, &w.admin, (&sub, "default", "ward-policies"), write).await.expect("granted");
+    vaults::edit_access_policies(&w.state, &w.admin, vault, PolicyEdit::Add, policies).await.expect("policies");
     // A doctor who left: disabled, with the group's grants still in place.
     let change = PrincipalChange { enabled: Some(false), password: None };
     directory::update_principal(&w.state, &w.admin, &w.oid("doctor2"), change).await.expect("disable");
@@ -447,4 +447,22 @@ async fn the_secret_service_checks_the_caller_before_it_reads() {
     let page = coffer_server::objects::PageRequest { max_results: 25, skip_token: None };
     let listing = coffer_server::secrets::list(&w.state, &ctx, &page).await.expect_err("no vault-wide grant");
     assert_eq!(listing.kind, coffer_core::ErrorKind::Forbidden);
+}
+
+#[tokio::test]
+async fn a_vault_change_needs_the_grant_for_that_change() {
+    use coffer_core::permissions::ManagementAction;
+    let w = hospital().await;
+    let sub = w.admin_subscription().await;
+    let place = (sub.as_str(), "default", "ward-policies");
+    // Granted for reading, it cannot be used to edit access policies.
+    let read = vaults::granted(&w.state, &w.admin, place, ManagementAction::VaultRead).await.expect("granted");
+    let err =
+        vaults::edit_access_policies(&w.state, &w.admin, read, PolicyEdit::Add, Vec::new()).await.expect_err("no");
+    assert_eq!(err.kind, coffer_core::ErrorKind::Internal);
+    // A doctor may not even get the grant to write the vault.
+    let doctor = w.people.iter().find(|(n, _)| *n == "doctor1").expect("doctor").1.clone();
+    let as_doctor = authorization::caller_of(&w.state, &doctor).await.expect("caller");
+    let refused = vaults::granted(&w.state, &as_doctor, place, ManagementAction::VaultWrite).await.expect_err("no");
+    assert_eq!(refused.kind, coffer_core::ErrorKind::Forbidden);
 }

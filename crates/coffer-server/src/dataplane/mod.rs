@@ -50,7 +50,7 @@ async fn handle(
     let record = state.store.get_vault_by_name(vault_name).await.map_err(|e| ApiError(e).into_response())?;
     // The challenge names the vault's tenant (or the default one for unknown hosts). The
     // vault itself is opened (`VaultContext::open`) once the caller is known.
-    let tenant = match record.filter(|r| !r.vault.is_deleted()) {
+    let tenant = match record.as_ref().filter(|r| !r.vault.is_deleted()) {
         Some(r) => r.vault.tenant_id.clone(),
         None => {
             state.store.list_tenants().await.ok().and_then(|t| t.into_iter().next()).map(|t| t.id).unwrap_or_default()
@@ -75,7 +75,7 @@ async fn handle(
 
     let address = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let origin = crate::objects::Origin::Network(address);
-    let mut ctx = VaultContext::open(state, vault_name, caller, origin, api_version).await.map_err(|e| {
+    let mut ctx = VaultContext::open_record(state, vault_name, record, caller, origin, api_version).map_err(|e| {
         if e.kind == coffer_core::ErrorKind::Unauthorized { unauthorized(e) } else { ApiError(e).into_response() }
     })?;
     ctx.authority = authority;

@@ -119,11 +119,9 @@ pub(super) async fn patch_vault(
     Path((sub, rg, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    caller_subscription(&state, &caller, &sub).await?;
-    let v = load_vault(&state, &caller, &rg, &name).await?;
-    authorize_management(&state, &caller, ManagementAction::VaultWrite, Some(&v.name)).await?;
+    let vault = crate::vaults::granted(&state, &caller, (&sub, &rg, &name), ManagementAction::VaultWrite).await?;
     let settings: VaultSettings = parse_body(&body)?;
-    let v = crate::vaults::patch_vault(&state, &caller, &sub, &rg, &name, settings).await?;
+    let v = crate::vaults::patch_vault(&state, &caller, vault, settings).await?;
     Ok(json_response(StatusCode::OK, vault_json(&state, &v)))
 }
 
@@ -144,14 +142,12 @@ pub(super) async fn update_access_policy(
     Path((sub, rg, name, op)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    // Who may is decided before the body is read, as before the service split.
-    caller_subscription(&state, &caller, &sub).await?;
-    let v = load_vault(&state, &caller, &rg, &name).await?;
-    authorize_management(&state, &caller, ManagementAction::AccessPolicyWrite, Some(&v.name)).await?;
+    let vault =
+        crate::vaults::granted(&state, &caller, (&sub, &rg, &name), ManagementAction::AccessPolicyWrite).await?;
     let input: PolicyUpdateIn = parse_body(&body)?;
     let edit = PolicyEdit::parse(&op)?;
     let policies = input.properties.access_policies;
-    let v = crate::vaults::edit_access_policies(&state, &caller, &sub, &rg, &name, edit, policies).await?;
+    let v = crate::vaults::edit_access_policies(&state, &caller, vault, edit, policies).await?;
     Ok(json_response(
         StatusCode::OK,
         json!({

@@ -193,16 +193,18 @@ pub(crate) async fn set_access(
     } else {
         PolicyEdit::Replace
     };
-    let result = crate::vaults::edit_access_policies(
+    let place = (v.subscription_id.as_str(), v.resource_group.as_str(), v.name.as_str());
+    let result = match crate::vaults::granted(
         &state,
         &p.caller,
-        &v.subscription_id,
-        &v.resource_group,
-        &v.name,
-        edit,
-        vec![policy],
+        place,
+        coffer_core::permissions::ManagementAction::AccessPolicyWrite,
     )
-    .await;
+    .await
+    {
+        Ok(vault) => crate::vaults::edit_access_policies(&state, &p.caller, vault, edit, vec![policy]).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(_) => {
             let flash = Some("The access policy was saved.".into());

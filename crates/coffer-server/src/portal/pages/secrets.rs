@@ -1,6 +1,5 @@
 //! Secrets: list, show, reveal (a `SecretGet` under the caller's rights), create, new versions, properties, delete, deleted items, recover, purge; who may read.
 use super::*;
-use crate::objects::PageRequest;
 
 /// Dates as the portal shows them (UTC).
 pub(crate) fn date(v: &Value) -> String {
@@ -57,19 +56,7 @@ pub(crate) async fn secrets_page(
         Err(e) => return error_page(p.user(), &e),
     };
     let vault = vault_view(state, &ctx.vault);
-    let listed = async {
-        let mut page = PageRequest { max_results: 25, skip_token: None };
-        let mut all = Vec::new();
-        loop {
-            let p = crate::secrets::list(state, &ctx, &page).await?;
-            all.extend(p.items);
-            match p.next {
-                Some(next) => page.skip_token = Some(next),
-                None => return Ok::<_, Error>(all),
-            }
-        }
-    };
-    let (items, error, status) = match listed.await {
+    let (items, error, status) = match crate::secrets::list_all(state, &ctx).await {
         Ok(all) => {
             let items = all
                 .iter()
