@@ -274,6 +274,26 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// Every item of a listing, page after page (Azure-sized pages, each checked and read as a
+/// client's would be), for the portal's pages, which show a listing whole.
+/// (`fetch` takes the request by value: a future borrowing it would not be `Send` for axum.)
+pub async fn every_page<F, Fut>(mut fetch: F) -> Result<Vec<StoredVersion>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page>>,
+{
+    let mut page = PageRequest { max_results: MAX_PAGE_SIZE, skip_token: None };
+    let mut all = Vec::new();
+    loop {
+        let p = fetch(page.clone()).await?;
+        all.extend(p.items);
+        match p.next {
+            Some(next) => page.skip_token = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
 fn encode_token(s: &str) -> String {
     b64::url_encode(s.as_bytes())
 }

@@ -8,7 +8,7 @@ use coffer_core::{Error, Result};
 use coffer_store::StoredVersion;
 use zeroize::Zeroizing;
 
-use crate::objects::{NewObject, ObjectPatch, Objects, Page, PageRequest, VaultContext};
+use crate::objects::{NewObject, ObjectPatch, Objects, Page, PageRequest, VaultContext, every_page};
 use crate::state::AppState;
 
 const KIND: ObjectKind = ObjectKind::Secret;
@@ -94,32 +94,19 @@ pub async fn list_versions(state: &AppState, ctx: &VaultContext, name: &str, pag
     objects(state, ctx).list_versions(name, page).await
 }
 
-/// Every page of the secrets (`name: None`, latest versions) or of one secret's versions, for
-/// the portal's pages, which show them whole. No values.
-async fn every_page(state: &AppState, ctx: &VaultContext, name: Option<&str>) -> Result<Vec<StoredVersion>> {
-    let mut page = PageRequest { max_results: 25, skip_token: None };
-    let mut all = Vec::new();
-    loop {
-        let p = match name {
-            None => list(state, ctx, &page).await?,
-            Some(n) => list_versions(state, ctx, n, &page).await?,
-        };
-        all.extend(p.items);
-        match p.next {
-            Some(next) => page.skip_token = Some(next),
-            None => return Ok(all),
-        }
-    }
-}
-
-/// Every secret (latest versions, no values).
+/// Every secret (latest versions, no values), for pages that show them whole.
 pub async fn list_all(state: &AppState, ctx: &VaultContext) -> Result<Vec<StoredVersion>> {
-    every_page(state, ctx, None).await
+    every_page(|page| async move { list(state, ctx, &page).await }).await
 }
 
 /// Every version of a secret (no values).
 pub async fn all_versions(state: &AppState, ctx: &VaultContext, name: &str) -> Result<Vec<StoredVersion>> {
-    every_page(state, ctx, Some(name)).await
+    every_page(|page| async move { list_versions(state, ctx, name, &page).await }).await
+}
+
+/// Every deleted secret.
+pub async fn all_deleted(state: &AppState, ctx: &VaultContext) -> Result<Vec<StoredVersion>> {
+    every_page(|page| async move { list_deleted(state, ctx, &page).await }).await
 }
 
 pub async fn delete(state: &AppState, ctx: &VaultContext, name: &str) -> Result<StoredVersion> {

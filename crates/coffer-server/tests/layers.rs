@@ -219,3 +219,65 @@ fn routes_are_declared_only_with_their_operation() {
     }
     assert!(offenders.is_empty(), "routes built without an operation:\n{}", offenders.join("\n"));
 }
+
+/// The files of a `coffer-server` module (`name.rs` or the `name/` directory).
+fn module_files(src: &Path, module: &str) -> Vec<PathBuf> {
+    let dir = src.join(module);
+    if dir.is_dir() { rust_files(&dir) } else { vec![src.join(format!("{module}.rs"))] }
+}
+
+/// The public function signatures of a file's non-test code, each from `pub` to its body.
+fn public_signatures(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("pub ") {
+        let after = &rest[i..];
+        let head = after.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let is_fn =
+            ["pub fn", "pub async fn", "pub(crate) fn", "pub(crate) async fn"].iter().any(|p| head.starts_with(p));
+        let end = after.find('{').unwrap_or(after.len());
+        if is_fn {
+            out.push(after[..end].to_string());
+        }
+        rest = &after[4..];
+    }
+    out
+}
+
+/// Services speak domain types: no axum type anywhere in them, and no untyped JSON
+/// (`serde_json::Value`) in what they offer.
+#[test]
+fn services_have_no_http_types_and_no_untyped_json_in_their_signatures() {
+    let src = crates_dir().join("coffer-server").join("src");
+    let services = SERVER_LAYERS.iter().find(|(name, _)| *name == "services").expect("services layer").1;
+    let mut offenders = Vec::new();
+    for module in services {
+        for file in module_files(&src, module) {
+            let text = std::fs::read_to_string(&file).expect("read");
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let code: String =
+                code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+            if code.contains("axum") {
+                offenders.push(format!("{}: uses axum", file.display()));
+            }
+            for sig in public_signatures(&code) {
+                if sig.split(|c: char| !c.is_alphanumeric() && c != '_').any(|word| word == "Value") {
+                    offenders.push(format!(
+                        "{}: {}",
+                        file.display(),
+                        sig.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "service signatures with HTTP or untyped JSON:\n{}", offenders.join("\n"));
+}
+
+#[test]
+fn the_signature_check_sees_untyped_json() {
+    let code = "pub async fn load(x: &str) -> Result<Option<Value>> {\n}\npub fn fine(v: SecretValue) {}\n";
+    let sigs = public_signatures(code);
+    assert_eq!(sigs.len(), 2);
+    assert!(sigs[0].contains("Option<Value>"));
+}

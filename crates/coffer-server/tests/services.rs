@@ -466,3 +466,120 @@ async fn a_vault_change_needs_the_grant_for_that_change() {
     let refused = vaults::granted(&w.state, &as_doctor, place, ManagementAction::VaultWrite).await.expect_err("no");
     assert_eq!(refused.kind, coffer_core::ErrorKind::Forbidden);
 }
+
+#[tokio::test]
+async fn the_key_service_checks_the_grant_and_the_keys_own_operations() {
+    use keys::{KeyOperation, KeyOperationInput, KeyOperationOutput, KeyToCreate};
+    let w = hospital().await;
+    authorization::assign(&w.state, &w.admin, "Key Vault Crypto Officer", &w.admin.object_id, "/vaults/ward-rbac")
+        .await
+        .expect("officer");
+    let admin_ctx =
+        VaultContext::open(&w.state, "ward-rbac", w.admin.clone(), Origin::Internal, "7.5".into()).await.expect("open");
+    let new = |ops: Option<Vec<&str>>| KeyToCreate {
+        kty: "EC".into(),
+        crv: Some("P-256".into()),
+        key_ops: ops.map(|o| o.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    let signer = keys::create(&w.state, &admin_ctx, "lab-signer", new(None)).await.expect("create");
+    assert_eq!(signer.meta.key_ops, ["sign", "verify"]);
+    let verify_only =
+        keys::create(&w.state, &admin_ctx, "verify-only", new(Some(vec!["verify"]))).await.expect("create");
+    assert_eq!(verify_only.meta.kty, "EC");
+    let hsm = KeyToCreate { kty: "EC-HSM".into(), ..Default::default() };
+    let refused = keys::create(&w.state, &admin_ctx, "in-hardware", hsm).await.expect_err("no HSM configured");
+    assert_eq!(refused.kind, coffer_core::ErrorKind::BadRequest);
+
+    let digest = coffer_crypto::digest::sha256(b"lab result 42");
+    async fn sign(
+        state: &AppState,
+        ctx: &VaultContext,
+        name: &str,
+        digest: &[u8],
+    ) -> coffer_core::Result<KeyOperationOutput> {
+        let input = KeyOperationInput { alg: "ES256".into(), value: Some(digest.to_vec()), ..Default::default() };
+        keys::perform(state, ctx, (name, None), KeyOperation::Sign, input).await
+    }
+    let KeyOperationOutput::Bytes { value: signature, kid, .. } =
+        sign(&w.state, &admin_ctx, "lab-signer", &digest).await.expect("sign")
+    else {
+        panic!("sign gives bytes")
+    };
+    assert!(kid.ends_with(&format!("/keys/lab-signer/{}", signer.version.version)), "{kid}");
+    let input = KeyOperationInput {
+        alg: "ES256".into(),
+        value: Some(signature.to_vec()),
+        digest: Some(digest.to_vec()),
+        ..Default::default()
+    };
+    let verified = keys::perform(&w.state, &admin_ctx, ("lab-signer", None), KeyOperation::Verify, input).await;
+    assert!(matches!(verified, Ok(KeyOperationOutput::Verified(true))), "{verified:?}");
+    // The key's own key_ops refuse what the caller's grant would allow.
+    let not_permitted = sign(&w.state, &admin_ctx, "verify-only", &digest).await.expect_err("key_ops has no sign");
+    assert_eq!(not_permitted.inner_code.as_deref(), Some("KeyOperationForbidden"));
+    // A caller without a grant on keys is refused before the key is read: a missing key and an
+    // existing one look the same to them.
+    let doctor = w.people.iter().find(|(n, _)| *n == "doctor1").expect("doctor").1.clone();
+    let caller = authorization::caller_of(&w.state, &doctor).await.expect("caller");
+    let doctor_ctx =
+        VaultContext::open(&w.state, "ward-rbac", caller, Origin::Internal, "7.5".into()).await.expect("open");
+    for name in ["lab-signer", "no-such-key"] {
+        let refused = sign(&w.state, &doctor_ctx, name, &digest).await.expect_err("no key grant");
+        assert_eq!(refused.kind, coffer_core::ErrorKind::Forbidden, "{name}");
+        let refused = keys::get(&w.state, &doctor_ctx, name, None).await.expect_err("no key grant");
+        assert_eq!(refused.kind, coffer_core::ErrorKind::Forbidden, "{name}");
+    }
+    // Disabled: every operation stops.
+    let change = keys::KeyChange {
+        attributes: AttributesPatch { enabled: Some(false), ..Default::default() },
+        ..Default::default()
+    };
+    keys::update(&w.state, &admin_ctx, "lab-signer", None, change).await.expect("disable");
+    let disabled = sign(&w.state, &admin_ctx, "lab-signer", &digest).await.expect_err("disabled");
+    assert_eq!(disabled.kind, coffer_core::ErrorKind::Forbidden);
+}
+
+#[tokio::test]
+async fn a_certificate_brings_its_key_and_secret_through_delete_recover_and_purge() {
+    use coffer_server::certificates::{self, CertPolicy, CertificateToCreate};
+    let w = hospital().await;
+    for role in ["Key Vault Certificates Officer", "Key Vault Secrets Officer", "Key Vault Crypto Officer"] {
+        authorization::assign(&w.state, &w.admin, role, &w.admin.object_id, "/vaults/ward-rbac").await.expect("role");
+    }
+    let ctx =
+        VaultContext::open(&w.state, "ward-rbac", w.admin.clone(), Origin::Internal, "7.5".into()).await.expect("open");
+    let mut policy = CertPolicy::default();
+    policy.issuer.name = Some("Self".into());
+    policy.x509_props.subject = Some("CN=pacs.hospital.internal".into());
+    let new = CertificateToCreate { policy: Some(policy), enabled: None, tags: Default::default() };
+    let op = certificates::create(&w.state, &ctx, "pacs-tls", new).await.expect("create");
+    assert_eq!(op.status, "completed");
+    let cert = certificates::get(&w.state, &ctx, "pacs-tls", None).await.expect("get");
+    assert_eq!(cert.chain.len(), 1);
+    assert_eq!(cert.policy.x509_props.subject.as_deref(), Some("CN=pacs.hospital.internal"));
+    let key = keys::get(&w.state, &ctx, "pacs-tls", None).await.expect("its key");
+    assert_eq!(key.version.version, cert.version.version, "one version id for the three objects");
+    assert!(key.version.managed);
+    // Its key and secret are the certificate's: not deleted on their own.
+    let refused = keys::delete(&w.state, &ctx, "pacs-tls").await.expect_err("managed");
+    assert_eq!(refused.kind, coffer_core::ErrorKind::Forbidden, "{refused:?}");
+
+    certificates::delete(&w.state, &ctx, "pacs-tls").await.expect("delete");
+    let gone = |e: coffer_core::Error| e.kind == coffer_core::ErrorKind::NotFound;
+    assert!(keys::get(&w.state, &ctx, "pacs-tls", None).await.map(|_| ()).is_err_and(gone));
+    assert!(coffer_server::secrets::get(&w.state, &ctx, "pacs-tls", None).await.map(|_| ()).is_err_and(gone));
+    let deleted: Vec<String> =
+        certificates::all_deleted(&w.state, &ctx).await.expect("deleted").into_iter().map(|v| v.name).collect();
+    assert_eq!(deleted, ["pacs-tls"]);
+
+    certificates::recover(&w.state, &ctx, "pacs-tls").await.expect("recover");
+    keys::get(&w.state, &ctx, "pacs-tls", None).await.expect("the key is back");
+    coffer_server::secrets::get(&w.state, &ctx, "pacs-tls", None).await.expect("the secret is back");
+
+    certificates::delete(&w.state, &ctx, "pacs-tls").await.expect("delete again");
+    certificates::purge(&w.state, &ctx, "pacs-tls").await.expect("purge");
+    assert!(certificates::all_deleted(&w.state, &ctx).await.expect("deleted").is_empty());
+    assert!(keys::all_deleted(&w.state, &ctx).await.expect("deleted keys").is_empty());
+    assert!(coffer_server::secrets::all_deleted(&w.state, &ctx).await.expect("deleted secrets").is_empty());
+}

@@ -4,11 +4,10 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use coffer_core::object::AttributesPatch;
 use coffer_core::permissions::DataAction;
 use coffer_core::{Error, Result};
 use coffer_crypto::b64;
-use coffer_crypto::keys::{JwkIn, KeyMaterial, base_kty};
+use coffer_crypto::keys::{JwkIn, KeyMaterial};
 use coffer_store::StoredVersion;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,11 +17,11 @@ use super::{DataRequest, not_found_path};
 use crate::audit::operations::DataOperation;
 use crate::http::{ApiError, json as json_response, parse_body};
 use crate::keys::{
-    KIND, KeyMeta, NewKey, RotationPolicy, default_ops, hsm_unavailable, key_error, load_policy, material_of, meta_of,
-    rotate, save_policy, store_key_version, validate_ops,
+    self, KIND, KeyChange, KeyMeta, KeyOperation, KeyOperationInput, KeyOperationOutput, KeyToCreate, KeyToImport,
+    KeyVersion, RotationPolicy, key_error,
 };
-use crate::objects::{ObjectPatch, Objects, PageRequest, VaultContext};
-use crate::state::{AppState, SharedState};
+use crate::objects::{PageRequest, VaultContext};
+use crate::state::SharedState;
 
 fn b64_field(v: &Option<String>, name: &str) -> Result<Option<Vec<u8>>> {
     v.as_deref()
@@ -128,40 +127,27 @@ fn refuse_release(attrs: &Option<KeyAttributesIn>, release_policy: &Option<Value
     Ok(())
 }
 
-async fn store_new(
-    state: &AppState,
-    ctx: &VaultContext,
-    name: &str,
-    material: &KeyMaterial,
-    key_ops: Vec<String>,
-    attributes: AttributesPatch,
-    tags: BTreeMap<String, String>,
-) -> Result<Value> {
-    let (v, meta) = store_key_version(state, ctx, NewKey::unmanaged(name, material, key_ops, attributes, tags)).await?;
-    bundle(ctx, &v, &meta, material)
+fn rendered(ctx: &VaultContext, k: &KeyVersion) -> Handled {
+    ok(bundle(ctx, &k.version, &k.meta, &k.material)?)
+}
+
+fn rendered_deleted(ctx: &VaultContext, k: &KeyVersion) -> Handled {
+    ok(with_deletion(ctx, bundle(ctx, &k.version, &k.meta, &k.material)?, &k.version))
 }
 
 async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyCreate, Some(name)).await?;
-    coffer_core::names::validate_object_name(name)?;
     let p: CreateParams = parse_body(&req.body)?;
-    Objects::new(state, &req.ctx, KIND).refuse_if_managed(name).await?;
-    let kty = p.kty.clone().ok_or_else(|| Error::bad_parameter("The property 'kty' is required."))?;
-    if kty.ends_with("-HSM") {
-        return Err(hsm_unavailable(&kty).into());
-    }
-    let base = base_kty(&kty).ok_or_else(|| {
-        Error::bad_parameter(format!(
-            "The key type '{}' is not supported (RSA, EC, oct).",
-            coffer_core::names::printable(&kty)
-        ))
-    })?;
     refuse_release(&p.attributes, &p.release_policy)?;
-    let ops = p.key_ops.clone().unwrap_or_else(|| default_ops(base));
-    validate_ops(&ops)?;
-    let material = KeyMaterial::generate(base, p.key_size, p.crv.as_deref(), p.public_exponent).map_err(key_error)?;
-    let attrs = p.attributes.map(|a| a.base.patch()).unwrap_or_default();
-    ok(store_new(state, &req.ctx, name, &material, ops, attrs, p.tags.unwrap_or_default()).await?)
+    let new = KeyToCreate {
+        kty: p.kty.unwrap_or_default(),
+        key_size: p.key_size,
+        crv: p.crv,
+        public_exponent: p.public_exponent,
+        key_ops: p.key_ops,
+        attributes: p.attributes.map(|a| a.base.patch()).unwrap_or_default(),
+        tags: p.tags.unwrap_or_default(),
+    };
+    rendered(&req.ctx, &keys::create(state, &req.ctx, name, new).await?)
 }
 
 #[derive(Deserialize)]
@@ -175,36 +161,32 @@ struct ImportParams {
 }
 
 async fn import(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyImport, Some(name)).await?;
-    coffer_core::names::validate_object_name(name)?;
     let p: ImportParams = parse_body(&req.body)?;
-    Objects::new(state, &req.ctx, KIND).refuse_if_managed(name).await?;
     let key = p.key.ok_or_else(|| Error::bad_parameter("The property 'key' is required."))?;
     let jwk: JwkIn = serde_json::from_value(key.clone())
         .map_err(|e| Error::bad_parameter(format!("The JSON web key is not valid: {e}")))?;
-    if p.hsm == Some(true) || jwk.kty.ends_with("-HSM") {
-        return Err(hsm_unavailable(if jwk.kty.is_empty() { "RSA-HSM" } else { &jwk.kty }).into());
-    }
     refuse_release(&p.attributes, &p.release_policy)?;
-    let material = KeyMaterial::from_jwk(&jwk).map_err(key_error)?;
-    let ops = match key.get("key_ops") {
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::bad_parameter("key_ops must be strings.")))
-            .collect::<Result<Vec<_>>>()?,
-        Some(Value::Null) | None => default_ops(&material.kty),
+    let key_ops = match key.get("key_ops") {
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::bad_parameter("key_ops must be strings.")))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Some(Value::Null) | None => None,
         Some(_) => return Err(Error::bad_parameter("key_ops must be a list.").into()),
     };
-    validate_ops(&ops)?;
-    let attrs = p.attributes.map(|a| a.base.patch()).unwrap_or_default();
-    ok(store_new(state, &req.ctx, name, &material, ops, attrs, p.tags.unwrap_or_default()).await?)
+    let new = KeyToImport {
+        jwk,
+        key_ops,
+        hsm: p.hsm == Some(true),
+        attributes: p.attributes.map(|a| a.base.patch()).unwrap_or_default(),
+        tags: p.tags.unwrap_or_default(),
+    };
+    rendered(&req.ctx, &keys::import(state, &req.ctx, name, new).await?)
 }
 
 async fn get(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyGet, Some(name)).await?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    let v = objects.read(name, version).await?;
-    ok(bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?)
+    rendered(&req.ctx, &keys::get(state, &req.ctx, name, version).await?)
 }
 
 #[derive(Deserialize)]
@@ -216,84 +198,56 @@ struct UpdateParams {
 }
 
 async fn update(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyUpdate, Some(name)).await?;
     let p: UpdateParams = parse_body(&req.body)?;
     refuse_release(&p.attributes, &p.release_policy)?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    objects.refuse_if_managed(name).await?;
-    let current = objects.read(name, version).await?;
-    let mut meta = meta_of(&current)?;
-    if let Some(ops) = p.key_ops {
-        validate_ops(&ops)?;
-        meta.key_ops = ops;
-    }
-    let patch = ObjectPatch {
+    let change = KeyChange {
+        key_ops: p.key_ops,
         attributes: p.attributes.map(|a| a.base.patch()).unwrap_or_default(),
         tags: p.tags,
-        content_type: None,
-        meta: Some(serde_json::to_string(&meta).map_err(|e| Error::internal(e.to_string()))?),
     };
-    let v = objects.update(name, Some(&current.version), &patch).await?;
-    ok(bundle(&req.ctx, &v, &meta, material_of(&objects, &current)?.as_ref())?)
+    rendered(&req.ctx, &keys::update(state, &req.ctx, name, version, change).await?)
 }
 
 async fn list(state: &SharedState, req: &DataRequest) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyList, None).await?;
     let pr = PageRequest::from_query(&req.query)?;
-    let p = Objects::new(state, &req.ctx, KIND).list(&pr).await?;
+    let p = keys::list(state, &req.ctx, &pr).await?;
     let items = p.items.iter().map(|v| item(&req.ctx, v, false)).collect();
     ok(page(&req.ctx, "keys", &p, pr.max_results, items))
 }
 
 async fn list_versions(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyList, Some(name)).await?;
     let pr = PageRequest::from_query(&req.query)?;
-    let p = Objects::new(state, &req.ctx, KIND).list_versions(name, &pr).await?;
+    let p = keys::list_versions(state, &req.ctx, name, &pr).await?;
     let items = p.items.iter().map(|v| item(&req.ctx, v, true)).collect();
     ok(page(&req.ctx, &format!("keys/{name}/versions"), &p, pr.max_results, items))
 }
 
 async fn delete(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyDelete, Some(name)).await?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    objects.refuse_if_managed(name).await?;
-    let v = objects.delete(name).await?;
-    let b = bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?;
-    ok(with_deletion(&req.ctx, b, &v))
+    rendered_deleted(&req.ctx, &keys::delete(state, &req.ctx, name).await?)
 }
 
 async fn list_deleted(state: &SharedState, req: &DataRequest) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyList, None).await?;
     let pr = PageRequest::from_query(&req.query)?;
-    let p = Objects::new(state, &req.ctx, KIND).list_deleted(&pr).await?;
+    let p = keys::list_deleted(state, &req.ctx, &pr).await?;
     let items = p.items.iter().map(|v| with_deletion(&req.ctx, item(&req.ctx, v, false), v)).collect();
     ok(page(&req.ctx, "deletedkeys", &p, pr.max_results, items))
 }
 
 async fn get_deleted(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyGetDeleted, Some(name)).await?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    let v = objects.get_deleted(name).await?;
-    let b = bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?;
-    ok(with_deletion(&req.ctx, b, &v))
+    rendered_deleted(&req.ctx, &keys::get_deleted(state, &req.ctx, name).await?)
 }
 
 async fn recover(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyRecover, Some(name)).await?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    let v = objects.recover(name).await?;
-    ok(bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?)
+    rendered(&req.ctx, &keys::recover(state, &req.ctx, name).await?)
 }
 
 async fn purge(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyPurge, Some(name)).await?;
-    Objects::new(state, &req.ctx, KIND).purge(name).await?;
+    keys::purge(state, &req.ctx, name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn backup(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyBackup, Some(name)).await?;
-    ok(json!({ "value": Objects::new(state, &req.ctx, KIND).backup(name).await? }))
+    ok(json!({ "value": keys::backup(state, &req.ctx, name).await? }))
 }
 
 #[derive(Deserialize)]
@@ -302,12 +256,9 @@ struct BlobParams {
 }
 
 async fn restore(state: &SharedState, req: &DataRequest) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyRestore, None).await?;
     let p: BlobParams = parse_body(&req.body)?;
     let blob = p.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    let v = objects.restore(&blob).await?;
-    ok(bundle(&req.ctx, &v, &meta_of(&v)?, material_of(&objects, &v)?.as_ref())?)
+    rendered(&req.ctx, &keys::restore(state, &req.ctx, &blob).await?)
 }
 
 #[derive(Deserialize)]
@@ -322,76 +273,28 @@ struct OpParams {
 
 /// encrypt, decrypt, sign, verify, wrapkey, unwrapkey.
 async fn operation(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>, op: &str) -> Handled {
-    let (action, key_op, needs_window) = match op {
-        "encrypt" => (DataAction::KeyEncrypt, "encrypt", true),
-        "decrypt" => (DataAction::KeyDecrypt, "decrypt", false),
-        "sign" => (DataAction::KeySign, "sign", true),
-        "verify" => (DataAction::KeyVerify, "verify", false),
-        "wrapkey" => (DataAction::KeyWrap, "wrapKey", true),
-        "unwrapkey" => (DataAction::KeyUnwrap, "unwrapKey", false),
-        _ => return Err(not_found_path()),
-    };
-    req.ctx.authorize(state, action, Some(name)).await?;
+    let op = KeyOperation::from_path(op).ok_or_else(not_found_path)?;
     let p: OpParams = parse_body(&req.body)?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    let v = objects.read(name, version).await?;
-    let meta = meta_of(&v)?;
-    // As Azure: disabled blocks everything; the nbf/exp window blocks encrypt, sign and wrap
-    // (decrypt, unwrap and verify keep working on old data); key_ops restricts per key.
-    if !v.attributes.enabled {
-        return Err(KIND.disabled(key_op).into());
-    }
-    if !meta.key_ops.iter().any(|o| o == key_op) {
-        return Err(Error::forbidden(
-            "KeyOperationForbidden",
-            format!("Operation {key_op} is not permitted on this key (key_ops: {}).", meta.key_ops.join(", ")),
-        )
-        .into());
-    }
-    let now = state.clock.now();
-    if needs_window && !v.attributes.in_validity_window(now) {
-        let why = if v.attributes.expires.is_some_and(|e| now >= e) { "expired" } else { "not yet valid" };
-        return Err(Error::forbidden(
-            if why == "expired" { "KeyExpired" } else { "KeyNotYetValid" },
-            format!("Operation {key_op} is not allowed on an {why} key.").replace("an not", "a not"),
-        )
-        .into());
-    }
-    let alg = p.alg.clone().ok_or_else(|| Error::bad_parameter("The property 'alg' is required."))?;
-    let value =
-        b64_field(&p.value, "value")?.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
-    let (iv, aad, tag) = (b64_field(&p.iv, "iv")?, b64_field(&p.aad, "aad")?, b64_field(&p.tag, "tag")?);
-    let material = material_of(&objects, &v)?;
-    let kid = req.ctx.object_id(KIND, &v.name, Some(&v.version));
-    let result = |value: &[u8]| json!({"kid": kid, "value": b64::url_encode(value)});
-    let out = match op {
-        "encrypt" => {
-            let c = material.encrypt(&alg, &value, iv.as_deref(), aad.as_deref()).map_err(key_error)?;
-            let mut r = result(&c.value);
-            if let Some(iv) = c.iv {
-                r["iv"] = b64::url_encode(&iv).into();
-            }
-            if let Some(t) = c.tag {
-                r["tag"] = b64::url_encode(&t).into();
-            }
-            if let Some(a) = c.aad {
-                r["aad"] = b64::url_encode(&a).into();
-            }
-            r
-        }
-        "decrypt" => {
-            result(&material.decrypt(&alg, &value, iv.as_deref(), aad.as_deref(), tag.as_deref()).map_err(key_error)?)
-        }
-        "sign" => result(&material.sign(&alg, &value).map_err(key_error)?),
-        "verify" => {
-            let digest = b64_field(&p.digest, "digest")?
-                .ok_or_else(|| Error::bad_parameter("The property 'digest' is required."))?;
-            json!({"value": material.verify(&alg, &digest, &value).map_err(key_error)?})
-        }
-        "wrapkey" => result(&material.wrap(&alg, &value).map_err(key_error)?),
-        _ => result(&material.unwrap(&alg, &value).map_err(key_error)?),
+    let input = KeyOperationInput {
+        alg: p.alg.unwrap_or_default(),
+        value: b64_field(&p.value, "value")?,
+        iv: b64_field(&p.iv, "iv")?,
+        aad: b64_field(&p.aad, "aad")?,
+        tag: b64_field(&p.tag, "tag")?,
+        digest: b64_field(&p.digest, "digest")?,
     };
-    ok(out)
+    match keys::perform(state, &req.ctx, (name, version), op, input).await? {
+        KeyOperationOutput::Verified(value) => ok(json!({ "value": value })),
+        KeyOperationOutput::Bytes { kid, value, iv, tag, aad } => {
+            let mut r = json!({"kid": kid, "value": b64::url_encode(&value)});
+            for (field, bytes) in [("iv", iv), ("tag", tag), ("aad", aad)] {
+                if let Some(b) = bytes {
+                    r[field] = b64::url_encode(&b).into();
+                }
+            }
+            ok(r)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -410,37 +313,18 @@ async fn rng(state: &SharedState, req: &DataRequest) -> Handled {
 }
 
 async fn get_policy(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyGetRotationPolicy, Some(name)).await?;
-    Objects::new(state, &req.ctx, KIND).read(name, None).await?;
-    let p = load_policy(state, &req.ctx, name).await?.unwrap_or_else(RotationPolicy::default_policy);
+    let p = keys::rotation_policy(state, &req.ctx, name).await?;
     ok(policy_json(&p, &req.ctx, name))
 }
 
 async fn put_policy(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeySetRotationPolicy, Some(name)).await?;
-    let objects = Objects::new(state, &req.ctx, KIND);
-    objects.read(name, None).await?;
-    // A certificate's key rotates only by renewing the certificate (as direct rotation).
-    objects.refuse_if_managed(name).await?;
-    let mut p: RotationPolicy = parse_body(&req.body)?;
-    p.validate()?;
-    let now = state.clock.now();
-    let previous = load_policy(state, &req.ctx, name).await?;
-    p.attributes.created = previous.as_ref().and_then(|x| x.attributes.created).or(Some(now));
-    p.attributes.updated = Some(now);
-    save_policy(state, &req.ctx, name, &p).await?;
-    // A new policy notifies afresh.
-    let key = coffer_core::names::name_key(name);
-    let told = crate::lifetime_markers::Subject { kind: KIND, vault_id: &req.ctx.vault.id, name_key: &key };
-    crate::lifetime_markers::forget(state, told).await?;
+    let p: RotationPolicy = parse_body(&req.body)?;
+    let p = keys::set_rotation_policy(state, &req.ctx, name, p).await?;
     ok(policy_json(&p, &req.ctx, name))
 }
 
 async fn rotate_now(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
-    req.ctx.authorize(state, DataAction::KeyRotate, Some(name)).await?;
-    Objects::new(state, &req.ctx, KIND).refuse_if_managed(name).await?;
-    let new = rotate(state, &req.ctx, name).await?;
-    ok(bundle(&req.ctx, &new.version, &new.meta, &new.material)?)
+    rendered(&req.ctx, &keys::rotate(state, &req.ctx, name).await?)
 }
 
 /// A rotation policy as Azure sends it (with its `id`, without Coffer's own fields).

@@ -96,35 +96,6 @@ async fn handle(
     route(state, dr, &op).await.map_err(IntoResponse::into_response)
 }
 
-/// One data-plane operation for a caller already authenticated elsewhere (the portal): the
-/// same routes, permission checks and audit notes as a request from an SDK. Returns the JSON
-/// body Azure would send (`Null` for none) or the error.
-pub async fn dispatch(
-    state: &SharedState,
-    ctx: VaultContext,
-    method: Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> Result<serde_json::Value, Error> {
-    let op = DataOperation::parse(&method, path);
-    if let Some((collection, name, version)) = op.object() {
-        ctx.note_object(collection, name, version);
-    }
-    let body = match body {
-        Some(v) => axum::body::Bytes::from(v.to_string()),
-        None => axum::body::Bytes::new(),
-    };
-    let req = DataRequest { ctx, method, query: vec![("api-version".into(), crate::api_version::NEWEST.into())], body };
-    let resp = route(state, req, &op).await.map_err(|e| e.0)?;
-    let bytes = axum::body::to_bytes(resp.into_body(), coffer_core::limits::MAX_REQUEST_BODY_BYTES * 4)
-        .await
-        .map_err(|e| Error::internal(format!("reading a data-plane response: {e}")))?;
-    if bytes.is_empty() {
-        return Ok(serde_json::Value::Null);
-    }
-    serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("a data-plane response is not JSON: {e}")))
-}
-
 async fn route(state: &SharedState, req: DataRequest, op: &DataOperation) -> Result<Response, ApiError> {
     match op.kind() {
         Some(ObjectKind::Secret) => secrets::route(state, req, op).await,

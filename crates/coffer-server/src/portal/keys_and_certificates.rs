@@ -1,18 +1,122 @@
-//! Keys and certificates in the portal: lists, item pages, generate / create, delete, and the
-//! certificate download — all through `dataplane::dispatch`, like the secrets pages.
+//! Keys and certificates in the portal: lists, item pages, generate / create / import, enable
+//! or disable a version, delete, the deleted items with recover and purge, and the certificate
+//! download — all through the key and certificate services, like the secrets pages.
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use coffer_core::Error;
+use coffer_core::object::{AttributesPatch, ObjectKind};
+use coffer_store::StoredVersion;
 
 use super::pages::{
-    Portal, Posted, Submit, VaultView, VersionRow, context, date, field, last_segment, signed_in, submit, vault_view,
-    version_rows,
+    DeletedPage, DeletedRow, Form, Portal, Posted, VaultView, VersionRow, change_object, context, field, signed_in,
+    vault_view, version_rows, when,
 };
 use super::{UserView, error_page, html, seg, status_of};
+use crate::certificates::{self, CertificateChange, CertificateToCreate, CertificateToImport};
 use crate::http::ClientAddr;
+use crate::keys::{self, KeyChange, KeyToCreate, KeyToImport};
+use crate::objects::VaultContext;
 use crate::state::SharedState;
+
+/// Keys or certificates: which service a page reads through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Collection {
+    Keys,
+    Certificates,
+}
+
+impl Collection {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Keys => "keys",
+            Self::Certificates => "certificates",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Keys => "Keys",
+            Self::Certificates => "Certificates",
+        }
+    }
+
+    fn kind(self) -> ObjectKind {
+        match self {
+            Self::Keys => ObjectKind::Key,
+            Self::Certificates => ObjectKind::Certificate,
+        }
+    }
+
+    async fn list_all(self, state: &SharedState, ctx: &VaultContext) -> coffer_core::Result<Vec<StoredVersion>> {
+        match self {
+            Self::Keys => keys::list_all(state, ctx).await,
+            Self::Certificates => certificates::list_all(state, ctx).await,
+        }
+    }
+
+    async fn all_versions(
+        self,
+        state: &SharedState,
+        ctx: &VaultContext,
+        name: &str,
+    ) -> coffer_core::Result<Vec<StoredVersion>> {
+        match self {
+            Self::Keys => keys::all_versions(state, ctx, name).await,
+            Self::Certificates => certificates::all_versions(state, ctx, name).await,
+        }
+    }
+
+    async fn all_deleted(self, state: &SharedState, ctx: &VaultContext) -> coffer_core::Result<Vec<StoredVersion>> {
+        match self {
+            Self::Keys => keys::all_deleted(state, ctx).await,
+            Self::Certificates => certificates::all_deleted(state, ctx).await,
+        }
+    }
+
+    /// The latest version's properties as an item page lists them (never key material).
+    async fn properties(
+        self,
+        state: &SharedState,
+        ctx: &VaultContext,
+        name: &str,
+    ) -> coffer_core::Result<(StoredVersion, Vec<(String, String)>)> {
+        let (version, mut first) = match self {
+            Self::Keys => {
+                let k = keys::get(state, ctx, name, None).await?;
+                let size = k.meta.key_size.map(|s| format!(" {s} bits")).unwrap_or_default();
+                let curve = k.meta.crv.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
+                let rows = vec![
+                    ("Key type".to_string(), format!("{}{curve}{size}", k.meta.kty)),
+                    ("Permitted operations".to_string(), k.meta.key_ops.join(", ")),
+                ];
+                (k.version, rows)
+            }
+            Self::Certificates => {
+                let c = certificates::get(state, ctx, name, None).await?;
+                let mut rows = vec![("Thumbprint (x5t)".to_string(), certificates::x5t_of(&c.version))];
+                if let Some(s) = &c.policy.x509_props.subject {
+                    rows.push(("Subject".into(), s.clone()));
+                }
+                (c.version, rows)
+            }
+        };
+        let a = &version.attributes;
+        first.extend([
+            ("Enabled".to_string(), a.enabled.to_string()),
+            ("Created".to_string(), when(Some(a.created))),
+            ("Updated".to_string(), when(Some(a.updated))),
+            ("Not before".to_string(), when(a.not_before)),
+            ("Expires".to_string(), when(a.expires)),
+        ]);
+        if !version.tags.is_empty() {
+            let t: Vec<String> = version.tags.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            first.push(("Tags".into(), t.join(", ")));
+        }
+        Ok((version, first))
+    }
+}
 
 struct ObjectRow {
     name: String,
@@ -36,15 +140,11 @@ struct ObjectsPage {
     error: Option<String>,
 }
 
-fn title_of(collection: &'static str) -> &'static str {
-    if collection == "keys" { "Keys" } else { "Certificates" }
-}
-
 async fn list_page(
     state: &SharedState,
     p: &Portal,
     vault: &str,
-    collection: &'static str,
+    collection: Collection,
     addr: Option<std::net::IpAddr>,
 ) -> Response {
     let ctx = match context(state, &p.caller, vault, addr).await {
@@ -52,38 +152,30 @@ async fn list_page(
         Err(e) => return error_page(p.user(), &e),
     };
     let view = vault_view(state, &ctx.vault);
-    let (items, error, status) =
-        match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}"), None).await {
-            Ok(list) => {
-                let rows = list["value"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|o| {
-                                let id = o["kid"].as_str().or(o["id"].as_str()).unwrap_or_default();
-                                ObjectRow {
-                                    name: last_segment(id),
-                                    enabled: o["attributes"]["enabled"].as_bool().unwrap_or(false),
-                                    updated: date(&o["attributes"]["updated"]),
-                                    expires: date(&o["attributes"]["exp"]),
-                                    tags: super::pages::tags_line(&o["tags"]),
-                                }
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (rows, None, StatusCode::OK)
-            }
-            Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
-        };
+    let (items, error, status) = match collection.list_all(state, &ctx).await {
+        Ok(all) => {
+            let rows = all
+                .iter()
+                .map(|o| ObjectRow {
+                    name: o.name.clone(),
+                    enabled: o.attributes.enabled,
+                    updated: when(Some(o.attributes.updated)),
+                    expires: when(o.attributes.expires),
+                    tags: o.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+                })
+                .collect();
+            (rows, None, StatusCode::OK)
+        }
+        Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
+    };
     let page = ObjectsPage {
         user: p.user(),
         flash: None,
         vault: view,
-        tab: collection,
+        tab: collection.path(),
         csrf: p.session.csrf.clone(),
-        title: title_of(collection),
-        collection,
+        title: collection.title(),
+        collection: collection.path(),
         items,
         error,
     };
@@ -111,48 +203,11 @@ struct ObjectPage {
     who_error: Option<String>,
 }
 
-/// What an item page lists about the current version (never key material).
-fn properties(collection: &str, bundle: &Value) -> Vec<(String, String)> {
-    let a = &bundle["attributes"];
-    let mut out = vec![
-        ("Enabled".to_string(), a["enabled"].as_bool().map(|b| b.to_string()).unwrap_or_default()),
-        ("Created".to_string(), date(&a["created"])),
-        ("Updated".to_string(), date(&a["updated"])),
-        ("Not before".to_string(), date(&a["nbf"])),
-        ("Expires".to_string(), date(&a["exp"])),
-    ];
-    if collection == "keys" {
-        let k = &bundle["key"];
-        let kty = k["kty"].as_str().unwrap_or("");
-        let size = k["n"].as_str().map(|n| format!(" {} bits", n.len() * 6 / 8 * 8)).unwrap_or_default();
-        out.insert(
-            0,
-            (
-                "Key type".into(),
-                format!("{kty}{}{size}", k["crv"].as_str().map(|c| format!(" {c}")).unwrap_or_default()),
-            ),
-        );
-        let ops: Vec<&str> =
-            k["key_ops"].as_array().map(|o| o.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-        out.insert(1, ("Permitted operations".into(), ops.join(", ")));
-    } else {
-        out.insert(0, ("Thumbprint (x5t)".into(), bundle["x5t"].as_str().unwrap_or("").to_string()));
-        if let Some(s) = bundle["policy"]["x509_props"]["subject"].as_str() {
-            out.insert(1, ("Subject".into(), s.to_string()));
-        }
-    }
-    if let Some(tags) = bundle["tags"].as_object().filter(|t| !t.is_empty()) {
-        let t: Vec<String> = tags.iter().map(|(k, v)| format!("{k} = {}", v.as_str().unwrap_or(""))).collect();
-        out.push(("Tags".into(), t.join(", ")));
-    }
-    out
-}
-
 async fn item_page(
     state: &SharedState,
     p: &Portal,
     vault: &str,
-    collection: &'static str,
+    collection: Collection,
     name: &str,
     addr: Option<std::net::IpAddr>,
 ) -> Response {
@@ -161,15 +216,15 @@ async fn item_page(
         Err(e) => return error_page(p.user(), &e),
     };
     let view = vault_view(state, &ctx.vault);
-    let id = ctx.object_id_in(collection, name, None);
+    let id = ctx.object_id(collection.kind(), name, None);
     let mut page = ObjectPage {
         user: p.user(),
         flash: None,
         vault: view,
-        tab: collection,
+        tab: collection.path(),
         csrf: p.session.csrf.clone(),
-        kind: if collection == "keys" { "Key" } else { "Certificate" },
-        collection,
+        kind: if collection == Collection::Keys { "Key" } else { "Certificate" },
+        collection: collection.path(),
         name: name.to_string(),
         id,
         properties: Vec::new(),
@@ -181,44 +236,77 @@ async fn item_page(
         who_error: None,
     };
     // Asked first, so that the decision the request's audit record keeps is the data one.
-    let (kind, action) = if collection == "keys" { ("key", "getKey") } else { ("certificate", "getCertificate") };
+    let (kind, action) =
+        if collection == Collection::Keys { ("key", "getKey") } else { ("certificate", "getCertificate") };
     (page.who, page.who_error) = super::pages::who_can(state, &p.caller, vault, kind, name, action).await;
+    ctx.note_object(collection.path(), name, None);
     let mut status = StatusCode::OK;
-    let again = || context(state, &p.caller, vault, addr);
-    match crate::dataplane::dispatch(state, ctx, Method::GET, &format!("/{collection}/{}", seg(name)), None).await {
-        Ok(bundle) => {
-            page.properties = properties(collection, &bundle);
-            page.enabled = bundle["attributes"]["enabled"].as_bool().unwrap_or(false);
-            page.current_version = bundle["kid"].as_str().or(bundle["id"].as_str()).map(last_segment);
+    match collection.properties(state, &ctx, name).await {
+        Ok((current, properties)) => {
+            page.properties = properties;
+            page.enabled = current.attributes.enabled;
+            page.current_version = Some(current.version);
         }
         Err(e) => {
             status = status_of(&e);
             page.error = Some(e.message.clone());
         }
     }
-    if let Ok(ctx) = again().await {
-        match crate::dataplane::dispatch(
-            state,
-            ctx,
-            Method::GET,
-            &format!("/{collection}/{}/versions", seg(name)),
-            None,
-        )
-        .await
-        {
-            Ok(list) => page.versions = version_rows(list["value"].as_array().map(Vec::as_slice).unwrap_or(&[])),
-            Err(e) if page.error.is_none() => {
-                status = status_of(&e);
-                page.error = Some(e.message.clone());
-            }
-            Err(_) => {}
+    match collection.all_versions(state, &ctx, name).await {
+        Ok(mut all) => page.versions = version_rows(&mut all),
+        Err(e) if page.error.is_none() => {
+            status = status_of(&e);
+            page.error = Some(e.message.clone());
         }
+        Err(_) => {}
     }
     html(status, &page)
 }
 
+/// The deleted keys or certificates of a vault, with recover and purge.
+async fn deleted_page(
+    state: &SharedState,
+    headers: &HeaderMap,
+    addr: Option<std::net::IpAddr>,
+    vault: &str,
+    collection: Collection,
+) -> Response {
+    let p = match signed_in(state, headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let ctx = match context(state, &p.caller, vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let view = vault_view(state, &ctx.vault);
+    let (items, error, status) = match collection.all_deleted(state, &ctx).await {
+        Ok(all) => (super::pages::deleted_rows(&all), None, StatusCode::OK),
+        Err(e) => (Vec::<DeletedRow>::new(), Some(e.message.clone()), status_of(&e)),
+    };
+    let page = DeletedPage {
+        user: p.user(),
+        flash: None,
+        vault: view,
+        tab: "deleted",
+        csrf: p.session.csrf.clone(),
+        collection: collection.path(),
+        items,
+        error,
+    };
+    html(status, &page)
+}
+
+/// Enables or disables a version (the form's `version` and `enabled`).
+fn enable_change(form: &Form) -> (String, AttributesPatch) {
+    let version = field(form, "version").unwrap_or("").trim().to_string();
+    let enabled = field(form, "enabled") == Some("true");
+    (version, AttributesPatch { enabled: Some(enabled), ..Default::default() })
+}
+
 macro_rules! object_pages {
-    ($list:ident, $item:ident, $delete:ident, $collection:literal) => {
+    ($collection:expr, $service:ident, list: $list:ident, item: $item:ident, update: $update:ident,
+     delete: $delete:ident, deleted: $deleted:ident, recover: $recover:ident, purge: $purge:ident) => {
         pub async fn $list(
             State(state): State<SharedState>,
             ClientAddr(addr): ClientAddr,
@@ -249,15 +337,98 @@ macro_rules! object_pages {
             Path((vault, name)): Path<(String, String)>,
             Posted { portal: p, .. }: Posted,
         ) -> Response {
-            let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
-            let path = format!("/{}/{}", $collection, seg(&name));
-            submit(&state, &p, &vault, addr, Submit { method: Method::DELETE, path, body: None, then }).await
+            let c: Collection = $collection;
+            let then = format!("/portal/vaults/{}/deleted-{}", seg(&vault), c.path());
+            change_object(&state, &p, (&vault, addr), (c.path(), &name, None), &then, async |ctx: &VaultContext| {
+                $service::delete(&state, ctx, &name).await
+            })
+            .await
+        }
+
+        pub async fn $deleted(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            headers: HeaderMap,
+            Path(vault): Path<String>,
+        ) -> Response {
+            deleted_page(&state, &headers, addr, &vault, $collection).await
+        }
+
+        pub async fn $recover(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            Path((vault, name)): Path<(String, String)>,
+            Posted { portal: p, .. }: Posted,
+        ) -> Response {
+            let c: Collection = $collection;
+            let then = format!("/portal/vaults/{}/{}/{}", seg(&vault), c.path(), seg(&name));
+            change_object(&state, &p, (&vault, addr), (c.path(), &name, None), &then, async |ctx: &VaultContext| {
+                $service::recover(&state, ctx, &name).await
+            })
+            .await
+        }
+
+        pub async fn $purge(
+            State(state): State<SharedState>,
+            ClientAddr(addr): ClientAddr,
+            Path((vault, name)): Path<(String, String)>,
+            Posted { portal: p, .. }: Posted,
+        ) -> Response {
+            let c: Collection = $collection;
+            let then = format!("/portal/vaults/{}/deleted-{}", seg(&vault), c.path());
+            change_object(&state, &p, (&vault, addr), (c.path(), &name, None), &then, async |ctx: &VaultContext| {
+                $service::purge(&state, ctx, &name).await
+            })
+            .await
         }
     };
 }
 
-object_pages!(keys, key, delete_key, "keys");
-object_pages!(certificates, certificate, delete_certificate, "certificates");
+object_pages!(Collection::Keys, keys, list: keys, item: key, update: update_key, delete: delete_key,
+    deleted: deleted_keys, recover: recover_key, purge: purge_key);
+object_pages!(Collection::Certificates, certificates, list: certificates, item: certificate,
+    update: update_certificate, delete: delete_certificate, deleted: deleted_certificates,
+    recover: recover_certificate, purge: purge_certificate);
+
+/// Enables or disables a version of a key.
+pub async fn update_key(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    let (version, attributes) = enable_change(&form);
+    let then = format!("/portal/vaults/{}/keys/{}", seg(&vault), seg(&name));
+    let change = KeyChange { attributes, ..Default::default() };
+    change_object(&state, &p, (&vault, addr), ("keys", &name, Some(&version)), &then, async |ctx: &VaultContext| {
+        keys::update(&state, ctx, &name, Some(&version), change).await
+    })
+    .await
+}
+
+/// Enables or disables a version of a certificate.
+pub async fn update_certificate(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path((vault, name)): Path<(String, String)>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    let (version, attributes) = enable_change(&form);
+    let then = format!("/portal/vaults/{}/certificates/{}", seg(&vault), seg(&name));
+    let change = CertificateChange { attributes, ..Default::default() };
+    let object = ("certificates", name.as_str(), Some(version.as_str()));
+    change_object(&state, &p, (&vault, addr), object, &then, async |ctx: &VaultContext| {
+        certificates::update(&state, ctx, &name, Some(&version), change).await
+    })
+    .await
+}
+
+/// The name a create form gives, checked first so that the page says what is wrong with it.
+fn new_name(form: &Form) -> Result<String, Error> {
+    let name = field(form, "name").unwrap_or("").trim().to_string();
+    coffer_core::names::validate_object_name(&name)?;
+    Ok(name)
+}
 
 /// Generates a key (`kty` is `RSA:SIZE` or `EC:CURVE`).
 pub async fn create_key(
@@ -266,19 +437,44 @@ pub async fn create_key(
     Path(vault): Path<String>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    let name = field(&form, "name").unwrap_or("").trim().to_string();
-    let spec = match field(&form, "kty").and_then(|k| k.split_once(':')) {
-        Some(("RSA", size)) => json!({"kty": "RSA", "key_size": size.parse::<u32>().unwrap_or(2048)}),
-        Some(("EC", crv)) => json!({"kty": "EC", "crv": crv}),
-        _ => return error_page(p.user(), &coffer_core::Error::bad_parameter("Choose a key type.")),
+    let name = match new_name(&form) {
+        Ok(n) => n,
+        Err(e) => return error_page(p.user(), &e),
     };
-    let op = Submit {
-        method: Method::POST,
-        path: format!("/keys/{}/create", seg(&name)),
-        body: Some(spec),
-        then: format!("/portal/vaults/{vault}/keys/{name}"),
+    let new = match field(&form, "kty").and_then(|k| k.split_once(':')) {
+        Some(("RSA", size)) => {
+            KeyToCreate { kty: "RSA".into(), key_size: Some(size.parse().unwrap_or(2048)), ..Default::default() }
+        }
+        Some(("EC", crv)) => KeyToCreate { kty: "EC".into(), crv: Some(crv.to_string()), ..Default::default() },
+        _ => return error_page(p.user(), &Error::bad_parameter("Choose a key type.")),
     };
-    create_named(&state, &p, &vault, addr, &name, op).await
+    let then = format!("/portal/vaults/{}/keys/{}", seg(&vault), seg(&name));
+    change_object(&state, &p, (&vault, addr), ("keys", &name, None), &then, async |ctx: &VaultContext| {
+        keys::create(&state, ctx, &name, new).await
+    })
+    .await
+}
+
+/// Imports a key from a JSON Web Key.
+pub async fn import_key(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path(vault): Path<String>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    let name = match new_name(&form) {
+        Ok(n) => n,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let Ok(jwk) = serde_json::from_str(field(&form, "jwk").unwrap_or("")) else {
+        return error_page(p.user(), &Error::bad_parameter("The key is not a JSON Web Key (JSON)."));
+    };
+    let new = KeyToImport { jwk, key_ops: None, hsm: false, attributes: Default::default(), tags: Default::default() };
+    let then = format!("/portal/vaults/{}/keys/{}", seg(&vault), seg(&name));
+    change_object(&state, &p, (&vault, addr), ("keys", &name, None), &then, async |ctx: &VaultContext| {
+        keys::import(&state, ctx, &name, new).await
+    })
+    .await
 }
 
 /// Creates a self-signed certificate (its key and secret come with it).
@@ -288,21 +484,64 @@ pub async fn create_certificate(
     Path(vault): Path<String>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    let name = field(&form, "name").unwrap_or("").trim().to_string();
-    let months = field(&form, "months").and_then(|m| m.trim().parse::<u32>().ok()).unwrap_or(12);
-    let spec = json!({"policy": {
-        "issuer": {"name": "Self"},
-        "x509_props": {"subject": field(&form, "subject").unwrap_or("").trim(), "validity_months": months},
-        "key_props": {"kty": "RSA", "key_size": 2048, "exportable": true, "reuse_key": false},
-        "secret_props": {"contentType": "application/x-pkcs12"},
-    }});
-    let op = Submit {
-        method: Method::POST,
-        path: format!("/certificates/{}/create", seg(&name)),
-        body: Some(spec),
-        then: format!("/portal/vaults/{vault}/certificates/{name}"),
+    let name = match new_name(&form) {
+        Ok(n) => n,
+        Err(e) => return error_page(p.user(), &e),
     };
-    create_named(&state, &p, &vault, addr, &name, op).await
+    let months = field(&form, "months").and_then(|m| m.trim().parse::<u32>().ok()).unwrap_or(12);
+    let mut policy = certificates::CertPolicy::default();
+    policy.issuer.name = Some("Self".into());
+    policy.x509_props.subject = Some(field(&form, "subject").unwrap_or("").trim().to_string());
+    policy.x509_props.validity_months = Some(months);
+    policy.key_props.kty = Some("RSA".into());
+    policy.key_props.key_size = Some(2048);
+    policy.key_props.exportable = Some(true);
+    policy.key_props.reuse_key = Some(false);
+    policy.secret_props.content_type = Some(certificates::PKCS12.into());
+    let new = CertificateToCreate { policy: Some(policy), enabled: None, tags: Default::default() };
+    let then = format!("/portal/vaults/{}/certificates/{}", seg(&vault), seg(&name));
+    change_object(&state, &p, (&vault, addr), ("certificates", &name, None), &then, async |ctx: &VaultContext| {
+        certificates::create(&state, ctx, &name, new).await
+    })
+    .await
+}
+
+/// Imports a certificate with its key from PEM or a base64 PFX.
+pub async fn import_certificate(
+    State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
+    Path(vault): Path<String>,
+    Posted { portal: p, form }: Posted,
+) -> Response {
+    let name = match new_name(&form) {
+        Ok(n) => n,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let value = field(&form, "value").unwrap_or("").trim();
+    // A pasted PEM is the file itself; a PFX comes as base64.
+    let file = if value.contains("-----BEGIN") {
+        value.as_bytes().to_vec()
+    } else {
+        match coffer_crypto::b64::std_decode(value) {
+            Some(f) => f,
+            None => {
+                let e = Error::bad_parameter("Paste a PEM file, or a PFX file in base64.");
+                return error_page(p.user(), &e);
+            }
+        }
+    };
+    let new = CertificateToImport {
+        file: zeroize::Zeroizing::new(file),
+        password: field(&form, "password").filter(|p| !p.is_empty()).map(|p| zeroize::Zeroizing::new(p.to_string())),
+        policy: None,
+        enabled: None,
+        tags: Default::default(),
+    };
+    let then = format!("/portal/vaults/{}/certificates/{}", seg(&vault), seg(&name));
+    change_object(&state, &p, (&vault, addr), ("certificates", &name, None), &then, async |ctx: &VaultContext| {
+        certificates::import(&state, ctx, &name, new).await
+    })
+    .await
 }
 
 /// The certificate (DER) as a `.cer` download.
@@ -320,86 +559,15 @@ pub async fn download_certificate(
         Ok(c) => c,
         Err(e) => return error_page(p.user(), &e),
     };
-    let bundle = match crate::dataplane::dispatch(
-        &state,
-        ctx,
-        Method::GET,
-        &format!("/certificates/{}", seg(&name)),
-        None,
-    )
-    .await
-    {
-        Ok(b) => b,
+    ctx.note_object("certificates", &name, None);
+    let certificate = match certificates::get(&state, &ctx, &name, None).await {
+        Ok(c) => c,
         Err(e) => return error_page(p.user(), &e),
     };
-    let Some(der) = bundle["cer"].as_str().and_then(coffer_crypto::b64::std_decode) else {
-        return error_page(p.user(), &coffer_core::Error::internal("the certificate has no DER form"));
+    let Some(der) = certificate.chain.into_iter().next() else {
+        return error_page(p.user(), &Error::internal("the certificate has no DER form"));
     };
     let file = format!("attachment; filename=\"{name}.cer\"");
     ([(header::CONTENT_TYPE, "application/pkix-cert".to_string()), (header::CONTENT_DISPOSITION, file)], der)
         .into_response()
-}
-
-/// Imports a key from a JSON Web Key (`PUT /keys/{name}`).
-pub async fn import_key(
-    State(state): State<SharedState>,
-    ClientAddr(addr): ClientAddr,
-    Path(vault): Path<String>,
-    Posted { portal: p, form }: Posted,
-) -> Response {
-    let name = field(&form, "name").unwrap_or("").trim().to_string();
-    let Ok(jwk) = serde_json::from_str::<Value>(field(&form, "jwk").unwrap_or("")) else {
-        return error_page(p.user(), &coffer_core::Error::bad_parameter("The key is not a JSON Web Key (JSON)."));
-    };
-    let op = Submit {
-        method: Method::PUT,
-        path: format!("/keys/{}", seg(&name)),
-        body: Some(json!({"key": jwk})),
-        then: format!("/portal/vaults/{vault}/keys/{name}"),
-    };
-    create_named(&state, &p, &vault, addr, &name, op).await
-}
-
-/// Imports a certificate with its key from PEM or a base64 PFX (`POST /certificates/{name}/import`).
-pub async fn import_certificate(
-    State(state): State<SharedState>,
-    ClientAddr(addr): ClientAddr,
-    Path(vault): Path<String>,
-    Posted { portal: p, form }: Posted,
-) -> Response {
-    let name = field(&form, "name").unwrap_or("").trim().to_string();
-    let value = field(&form, "value").unwrap_or("").trim().to_string();
-    // The API takes the file in base64 (as the SDKs send it): a pasted PEM is encoded here.
-    let (content_type, value) = if value.contains("-----BEGIN") {
-        ("application/x-pem-file", coffer_crypto::b64::std_encode(value.as_bytes()))
-    } else {
-        ("application/x-pkcs12", value)
-    };
-    let mut input = json!({"value": value, "policy": {"secret_props": {"contentType": content_type}}});
-    if let Some(pwd) = field(&form, "password").filter(|p| !p.is_empty()) {
-        input["pwd"] = json!(pwd);
-    }
-    let op = Submit {
-        method: Method::POST,
-        path: format!("/certificates/{}/import", seg(&name)),
-        body: Some(input),
-        then: format!("/portal/vaults/{vault}/certificates/{name}"),
-    };
-    create_named(&state, &p, &vault, addr, &name, op).await
-}
-
-/// A new key or certificate from a form: its name is checked first, so the page says what is
-/// wrong with it.
-async fn create_named(
-    state: &SharedState,
-    p: &Portal,
-    vault: &str,
-    addr: Option<std::net::IpAddr>,
-    name: &str,
-    op: Submit,
-) -> Response {
-    if let Err(e) = coffer_core::names::validate_object_name(name) {
-        return error_page(p.user(), &e);
-    }
-    submit(state, p, vault, addr, op).await
 }

@@ -5,10 +5,10 @@
 //!
 //! Every action goes through the same code as the API: vaults, access policies, role
 //! assignments, who-can and the directory through their services (`vaults`, `authorization`,
-//! `directory`), secrets through `secrets`; key and certificate operations through
-//! `dataplane::dispatch` (the data plane's own routes, permission checks and audit notes) — and every page request is audited under the
-//! operation its route names. Forms carry a per-session CSRF token and
-//! cross-site requests are refused; pages carry a strict Content-Security-Policy.
+//! `directory`), secrets, keys and certificates through `secrets`, `keys` and `certificates`
+//! (each checks the caller's permission as for an SDK) — and every page request is audited
+//! under the operation its route names. Forms carry a per-session CSRF token and cross-site
+//! requests are refused; pages carry a strict Content-Security-Policy.
 mod admin;
 mod keys_and_certificates;
 mod pages;
@@ -65,10 +65,13 @@ pub fn routes() -> Routes<SharedState> {
             "/portal/vaults/{vault}/secrets/{name}/update",
             Methods::post(write("SecretUpdate"), pages::update_secret),
         )
-        .route("/portal/vaults/{vault}/keys/{name}/update", Methods::post(write("KeyUpdate"), pages::update_key))
+        .route(
+            "/portal/vaults/{vault}/keys/{name}/update",
+            Methods::post(write("KeyUpdate"), keys_and_certificates::update_key),
+        )
         .route(
             "/portal/vaults/{vault}/certificates/{name}/update",
-            Methods::post(write("CertificateUpdate"), pages::update_certificate),
+            Methods::post(write("CertificateUpdate"), keys_and_certificates::update_certificate),
         )
         .route("/portal/vaults/{vault}/deleted-secrets", Methods::get(view, pages::deleted))
         .route(
@@ -94,12 +97,15 @@ pub fn routes() -> Routes<SharedState> {
             "/portal/vaults/{vault}/keys/{name}/delete",
             Methods::post(write("KeyDelete"), keys_and_certificates::delete_key),
         )
-        .route("/portal/vaults/{vault}/deleted-keys", Methods::get(view, pages::deleted_keys))
+        .route("/portal/vaults/{vault}/deleted-keys", Methods::get(view, keys_and_certificates::deleted_keys))
         .route(
             "/portal/vaults/{vault}/deleted-keys/{name}/recover",
-            Methods::post(write("KeyRecover"), pages::recover_key),
+            Methods::post(write("KeyRecover"), keys_and_certificates::recover_key),
         )
-        .route("/portal/vaults/{vault}/deleted-keys/{name}/purge", Methods::post(write("KeyPurge"), pages::purge_key))
+        .route(
+            "/portal/vaults/{vault}/deleted-keys/{name}/purge",
+            Methods::post(write("KeyPurge"), keys_and_certificates::purge_key),
+        )
         .route(
             "/portal/vaults/{vault}/certificates",
             Methods::get(view, keys_and_certificates::certificates)
@@ -114,14 +120,17 @@ pub fn routes() -> Routes<SharedState> {
             "/portal/vaults/{vault}/certificates/{name}/delete",
             Methods::post(write("CertificateDelete"), keys_and_certificates::delete_certificate),
         )
-        .route("/portal/vaults/{vault}/deleted-certificates", Methods::get(view, pages::deleted_certificates))
+        .route(
+            "/portal/vaults/{vault}/deleted-certificates",
+            Methods::get(view, keys_and_certificates::deleted_certificates),
+        )
         .route(
             "/portal/vaults/{vault}/deleted-certificates/{name}/recover",
-            Methods::post(write("CertificateRecover"), pages::recover_certificate),
+            Methods::post(write("CertificateRecover"), keys_and_certificates::recover_certificate),
         )
         .route(
             "/portal/vaults/{vault}/deleted-certificates/{name}/purge",
-            Methods::post(write("CertificatePurge"), pages::purge_certificate),
+            Methods::post(write("CertificatePurge"), keys_and_certificates::purge_certificate),
         )
         .route(
             "/portal/vaults/{vault}/access",

@@ -4,14 +4,15 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use coffer_core::Error;
 use coffer_core::permissions::Area;
 use coffer_core::principal::{Caller, PrincipalKind};
 use coffer_core::vault::{AccessPolicy, PolicyPermissions, Vault};
 use coffer_store::AuditQuery;
-use serde_json::{Value, json};
+use coffer_store::StoredVersion;
+use serde_json::Value;
 
 use super::session::{self, COOKIE, LOGIN_COOKIE, Session};
 use super::{SameOrigin, UserView, error_page, html, seg, status_of};

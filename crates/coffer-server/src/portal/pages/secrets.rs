@@ -1,18 +1,9 @@
 //! Secrets: list, show, reveal (a `SecretGet` under the caller's rights), create, new versions, properties, delete, deleted items, recover, purge; who may read.
 use super::*;
 
-/// Dates as the portal shows them (UTC).
-pub(crate) fn date(v: &Value) -> String {
-    v.as_i64().map(coffer_core::clock::iso8601).unwrap_or_else(|| "—".into())
-}
-
-/// A date as the pages show it (— for none).
+/// A date as the pages show it (UTC; — for none).
 pub(crate) fn when(t: Option<i64>) -> String {
     t.map(coffer_core::clock::iso8601).unwrap_or_else(|| "—".into())
-}
-
-pub(crate) fn last_segment(id: &str) -> String {
-    id.rsplit('/').next().unwrap_or_default().to_string()
 }
 
 pub(crate) struct SecretRow {
@@ -22,13 +13,6 @@ pub(crate) struct SecretRow {
     pub(crate) updated: String,
     pub(crate) expires: String,
     pub(crate) tags: String,
-}
-
-/// Tags as one line: `env=prod, owner=lab`.
-pub(crate) fn tags_line(v: &Value) -> String {
-    v.as_object()
-        .map(|t| t.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default()
 }
 
 #[derive(Template)]
@@ -91,13 +75,14 @@ pub(crate) async fn secrets(
     }
 }
 
-/// A change to a secret through the secret service (its permission checks), then on to
-/// `then`; the error page if it is refused. `name` and `version` name the record's object.
-pub(crate) async fn change_secret<T>(
+/// A change to a secret, key or certificate through its service (its permission checks), then
+/// on to `then`; the error page if it is refused. `collection`, `name` and `version` name the
+/// request record's object.
+pub(crate) async fn change_object<T>(
     state: &SharedState,
     p: &Portal,
     (vault, addr): (&str, Option<std::net::IpAddr>),
-    (name, version): (&str, Option<&str>),
+    (collection, name, version): (&str, &str, Option<&str>),
     then: &str,
     change: impl AsyncFnOnce(&VaultContext) -> Result<T, Error>,
 ) -> Response {
@@ -105,7 +90,7 @@ pub(crate) async fn change_secret<T>(
         Ok(c) => c,
         Err(e) => return error_page(p.user(), &e),
     };
-    ctx.note_object("secrets", name, version);
+    ctx.note_object(collection, name, version);
     match change(&ctx).await {
         Ok(_) => Redirect::to(then).into_response(),
         Err(e) => error_page(p.user(), &e),
@@ -134,7 +119,7 @@ pub(crate) async fn create_secret(
     }
     let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
     let new = new_secret(&form);
-    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+    change_object(&state, &p, (&vault, addr), ("secrets", &name, None), &then, async |ctx: &VaultContext| {
         crate::secrets::set(&state, ctx, &name, new).await
     })
     .await
@@ -328,45 +313,18 @@ pub(crate) async fn who_can(
     }
 }
 
-/// Versions newest first, from a data-plane version list.
-pub(crate) fn version_rows(items: &[Value]) -> Vec<VersionRow> {
-    let mut items: Vec<&Value> = items.iter().collect();
-    items.sort_by_key(|v| std::cmp::Reverse(v["attributes"]["created"].as_i64().unwrap_or(0)));
+/// Versions newest first.
+pub(crate) fn version_rows(items: &mut [StoredVersion]) -> Vec<VersionRow> {
+    items.sort_by_key(|v| std::cmp::Reverse(v.attributes.created));
     items
         .iter()
         .map(|v| VersionRow {
-            version: last_segment(v["id"].as_str().unwrap_or_default()),
-            enabled: v["attributes"]["enabled"].as_bool().unwrap_or(false),
-            created: date(&v["attributes"]["created"]),
-            expires: date(&v["attributes"]["exp"]),
+            version: v.version.clone(),
+            enabled: v.attributes.enabled,
+            created: when(Some(v.attributes.created)),
+            expires: when(v.attributes.expires),
         })
         .collect()
-}
-
-/// A data-plane operation a form asks for, and the page to go to once it is done.
-pub(crate) struct Submit {
-    pub(crate) method: Method,
-    pub(crate) path: String,
-    pub(crate) body: Option<Value>,
-    pub(crate) then: String,
-}
-
-/// Carries out `op` for the signed-in user: on success to `op.then`, else the error page.
-pub(crate) async fn submit(
-    state: &SharedState,
-    p: &Portal,
-    vault: &str,
-    addr: Option<std::net::IpAddr>,
-    op: Submit,
-) -> Response {
-    let ctx = match context(state, &p.caller, vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
-    };
-    match crate::dataplane::dispatch(state, ctx, op.method, &op.path, op.body).await {
-        Ok(_) => Redirect::to(&op.then).into_response(),
-        Err(e) => error_page(p.user(), &e),
-    }
 }
 
 pub(crate) async fn delete_secret(
@@ -376,7 +334,7 @@ pub(crate) async fn delete_secret(
     Posted { portal: p, .. }: Posted,
 ) -> Response {
     let then = format!("/portal/vaults/{}/deleted-secrets", seg(&vault));
-    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+    change_object(&state, &p, (&vault, addr), ("secrets", &name, None), &then, async |ctx: &VaultContext| {
         crate::secrets::delete(&state, ctx, &name).await
     })
     .await
@@ -401,89 +359,16 @@ pub(crate) struct DeletedPage {
     pub(crate) error: Option<String>,
 }
 
-/// The deleted secrets, keys or certificates of a vault (`collection`), with recover and purge.
-pub(crate) async fn deleted_page(
-    state: &SharedState,
-    headers: &HeaderMap,
-    addr: Option<std::net::IpAddr>,
-    vault: &str,
-    collection: &'static str,
-) -> Response {
-    let p = match signed_in(state, headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let ctx = match context(state, &p.caller, vault, addr).await {
-        Ok(c) => c,
-        Err(e) => return error_page(p.user(), &e),
-    };
-    let view = vault_view(state, &ctx.vault);
-    let path = format!("/deleted{collection}");
-    let (items, error, status) = match crate::dataplane::dispatch(state, ctx, Method::GET, &path, None).await {
-        Ok(list) => (
-            list["value"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|d| DeletedRow {
-                            name: last_segment(d["recoveryId"].as_str().or(d["id"].as_str()).unwrap_or_default()),
-                            deleted: date(&d["deletedDate"]),
-                            purge: date(&d["scheduledPurgeDate"]),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            None,
-            StatusCode::OK,
-        ),
-        Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
-    };
-    let page = DeletedPage {
-        user: p.user(),
-        flash: None,
-        vault: view,
-        tab: "deleted",
-        csrf: p.session.csrf.clone(),
-        collection,
-        items,
-        error,
-    };
-    html(status, &page)
-}
-
-macro_rules! deleted_handlers {
-    ($list:ident, $recover:ident, $purge:ident, $collection:literal) => {
-        pub async fn $list(
-            State(state): State<SharedState>,
-            ClientAddr(addr): ClientAddr,
-            headers: HeaderMap,
-            Path(vault): Path<String>,
-        ) -> Response {
-            deleted_page(&state, &headers, addr, &vault, $collection).await
-        }
-
-        pub async fn $recover(
-            State(state): State<SharedState>,
-            ClientAddr(addr): ClientAddr,
-            Path((vault, name)): Path<(String, String)>,
-            Posted { portal: p, .. }: Posted,
-        ) -> Response {
-            let then = format!("/portal/vaults/{vault}/{}/{name}", $collection);
-            let path = format!("/deleted{}/{}/recover", $collection, seg(&name));
-            submit(&state, &p, &vault, addr, Submit { method: Method::POST, path, body: None, then }).await
-        }
-
-        pub async fn $purge(
-            State(state): State<SharedState>,
-            ClientAddr(addr): ClientAddr,
-            Path((vault, name)): Path<(String, String)>,
-            Posted { portal: p, .. }: Posted,
-        ) -> Response {
-            let then = format!("/portal/vaults/{vault}/deleted-{}", $collection);
-            let path = format!("/deleted{}/{}", $collection, seg(&name));
-            submit(&state, &p, &vault, addr, Submit { method: Method::DELETE, path, body: None, then }).await
-        }
-    };
+/// The rows of a deleted-items page.
+pub(crate) fn deleted_rows(items: &[StoredVersion]) -> Vec<DeletedRow> {
+    items
+        .iter()
+        .map(|d| DeletedRow {
+            name: d.name.clone(),
+            deleted: when(d.deletion.map(|x| x.deleted_date)),
+            purge: when(d.deletion.map(|x| x.scheduled_purge_date)),
+        })
+        .collect()
 }
 
 pub(crate) async fn deleted(
@@ -492,7 +377,29 @@ pub(crate) async fn deleted(
     headers: HeaderMap,
     Path(vault): Path<String>,
 ) -> Response {
-    deleted_page(&state, &headers, addr, &vault, "secrets").await
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let ctx = match context(&state, &p.caller, &vault, addr).await {
+        Ok(c) => c,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let (items, error, status) = match crate::secrets::all_deleted(&state, &ctx).await {
+        Ok(all) => (deleted_rows(&all), None, StatusCode::OK),
+        Err(e) => (Vec::new(), Some(e.message.clone()), status_of(&e)),
+    };
+    let page = DeletedPage {
+        user: p.user(),
+        flash: None,
+        vault: vault_view(&state, &ctx.vault),
+        tab: "deleted",
+        csrf: p.session.csrf.clone(),
+        collection: "secrets",
+        items,
+        error,
+    };
+    html(status, &page)
 }
 
 pub(crate) async fn recover(
@@ -502,7 +409,7 @@ pub(crate) async fn recover(
     Posted { portal: p, .. }: Posted,
 ) -> Response {
     let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
-    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+    change_object(&state, &p, (&vault, addr), ("secrets", &name, None), &then, async |ctx: &VaultContext| {
         crate::secrets::recover(&state, ctx, &name).await
     })
     .await
@@ -515,11 +422,8 @@ pub(crate) async fn purge(
     Posted { portal: p, .. }: Posted,
 ) -> Response {
     let then = format!("/portal/vaults/{}/deleted-secrets", seg(&vault));
-    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+    change_object(&state, &p, (&vault, addr), ("secrets", &name, None), &then, async |ctx: &VaultContext| {
         crate::secrets::purge(&state, ctx, &name).await
     })
     .await
 }
-
-deleted_handlers!(deleted_keys, recover_key, purge_key, "keys");
-deleted_handlers!(deleted_certificates, recover_certificate, purge_certificate, "certificates");

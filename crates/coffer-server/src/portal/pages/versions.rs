@@ -1,5 +1,5 @@
-//! Editing versions: a secret's new version and its properties; enabling or disabling a
-//! version of a secret, key or certificate.
+//! Editing a secret's versions: a new version, its properties, enabling or disabling one.
+//! (Keys' and certificates' versions: `portal::keys_and_certificates`.)
 use super::*;
 
 /// A new version of a secret, from the edit form.
@@ -11,13 +11,13 @@ pub(crate) async fn new_version(
 ) -> Response {
     let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
     let new = crate::secrets::NewSecret { content_type: None, ..new_secret(&form) };
-    change_secret(&state, &p, (&vault, addr), (&name, None), &then, async |ctx: &VaultContext| {
+    change_object(&state, &p, (&vault, addr), ("secrets", &name, None), &then, async |ctx: &VaultContext| {
         crate::secrets::set(&state, ctx, &name, new).await
     })
     .await
 }
 
-/// Enables or disables a version of a secret, key or certificate (`collection` from the path).
+/// Enables or disables a version of a secret.
 pub(crate) async fn update_secret(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
@@ -33,50 +33,10 @@ pub(crate) async fn update_secret(
         meta: None,
     };
     let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
-    change_secret(&state, &p, (&vault, addr), (&name, Some(&version)), &then, async |ctx: &VaultContext| {
+    change_object(&state, &p, (&vault, addr), ("secrets", &name, Some(&version)), &then, async |ctx: &VaultContext| {
         crate::secrets::update(&state, ctx, &name, Some(&version), &patch).await
     })
     .await
-}
-
-pub(crate) async fn update_key(
-    State(state): State<SharedState>,
-    ClientAddr(addr): ClientAddr,
-    Path((vault, name)): Path<(String, String)>,
-    Posted { portal: p, form }: Posted,
-) -> Response {
-    update(&state, addr, &vault, "keys", &name, p, form).await
-}
-
-pub(crate) async fn update_certificate(
-    State(state): State<SharedState>,
-    ClientAddr(addr): ClientAddr,
-    Path((vault, name)): Path<(String, String)>,
-    Posted { portal: p, form }: Posted,
-) -> Response {
-    update(&state, addr, &vault, "certificates", &name, p, form).await
-}
-
-pub(crate) async fn update(
-    state: &SharedState,
-    addr: Option<std::net::IpAddr>,
-    vault: &str,
-    collection: &str,
-    name: &str,
-    p: Portal,
-    form: Vec<(String, String)>,
-) -> Response {
-    let version = field(&form, "version").unwrap_or("").trim().to_string();
-    let enabled = field(&form, "enabled") == Some("true");
-    let patch = json!({"attributes": {"enabled": enabled}});
-    let then = format!("/portal/vaults/{vault}/{collection}/{name}");
-    let op = Submit {
-        method: Method::PATCH,
-        path: format!("/{collection}/{}/{}", seg(name), seg(&version)),
-        body: Some(patch),
-        then,
-    };
-    submit(state, &p, vault, addr, op).await
 }
 
 /// Content type, expiry and tags of a secret's version (`PATCH /secrets/{name}/{version}`).
@@ -108,7 +68,7 @@ pub(crate) async fn properties(
     };
     let version = field(&form, "version").unwrap_or("").trim().to_string();
     let then = format!("/portal/vaults/{}/secrets/{}", seg(&vault), seg(&name));
-    change_secret(&state, &p, (&vault, addr), (&name, Some(&version)), &then, async |ctx: &VaultContext| {
+    change_object(&state, &p, (&vault, addr), ("secrets", &name, Some(&version)), &then, async |ctx: &VaultContext| {
         crate::secrets::update(&state, ctx, &name, Some(&version), &patch).await
     })
     .await

@@ -1,25 +1,32 @@
 //! The certificate service: the policy model (Azure's `CertificatePolicy`), the stored
-//! documents (a version's chain, pending operations, the vault's contacts), writing a version
-//! with its managed key and secret, and the lifetime-action job (AutoRenew, EmailContacts).
-//! The data plane (`dataplane::certificates`) renders it as Azure's JSON.
+//! documents (a version's chain, pending operations), writing a version with its managed key
+//! and secret. Beside it: the operations (`lifecycle`), contacts and issuers (`documents`),
+//! backup and restore (`backup`) and the lifetime-action job (`lifetime`). The data plane
+//! (`dataplane::certificates`) renders it as Azure's JSON, the portal as HTML.
 use std::collections::BTreeMap;
 
 use coffer_core::object::{AttributesPatch, ObjectKind};
-use coffer_core::{Error, ErrorKind, Result};
+use coffer_core::{Error, Result};
 use coffer_crypto::b64;
 use coffer_crypto::certs::{self, CertError, Subject};
 use coffer_crypto::keys::KeyMaterial;
 use coffer_store::{ObjectRef, StoredVersion};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::events::{EventType, event_subject, job_event};
 pub use crate::keys::key_error;
-use crate::keys::{NewKey, default_ops, material_of, prepare_key_version};
-use crate::lifetime_markers::{Notice, Subject as Told, already_told, remember_told};
+use crate::keys::{NewKey, default_ops, prepare_key_version};
 use crate::objects::{NewObject, Objects, VaultContext, create_version_group};
 use crate::state::AppState;
+
+mod backup;
+mod documents;
+mod lifecycle;
+mod lifetime;
+pub use backup::{backup, restore};
+pub use documents::*;
+pub use lifecycle::*;
+pub use lifetime::run_certificate_lifetime_actions;
 
 pub const KIND: ObjectKind = ObjectKind::Certificate;
 pub const PKCS12: &str = "application/x-pkcs12";
@@ -252,9 +259,23 @@ pub struct PendingOp {
     pub policy: CertPolicy,
     /// The key the CSR was made for (sealed with the whole document).
     pub key: Option<KeyMaterial>,
-    pub attributes: Option<Value>,
+    pub attributes: Option<OpAttributes>,
     pub tags: BTreeMap<String, String>,
-    pub error: Option<Value>,
+    pub error: Option<OpError>,
+}
+
+/// The attributes a create request gave, kept for the version a merge makes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpAttributes {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Why an operation failed (Azure's `error` of a `CertificateOperation`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpError {
+    pub code: String,
+    pub message: String,
 }
 
 /// A fresh key as the policy's key properties describe it (RSA unless they say otherwise).
@@ -322,12 +343,14 @@ pub fn payload_of(objects: &Objects<'_>, v: &StoredVersion) -> Result<Vec<Vec<u8
     p.chain.iter().map(|c| b64::std_decode(c).ok_or_else(|| Error::internal("certificate payload"))).collect()
 }
 
+/// The public metadata of a certificate version (stored beside its chain).
+#[derive(Serialize, Deserialize)]
+struct VersionMeta {
+    x5t: String,
+}
+
 pub fn x5t_of(v: &StoredVersion) -> String {
-    v.meta
-        .as_deref()
-        .and_then(|m| serde_json::from_str::<Value>(m).ok())
-        .and_then(|m| m["x5t"].as_str().map(str::to_string))
-        .unwrap_or_default()
+    v.meta.as_deref().and_then(|m| serde_json::from_str::<VersionMeta>(m).ok()).map(|m| m.x5t).unwrap_or_default()
 }
 
 /// CertificateItem.
@@ -422,7 +445,7 @@ pub async fn store_certificate(
         tags,
         content_type: None,
         managed: false,
-        meta: Some(json!({"x5t": info.x5t}).to_string()),
+        meta: Some(serde_json::to_string(&VersionMeta { x5t: info.x5t }).map_err(|e| Error::internal(e.to_string()))?),
         version: Some(version),
     })?;
     // The three objects and the policy together, or nothing: never a managed key or secret
@@ -431,125 +454,4 @@ pub async fn store_certificate(
     let mut stored =
         create_version_group(state, ctx, vec![key_version, secret_version, cert_version], Some(&policy)).await?;
     stored.pop().ok_or_else(|| Error::internal("the certificate version was not stored"))
-}
-
-pub fn doc_key(ctx: &VaultContext, what: &str) -> String {
-    format!("certificate-{what}/{}", ctx.vault.id)
-}
-
-pub async fn load_doc(state: &AppState, ctx: &VaultContext, what: &str) -> Result<Option<Value>> {
-    let Some(sealed) = state.store.get_meta(&doc_key(ctx, what)).await? else { return Ok(None) };
-    let plain = ctx
-        .key
-        .open(format!("coffer/certificate-{what}/v1|{}", ctx.vault.id).as_bytes(), &sealed)
-        .map_err(|e| Error::internal(format!("{what}: {e}")))?;
-    serde_json::from_slice(&plain).map(Some).map_err(|e| Error::internal(format!("{what}: {e}")))
-}
-
-pub async fn save_doc(state: &AppState, ctx: &VaultContext, what: &str, doc: &Value) -> Result<()> {
-    let plain = Zeroizing::new(serde_json::to_vec(doc).map_err(|e| Error::internal(e.to_string()))?);
-    let sealed = ctx.key.seal(format!("coffer/certificate-{what}/v1|{}", ctx.vault.id).as_bytes(), &plain)?;
-    state.store.put_meta(&doc_key(ctx, what), &sealed).await
-}
-
-/// The background part of certificate policies: `AutoRenew` issues a new version of
-/// self-issued certificates (a new key unless `reuse_key`) when the trigger has come;
-/// `EmailContacts` records a near-expiry event for the contacts, once per version. Returns how
-/// many certificates were renewed.
-pub async fn run_certificate_lifetime_actions(state: &AppState) -> Result<usize> {
-    let mut renewed = 0;
-    for (vault_name, name_key) in state.store.objects_with_policy(KIND).await? {
-        // One broken certificate must not stop the others from renewing.
-        match carry_out_lifetime_actions(state, &vault_name, &name_key).await {
-            Ok(true) => renewed += 1,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(vault = %vault_name, certificate = %name_key, error = %e, "certificate lifetime action failed")
-            }
-        }
-    }
-    Ok(renewed)
-}
-
-/// Applies the first due lifetime action of one certificate; true when it was renewed.
-async fn carry_out_lifetime_actions(state: &AppState, vault_name: &str, name_key: &str) -> Result<bool> {
-    let now = state.clock.now();
-    let Some(ctx) = crate::system::system_context(state, vault_name).await? else { return Ok(false) };
-    let Some(policy) = load_policy(state, &ctx, name_key).await? else { return Ok(false) };
-    let objects = Objects::new(state, &ctx, KIND);
-    let current = match objects.read(name_key, None).await {
-        Ok(v) => v,
-        Err(e) if e.kind == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let (Some(nbf), Some(exp)) = (current.attributes.not_before, current.attributes.expires) else { return Ok(false) };
-    for action in &policy.lifetime_actions {
-        let due_at = match (action.trigger.lifetime_percentage, action.trigger.days_before_expiry) {
-            (Some(p), _) => nbf + (exp - nbf) * i64::from(p) / 100,
-            (_, Some(d)) => exp - i64::from(d) * 86_400,
-            _ => continue,
-        };
-        if now < due_at {
-            continue;
-        }
-        match action.action.action_type.as_str() {
-            "AutoRenew" if policy.issuer_name() == "Self" => {
-                let key = if policy.key_props.reuse_key == Some(true) {
-                    let keys = Objects::new(state, &ctx, ObjectKind::Key);
-                    material_of(&keys, &keys.read(&current.name, Some(&current.version)).await?)?
-                } else {
-                    new_key_for(&policy)?
-                };
-                let der = certs::self_signed(&policy.subject()?, &key, now).map_err(cert_error)?;
-                let new = NewCertificate {
-                    chain: &[der],
-                    key: &key,
-                    policy: &policy,
-                    enabled: None,
-                    tags: current.tags.clone(),
-                };
-                let renewed = store_certificate(state, &ctx, &current.name, new).await?;
-                let subject =
-                    event_subject(state, &ctx, KIND, &renewed, &renewed.version, "lifetime action: AutoRenew".into());
-                job_event(state, Some("CertificateRenew"), EventType::NewVersionCreated, &subject).await?;
-                // The new version has its own lifetime; nothing else is due for it now.
-                return Ok(true);
-            }
-            "AutoRenew" => {
-                // Renewal through an outside issuer is not automatic: say it is due, once per version.
-                if !already_told(state, subject_of(&ctx, name_key), Notice::RenewalDue, &current.version).await? {
-                    let why = "lifetime action: AutoRenew is due but needs issuer Self".to_string();
-                    let subject = event_subject(state, &ctx, KIND, &current, &current.version, why);
-                    job_event(state, None, EventType::NearExpiry, &subject).await?;
-                    remember_told(state, subject_of(&ctx, name_key), Notice::RenewalDue, &current.version).await?;
-                }
-            }
-            _ => {
-                if !already_told(state, subject_of(&ctx, name_key), Notice::Notified, &current.version).await? {
-                    // Coffer sends no mail: the event names the contacts for whoever forwards it.
-                    let emails = contact_emails(state, &ctx).await?;
-                    let contacts = emails.join(",");
-                    let why = format!("lifetime action: EmailContacts ({contacts})");
-                    let subject = event_subject(state, &ctx, KIND, &current, &current.version, why);
-                    job_event(state, None, EventType::NearExpiry, &subject).await?;
-                    remember_told(state, subject_of(&ctx, name_key), Notice::Notified, &current.version).await?;
-                }
-            }
-        }
-    }
-    Ok(false)
-}
-
-/// The e-mail addresses of the vault's certificate contacts.
-pub async fn contact_emails(state: &AppState, ctx: &VaultContext) -> Result<Vec<String>> {
-    let contacts = load_doc(state, ctx, "contacts").await?.unwrap_or_default();
-    Ok(contacts
-        .as_array()
-        .map(|list| list.iter().filter_map(|c| c["email"].as_str().map(str::to_string)).collect())
-        .unwrap_or_default())
-}
-
-/// The certificate a lifetime-action marker is about.
-fn subject_of<'a>(ctx: &'a VaultContext, name_key: &'a str) -> Told<'a> {
-    Told { kind: KIND, vault_id: &ctx.vault.id, name_key }
 }

@@ -17,6 +17,11 @@ use crate::lifetime_markers::{Notice, Subject as Told, already_told, remember_to
 use crate::objects::{NewObject, Objects, PreparedVersion, VaultContext};
 use crate::state::AppState;
 
+mod crypto;
+mod lifecycle;
+pub use crypto::{KeyOperation, KeyOperationInput, KeyOperationOutput, perform};
+pub use lifecycle::*;
+
 pub const KIND: ObjectKind = ObjectKind::Key;
 const KEY_OPS: &[&str] = &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"];
 
@@ -150,12 +155,22 @@ pub fn prepare_key_version(objects: &Objects<'_>, new: NewKey<'_>) -> Result<(Pr
     Ok((prepared, meta))
 }
 
-/// A version a rotation made, with what renders it.
+/// A key version with its public metadata and its (opened) material: what a caller of the
+/// key service gets back. The material never leaves the server; renderers show its public part.
 #[derive(Debug)]
-pub struct NewKeyVersion {
+pub struct KeyVersion {
     pub version: StoredVersion,
     pub meta: KeyMeta,
-    pub material: KeyMaterial,
+    pub material: Arc<KeyMaterial>,
+}
+
+impl KeyVersion {
+    /// A stored version with its metadata and material opened.
+    pub fn open(objects: &Objects<'_>, version: StoredVersion) -> Result<Self> {
+        let meta = meta_of(&version)?;
+        let material = material_of(objects, &version)?;
+        Ok(Self { version, meta, material })
+    }
 }
 
 /// A key rotation policy as stored (the wire shape, minus `id`).
@@ -273,7 +288,7 @@ pub async fn save_policy(state: &AppState, ctx: &VaultContext, name: &str, p: &R
 
 /// A new version of the same type, size or curve and operations; with the policy's
 /// `expiryTime`, the new version expires that long after now. Old versions keep working.
-pub async fn rotate(state: &AppState, ctx: &VaultContext, name: &str) -> Result<NewKeyVersion> {
+pub(crate) async fn new_rotated_version(state: &AppState, ctx: &VaultContext, name: &str) -> Result<KeyVersion> {
     let objects = Objects::new(state, ctx, KIND);
     let current = objects.read(name, None).await?;
     let meta = meta_of(&current)?;
@@ -290,7 +305,7 @@ pub async fn rotate(state: &AppState, ctx: &VaultContext, name: &str) -> Result<
         NewKey::unmanaged(&current.name, &material, meta.key_ops, attrs, current.tags.clone()),
     )
     .await?;
-    Ok(NewKeyVersion { version, meta, material })
+    Ok(KeyVersion { version, meta, material: Arc::new(material) })
 }
 
 /// The background part of rotation policies: rotates keys whose Rotate trigger has come and
@@ -339,7 +354,7 @@ async fn carry_out_rotation_policy(state: &AppState, vault_name: &str, name_key:
             continue;
         }
         if action.action.kind == "Rotate" {
-            let new = rotate(state, &ctx, &current.name).await?;
+            let new = new_rotated_version(state, &ctx, &current.name).await?;
             rotated += 1;
             let version = &new.version.version;
             let subject = event_subject(state, &ctx, KIND, &current, version, "rotation policy: Rotate".into());
