@@ -79,8 +79,10 @@ pub struct JobsReport {
 }
 
 /// Runs every job once: purge, key rotation, certificate lifetime actions, expiry events,
-/// audit retention. Each failure is logged and the others still run.
+/// audit retention. Each failure is logged and the others still run. One run at a time: a
+/// second waits for the first, then finds nothing left due.
 pub async fn run_once(state: &AppState) -> JobsReport {
+    let _one_at_a_time = state.jobs_running.lock().await;
     let mut r = JobsReport::default();
     match purge_due(state).await {
         Ok(p) => r.purged = p,

@@ -106,6 +106,7 @@ pub async fn open(config: &ServerConfig, clock: Arc<dyn Clock>, port: u16) -> an
         key_materials: Default::default(),
         limits: config.limits,
         in_flight: crate::connections::InFlight::new(config.limits.max_in_flight),
+        jobs_running: Default::default(),
         dev_clock: Some(dev_clock),
     });
     Ok(Opened { state, credentials, tls })

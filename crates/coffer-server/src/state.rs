@@ -36,6 +36,10 @@ pub struct AppState {
     pub limits: crate::connections::ConnectionLimits,
     /// Requests being served now, against `limits.max_in_flight`.
     pub in_flight: crate::connections::InFlight,
+    /// Held while the jobs run (`jobs::run_once`): the scheduler's run and an operator's
+    /// (`dev advance-time`) never act on one due item twice in this process. (Across nodes
+    /// the store's atomic claims, and for renewals and rotations a lease, are needed.)
+    pub jobs_running: tokio::sync::Mutex<()>,
     /// Dev mode's movable clock (the same clock as `clock`); `None` outside dev mode.
     pub dev_clock: Option<Arc<coffer_core::clock::OffsetClock>>,
 }

@@ -583,3 +583,34 @@ async fn a_certificate_brings_its_key_and_secret_through_delete_recover_and_purg
     assert!(keys::all_deleted(&w.state, &ctx).await.expect("deleted keys").is_empty());
     assert!(coffer_server::secrets::all_deleted(&w.state, &ctx).await.expect("deleted secrets").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_job_runs_at_once_renew_a_due_certificate_once() {
+    use coffer_server::certificates::{self, CertPolicy, CertificateToCreate};
+    let w = hospital().await;
+    authorization::assign(
+        &w.state,
+        &w.admin,
+        "Key Vault Certificates Officer",
+        &w.admin.object_id,
+        "/vaults/ward-rbac",
+    )
+    .await
+    .expect("officer");
+    let ctx =
+        VaultContext::open(&w.state, "ward-rbac", w.admin.clone(), Origin::Internal, "7.5".into()).await.expect("open");
+    let mut policy: CertPolicy = serde_json::from_value(serde_json::json!({
+        "issuer": {"name": "Self"},
+        "x509_props": {"subject": "CN=lab.hospital.internal", "validity_months": 12},
+        "lifetime_actions": [{"trigger": {"lifetime_percentage": 50}, "action": {"action_type": "AutoRenew"}}],
+    }))
+    .expect("policy");
+    policy.normalize(w.clock.now()).expect("valid");
+    let new = CertificateToCreate { policy: Some(policy), enabled: None, tags: Default::default() };
+    certificates::create(&w.state, &ctx, "lab", new).await.expect("create");
+    w.clock.advance(200 * DAY);
+    // The scheduler's run and an operator's (`advance-time`) can meet: the renewal happens once.
+    let (a, b) = tokio::join!(coffer_server::jobs::run_once(&w.state), coffer_server::jobs::run_once(&w.state));
+    assert_eq!(a.renewed_certificates + b.renewed_certificates, 1);
+    assert_eq!(certificates::all_versions(&w.state, &ctx, "lab").await.expect("versions").len(), 2);
+}
