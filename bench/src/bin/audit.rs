@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         a += x;
         p += y;
     }
-    let records = audited.server.state.audit.heads().store.0;
+    let records = audited.server.state().map(|s| s.audit.heads().store.0).unwrap_or_default();
     println!("{}: {:.0} req/s", audited.label, a / rounds as f64);
     println!("{}: {:.0} req/s", plain.label, p / rounds as f64);
     println!("ratio audited/unaudited: {:.2} (target ≥ 0.50); {records} audit records written", a / p);

@@ -12,6 +12,7 @@ pub mod password;
 pub mod random;
 pub mod root;
 pub mod seal;
+pub mod shamir;
 pub mod x509;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

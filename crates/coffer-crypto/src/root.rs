@@ -1,6 +1,6 @@
 //! The root of trust wraps every vault data key and instance key. Providers: `dev` (a key file
-//! in the data directory, for `--dev` only); Shamir and PKCS#11 providers implement the same
-//! trait later.
+//! in the data directory, for `--dev` only) and `MemoryRoot` (a root key that exists only in
+//! memory, rebuilt from Shamir shares at unseal and zeroized at seal).
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -175,6 +175,91 @@ impl RootOfTrust for DevKeyFile {
     }
 }
 
+/// A root key held only in memory (the Shamir provider: rebuilt from k shares at unseal), with
+/// the vault key-encryption keys in a directory outside the database, each sealed under the
+/// root key: a copy of the data directory without the shares opens nothing. `forget` zeroizes
+/// the key (seal); every operation fails after it.
+#[derive(Debug)]
+pub struct MemoryRoot {
+    key: std::sync::RwLock<Option<DataKey>>,
+    keys_dir: PathBuf,
+    provider: &'static str,
+}
+
+fn sealed_root() -> CryptoError {
+    CryptoError::Root("the server is sealed: the root key is not in memory".into())
+}
+
+fn kek_aad(vault_id: &str) -> Vec<u8> {
+    format!("coffer/vault-kek/v1|{vault_id}").into_bytes()
+}
+
+impl MemoryRoot {
+    pub fn new(key: DataKey, keys_dir: PathBuf, provider: &'static str) -> Self {
+        Self { key: std::sync::RwLock::new(Some(key)), keys_dir, provider }
+    }
+
+    /// Drops (and so zeroizes) the root key.
+    pub fn forget(&self) {
+        if let Ok(mut k) = self.key.write() {
+            *k = None;
+        }
+    }
+
+    fn with_key<T>(&self, f: impl FnOnce(&DataKey) -> Result<T, CryptoError>) -> Result<T, CryptoError> {
+        let guard = self.key.read().map_err(|_| sealed_root())?;
+        f(guard.as_ref().ok_or_else(sealed_root)?)
+    }
+
+    fn kek_file(&self, vault_id: &str) -> Result<PathBuf, CryptoError> {
+        Ok(self.keys_dir.join(format!("{}.kek", safe_id(vault_id)?)))
+    }
+}
+
+impl RootOfTrust for MemoryRoot {
+    fn wrap(&self, aad: &[u8], key_material: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.with_key(|k| k.seal(aad, key_material))
+    }
+    fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.with_key(|k| k.open(aad, wrapped))
+    }
+    fn describe(&self) -> String {
+        format!("{} root key in memory; vault keys sealed in {}", self.provider, self.keys_dir.display())
+    }
+
+    fn create_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+        let path = self.kek_file(vault_id)?;
+        let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
+        let sealed = self.with_key(|k| k.seal(&kek_aad(vault_id), DataKey::generate().as_bytes()))?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&self.keys_dir).map_err(io)?;
+        write_new_private(&path, &sealed).map_err(io)
+    }
+
+    fn vault_kek(&self, vault_id: &str) -> Result<DataKey, CryptoError> {
+        let path = self.kek_file(vault_id)?;
+        let sealed = std::fs::read(&path).map_err(|_| {
+            CryptoError::Root(format!("the key-encryption key of vault {vault_id} does not exist (purged?)"))
+        })?;
+        let plain = self.with_key(|k| k.open(&kek_aad(vault_id), &sealed))?;
+        DataKey::from_bytes(&plain)
+    }
+
+    fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+        let path = self.kek_file(vault_id)?;
+        let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
+        if path.exists() {
+            std::fs::write(&path, vec![0u8; 64]).map_err(io)?;
+            std::fs::remove_file(&path).map_err(io)?;
+            std::fs::File::open(&self.keys_dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +288,30 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_memory_root_seals_its_vault_keys_and_forgets_its_key() {
+        let dir = std::env::temp_dir().join(format!("coffer-memroot-{}", crate::random::version_id()));
+        let key = DataKey::generate();
+        let root = MemoryRoot::new(key.clone(), dir.join("keys"), "shamir");
+        let id = "0f0e0d0c-0b0a-4908-8706-050403020100";
+        root.create_vault_kek(id).unwrap();
+        let kek = root.vault_kek(id).unwrap();
+        // On disk only sealed: the file is not the key, and another root key cannot open it.
+        let on_disk = std::fs::read(dir.join("keys").join(format!("{id}.kek"))).unwrap();
+        assert!(!on_disk.windows(KEY_LEN).any(|w| w == kek.as_bytes()));
+        let other = MemoryRoot::new(DataKey::generate(), dir.join("keys"), "shamir");
+        assert!(other.vault_kek(id).is_err());
+        let again = MemoryRoot::new(key, dir.join("keys"), "shamir");
+        assert_eq!(again.vault_kek(id).unwrap().as_bytes(), kek.as_bytes());
+        let wrapped = root.wrap(b"a", b"material").unwrap();
+        root.forget();
+        assert!(root.unwrap(b"a", &wrapped).is_err());
+        assert!(root.vault_kek(id).is_err());
+        again.destroy_vault_kek(id).unwrap();
+        assert!(again.vault_kek(id).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

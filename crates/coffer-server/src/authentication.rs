@@ -159,6 +159,13 @@ impl AdminPurpose for MoveDevClock {
     const WHAT: &'static str = "move the dev clock";
 }
 
+/// `/operator/seal`.
+#[derive(Debug)]
+pub struct SealServer;
+impl AdminPurpose for SealServer {
+    const WHAT: &'static str = "seal the server";
+}
+
 /// A control-surface caller who is a tenant administrator (`ArmCaller`, then 403
 /// `Forbidden` naming `P::WHAT` for anyone else).
 #[derive(Debug)]

@@ -12,6 +12,9 @@ pub struct ServerConfig {
     pub dns_suffix: String,
     /// Dev mode: a key file as root of trust, a generated CA, an administrator application.
     pub dev: bool,
+    /// The host clients use for the identity provider, management API and portal
+    /// (`public_url`); `localhost` by default.
+    pub public_host: String,
     /// The port clients use, when it differs from the listening port (behind a proxy).
     pub public_port: Option<u16>,
     pub audit: AuditConfig,
@@ -19,6 +22,15 @@ pub struct ServerConfig {
     pub metrics_unauthenticated: bool,
     /// Time and count limits on connections and requests (slow clients, floods).
     pub limits: crate::connections::ConnectionLimits,
+    /// The server's certificate and key (PEM files); `None`: dev mode's own CA.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The server's TLS certificate chain and key, as PEM files (reloaded on SIGHUP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl ServerConfig {
@@ -29,10 +41,12 @@ impl ServerConfig {
             listen,
             dns_suffix: "vault.localhost".into(),
             dev: true,
+            public_host: "localhost".into(),
             public_port: None,
             audit,
             metrics_unauthenticated: false,
             limits: Default::default(),
+            tls: None,
         }
     }
 }
@@ -40,6 +54,8 @@ impl ServerConfig {
 /// Names and URLs derived from the configuration and the port actually listened on.
 #[derive(Debug, Clone)]
 pub struct PublicNames {
+    /// The bare host: `localhost`, or `public_url`'s host.
+    pub host: String,
     pub dns_suffix: String,
     pub port: u16,
 }
@@ -51,7 +67,7 @@ impl PublicNames {
     }
     /// The identity provider, management API and portal: `https://localhost:8443`.
     pub fn authority(&self) -> String {
-        format!("https://localhost{}", self.port_suffix())
+        format!("https://{}{}", self.host, self.port_suffix())
     }
     /// The data-plane token audience: `https://vault.localhost:8443`.
     pub fn vault_resource(&self) -> String {

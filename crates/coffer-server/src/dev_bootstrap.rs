@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::tls::write_private;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct DevCredentials {
     pub server: String,
     pub authority: String,
@@ -85,17 +85,7 @@ pub async fn ensure_admin(
             store.get_principal(&id).await?.context("the dev administrator application is missing")?
         }
         None => {
-            let p = Principal {
-                object_id: coffer_crypto::random::guid(),
-                tenant_id: tenant.id.clone(),
-                kind: PrincipalKind::App,
-                name: "coffer-admin".into(),
-                client_id: Some(coffer_crypto::random::guid()),
-                enabled: true,
-                tenant_admin: true,
-                created: now,
-            };
-            store.create_principal(&p).await?;
+            let p = new_admin_application(store, tenant, "coffer-admin", now).await?;
             store.put_meta_if_absent(ADMIN_META, p.object_id.as_bytes()).await?;
             p
         }
@@ -111,22 +101,7 @@ pub async fn ensure_admin(
         store.list_credentials(&admin.object_id).await?.into_iter().map(|c| c.secret_hash).collect();
     let secret = match previous.map(|c| Zeroizing::new(c.client_secret)) {
         Some(s) if hashes.iter().any(|h| coffer_crypto::password::verify(&s, h)) => s,
-        _ => {
-            let s = coffer_crypto::random::client_secret();
-            store
-                .add_credential(&Credential {
-                    id: coffer_crypto::random::guid(),
-                    principal_id: admin.object_id.clone(),
-                    kind: coffer_store::credential_kind::SECRET.into(),
-                    secret_hash: coffer_crypto::password::hash(&s)?,
-                    thumbprint: None,
-                    material: None,
-                    expires: None,
-                    created: now,
-                })
-                .await?;
-            Zeroizing::new(s.to_string())
-        }
+        _ => add_client_secret(store, &admin.object_id, now).await?,
     };
     let creds = DevCredentials {
         server: authority.to_string(),
@@ -140,6 +115,46 @@ pub async fn ensure_admin(
     let text = Zeroizing::new(serde_json::to_vec_pretty(&creds)?);
     write_private(&path, &text)?;
     Ok(creds)
+}
+
+/// A tenant administrator application (the bootstrap administrator of dev mode and of
+/// `coffer operator init`).
+pub async fn new_admin_application(
+    store: &dyn Store,
+    tenant: &Tenant,
+    name: &str,
+    now: i64,
+) -> anyhow::Result<Principal> {
+    let p = Principal {
+        object_id: coffer_crypto::random::guid(),
+        tenant_id: tenant.id.clone(),
+        kind: PrincipalKind::App,
+        name: name.into(),
+        client_id: Some(coffer_crypto::random::guid()),
+        enabled: true,
+        tenant_admin: true,
+        created: now,
+    };
+    store.create_principal(&p).await?;
+    Ok(p)
+}
+
+/// A new client secret for an application; only its hash is stored.
+pub async fn add_client_secret(store: &dyn Store, principal_id: &str, now: i64) -> anyhow::Result<Zeroizing<String>> {
+    let s = coffer_crypto::random::client_secret();
+    store
+        .add_credential(&Credential {
+            id: coffer_crypto::random::guid(),
+            principal_id: principal_id.to_string(),
+            kind: coffer_store::credential_kind::SECRET.into(),
+            secret_hash: coffer_crypto::password::hash(&s)?,
+            thumbprint: None,
+            material: None,
+            expires: None,
+            created: now,
+        })
+        .await?;
+    Ok(s)
 }
 
 /// The `export COFFER_...=` lines printed at start-up.

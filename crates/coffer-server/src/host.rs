@@ -51,7 +51,7 @@ mod tests {
     use super::*;
 
     fn names() -> PublicNames {
-        PublicNames { dns_suffix: "vault.localhost".into(), port: 8443 }
+        PublicNames { host: "localhost".into(), dns_suffix: "vault.localhost".into(), port: 8443 }
     }
 
     #[test]

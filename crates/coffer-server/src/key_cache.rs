@@ -38,6 +38,13 @@ impl MaterialCache {
         (e.sealed == *sealed && e.stored.elapsed() < MATERIAL_TTL).then(|| e.material.clone())
     }
 
+    /// Drops every entry (at seal).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     pub fn put(&self, place: String, sealed: [u8; 32], material: Arc<KeyMaterial>) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MATERIAL_ENTRIES / 4 {

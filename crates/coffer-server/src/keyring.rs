@@ -64,6 +64,13 @@ impl Keyring {
         Ok(key)
     }
 
+    /// Drops every unwrapped vault key (at seal).
+    pub fn forget_all(&self) {
+        if let Ok(mut cache) = self.vault_keys.write() {
+            cache.clear();
+        }
+    }
+
     /// Crypto-shredding on purge: forgets the cached data key and destroys the vault's
     /// key-encryption key, so no copy of the store can be opened again.
     pub fn shred_vault(&self, vault_id: &str) -> Result<()> {

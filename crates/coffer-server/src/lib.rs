@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api_version;
+pub mod app;
 pub mod audit;
 pub mod audit_api;
 pub mod authentication;
@@ -11,6 +12,7 @@ pub mod authorization;
 pub mod authorization_api;
 pub mod certificates;
 pub mod config;
+pub mod config_file;
 pub mod connections;
 pub mod dataplane;
 pub mod dev_api;
@@ -18,6 +20,7 @@ pub mod dev_bootstrap;
 pub mod directory;
 pub mod directory_api;
 pub mod events;
+pub mod hardening;
 pub mod host;
 pub mod http;
 pub mod identity;
@@ -28,9 +31,12 @@ pub mod keys;
 pub mod lifetime_markers;
 pub mod management;
 pub mod metrics;
+pub mod node;
 pub mod objects;
+pub mod operator_api;
 pub mod portal;
 pub mod routes;
+pub mod seal;
 pub mod secrets;
 pub mod server;
 pub mod sessions;
@@ -41,5 +47,6 @@ pub mod tls;
 pub mod tokens;
 pub mod vaults;
 
+pub use app::{Opened, build_app, open};
 pub use config::ServerConfig;
-pub use server::{Opened, RunningServer, build_app, open, start};
+pub use server::{RunningServer, start};

@@ -40,6 +40,8 @@ pub struct AppState {
     /// (`dev advance-time`) never act on one due item twice in this process. (Across nodes
     /// the store's atomic claims, and for renewals and rotations a lease, are needed.)
     pub jobs_running: tokio::sync::Mutex<()>,
+    /// Seals the running server (a production node); `None` in dev mode, which has no seal.
+    pub sealer: Option<Arc<dyn crate::seal::Sealer>>,
     /// Dev mode's movable clock (the same clock as `clock`); `None` outside dev mode.
     pub dev_clock: Option<Arc<coffer_core::clock::OffsetClock>>,
 }

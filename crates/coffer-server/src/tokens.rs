@@ -210,7 +210,7 @@ mod tests {
             tenant_admin: false,
             created: 1,
         };
-        (svc, p, PublicNames { dns_suffix: "vault.localhost".into(), port: 8443 })
+        (svc, p, PublicNames { host: "localhost".into(), dns_suffix: "vault.localhost".into(), port: 8443 })
     }
 
     #[test]
@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(svc.validate(&token, aud, &names, 1_001).expect("remembered").oid, "o1");
         assert!(svc.validate(&token, "https://localhost:8443", &names, 1_001).is_err(), "audience");
         assert!(svc.validate(&token, aud, &names, 1_000 + TOKEN_LIFETIME_SECS).is_err(), "expired");
-        let other = PublicNames { dns_suffix: "vault.localhost".into(), port: 9443 };
+        let other = PublicNames { host: "localhost".into(), dns_suffix: "vault.localhost".into(), port: 9443 };
         assert!(svc.validate(&token, aud, &other, 1_001).is_err(), "issuer");
     }
 

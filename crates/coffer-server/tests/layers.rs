@@ -15,12 +15,15 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
         &[
             "api_version",
             "config",
+            "config_file",
             "connections",
+            "hardening",
             "host",
             "http",
             "key_cache",
             "keyring",
             "metrics",
+            "seal",
             "sessions",
             "sign_in",
             "tls",
@@ -46,10 +49,14 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
             "secrets",
         ],
     ),
-    ("HTTP surfaces", &["dataplane", "management", "identity", "audit_api", "directory_api", "authorization_api"]),
+    (
+        "HTTP surfaces",
+        &["dataplane", "management", "identity", "audit_api", "directory_api", "authorization_api", "operator_api"],
+    ),
     // The dev tools run every job at once (`advance-time`), so they sit beside the jobs.
     ("portal, jobs and dev tools", &["portal", "jobs", "dev_bootstrap", "dev_api"]),
-    ("server", &["server"]),
+    // `app` assembles the application, `node` seals and unseals it, `server` serves it.
+    ("server", &["app", "node", "server"]),
 ];
 
 fn crates_dir() -> PathBuf {

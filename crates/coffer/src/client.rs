@@ -427,7 +427,7 @@ impl Client {
 }
 
 /// `Code: message` from an Azure error body, or the status and raw text.
-fn server_message(status: StatusCode, body: &Value) -> String {
+pub(crate) fn server_message(status: StatusCode, body: &Value) -> String {
     let err = &body["error"];
     match (err["code"].as_str(), err["message"].as_str()) {
         (Some(code), Some(msg)) => match err["innererror"]["code"].as_str() {

@@ -61,6 +61,9 @@ enum Command {
     /// The audit log: tail, query, verify, checkpoint.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Initialise, unseal, seal and inspect a production server.
+    #[command(subcommand)]
+    Operator(commands::operator::OperatorCommand),
     /// Dev-mode tools (moving the server's clock).
     #[command(subcommand)]
     Dev(commands::dev::DevCommand),
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
             Command::Role(cmd) => commands::role::role(cmd, &cli.profile).await,
             Command::Access(cmd) => commands::role::access(cmd, &cli.profile).await,
             Command::Dev(cmd) => commands::dev::run(cmd, &cli.profile).await,
+            Command::Operator(cmd) => commands::operator::run(cmd, &cli.profile).await,
             Command::Audit(cmd) => commands::audit::run(cmd, &cli.profile, cli.output).await,
         }
     });

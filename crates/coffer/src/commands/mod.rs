@@ -7,6 +7,7 @@ pub mod group;
 pub mod key;
 pub mod lifecycle;
 pub mod login;
+pub mod operator;
 pub mod principal;
 pub mod role;
 pub mod secret;

@@ -1,30 +1,39 @@
 //! `coffer serve`.
-use std::net::SocketAddr;
 use std::path::PathBuf;
-
-use coffer_server::ServerConfig;
 
 use crate::client::{CliError, CliResult};
 
+/// `coffer serve`: every setting is a key of `coffer_server::config_file::KEYS`; a flag given
+/// here wins over `COFFER_…` in the environment, which wins over the configuration file.
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Development mode: a key file as root of trust, a generated CA and an administrator application.
     #[arg(long)]
     dev: bool,
-    /// Where the database, keys and TLS files live.
-    #[arg(long, default_value = "./coffer-data")]
-    data_dir: PathBuf,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    listen: SocketAddr,
-    /// Vaults are served at {name}.{dns-suffix}.
-    #[arg(long, default_value = "vault.localhost")]
-    dns_suffix: String,
+    /// The configuration file (TOML); see `coffer serve --config-reference`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the configuration reference (Markdown) and exit.
+    #[arg(long)]
+    config_reference: bool,
+    /// Where the database, keys and TLS files live (default ./coffer-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8443; port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Vaults are served at {name}.{dns-suffix} (default vault.localhost).
+    #[arg(long)]
+    dns_suffix: Option<String>,
     #[command(flatten)]
     audit: AuditArgs,
     /// Serve /metrics (Prometheus) without a token, for a scraper on a trusted network.
     #[arg(long)]
     metrics_unauthenticated: bool,
+    /// Lock every page of the server in memory (mlockall): no key reaches swap. Needs
+    /// CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK.
+    #[arg(long)]
+    mlock: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -32,34 +41,21 @@ pub struct ServeArgs {
 /// What one client may hold: deadlines for slow clients, bounds for floods.
 #[derive(clap::Args)]
 struct LimitArgs {
-    /// Seconds a client has for its TLS handshake.
-    #[arg(long, default_value_t = 10)]
-    tls_handshake_timeout_secs: u64,
-    /// Seconds a client has to send a request head (and that an idle connection stays open).
-    #[arg(long, default_value_t = 15)]
-    request_header_timeout_secs: u64,
-    /// Seconds a client has to send a request body (408 after).
-    #[arg(long, default_value_t = 60)]
-    request_body_timeout_secs: u64,
-    /// Connections open at once; more are closed when accepted.
-    #[arg(long, default_value_t = 4096)]
-    max_connections: usize,
-    /// Requests served at once; more are answered 503 ServerBusy.
-    #[arg(long, default_value_t = 1024)]
-    max_in_flight: usize,
-}
-
-impl LimitArgs {
-    fn limits(&self) -> coffer_server::connections::ConnectionLimits {
-        let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
-        coffer_server::connections::ConnectionLimits {
-            handshake_timeout: secs(self.tls_handshake_timeout_secs),
-            header_timeout: secs(self.request_header_timeout_secs),
-            body_timeout: secs(self.request_body_timeout_secs),
-            max_connections: self.max_connections.max(1),
-            max_in_flight: self.max_in_flight.max(1),
-        }
-    }
+    /// Seconds a client has for its TLS handshake (default 10).
+    #[arg(long)]
+    tls_handshake_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request head, and that an idle connection stays open (default 15).
+    #[arg(long)]
+    request_header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request body; 408 after (default 60).
+    #[arg(long)]
+    request_body_timeout_secs: Option<u64>,
+    /// Connections open at once; more are closed when accepted (default 4096).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Requests served at once; more are answered 503 ServerBusy (default 1024).
+    #[arg(long)]
+    max_in_flight: Option<usize>,
 }
 
 /// The audit log's sinks, retention and events.
@@ -69,23 +65,23 @@ struct AuditArgs {
     #[arg(long)]
     audit_file: Option<String>,
     /// Rotate the audit file when it is larger than this many bytes.
-    #[arg(long, default_value_t = 100 << 20)]
-    audit_file_max_bytes: u64,
+    #[arg(long)]
+    audit_file_max_bytes: Option<u64>,
     /// Rotated audit files kept (audit.log.1 … audit.log.N).
-    #[arg(long, default_value_t = 10)]
-    audit_file_max_files: usize,
-    /// Audit records older than this are purged from the store (after a signed checkpoint).
-    #[arg(long, default_value_t = 365)]
-    audit_retention_days: u32,
+    #[arg(long)]
+    audit_file_max_files: Option<usize>,
+    /// Audit records older than this are purged from the store, after a signed checkpoint (default 365).
+    #[arg(long)]
+    audit_retention_days: Option<u32>,
     /// Also send each record to syslog: udp:HOST:PORT or unix:/dev/log (best effort).
     #[arg(long)]
     audit_syslog: Option<String>,
-    /// How long a request waits for its audit record before it is refused with 503.
-    #[arg(long, default_value_t = 5000)]
-    audit_write_timeout_ms: u64,
-    /// Sign a checkpoint after this many records (and at least every minute).
-    #[arg(long, default_value_t = 1000)]
-    audit_checkpoint_every: u64,
+    /// How long a request waits for its audit record before it is refused with 503 (default 5000).
+    #[arg(long)]
+    audit_write_timeout_ms: Option<u64>,
+    /// Sign a checkpoint after this many records, and at least every minute (default 1000).
+    #[arg(long)]
+    audit_checkpoint_every: Option<u64>,
     /// Run without an audit log. Dev mode only, for benchmarks: nothing is recorded.
     #[arg(long)]
     audit_disabled: bool,
@@ -97,56 +93,36 @@ struct AuditArgs {
     events_webhook_secret_file: Option<PathBuf>,
 }
 
-impl AuditArgs {
-    fn config(self, data_dir: &std::path::Path, dev: bool) -> CliResult<coffer_audit::AuditConfig> {
-        let mut c = coffer_audit::AuditConfig::in_dir(data_dir);
-        if self.audit_disabled && !dev {
-            return Err(CliError::Usage("--audit-disabled exists only with --dev (for benchmarks)".into()));
-        }
-        c.enabled = !self.audit_disabled;
-        c.file = match self.audit_file.as_deref() {
-            Some("none") => None,
-            Some(p) => c.file.map(|f| coffer_audit::FileSinkConfig { path: PathBuf::from(p), ..f }),
-            None => c.file,
-        };
-        if let Some(f) = c.file.as_mut() {
-            f.max_bytes = self.audit_file_max_bytes;
-            f.max_files = self.audit_file_max_files;
-        }
-        if self.audit_retention_days == 0 {
-            return Err(CliError::Usage("--audit-retention-days must be at least 1".into()));
-        }
-        c.retention_days = self.audit_retention_days;
-        c.syslog = self.audit_syslog;
-        c.write_timeout = std::time::Duration::from_millis(self.audit_write_timeout_ms.max(1));
-        c.checkpoint_every = self.audit_checkpoint_every.max(1);
-        c.webhook = match (self.events_webhook, self.events_webhook_secret_file) {
-            (None, _) => None,
-            (Some(_), None) => {
-                return Err(CliError::Usage(
-                    "--events-webhook needs --events-webhook-secret-file (the HMAC key)".into(),
-                ));
-            }
-            (Some(url), Some(path)) => {
-                match reqwest::Url::parse(&url) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                    _ => return Err(CliError::Usage(format!("--events-webhook '{url}' is not an http(s) URL"))),
-                }
-                let secret = std::fs::read_to_string(&path)
-                    .map_err(|e| CliError::Usage(format!("reading {}: {e}", path.display())))?;
-                let secret = zeroize::Zeroizing::new(secret.trim().to_string());
-                if secret.is_empty() {
-                    return Err(CliError::Usage("the webhook secret file is empty".into()));
-                }
-                Some(coffer_audit::WebhookConfig {
-                    url,
-                    secret: std::sync::Arc::new(secret),
-                    attempts: 5,
-                    first_backoff: std::time::Duration::from_secs(1),
-                })
+impl ServeArgs {
+    /// The flags given, as settings (`config_file::KEYS` names).
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        let mut put = |key: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                out.push((key, v));
             }
         };
-        Ok(c)
+        let (a, l) = (&self.audit, &self.limits);
+        put("data_dir", self.data_dir.as_ref().map(|p| p.display().to_string()));
+        put("listen", self.listen.clone());
+        put("dns_suffix", self.dns_suffix.clone());
+        put("metrics_unauthenticated", self.metrics_unauthenticated.then(|| "true".into()));
+        put("audit.file", a.audit_file.clone());
+        put("audit.file_max_bytes", a.audit_file_max_bytes.map(|v| v.to_string()));
+        put("audit.file_max_files", a.audit_file_max_files.map(|v| v.to_string()));
+        put("audit.retention_days", a.audit_retention_days.map(|v| v.to_string()));
+        put("audit.syslog", a.audit_syslog.clone());
+        put("audit.write_timeout_ms", a.audit_write_timeout_ms.map(|v| v.to_string()));
+        put("audit.checkpoint_every", a.audit_checkpoint_every.map(|v| v.to_string()));
+        put("audit.disabled", a.audit_disabled.then(|| "true".into()));
+        put("audit.events_webhook", a.events_webhook.clone());
+        put("audit.events_webhook_secret_file", a.events_webhook_secret_file.as_ref().map(|p| p.display().to_string()));
+        put("limits.tls_handshake_timeout_secs", l.tls_handshake_timeout_secs.map(|v| v.to_string()));
+        put("limits.request_header_timeout_secs", l.request_header_timeout_secs.map(|v| v.to_string()));
+        put("limits.request_body_timeout_secs", l.request_body_timeout_secs.map(|v| v.to_string()));
+        put("limits.max_connections", l.max_connections.map(|v| v.to_string()));
+        put("limits.max_in_flight", l.max_in_flight.map(|v| v.to_string()));
+        out
     }
 }
 
@@ -164,25 +140,35 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    if !args.dev {
+    if args.config_reference {
+        print!("{}", coffer_server::config_file::reference());
+        return Ok(());
+    }
+    if !args.dev && args.config.is_none() && std::env::var_os("COFFER_TLS_CERT_FILE").is_none() {
         return Err(CliError::Usage(
-            "only dev mode is available so far: run `coffer serve --dev` (a key file in the data directory is the root of trust)".into(),
+            "give a configuration file (`coffer serve --config coffer.toml`; see --config-reference), or run `coffer serve --dev` to try Coffer".into(),
         ));
     }
-    let audit = args.audit.config(&args.data_dir, args.dev)?;
-    let config = ServerConfig {
-        dns_suffix: args.dns_suffix,
-        public_port: None,
-        audit,
-        metrics_unauthenticated: args.metrics_unauthenticated,
-        limits: args.limits.limits(),
-        ..ServerConfig::dev(args.data_dir, args.listen)
-    };
+    let flags = args.settings();
+    let config =
+        coffer_server::config_file::load(args.config.as_deref(), &|name| std::env::var(name).ok(), &flags, args.dev)
+            .map_err(|e| CliError::Usage(e.0))?;
+    coffer_server::hardening::no_core_dumps();
+    if args.mlock {
+        coffer_server::hardening::lock_memory()
+            .map_err(|e| CliError::Usage(format!("--mlock: locking the server's memory failed: {e}")))?;
+    }
     let server = coffer_server::start(config, None).await?;
     if let Some(c) = &server.credentials {
         print!("{}", coffer_server::dev_bootstrap::export_lines(c));
     }
-    tracing::info!(addr = %server.addr, "Coffer is listening");
+    match server.state() {
+        Some(_) => tracing::info!(addr = %server.addr, "Coffer is listening"),
+        None => tracing::info!(
+            addr = %server.addr,
+            "Coffer is listening, sealed: `coffer operator init` (first start) or `coffer operator unseal`"
+        ),
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown();

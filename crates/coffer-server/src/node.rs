@@ -1,0 +1,470 @@
+//! A server node and its seal. In dev mode the node is always open (a key file is its root of
+//! trust). In production it starts **uninitialized** (no seal file: `coffer operator init`
+//! splits a new root key into shares) or **sealed**: no key is in memory, and every request but
+//! `/healthz`, `/operator/status`, `/operator/init` and `/operator/unseal` is answered 503
+//! `VaultSealed`. `threshold` shares, in any order, rebuild the root key; the node then opens
+//! the application over it. `coffer operator seal` (a tenant administrator) drops the
+//! application, its caches of opened keys and the root key.
+//!
+//! While sealed nothing can be audited (the audit log's checkpoint key is sealed under the root
+//! key): unseal attempts go to the server's log, never a share, and each unseal is the first
+//! audit record of the application it opens (`OperatorUnseal`).
+use std::sync::{Arc, RwLock, Weak};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use coffer_core::{Clock, Error};
+use coffer_crypto::root::MemoryRoot;
+use coffer_crypto::seal::DataKey;
+use coffer_store::Store;
+use serde::{Deserialize, Serialize};
+use tower::ServiceExt;
+use zeroize::Zeroizing;
+
+use crate::app::{Parts, assemble, build_app};
+use crate::config::{PublicNames, ServerConfig};
+use crate::http::ApiError;
+use crate::seal::{SealFile, SealStatus, Sealer, UnsealError, UnsealProgress};
+use crate::state::SharedState;
+
+/// The application the node serves while open.
+struct Running {
+    state: SharedState,
+    app: Router,
+    jobs: tokio::task::JoinHandle<()>,
+    /// The Shamir root (`None` in dev mode).
+    root: Option<Arc<MemoryRoot>>,
+}
+
+enum Phase {
+    Uninitialized,
+    Sealed(UnsealProgress),
+    Open(Running),
+}
+
+/// One server process: its seal and, when open, its application.
+pub struct Node {
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    names: PublicNames,
+    store: Arc<dyn Store>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// `None` in dev mode.
+    seal: RwLock<Option<SealFile>>,
+    phase: RwLock<Phase>,
+    /// Init, unseal and seal, one at a time.
+    transition: tokio::sync::Mutex<()>,
+    me: Weak<Node>,
+}
+
+/// A handle the application seals through (the application does not own the node).
+struct NodeSealer(Weak<Node>);
+
+impl std::fmt::Debug for NodeSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeSealer")
+    }
+}
+
+#[async_trait::async_trait]
+impl Sealer for NodeSealer {
+    async fn seal(&self) -> SealStatus {
+        match self.0.upgrade() {
+            Some(node) => node.seal().await,
+            None => SealStatus { sealed: true, ..SealStatus::dev() },
+        }
+    }
+    fn status(&self) -> SealStatus {
+        self.0.upgrade().map(|n| n.status()).unwrap_or_else(SealStatus::dev)
+    }
+}
+
+fn sealed_error() -> Error {
+    Error::unavailable(
+        "VaultSealed",
+        "This Coffer is sealed: an operator must unseal it (`coffer operator unseal`) before it serves requests.",
+    )
+}
+
+fn uninitialized_error() -> Error {
+    Error::unavailable(
+        "VaultNotInitialized",
+        "This Coffer is not initialized: an operator must run `coffer operator init` first.",
+    )
+}
+
+impl Node {
+    /// A dev node: the application opened from the data directory, never sealed.
+    pub fn dev(config: ServerConfig, opened: crate::app::Opened) -> Arc<Node> {
+        let state = opened.state;
+        let running = Running {
+            app: build_app(state.clone()),
+            jobs: crate::jobs::spawn(state.clone()),
+            state: state.clone(),
+            root: None,
+        };
+        Arc::new_cyclic(|me| Node {
+            config,
+            clock: state.clock.clone(),
+            names: state.names.clone(),
+            store: state.store.clone(),
+            metrics: state.metrics.clone(),
+            seal: RwLock::new(None),
+            phase: RwLock::new(Phase::Open(running)),
+            transition: Default::default(),
+            me: me.clone(),
+        })
+    }
+
+    /// A production node over its data directory: uninitialized or sealed.
+    pub async fn production(config: ServerConfig, clock: Arc<dyn Clock>, port: u16) -> anyhow::Result<Arc<Node>> {
+        let dir = &config.data_dir;
+        coffer_store::private_files::create_dir(dir)?;
+        coffer_store::private_files::restrict_data_dir(dir)?;
+        if dir.join("root.key").exists() {
+            anyhow::bail!(
+                "{} holds a dev root key (root.key): it is a dev data directory; run it with --dev, or start production mode on an empty data directory",
+                dir.display()
+            );
+        }
+        let seal = SealFile::read(dir)?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let store = crate::app::open_store(dir, &metrics).await?;
+        let names = PublicNames {
+            host: config.public_host.clone(),
+            dns_suffix: config.dns_suffix.clone(),
+            port: config.public_port.unwrap_or(port),
+        };
+        let phase = if seal.is_some() { Phase::Sealed(UnsealProgress::default()) } else { Phase::Uninitialized };
+        Ok(Arc::new_cyclic(|me| Node {
+            config,
+            clock,
+            names,
+            store,
+            metrics,
+            seal: RwLock::new(seal),
+            phase: RwLock::new(phase),
+            transition: Default::default(),
+            me: me.clone(),
+        }))
+    }
+
+    /// The open application's state, if it is open.
+    pub fn state(&self) -> Option<SharedState> {
+        match &*self.phase.read().ok()? {
+            Phase::Open(r) => Some(r.state.clone()),
+            _ => None,
+        }
+    }
+
+    fn app(&self) -> Option<Router> {
+        match &*self.phase.read().ok()? {
+            Phase::Open(r) => Some(r.app.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> SealStatus {
+        let seal = self.seal.read().ok().and_then(|s| s.clone());
+        let Some(seal) = seal else {
+            return match self.phase.read().map(|p| matches!(*p, Phase::Uninitialized)) {
+                Ok(true) => SealStatus {
+                    sealed: true,
+                    initialized: false,
+                    threshold: 0,
+                    shares: 0,
+                    progress: 0,
+                    provider: "shamir".into(),
+                },
+                _ => SealStatus::dev(),
+            };
+        };
+        let (sealed, progress) = match self.phase.read().as_deref() {
+            Ok(Phase::Open(_)) => (false, 0),
+            Ok(Phase::Sealed(p)) => (true, p.count()),
+            _ => (true, 0),
+        };
+        SealStatus {
+            sealed,
+            initialized: true,
+            threshold: seal.threshold,
+            shares: seal.shares,
+            progress,
+            provider: seal.provider.clone(),
+        }
+    }
+
+    /// Signs the audit chain's head of the open application (at shutdown).
+    pub async fn checkpoint(&self) {
+        if let Some(state) = self.state()
+            && let Err(e) = state.audit.checkpoint().await
+        {
+            tracing::warn!(target: "coffer::audit", error = %e, "no checkpoint");
+        }
+    }
+
+    /// Seals: the jobs stop, the caches of opened keys and the root key are dropped. A dev
+    /// node has no seal and stays open.
+    pub async fn seal(&self) -> SealStatus {
+        let _one = self.transition.lock().await;
+        let has_seal = self.seal.read().map(|s| s.is_some()).unwrap_or(false);
+        if !has_seal {
+            return self.status();
+        }
+        let previous = match self.phase.write() {
+            Ok(mut phase) => match std::mem::replace(&mut *phase, Phase::Sealed(UnsealProgress::default())) {
+                Phase::Open(running) => Some(running),
+                other => {
+                    *phase = other;
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        if let Some(running) = previous {
+            running.jobs.abort();
+            if let Err(e) = running.state.audit.checkpoint().await {
+                tracing::warn!(target: "coffer::audit", error = %e, "no checkpoint at seal");
+            }
+            running.state.keyring.forget_all();
+            running.state.key_materials.clear();
+            if let Some(root) = &running.root {
+                root.forget();
+            }
+            tracing::info!(target: "coffer::seal", "sealed: the root key and every opened key are dropped");
+        }
+        self.status()
+    }
+
+    async fn init(&self, ask: InitRequest) -> Result<InitResponse, Error> {
+        let _one = self.transition.lock().await;
+        if !matches!(self.phase.read().as_deref(), Ok(Phase::Uninitialized)) {
+            return Err(Error::bad_parameter("This Coffer is already initialized."));
+        }
+        let shares = ask.key_shares.unwrap_or(5);
+        let threshold = ask.key_threshold.unwrap_or(3);
+        if !(1..=255).contains(&shares) || threshold < 1 || threshold > shares || (shares > 1 && threshold < 2) {
+            return Err(Error::bad_parameter(format!(
+                "{threshold} of {shares} shares is not a possible split: 1 ≤ threshold ≤ shares ≤ 255, and a threshold of at least 2 when there are several shares."
+            )));
+        }
+        let unavailable = |e: anyhow::Error| Error::unavailable("InitializationFailed", e.to_string());
+        if !self.store.list_tenants().await?.is_empty() {
+            return Err(Error::conflict(
+                None,
+                "The data directory holds a database but no seal file (an initialization that did not finish, or a seal file removed): start on an empty data directory.",
+            ));
+        }
+        let root = DataKey::generate();
+        let (seal, texts) = SealFile::split(&root, shares as u8, threshold as u8).map_err(unavailable)?;
+        let now = self.clock.now();
+        let tenant = crate::dev_bootstrap::ensure_tenant(self.store.as_ref(), now).await.map_err(unavailable)?;
+        let admin = crate::dev_bootstrap::new_admin_application(self.store.as_ref(), &tenant, "coffer-admin", now)
+            .await
+            .map_err(unavailable)?;
+        let secret = crate::dev_bootstrap::add_client_secret(self.store.as_ref(), &admin.object_id, now)
+            .await
+            .map_err(unavailable)?;
+        // The seal file last: until it exists the node is not initialized.
+        seal.write(&self.config.data_dir).map_err(unavailable)?;
+        if let Ok(mut s) = self.seal.write() {
+            *s = Some(seal.clone());
+        }
+        if let Ok(mut phase) = self.phase.write() {
+            *phase = Phase::Sealed(UnsealProgress::default());
+        }
+        tracing::info!(target: "coffer::seal", shares, threshold, "initialized; sealed until unsealed");
+        Ok(InitResponse {
+            shares: texts,
+            threshold: seal.threshold,
+            tenant_id: tenant.id,
+            client_id: admin.client_id.unwrap_or_default(),
+            client_secret: secret,
+            object_id: admin.object_id,
+            server: self.names.authority(),
+        })
+    }
+
+    async fn unseal(&self, ask: UnsealRequest) -> Result<SealStatus, Error> {
+        let _one = self.transition.lock().await;
+        let seal = self.seal.read().ok().and_then(|s| s.clone());
+        let Some(seal) = seal else {
+            return Err(uninitialized_error());
+        };
+        let rebuilt = {
+            let mut phase = self.phase.write().map_err(|_| Error::internal("seal state"))?;
+            let Phase::Sealed(progress) = &mut *phase else {
+                return Ok(self.status_after(phase));
+            };
+            if ask.reset {
+                progress.reset();
+                None
+            } else {
+                let share = ask.key.as_ref().map(|k| k.as_str()).unwrap_or("");
+                match progress.submit(&seal, share) {
+                    Ok(key) => key,
+                    Err(e) => {
+                        tracing::warn!(target: "coffer::seal", "unseal share refused: {e}");
+                        let code = match e {
+                            UnsealError::WrongKey => "WrongKeyShares",
+                            _ => "InvalidKeyShare",
+                        };
+                        return Err(Error::new(coffer_core::ErrorKind::BadRequest, code, e.to_string()));
+                    }
+                }
+            }
+        };
+        if let Some(root) = rebuilt {
+            self.open_with(root).await?;
+            tracing::info!(target: "coffer::seal", "unsealed");
+        }
+        Ok(self.status())
+    }
+
+    fn status_after(&self, phase: std::sync::RwLockWriteGuard<'_, Phase>) -> SealStatus {
+        drop(phase);
+        self.status()
+    }
+
+    /// Opens the application over the rebuilt root key.
+    async fn open_with(&self, key: DataKey) -> Result<(), Error> {
+        let root = Arc::new(MemoryRoot::new(key, self.config.data_dir.join("keys"), "shamir"));
+        let sealer: Arc<dyn Sealer> = Arc::new(NodeSealer(self.me.clone()));
+        let state = assemble(Parts {
+            config: &self.config,
+            clock: self.clock.clone(),
+            dev_clock: None,
+            names: self.names.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            root: root.clone(),
+            sealer: Some(sealer),
+        })
+        .await
+        .map_err(|e| {
+            root.forget();
+            Error::unavailable("UnsealFailed", format!("the root key is right, but the server could not open: {e}"))
+        })?;
+        if let Err(e) =
+            crate::system::record(&state, "OperatorUnseal", None, None, "unsealed with the key shares").await
+        {
+            root.forget();
+            return Err(e);
+        }
+        let running =
+            Running { app: build_app(state.clone()), jobs: crate::jobs::spawn(state.clone()), state, root: Some(root) };
+        if let Ok(mut phase) = self.phase.write() {
+            *phase = Phase::Open(running);
+        }
+        Ok(())
+    }
+
+    /// What the node answers while it has no application.
+    fn closed(&self, req: &Request<Body>) -> Response {
+        let uninitialized = matches!(self.phase.read().as_deref(), Ok(Phase::Uninitialized));
+        let path = req.uri().path();
+        if path == "/healthz" {
+            let status = if uninitialized { "uninitialized" } else { "sealed" };
+            return crate::http::json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": status}));
+        }
+        if path == "/portal" || path.starts_with("/portal/") {
+            let page = Html(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Coffer is sealed</title></head>\
+                 <body><main><h1>Coffer is sealed</h1><p>An operator must unseal this server \
+                 (<code>coffer operator unseal</code>) before you can sign in.</p></main></body></html>",
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
+        }
+        ApiError(if uninitialized { uninitialized_error() } else { sealed_error() }).into_response()
+    }
+}
+
+/// `POST /operator/init`.
+#[derive(Debug, Default, Deserialize)]
+struct InitRequest {
+    key_shares: Option<u32>,
+    key_threshold: Option<u32>,
+}
+
+/// What `coffer operator init` prints, once.
+#[derive(Serialize)]
+struct InitResponse {
+    shares: Vec<Zeroizing<String>>,
+    threshold: u8,
+    tenant_id: String,
+    client_id: String,
+    client_secret: Zeroizing<String>,
+    object_id: String,
+    server: String,
+}
+
+/// `POST /operator/unseal`: one share, or `reset`.
+#[derive(Default, Deserialize)]
+struct UnsealRequest {
+    key: Option<Zeroizing<String>>,
+    #[serde(default)]
+    reset: bool,
+}
+
+const OPERATOR_BODY_LIMIT: usize = 64 * 1024;
+
+async fn read_json<T: serde::de::DeserializeOwned + Default>(req: Request<Body>) -> Result<T, Error> {
+    let bytes = axum::body::to_bytes(req.into_body(), OPERATOR_BODY_LIMIT)
+        .await
+        .map_err(|_| Error::bad_parameter("The request body is too large or was cut off."))?;
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    let bytes = Zeroizing::new(bytes.to_vec());
+    serde_json::from_slice(&bytes).map_err(|_| Error::bad_parameter("The request body is not the JSON expected."))
+}
+
+/// The node's router: the operator endpoints, then the open application or the sealed answer.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new().fallback(move |req: Request<Body>| {
+        let node = node.clone();
+        async move {
+            let method = req.method().clone();
+            let on_control = matches!(
+                crate::host::classify(&crate::host::authority_of(&req).unwrap_or_default(), &node.names),
+                crate::host::Surface::Control { .. }
+            );
+            let operator = |r: Result<Response, Error>| r.unwrap_or_else(|e| ApiError(e).into_response());
+            match (on_control, &method, req.uri().path()) {
+                (true, &Method::GET, "/operator/status") => {
+                    return crate::http::json(StatusCode::OK, serde_json::to_value(node.status()).unwrap_or_default());
+                }
+                (true, &Method::POST, "/operator/init") => {
+                    let done = async {
+                        let ask: InitRequest = read_json(req).await?;
+                        let made = node.init(ask).await?;
+                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
+                    };
+                    return operator(done.await);
+                }
+                (true, &Method::POST, "/operator/unseal") => {
+                    let done = async {
+                        let ask: UnsealRequest = read_json(req).await?;
+                        let status = node.unseal(ask).await?;
+                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(status).unwrap_or_default()))
+                    };
+                    return operator(done.await);
+                }
+                (true, &Method::POST, "/operator/seal") if node.app().is_none() => {
+                    return crate::http::json(StatusCode::OK, serde_json::to_value(node.status()).unwrap_or_default());
+                }
+                _ => {}
+            }
+            match node.app() {
+                Some(app) => match app.oneshot(req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                },
+                None => node.closed(&req),
+            }
+        }
+    })
+}

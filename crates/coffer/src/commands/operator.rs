@@ -1,0 +1,141 @@
+//! `coffer operator …`: initialise, unseal, seal and read the status of a production server
+//! (as `bao operator …`). `init`, `status` and `unseal` need no token (a sealed server has no
+//! identity provider); `seal` needs a tenant administrator's.
+use reqwest::Method;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::client::{CliError, CliResult, Client, Settings, env, server_message};
+
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// The server (default COFFER_SERVER), e.g. https://vault.hospital.internal:8443.
+    #[arg(long)]
+    server: Option<String>,
+    /// The CA that signed the server's certificate (default COFFER_CA_FILE; else the system's).
+    #[arg(long)]
+    ca_file: Option<String>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum OperatorCommand {
+    /// Initialise a server started on an empty data directory: a new root key split into
+    /// shares, a tenant and a bootstrap administrator application. Prints them once.
+    Init {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Shares to make.
+        #[arg(long, default_value_t = 5)]
+        key_shares: u32,
+        /// Shares needed to unseal.
+        #[arg(long, default_value_t = 3)]
+        key_threshold: u32,
+    },
+    /// Enter one key share (read from standard input, or a prompt without echo).
+    Unseal {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Forget the shares entered so far.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Sealed or not, the threshold, the shares, the progress of an unseal, the provider.
+    Status {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Seal the server: the root key and every opened key leave its memory (a tenant
+    /// administrator's credentials, as for other commands).
+    Seal,
+}
+
+/// A client for the operator endpoints (no token).
+struct Operator {
+    http: reqwest::Client,
+    server: String,
+}
+
+impl Operator {
+    fn new(args: &ServerArgs) -> CliResult<Self> {
+        let server = args
+            .server
+            .clone()
+            .or_else(|| env("COFFER_SERVER"))
+            .ok_or_else(|| CliError::Usage("give --server or set COFFER_SERVER".into()))?
+            .trim_end_matches('/')
+            .to_string();
+        let mut b = reqwest::Client::builder().https_only(true).timeout(std::time::Duration::from_secs(120));
+        if let Some(ca) = args.ca_file.clone().or_else(|| env("COFFER_CA_FILE")) {
+            let pem = std::fs::read(&ca).map_err(|e| CliError::Usage(format!("reading the CA file {ca}: {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| CliError::Usage(format!("parsing the CA file {ca}: {e}")))?;
+            b = b.tls_certs_only(certs);
+        }
+        let http = b.build().map_err(|e| CliError::Server(format!("building the HTTP client: {e}")))?;
+        Ok(Self { http, server })
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> CliResult<Value> {
+        let url = format!("{}{path}", self.server);
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| CliError::Server(format!("cannot reach {url}: {e}")))?;
+        let status = resp.status();
+        let text =
+            Zeroizing::new(resp.text().await.map_err(|e| CliError::Server(format!("reading the response: {e}")))?);
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() { Ok(value) } else { Err(CliError::Server(server_message(status, &value))) }
+    }
+}
+
+/// One share: standard input when it is not a terminal, else a prompt without echo.
+fn read_share() -> CliResult<Zeroizing<String>> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Key share (will be hidden): ")
+            .map(Zeroizing::new)
+            .map_err(|e| CliError::Usage(format!("reading the share: {e}")));
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line).map_err(|e| CliError::Usage(format!("reading standard input: {e}")))?;
+    let share = Zeroizing::new(line.trim().to_string());
+    if share.is_empty() {
+        return Err(CliError::Usage("no key share on standard input".into()));
+    }
+    Ok(share)
+}
+
+pub async fn run(cmd: OperatorCommand, profile: &str) -> CliResult<Option<Value>> {
+    match cmd {
+        OperatorCommand::Init { server, key_shares, key_threshold } => {
+            let op = Operator::new(&server)?;
+            let body = json!({"key_shares": key_shares, "key_threshold": key_threshold});
+            Ok(Some(op.call(Method::POST, "/operator/init", Some(&body)).await?))
+        }
+        OperatorCommand::Unseal { server, reset } => {
+            let op = Operator::new(&server)?;
+            let status = if reset {
+                op.call(Method::POST, "/operator/unseal", Some(&json!({"reset": true}))).await?
+            } else {
+                let share = read_share()?;
+                op.call(Method::POST, "/operator/unseal", Some(&json!({ "key": share.as_str() }))).await?
+            };
+            if let (Some(p), Some(t)) = (status["progress"].as_u64(), status["threshold"].as_u64())
+                && status["sealed"] == json!(true)
+            {
+                eprintln!("Unseal progress: {p}/{t}");
+            }
+            Ok(Some(status))
+        }
+        OperatorCommand::Status { server } => {
+            let op = Operator::new(&server)?;
+            Ok(Some(op.call(Method::GET, "/operator/status", None).await?))
+        }
+        OperatorCommand::Seal => {
+            let mut c = Client::new(Settings::resolve(profile)?)?;
+            Ok(Some(c.management(Method::POST, "/operator/seal", None).await?))
+        }
+    }
+}
