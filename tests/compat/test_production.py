@@ -318,3 +318,69 @@ def test_the_certificate_is_reloaded_on_sighup_without_dropping_connections(prod
     reply = held.recv(4096)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:64]
     held.close()
+
+
+def test_a_dev_server_reports_its_provider_and_cannot_be_sealed(coffer):
+    status = coffer.cli_json("operator", "status")
+    assert status["provider"] == "dev" and status["sealed"] is False and status["initialized"] is True
+    r = coffer.cli("operator", "seal")
+    assert r.returncode == 2 and "no seal" in r.stderr
+    assert coffer.cli("operator", "init").returncode == 2
+
+
+def test_rekey_changes_the_split_only_once_the_new_shares_are_shown(prod):
+    s = prod.start()
+    init = s.cli_json("operator", "init", "--key-shares", "3", "--key-threshold", "2")
+    old = init["shares"]
+    env = admin_env(init)
+    # Sealed: no rekey (it could not be audited).
+    r = s.cli("operator", "rekey", input="\n".join(old[:2]) + "\n")
+    assert r.returncode == 2 and "sealed" in r.stderr
+    unseal(s, old[:2])
+    s.cli_json("vault", "create", "--name", "ward", **env)
+    s.cli_json("secret", "set", "--vault-name", "ward", "--name", "a", "--value", "kept", **env)
+    r = s.cli("operator", "rekey", "--key-shares", "5", "--key-threshold", "3", input=old[0] + "\n")
+    assert r.returncode == 2 and "2 key shares are needed, 1 were given" in r.stderr
+    made = s.cli_json("operator", "rekey", "--key-shares", "5", "--key-threshold", "3",
+                      input="\n".join(old[1:3]) + "\n")
+    new = made["shares"]
+    assert len(new) == 5 and made["threshold"] == 3 and made["verified"] is False
+    # Killed before the verification: the old shares still unseal, the new ones do not yet.
+    s.stop(kill=True)
+    s.start()
+    assert s.cli_json("operator", "status")["threshold"] == 2
+    r = s.cli("operator", "unseal", input=new[0] + "\n")
+    assert r.returncode == 2 and "another initialisation" in r.stderr
+    unseal(s, old[:2])
+    r = s.cli("operator", "rekey", "--verify", input="\n".join(new[:2]) + "\n")
+    assert r.returncode == 2 and "3 key shares are needed" in r.stderr
+    done = s.cli_json("operator", "rekey", "--verify", input="\n".join(new[2:5]) + "\n")
+    assert done["verified"] is True and done["threshold"] == 3
+    status = s.cli_json("operator", "status")
+    assert (status["threshold"], status["shares"]) == (3, 5)
+    # Now only the new shares unseal; the data is unchanged.
+    s.cli_json("operator", "seal", **env)
+    r = s.cli("operator", "unseal", input=old[0] + "\n")
+    assert r.returncode == 2 and "another initialisation" in r.stderr
+    unseal(s, [new[4], new[1], new[3]])
+    assert s.cli_json("secret", "show", "--vault-name", "ward", "--name", "a", **env)["value"] == "kept"
+    r = s.cli("audit", "query", "--operation", "OperatorRekey", **env)
+    assert len([l for l in r.stdout.splitlines() if l.strip()]) == 2, r.stdout
+
+
+def test_an_init_that_stopped_before_its_seal_file_is_done_again_but_vaults_are_never_orphaned(prod):
+    s = prod.start()
+    s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
+    # As if the process had died after the database writes, before the seal file.
+    s.stop(kill=True)
+    os.remove(os.path.join(s.data_dir, "seal.json"))
+    s.start()
+    again = s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
+    unseal(s, again["shares"])
+    s.cli_json("vault", "create", "--name", "ward", **admin_env(again))
+    # With a vault, a lost seal file is not papered over by a new root key.
+    s.stop()
+    os.remove(os.path.join(s.data_dir, "seal.json"))
+    s.start()
+    r = s.cli("operator", "init")
+    assert r.returncode == 2 and "restore it from your backup" in r.stderr

@@ -244,22 +244,21 @@ impl Node {
         if !matches!(self.phase.read().as_deref(), Ok(Phase::Uninitialized)) {
             return Err(Error::bad_parameter("This Coffer is already initialized."));
         }
-        let shares = ask.key_shares.unwrap_or(5);
-        let threshold = ask.key_threshold.unwrap_or(3);
-        if !(1..=255).contains(&shares) || threshold < 1 || threshold > shares || (shares > 1 && threshold < 2) {
-            return Err(Error::bad_parameter(format!(
-                "{threshold} of {shares} shares is not a possible split: 1 ≤ threshold ≤ shares ≤ 255, and a threshold of at least 2 when there are several shares."
-            )));
-        }
+        let (shares, threshold) = check_split(ask.key_shares.unwrap_or(5), ask.key_threshold.unwrap_or(3))?;
         let unavailable = |e: anyhow::Error| Error::unavailable("InitializationFailed", e.to_string());
-        if !self.store.list_tenants().await?.is_empty() {
-            return Err(Error::conflict(
-                None,
-                "The data directory holds a database but no seal file (an initialization that did not finish, or a seal file removed): start on an empty data directory.",
-            ));
+        // A database without a seal file: an initialization that stopped before its seal file
+        // was written (its shares were never shown) is done again; one with vaults lost its
+        // seal file, and a new root key would open none of them.
+        for tenant in self.store.list_tenants().await? {
+            if !self.store.list_vaults(&tenant.id).await?.is_empty() {
+                return Err(Error::conflict(
+                    None,
+                    "The data directory holds vaults but no seal file (seal.json): restore it from your backup; a new initialization could open none of them.",
+                ));
+            }
         }
         let root = DataKey::generate();
-        let (seal, texts) = SealFile::split(&root, shares as u8, threshold as u8).map_err(unavailable)?;
+        let (seal, texts) = SealFile::split(&root, shares, threshold).map_err(unavailable)?;
         let now = self.clock.now();
         let tenant = crate::dev_bootstrap::ensure_tenant(self.store.as_ref(), now).await.map_err(unavailable)?;
         let admin = crate::dev_bootstrap::new_admin_application(self.store.as_ref(), &tenant, "coffer-admin", now)
@@ -306,14 +305,7 @@ impl Node {
                 let share = ask.key.as_ref().map(|k| k.as_str()).unwrap_or("");
                 match progress.submit(&seal, share) {
                     Ok(key) => key,
-                    Err(e) => {
-                        tracing::warn!(target: "coffer::seal", "unseal share refused: {e}");
-                        let code = match e {
-                            UnsealError::WrongKey => "WrongKeyShares",
-                            _ => "InvalidKeyShare",
-                        };
-                        return Err(Error::new(coffer_core::ErrorKind::BadRequest, code, e.to_string()));
-                    }
+                    Err(e) => return Err(share_refused(e)),
                 }
             }
         };
@@ -322,6 +314,39 @@ impl Node {
             tracing::info!(target: "coffer::seal", "unsealed");
         }
         Ok(self.status())
+    }
+
+    /// A new split of the same root key, from `threshold` current shares: written as pending,
+    /// its shares returned; the current shares stay valid until `rekey_verify`.
+    async fn rekey(&self, ask: RekeyRequest) -> Result<RekeyResponse, Error> {
+        let _one = self.transition.lock().await;
+        let state = self.state().ok_or_else(sealed_error)?;
+        let seal = self.seal.read().ok().and_then(|s| s.clone()).ok_or_else(uninitialized_error)?;
+        let (shares, threshold) = check_split(ask.key_shares.unwrap_or(5), ask.key_threshold.unwrap_or(3))?;
+        let root = crate::seal::rebuild(&seal, &ask.keys).map_err(share_refused)?;
+        let unavailable = |e: anyhow::Error| Error::unavailable("RekeyFailed", e.to_string());
+        let (next, texts) = SealFile::split(&root, shares, threshold).map_err(unavailable)?;
+        next.write_next(&self.config.data_dir).map_err(unavailable)?;
+        let why = format!("rekey started: {threshold} of {shares} new shares, pending their verification");
+        crate::system::record(&state, "OperatorRekey", None, None, &why).await?;
+        Ok(RekeyResponse { shares: texts, threshold, verified: false })
+    }
+
+    /// Threshold shares of the pending split: it becomes the seal, the old shares stop working.
+    async fn rekey_verify(&self, ask: RekeyRequest) -> Result<RekeyResponse, Error> {
+        let _one = self.transition.lock().await;
+        let state = self.state().ok_or_else(sealed_error)?;
+        let next = SealFile::read_next(&self.config.data_dir)
+            .map_err(|e| Error::unavailable("RekeyFailed", e.to_string()))?
+            .ok_or_else(|| Error::bad_parameter("No rekey is pending: run `coffer operator rekey` first."))?;
+        crate::seal::rebuild(&next, &ask.keys).map_err(share_refused)?;
+        SealFile::promote_next(&self.config.data_dir).map_err(|e| Error::unavailable("RekeyFailed", e.to_string()))?;
+        if let Ok(mut s) = self.seal.write() {
+            *s = Some(next.clone());
+        }
+        let why = format!("rekey verified: {} of {} shares now unseal", next.threshold, next.shares);
+        crate::system::record(&state, "OperatorRekey", None, None, &why).await?;
+        Ok(RekeyResponse { shares: Vec::new(), threshold: next.threshold, verified: true })
     }
 
     fn status_after(&self, phase: std::sync::RwLockWriteGuard<'_, Phase>) -> SealStatus {
@@ -380,6 +405,46 @@ impl Node {
         }
         ApiError(if uninitialized { uninitialized_error() } else { sealed_error() }).into_response()
     }
+}
+
+/// `shares` and `threshold` as a possible split.
+fn check_split(shares: u32, threshold: u32) -> Result<(u8, u8), Error> {
+    if !(1..=255).contains(&shares) || threshold < 1 || threshold > shares || (shares > 1 && threshold < 2) {
+        return Err(Error::bad_parameter(format!(
+            "{threshold} of {shares} shares is not a possible split: 1 ≤ threshold ≤ shares ≤ 255, and a threshold of at least 2 when there are several shares."
+        )));
+    }
+    Ok((u8::try_from(shares).unwrap_or(u8::MAX), u8::try_from(threshold).unwrap_or(u8::MAX)))
+}
+
+/// A refused share as Azure's error (400), logged without the share.
+fn share_refused(e: UnsealError) -> Error {
+    tracing::warn!(target: "coffer::seal", "key share refused: {e}");
+    let code = match e {
+        UnsealError::WrongKey => "WrongKeyShares",
+        UnsealError::SealFile(_) => return Error::unavailable("SealFileDamaged", e.to_string()),
+        _ => "InvalidKeyShare",
+    };
+    Error::new(coffer_core::ErrorKind::BadRequest, code, e.to_string())
+}
+
+/// `POST /operator/rekey` (current shares and the new split) and `/operator/rekey/verify`
+/// (new shares).
+#[derive(Default, Deserialize)]
+struct RekeyRequest {
+    key_shares: Option<u32>,
+    key_threshold: Option<u32>,
+    #[serde(default)]
+    keys: Vec<Zeroizing<String>>,
+}
+
+/// The new shares (once), or that the new split is in effect.
+#[derive(Serialize)]
+struct RekeyResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    shares: Vec<Zeroizing<String>>,
+    threshold: u8,
+    verified: bool,
 }
 
 /// `POST /operator/init`.
@@ -450,6 +515,22 @@ pub fn router(node: Arc<Node>) -> Router {
                         let ask: UnsealRequest = read_json(req).await?;
                         let status = node.unseal(ask).await?;
                         Ok(crate::http::json(StatusCode::OK, serde_json::to_value(status).unwrap_or_default()))
+                    };
+                    return operator(done.await);
+                }
+                (true, &Method::POST, "/operator/rekey") => {
+                    let done = async {
+                        let ask: RekeyRequest = read_json(req).await?;
+                        let made = node.rekey(ask).await?;
+                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
+                    };
+                    return operator(done.await);
+                }
+                (true, &Method::POST, "/operator/rekey/verify") => {
+                    let done = async {
+                        let ask: RekeyRequest = read_json(req).await?;
+                        let made = node.rekey_verify(ask).await?;
+                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
                     };
                     return operator(done.await);
                 }

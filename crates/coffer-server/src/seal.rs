@@ -66,6 +66,8 @@ pub enum UnsealError {
     Repeated,
     #[error("the key shares entered do not rebuild this server's root key; they were forgotten, start again")]
     WrongKey,
+    #[error("{needed} key shares are needed, {given} were given")]
+    TooFew { needed: u8, given: u8 },
     #[error("the seal file is damaged: {0}")]
     SealFile(String),
 }
@@ -74,9 +76,23 @@ pub fn seal_file_path(data_dir: &Path) -> PathBuf {
     data_dir.join("seal.json")
 }
 
+/// A rekey's new split, until threshold of its shares are shown to rebuild the root key
+/// (`seal.next.json`); the shares of `seal.json` stay valid until then.
+pub fn next_seal_file_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("seal.next.json")
+}
+
 impl SealFile {
     pub fn read(data_dir: &Path) -> anyhow::Result<Option<Self>> {
-        let path = seal_file_path(data_dir);
+        Self::read_at(&seal_file_path(data_dir))
+    }
+
+    /// A rekey's pending split, if one was made.
+    pub fn read_next(data_dir: &Path) -> anyhow::Result<Option<Self>> {
+        Self::read_at(&next_seal_file_path(data_dir))
+    }
+
+    fn read_at(path: &Path) -> anyhow::Result<Option<Self>> {
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(
                 serde_json::from_slice(&bytes)
@@ -91,6 +107,19 @@ impl SealFile {
     pub fn write(&self, data_dir: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(self)?;
         crate::tls::write_private(&seal_file_path(data_dir), &json)
+    }
+
+    /// Written as the pending split of a rekey.
+    pub fn write_next(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(self)?;
+        crate::tls::write_private(&next_seal_file_path(data_dir), &json)
+    }
+
+    /// The pending split becomes the seal (one rename: the old split or the new, never none).
+    pub fn promote_next(data_dir: &Path) -> anyhow::Result<()> {
+        std::fs::rename(next_seal_file_path(data_dir), seal_file_path(data_dir))?;
+        std::fs::File::open(data_dir).and_then(|d| d.sync_all())?;
+        Ok(())
     }
 
     fn init_id_bytes(&self) -> Result<[u8; 8], UnsealError> {
@@ -116,6 +145,17 @@ impl SealFile {
             .and_then(|sealed| key.open(&check_aad(&self.init_id), &sealed).ok())
             .is_some_and(|plain| plain.as_slice() == CHECK_TEXT)
     }
+}
+
+/// The root key rebuilt from `texts` (at least `seal.threshold` distinct shares of `seal`).
+pub fn rebuild(seal: &SealFile, texts: &[Zeroizing<String>]) -> Result<DataKey, UnsealError> {
+    let mut progress = UnsealProgress::default();
+    for text in texts {
+        if let Some(key) = progress.submit(seal, text)? {
+            return Ok(key);
+        }
+    }
+    Err(UnsealError::TooFew { needed: seal.threshold, given: progress.count() })
 }
 
 /// The shares entered towards an unseal, in any order.

@@ -297,6 +297,7 @@ const CONTROL_API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/audit/checkpoint"),
     ("GET", "/audit/checkpoint-key"),
     ("POST", "/dev/advance-time"),
+    ("POST", "/operator/seal"),
 ];
 
 #[tokio::test]

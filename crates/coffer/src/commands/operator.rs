@@ -39,6 +39,23 @@ pub enum OperatorCommand {
         #[arg(long)]
         reset: bool,
     },
+    /// A new split of the root key (new shares, a new threshold), from threshold current
+    /// shares on standard input, one per line. The new shares are printed once and take
+    /// effect with `rekey --verify` (threshold of the new shares on standard input); until
+    /// then the current shares still unseal.
+    Rekey {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Shares to make.
+        #[arg(long, default_value_t = 5)]
+        key_shares: u32,
+        /// Shares needed to unseal.
+        #[arg(long, default_value_t = 3)]
+        key_threshold: u32,
+        /// Show threshold of the new shares: the new split takes effect.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Sealed or not, the threshold, the shares, the progress of an unseal, the provider.
     Status {
         #[command(flatten)]
@@ -90,6 +107,34 @@ impl Operator {
     }
 }
 
+/// Shares, one per line on standard input (or prompted without echo until an empty line).
+fn read_shares() -> CliResult<Vec<Zeroizing<String>>> {
+    use std::io::{BufRead, IsTerminal};
+    let mut out = Vec::new();
+    if std::io::stdin().is_terminal() {
+        loop {
+            let share = rpassword::prompt_password("Key share (empty to finish): ")
+                .map(Zeroizing::new)
+                .map_err(|e| CliError::Usage(format!("reading the share: {e}")))?;
+            if share.trim().is_empty() {
+                break;
+            }
+            out.push(Zeroizing::new(share.trim().to_string()));
+        }
+    } else {
+        for line in std::io::stdin().lock().lines() {
+            let line = Zeroizing::new(line.map_err(|e| CliError::Usage(format!("reading standard input: {e}")))?);
+            if !line.trim().is_empty() {
+                out.push(Zeroizing::new(line.trim().to_string()));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::Usage("no key shares on standard input (one per line)".into()));
+    }
+    Ok(out)
+}
+
 /// One share: standard input when it is not a terminal, else a prompt without echo.
 fn read_share() -> CliResult<Zeroizing<String>> {
     use std::io::IsTerminal;
@@ -128,6 +173,17 @@ pub async fn run(cmd: OperatorCommand, profile: &str) -> CliResult<Option<Value>
                 eprintln!("Unseal progress: {p}/{t}");
             }
             Ok(Some(status))
+        }
+        OperatorCommand::Rekey { server, key_shares, key_threshold, verify } => {
+            let op = Operator::new(&server)?;
+            let shares = read_shares()?;
+            let keys: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
+            if verify {
+                Ok(Some(op.call(Method::POST, "/operator/rekey/verify", Some(&json!({ "keys": keys }))).await?))
+            } else {
+                let body = json!({"key_shares": key_shares, "key_threshold": key_threshold, "keys": keys});
+                Ok(Some(op.call(Method::POST, "/operator/rekey", Some(&body)).await?))
+            }
         }
         OperatorCommand::Status { server } => {
             let op = Operator::new(&server)?;
