@@ -2,7 +2,8 @@
 # Installs what the test suite needs beyond the Rust toolchain, idempotently:
 # a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt),
 # the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt), and
-# Debian's chromium and chromedriver for the portal tests.
+# Debian's chromium and chromedriver for the portal tests, and softhsm2 and opensc for the
+# PKCS#11 tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,12 @@ venv() {
 
 venv .venv tests/compat/requirements.txt
 venv .venv-az tests/compat/requirements-az.txt
+
+# SoftHSM2 and pkcs11-tool for the PKCS#11 root of trust (tests/compat/test_pkcs11.py).
+if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 opensc
+fi
 
 # Headless Chromium and its WebDriver for the portal tests (tests/compat/test_portal.py).
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ pub mod digest;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod pkcs11;
 pub mod random;
 pub mod root;
 pub mod seal;
@@ -26,10 +27,17 @@ pub enum CryptoError {
     Key(&'static str),
     #[error("root of trust: {0}")]
     Root(String),
+    /// The root of trust cannot be reached now (a token gone, a module failing): a fault that
+    /// clears by itself, answered 503.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<CryptoError> for coffer_core::Error {
     fn from(e: CryptoError) -> Self {
-        coffer_core::Error::internal(e.to_string())
+        match e {
+            CryptoError::Unavailable(m) => coffer_core::Error::unavailable("HsmUnavailable", m),
+            e => coffer_core::Error::internal(e.to_string()),
+        }
     }
 }

@@ -16,11 +16,17 @@ pub trait RootOfTrust: Send + Sync + std::fmt::Debug {
     /// A short description for logs (`dev key file …`).
     fn describe(&self) -> String;
 
+    /// `dev`, `shamir` or `pkcs11`.
+    fn provider(&self) -> &'static str;
+
     /// Creates the key-encryption key of a vault. It is kept by the root of trust, outside
     /// the store, so destroying it makes every copy of the vault's data unreadable.
     fn create_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError>;
-    /// The vault's key-encryption key; an error once it was destroyed.
-    fn vault_kek(&self, vault_id: &str) -> Result<DataKey, CryptoError>;
+    /// Seals with the vault's key-encryption key (where the provider keeps it: a PKCS#11 token
+    /// does the work itself); an error once it was destroyed.
+    fn seal_with_vault_kek(&self, vault_id: &str, aad: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    fn open_with_vault_kek(&self, vault_id: &str, aad: &[u8], sealed: &[u8])
+    -> Result<Zeroizing<Vec<u8>>, CryptoError>;
     /// Destroys a vault's key-encryption key (crypto-shredding, on purge).
     fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError>;
 }
@@ -113,6 +119,23 @@ impl RootOfTrust for DevKeyFile {
     fn describe(&self) -> String {
         format!("dev key file {}", self.path.display())
     }
+    fn provider(&self) -> &'static str {
+        "dev"
+    }
+    fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+        self.destroy_kek(vault_id)
+    }
+    fn seal_with_vault_kek(&self, vault_id: &str, aad: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.vault_kek(vault_id)?.seal(aad, data)
+    }
+    fn open_with_vault_kek(
+        &self,
+        vault_id: &str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.vault_kek(vault_id)?.open(aad, sealed)
+    }
 
     fn create_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
         safe_id(vault_id)?;
@@ -137,8 +160,11 @@ impl RootOfTrust for DevKeyFile {
             }
         }
     }
+}
 
-    fn vault_kek(&self, vault_id: &str) -> Result<DataKey, CryptoError> {
+impl DevKeyFile {
+    /// The vault's key-encryption key; an error once it was destroyed.
+    pub fn vault_kek(&self, vault_id: &str) -> Result<DataKey, CryptoError> {
         safe_id(vault_id)?;
         let gone = || CryptoError::Root(format!("the key-encryption key of vault {vault_id} does not exist (purged?)"));
         match self.kek_path(vault_id)? {
@@ -149,8 +175,10 @@ impl RootOfTrust for DevKeyFile {
             None => self.memory.lock().ok().and_then(|m| m.get(vault_id).cloned()).ok_or_else(gone),
         }
     }
+}
 
-    fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+impl DevKeyFile {
+    fn destroy_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
         safe_id(vault_id)?;
         match self.kek_path(vault_id)? {
             Some(path) => {
@@ -226,6 +254,20 @@ impl RootOfTrust for MemoryRoot {
     fn describe(&self) -> String {
         format!("{} root key in memory; vault keys sealed in {}", self.provider, self.keys_dir.display())
     }
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+    fn seal_with_vault_kek(&self, vault_id: &str, aad: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.vault_kek(vault_id)?.seal(aad, data)
+    }
+    fn open_with_vault_kek(
+        &self,
+        vault_id: &str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.vault_kek(vault_id)?.open(aad, sealed)
+    }
 
     fn create_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
         let path = self.kek_file(vault_id)?;
@@ -239,7 +281,14 @@ impl RootOfTrust for MemoryRoot {
         write_new_private(&path, &sealed).map_err(io)
     }
 
-    fn vault_kek(&self, vault_id: &str) -> Result<DataKey, CryptoError> {
+    fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+        self.destroy_kek_file(vault_id)
+    }
+}
+
+impl MemoryRoot {
+    /// The vault's key-encryption key, opened from its file.
+    pub fn vault_kek(&self, vault_id: &str) -> Result<DataKey, CryptoError> {
         let path = self.kek_file(vault_id)?;
         let sealed = std::fs::read(&path).map_err(|_| {
             CryptoError::Root(format!("the key-encryption key of vault {vault_id} does not exist (purged?)"))
@@ -248,7 +297,7 @@ impl RootOfTrust for MemoryRoot {
         DataKey::from_bytes(&plain)
     }
 
-    fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+    fn destroy_kek_file(&self, vault_id: &str) -> Result<(), CryptoError> {
         let path = self.kek_file(vault_id)?;
         let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
         if path.exists() {

@@ -24,6 +24,26 @@ pub struct ServerConfig {
     pub limits: crate::connections::ConnectionLimits,
     /// The server's certificate and key (PEM files); `None`: dev mode's own CA.
     pub tls: Option<TlsConfig>,
+    /// The root of trust of a production server (dev mode: its key file).
+    pub seal: SealConfig,
+}
+
+/// Where a production server's root key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealConfig {
+    /// Only in memory, rebuilt from key shares at each unseal.
+    Shamir,
+    /// A non-extractable key in a PKCS#11 token.
+    Pkcs11(Pkcs11Config),
+}
+
+/// The token that holds the root key; the PIN is read from `pin_file` or `COFFER_SEAL_PIN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11Config {
+    pub module: PathBuf,
+    pub token_label: String,
+    pub key_label: String,
+    pub pin_file: Option<PathBuf>,
 }
 
 /// The server's TLS certificate chain and key, as PEM files (reloaded on SIGHUP).
@@ -47,6 +67,7 @@ impl ServerConfig {
             metrics_unauthenticated: false,
             limits: Default::default(),
             tls: None,
+            seal: SealConfig::Shamir,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{AuditConfig, FileSinkConfig, ServerConfig, TlsConfig, WebhookConfig};
+use crate::config::{AuditConfig, FileSinkConfig, Pkcs11Config, SealConfig, ServerConfig, TlsConfig, WebhookConfig};
 
 /// What a key holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,26 @@ pub const KEYS: &[Key] = &[
         "seal.type",
         Kind::Text,
         Some("shamir"),
-        "The root of trust: `shamir` (the server starts sealed; `threshold` of the shares made by `coffer operator init` unseal it).",
+        "The root of trust: `shamir` (the server starts sealed; `threshold` of the shares made by `coffer operator init` unseal it) or `pkcs11` (the root key is a non-extractable AES key in an HSM; the server unseals itself).",
+    ),
+    key(
+        "seal.module",
+        Kind::Path,
+        Some("/usr/lib/softhsm/libsofthsm2.so"),
+        "pkcs11: the PKCS#11 module (the HSM vendor's library).",
+    ),
+    key("seal.token_label", Kind::Text, Some("coffer"), "pkcs11: the label of the token that holds the root key."),
+    key(
+        "seal.key_label",
+        Kind::Text,
+        Some("coffer-root"),
+        "pkcs11: the label of the root key (made by `coffer operator init` if the token has none).",
+    ),
+    key(
+        "seal.pin_file",
+        Kind::Path,
+        None,
+        "pkcs11: a file holding the token's user PIN (or `COFFER_SEAL_PIN` in the environment); never the PIN itself in this file.",
     ),
     key(
         "audit.file",
@@ -366,25 +385,24 @@ fn build(r: Resolved, dev: bool) -> Result<ServerConfig, ConfigError> {
         (Some(_), None) => return Err(ConfigError("'tls.cert_file' is set but 'tls.key_file' is not".into())),
         (None, Some(_)) => return Err(ConfigError("'tls.key_file' is set but 'tls.cert_file' is not".into())),
     };
-    let seal = r.text("seal.type").unwrap_or_default();
+    let seal_type = r.text("seal.type").unwrap_or_default();
+    let mut seal = SealConfig::Shamir;
     if dev {
-        if tls.is_some() || r.is_given("seal.type") {
+        if tls.is_some() || KEYS.iter().any(|k| k.name.starts_with("seal.") && r.is_given(k.name)) {
             return Err(ConfigError(
                 "--dev makes its own TLS certificate and root key: leave [tls] and [seal] out, or run without --dev"
                     .into(),
             ));
         }
     } else {
-        match seal.as_str() {
+        match seal_type.as_str() {
             "shamir" => {}
-            "pkcs11" => {
+            "pkcs11" => seal = SealConfig::Pkcs11(pkcs11_config(&r)?),
+            other => {
                 return Err(ConfigError(format!(
-                    "{}: the PKCS#11 provider is not available in this version of Coffer; use \"shamir\"",
+                    "{} must be \"shamir\" or \"pkcs11\", not '{other}'",
                     r.what("seal.type")
                 )));
-            }
-            other => {
-                return Err(ConfigError(format!("{} must be \"shamir\", not '{other}'", r.what("seal.type"))));
             }
         }
         if tls.is_none() {
@@ -414,6 +432,26 @@ fn build(r: Resolved, dev: bool) -> Result<ServerConfig, ConfigError> {
         metrics_unauthenticated: r.bool("metrics_unauthenticated")?,
         limits,
         tls,
+        seal,
+    })
+}
+
+fn pkcs11_config(r: &Resolved) -> Result<Pkcs11Config, ConfigError> {
+    let module = PathBuf::from(r.text("seal.module").unwrap_or_default());
+    if !module.is_file() {
+        return Err(ConfigError(format!("{}: {} is not a file", r.what("seal.module"), module.display())));
+    }
+    let pin_file = r.text("seal.pin_file").map(PathBuf::from);
+    if let Some(p) = &pin_file
+        && let Err(e) = std::fs::metadata(p)
+    {
+        return Err(ConfigError(format!("{}: cannot read {}: {e}", r.what("seal.pin_file"), p.display())));
+    }
+    Ok(Pkcs11Config {
+        module,
+        token_label: r.text("seal.token_label").unwrap_or_default(),
+        key_label: r.text("seal.key_label").unwrap_or_default(),
+        pin_file,
     })
 }
 
@@ -564,6 +602,11 @@ mod tests {
         assert!(refused(&format!("public_url = \"http://x\"\n{tls}")).contains("https://"));
         assert!(refused(&format!("storage = \"postgres://db/coffer\"\n{tls}")).contains("PostgreSQL"));
         assert!(refused(&format!("{tls}[seal]\ntype = \"magic\"\n")).contains("'seal.type'"));
+        assert!(
+            refused(&format!("{tls}[seal]\ntype = \"pkcs11\"\nmodule = \"/nonexistent.so\"\n"))
+                .contains("'seal.module'")
+        );
+        assert!(refused(&format!("{tls}[seal]\npin = \"1234\"\n")).contains("unknown setting 'seal.pin'"));
         assert!(refused(&format!("{tls}[audit]\nretention_days = 0\n")).contains("'audit.retention_days'"));
         assert!(
             refused("[tls]\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n")

@@ -39,7 +39,7 @@ impl Keyring {
         let aad = vault_key_aad(vault_id);
         self.root.create_vault_kek(vault_id)?;
         let key = DataKey::generate();
-        let inner = self.root.vault_kek(vault_id)?.seal(&aad, key.as_bytes())?;
+        let inner = self.root.seal_with_vault_kek(vault_id, &aad, key.as_bytes())?;
         let wrapped = self.root.wrap(&aad, &inner)?;
         Ok((key, wrapped))
     }
@@ -54,10 +54,12 @@ impl Keyring {
         let aad = vault_key_aad(&rec.vault.id);
         let unwrap = || -> std::result::Result<DataKey, coffer_crypto::CryptoError> {
             let inner = self.root.unwrap(&aad, &rec.wrapped_key)?;
-            DataKey::from_bytes(&self.root.vault_kek(&rec.vault.id)?.open(&aad, &inner)?)
+            DataKey::from_bytes(&self.root.open_with_vault_kek(&rec.vault.id, &aad, &inner)?)
         };
-        let key = unwrap()
-            .map_err(|e| Error::internal(format!("unwrapping the data key of vault {}: {e}", rec.vault.name)))?;
+        let key = unwrap().map_err(|e| match e {
+            coffer_crypto::CryptoError::Unavailable(_) => Error::from(e),
+            e => Error::internal(format!("unwrapping the data key of vault {}: {e}", rec.vault.name)),
+        })?;
         if let Ok(mut cache) = self.vault_keys.write() {
             cache.insert(rec.vault.id.clone(), key.clone());
         }

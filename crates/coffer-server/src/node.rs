@@ -17,7 +17,8 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use coffer_core::{Clock, Error};
-use coffer_crypto::root::MemoryRoot;
+use coffer_crypto::pkcs11::{Pkcs11Root, Pkcs11Settings, RootKey};
+use coffer_crypto::root::{MemoryRoot, RootOfTrust};
 use coffer_crypto::seal::DataKey;
 use coffer_store::Store;
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,54 @@ pub struct Node {
     phase: RwLock<Phase>,
     /// Init, unseal and seal, one at a time.
     transition: tokio::sync::Mutex<()>,
+    /// The PKCS#11 token holding the root key (`None` with Shamir and in dev mode).
+    token: Option<Token>,
     me: Weak<Node>,
+}
+
+/// Where a PKCS#11 root key is, the PIN, and the opened token.
+struct Token {
+    config: crate::config::Pkcs11Config,
+    pin: Zeroizing<String>,
+    root: std::sync::Mutex<Option<Arc<Pkcs11Root>>>,
+}
+
+impl Token {
+    /// The opened token (opened now if needed).
+    fn root(&self, key: RootKey) -> Result<Arc<Pkcs11Root>, Error> {
+        let mut slot = self.root.lock().map_err(|_| Error::internal("token state"))?;
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        let settings = Pkcs11Settings {
+            module: self.config.module.clone(),
+            token_label: self.config.token_label.clone(),
+            key_label: self.config.key_label.clone(),
+            pin: self.pin.clone(),
+        };
+        let opened =
+            Arc::new(Pkcs11Root::open(settings, key).map_err(|e| Error::unavailable("HsmUnavailable", e.to_string()))?);
+        *slot = Some(opened.clone());
+        Ok(opened)
+    }
+}
+
+/// The token's PIN, from `seal.pin_file` or `COFFER_SEAL_PIN`.
+fn read_pin(config: &crate::config::Pkcs11Config) -> anyhow::Result<Zeroizing<String>> {
+    let pin = match &config.pin_file {
+        Some(path) => Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading the PIN file {}: {e}", path.display()))?,
+        ),
+        None => Zeroizing::new(std::env::var("COFFER_SEAL_PIN").map_err(|_| {
+            anyhow::anyhow!("the PKCS#11 token's PIN: set seal.pin_file (a file holding it) or COFFER_SEAL_PIN")
+        })?),
+    };
+    let trimmed = Zeroizing::new(pin.trim().to_string());
+    if trimmed.is_empty() {
+        anyhow::bail!("the PKCS#11 PIN is empty");
+    }
+    Ok(trimmed)
 }
 
 /// A handle the application seals through (the application does not own the node).
@@ -115,6 +163,7 @@ impl Node {
             seal: RwLock::new(None),
             phase: RwLock::new(Phase::Open(running)),
             transition: Default::default(),
+            token: None,
             me: me.clone(),
         })
     }
@@ -138,8 +187,25 @@ impl Node {
             dns_suffix: config.dns_suffix.clone(),
             port: config.public_port.unwrap_or(port),
         };
+        let token = match &config.seal {
+            crate::config::SealConfig::Shamir => None,
+            crate::config::SealConfig::Pkcs11(p) => {
+                Some(Token { config: p.clone(), pin: read_pin(p)?, root: Default::default() })
+            }
+        };
+        let wanted = if token.is_some() { "pkcs11" } else { "shamir" };
+        if let Some(s) = &seal
+            && s.provider != wanted
+        {
+            anyhow::bail!(
+                "{} was initialized with the {} seal and the configuration says {wanted}: moving between seals is not available in this version",
+                dir.display(),
+                s.provider
+            );
+        }
         let phase = if seal.is_some() { Phase::Sealed(UnsealProgress::default()) } else { Phase::Uninitialized };
-        Ok(Arc::new_cyclic(|me| Node {
+        let auto_unseal = token.is_some() && seal.is_some();
+        let node = Arc::new_cyclic(|me| Node {
             config,
             clock,
             names,
@@ -148,8 +214,14 @@ impl Node {
             seal: RwLock::new(seal),
             phase: RwLock::new(phase),
             transition: Default::default(),
+            token,
             me: me.clone(),
-        }))
+        });
+        // A PKCS#11 root: the server unseals itself; a wrong PIN or a missing key stops the start.
+        if auto_unseal {
+            node.unseal(UnsealRequest::default()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        }
+        Ok(node)
     }
 
     /// The open application's state, if it is open.
@@ -177,7 +249,7 @@ impl Node {
                     threshold: 0,
                     shares: 0,
                     progress: 0,
-                    provider: "shamir".into(),
+                    provider: if self.token.is_some() { "pkcs11" } else { "shamir" }.into(),
                 },
                 _ => SealStatus::dev(),
             };
@@ -257,8 +329,19 @@ impl Node {
                 ));
             }
         }
-        let root = DataKey::generate();
-        let (seal, texts) = SealFile::split(&root, shares, threshold).map_err(unavailable)?;
+        // Shamir splits the root key itself; with PKCS#11 the root key stays in the token and
+        // a recovery key is split instead (for the operations that need a quorum: rekey).
+        let split_key = DataKey::generate();
+        let (mut seal, texts) = SealFile::split(&split_key, shares, threshold).map_err(unavailable)?;
+        let token_root = match &self.token {
+            Some(token) => {
+                let root = token.root(RootKey::CreateIfMissing)?;
+                seal = seal.with_root_check(root.as_ref()).map_err(unavailable)?;
+                Some(root)
+            }
+            None => None,
+        };
+        drop(split_key);
         let now = self.clock.now();
         let tenant = crate::dev_bootstrap::ensure_tenant(self.store.as_ref(), now).await.map_err(unavailable)?;
         let admin = crate::dev_bootstrap::new_admin_application(self.store.as_ref(), &tenant, "coffer-admin", now)
@@ -275,9 +358,20 @@ impl Node {
         if let Ok(mut phase) = self.phase.write() {
             *phase = Phase::Sealed(UnsealProgress::default());
         }
-        tracing::info!(target: "coffer::seal", shares, threshold, "initialized; sealed until unsealed");
+        let (shares_out, recovery_shares) = match token_root {
+            Some(root) => {
+                self.open_with_root(root, None, "unsealed by the PKCS#11 token at initialization").await?;
+                tracing::info!(target: "coffer::seal", shares, threshold, "initialized with the PKCS#11 root key; unsealed");
+                (None, Some(texts))
+            }
+            None => {
+                tracing::info!(target: "coffer::seal", shares, threshold, "initialized; sealed until unsealed");
+                (Some(texts), None)
+            }
+        };
         Ok(InitResponse {
-            shares: texts,
+            shares: shares_out,
+            recovery_shares,
             threshold: seal.threshold,
             tenant_id: tenant.id,
             client_id: admin.client_id.unwrap_or_default(),
@@ -293,6 +387,25 @@ impl Node {
         let Some(seal) = seal else {
             return Err(uninitialized_error());
         };
+        if let Some(token) = &self.token {
+            if !matches!(self.phase.read().as_deref(), Ok(Phase::Sealed(_))) {
+                return Ok(self.status());
+            }
+            let root = token.root(RootKey::MustExist)?;
+            match seal.root_opens(root.as_ref()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Error::unavailable(
+                        "WrongRootKey",
+                        "The PKCS#11 key is not the root key this Coffer was initialized with (another token or key label?).",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.open_with_root(root, None, "unsealed by the PKCS#11 token").await?;
+            tracing::info!(target: "coffer::seal", "unsealed by the PKCS#11 token");
+            return Ok(self.status());
+        }
         let rebuilt = {
             let mut phase = self.phase.write().map_err(|_| Error::internal("seal state"))?;
             let Phase::Sealed(progress) = &mut *phase else {
@@ -309,8 +422,9 @@ impl Node {
                 }
             }
         };
-        if let Some(root) = rebuilt {
-            self.open_with(root).await?;
+        if let Some(key) = rebuilt {
+            let root = Arc::new(MemoryRoot::new(key, self.config.data_dir.join("keys"), "shamir"));
+            self.open_with_root(root.clone(), Some(root), "unsealed with the key shares").await?;
             tracing::info!(target: "coffer::seal", "unsealed");
         }
         Ok(self.status())
@@ -325,7 +439,10 @@ impl Node {
         let (shares, threshold) = check_split(ask.key_shares.unwrap_or(5), ask.key_threshold.unwrap_or(3))?;
         let root = crate::seal::rebuild(&seal, &ask.keys).map_err(share_refused)?;
         let unavailable = |e: anyhow::Error| Error::unavailable("RekeyFailed", e.to_string());
-        let (next, texts) = SealFile::split(&root, shares, threshold).map_err(unavailable)?;
+        let (mut next, texts) = SealFile::split(&root, shares, threshold).map_err(unavailable)?;
+        if seal.root_check.is_some() {
+            next = next.with_root_check(state.keyring.root()).map_err(unavailable)?;
+        }
         next.write_next(&self.config.data_dir).map_err(unavailable)?;
         let why = format!("rekey started: {threshold} of {shares} new shares, pending their verification");
         crate::system::record(&state, "OperatorRekey", None, None, &why).await?;
@@ -354,9 +471,19 @@ impl Node {
         self.status()
     }
 
-    /// Opens the application over the rebuilt root key.
-    async fn open_with(&self, key: DataKey) -> Result<(), Error> {
-        let root = Arc::new(MemoryRoot::new(key, self.config.data_dir.join("keys"), "shamir"));
+    /// Opens the application over the root of trust (`memory`: the Shamir root, forgotten
+    /// if the opening fails and at seal).
+    async fn open_with_root(
+        &self,
+        root: Arc<dyn RootOfTrust>,
+        memory: Option<Arc<MemoryRoot>>,
+        why: &str,
+    ) -> Result<(), Error> {
+        let forget = || {
+            if let Some(m) = &memory {
+                m.forget();
+            }
+        };
         let sealer: Arc<dyn Sealer> = Arc::new(NodeSealer(self.me.clone()));
         let state = assemble(Parts {
             config: &self.config,
@@ -365,22 +492,20 @@ impl Node {
             names: self.names.clone(),
             store: self.store.clone(),
             metrics: self.metrics.clone(),
-            root: root.clone(),
+            root,
             sealer: Some(sealer),
         })
         .await
         .map_err(|e| {
-            root.forget();
+            forget();
             Error::unavailable("UnsealFailed", format!("the root key is right, but the server could not open: {e}"))
         })?;
-        if let Err(e) =
-            crate::system::record(&state, "OperatorUnseal", None, None, "unsealed with the key shares").await
-        {
-            root.forget();
+        if let Err(e) = crate::system::record(&state, "OperatorUnseal", None, None, why).await {
+            forget();
             return Err(e);
         }
         let running =
-            Running { app: build_app(state.clone()), jobs: crate::jobs::spawn(state.clone()), state, root: Some(root) };
+            Running { app: build_app(state.clone()), jobs: crate::jobs::spawn(state.clone()), state, root: memory };
         if let Ok(mut phase) = self.phase.write() {
             *phase = Phase::Open(running);
         }
@@ -457,7 +582,12 @@ struct InitRequest {
 /// What `coffer operator init` prints, once.
 #[derive(Serialize)]
 struct InitResponse {
-    shares: Vec<Zeroizing<String>>,
+    /// Shamir: the unseal key shares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shares: Option<Vec<Zeroizing<String>>>,
+    /// PKCS#11: the recovery key shares (the token unseals; these authorize a rekey).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_shares: Option<Vec<Zeroizing<String>>>,
     threshold: u8,
     tenant_id: String,
     client_id: String,

@@ -47,8 +47,12 @@ pub struct SealFile {
     pub shares: u8,
     /// Names this initialisation (and rekey): a share of another one is refused.
     pub init_id: String,
-    /// A known text sealed under the root key: only the right key opens it.
+    /// A known text sealed under the split key (Shamir: the root key; PKCS#11: the recovery
+    /// key): only the right key opens it.
     pub check: String,
+    /// PKCS#11: the same text wrapped by the root key in the token (the right token and key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_check: Option<String>,
 }
 
 const CHECK_TEXT: &[u8] = b"coffer root key check v1";
@@ -93,7 +97,7 @@ impl SealFile {
     }
 
     fn read_at(path: &Path) -> anyhow::Result<Option<Self>> {
-        match std::fs::read(&path) {
+        match std::fs::read(path) {
             Ok(bytes) => Ok(Some(
                 serde_json::from_slice(&bytes)
                     .map_err(|e| anyhow::anyhow!("{} is not a Coffer seal file: {e}", path.display()))?,
@@ -136,7 +140,27 @@ impl SealFile {
         let texts =
             parts.into_iter().map(|share| EncodedShare { init_id: id_bytes, threshold, share }.encode()).collect();
         let check = coffer_crypto::b64::std_encode(&root.seal(&check_aad(&init_id), CHECK_TEXT)?);
-        Ok((Self { provider: "shamir".into(), threshold, shares, init_id, check }, texts))
+        Ok((Self { provider: "shamir".into(), threshold, shares, init_id, check, root_check: None }, texts))
+    }
+
+    /// PKCS#11: records the root key's check, wrapped in the token.
+    pub fn with_root_check(mut self, root: &dyn coffer_crypto::root::RootOfTrust) -> anyhow::Result<Self> {
+        let wrapped = root.wrap(&check_aad(&self.init_id), CHECK_TEXT)?;
+        self.root_check = Some(coffer_crypto::b64::std_encode(&wrapped));
+        self.provider = root.provider().into();
+        Ok(self)
+    }
+
+    /// Whether the token's root key is the one this file was made with.
+    pub fn root_opens(&self, root: &dyn coffer_crypto::root::RootOfTrust) -> Result<bool, coffer_crypto::CryptoError> {
+        let Some(sealed) = self.root_check.as_deref().and_then(coffer_crypto::b64::std_decode) else {
+            return Ok(false);
+        };
+        match root.unwrap(&check_aad(&self.init_id), &sealed) {
+            Ok(plain) => Ok(plain.as_slice() == CHECK_TEXT),
+            Err(coffer_crypto::CryptoError::Unavailable(m)) => Err(coffer_crypto::CryptoError::Unavailable(m)),
+            Err(_) => Ok(false),
+        }
     }
 
     /// Whether `key` is the root key this file was made for.

@@ -161,8 +161,12 @@ pub async fn run(cmd: OperatorCommand, profile: &str) -> CliResult<Option<Value>
         }
         OperatorCommand::Unseal { server, reset } => {
             let op = Operator::new(&server)?;
+            let before = op.call(Method::GET, "/operator/status", None).await?;
             let status = if reset {
                 op.call(Method::POST, "/operator/unseal", Some(&json!({"reset": true}))).await?
+            } else if before["provider"] == json!("pkcs11") {
+                // The token holds the root key: no share to enter.
+                op.call(Method::POST, "/operator/unseal", Some(&json!({}))).await?
             } else {
                 let share = read_share()?;
                 op.call(Method::POST, "/operator/unseal", Some(&json!({ "key": share.as_str() }))).await?

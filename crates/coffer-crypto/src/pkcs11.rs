@@ -1,0 +1,288 @@
+//! The PKCS#11 root of trust: the root key is a non-extractable AES-256 key in a token (an HSM;
+//! SoftHSM2 in tests), found by the token's label and the key's label. Every wrap and unwrap of
+//! the root runs in the token (AES-GCM); each vault's key-encryption key is a token object of
+//! its own, destroyed on purge (`C_DestroyObject`). A lost session (the token gone, the module
+//! failing) is reopened on the next operation; until then operations fail as `Unavailable`.
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+use crate::root::RootOfTrust;
+
+const FORMAT_V1: u8 = 1;
+const IV_LEN: usize = 12;
+const KEK_PREFIX: &str = "coffer-kek-";
+
+/// Where the root key is: the module, the token and the key's label, and the user PIN.
+pub struct Pkcs11Settings {
+    pub module: PathBuf,
+    pub token_label: String,
+    pub key_label: String,
+    pub pin: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Pkcs11Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Settings")
+            .field("module", &self.module)
+            .field("token_label", &self.token_label)
+            .field("key_label", &self.key_label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether opening creates the root key when the token has none (at `operator init`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKey {
+    MustExist,
+    CreateIfMissing,
+}
+
+pub struct Pkcs11Root {
+    ctx: Pkcs11,
+    slot: Slot,
+    settings: Pkcs11Settings,
+    session: Mutex<Option<Session>>,
+}
+
+impl std::fmt::Debug for Pkcs11Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Root").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> CryptoError {
+    CryptoError::Unavailable(format!("the HSM (PKCS#11) {what}: {e}"))
+}
+
+fn secret_key_template(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::ValueLen(32.into()),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ]
+}
+
+fn find_key(session: &Session, label: &str) -> Result<Option<ObjectHandle>, cryptoki::error::Error> {
+    let found = session
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Label(label.as_bytes().to_vec())])?;
+    Ok(found.into_iter().next())
+}
+
+impl Pkcs11Root {
+    /// Loads the module, finds the token, signs in with the PIN and finds (or, with
+    /// `CreateIfMissing`, makes) the root key. A wrong PIN, a missing token or key is an error
+    /// that says which.
+    pub fn open(settings: Pkcs11Settings, root: RootKey) -> Result<Self, CryptoError> {
+        let ctx = Pkcs11::new(&settings.module)
+            .map_err(|e| CryptoError::Root(format!("loading the PKCS#11 module {}: {e}", settings.module.display())))?;
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(|e| CryptoError::Root(format!("initializing the PKCS#11 module: {e}")))?;
+        let mut slot = None;
+        for s in ctx.get_slots_with_token().map_err(|e| CryptoError::Root(format!("listing the tokens: {e}")))? {
+            if ctx.get_token_info(s).map(|t| t.label().trim() == settings.token_label).unwrap_or(false) {
+                slot = Some(s);
+                break;
+            }
+        }
+        let slot = slot.ok_or_else(|| {
+            CryptoError::Root(format!("no PKCS#11 token is labelled '{}' in this module", settings.token_label))
+        })?;
+        let this = Self { ctx, slot, settings, session: Mutex::new(None) };
+        let session = this.connect().map_err(|e| match e {
+            CryptoError::Unavailable(m) => CryptoError::Root(m),
+            other => other,
+        })?;
+        match find_key(&session, &this.settings.key_label).map_err(|e| unavailable("lookup", e))? {
+            Some(_) => {}
+            None if root == RootKey::CreateIfMissing => {
+                session
+                    .generate_key(&Mechanism::AesKeyGen, &secret_key_template(&this.settings.key_label))
+                    .map_err(|e| CryptoError::Root(format!("creating the root key in the token: {e}")))?;
+            }
+            None => {
+                return Err(CryptoError::Root(format!(
+                    "the token '{}' has no key labelled '{}'",
+                    this.settings.token_label, this.settings.key_label
+                )));
+            }
+        }
+        if let Ok(mut s) = this.session.lock() {
+            *s = Some(session);
+        }
+        Ok(this)
+    }
+
+    /// A new signed-in session.
+    fn connect(&self) -> Result<Session, CryptoError> {
+        let session = self.ctx.open_rw_session(self.slot).map_err(|e| unavailable("session", e))?;
+        let pin = AuthPin::new(self.settings.pin.as_str().into());
+        match session.login(UserType::User, Some(&pin)) {
+            Ok(()) => Ok(session),
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
+                Err(CryptoError::Root(format!("the PIN of the PKCS#11 token '{}' is wrong", self.settings.token_label)))
+            }
+            Err(e) => Err(unavailable("login", e)),
+        }
+    }
+
+    /// Runs `f` in the session, reopening it once if the token dropped it.
+    fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, cryptoki::error::Error>) -> Result<T, CryptoError> {
+        let mut guard = self.session.lock().map_err(|_| unavailable("session", "poisoned lock"))?;
+        for attempt in 0..2 {
+            if guard.is_none() {
+                *guard = Some(self.connect()?);
+            }
+            let Some(session) = guard.as_ref() else { continue };
+            match f(session) {
+                Ok(v) => return Ok(v),
+                Err(e) if is_crypto_failure(&e) => return Err(CryptoError::Open),
+                Err(e) => {
+                    *guard = None;
+                    if attempt == 1 {
+                        return Err(unavailable("operation", e));
+                    }
+                }
+            }
+        }
+        Err(unavailable("operation", "no session"))
+    }
+
+    fn key(session: &Session, label: &str) -> Result<ObjectHandle, cryptoki::error::Error> {
+        find_key(session, label)?.ok_or(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::KeyHandleInvalid,
+            cryptoki::context::Function::FindObjects,
+        ))
+    }
+
+    fn seal_with(&self, label: &str, aad: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let iv_bytes = crate::random::bytes(IV_LEN);
+        let body = self.with_session(|s| {
+            let key = Self::key(s, label)?;
+            let mut iv = iv_bytes.clone();
+            let params = GcmParams::new(&mut iv, aad, 128.into())?;
+            s.encrypt(&Mechanism::AesGcm(params), key, data)
+        })?;
+        let mut out = Vec::with_capacity(1 + IV_LEN + body.len());
+        out.push(FORMAT_V1);
+        out.extend_from_slice(&iv_bytes);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    fn open_with(&self, label: &str, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if sealed.len() < 1 + IV_LEN + 16 || sealed[0] != FORMAT_V1 {
+            return Err(CryptoError::Malformed);
+        }
+        let (iv_bytes, body) = sealed[1..].split_at(IV_LEN);
+        self.with_session(|s| {
+            let key = Self::key(s, label)?;
+            let mut iv = iv_bytes.to_vec();
+            let params = GcmParams::new(&mut iv, aad, 128.into())?;
+            s.decrypt(&Mechanism::AesGcm(params), key, body)
+        })
+        .map(Zeroizing::new)
+    }
+
+    fn kek_label(vault_id: &str) -> Result<String, CryptoError> {
+        if !vault_id.is_empty() && vault_id.len() <= 64 && vault_id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        {
+            Ok(format!("{KEK_PREFIX}{vault_id}"))
+        } else {
+            Err(CryptoError::Root(format!("invalid key id {vault_id:?}")))
+        }
+    }
+}
+
+/// A failure of the data (a wrong tag: tampered or wrong AAD), not of the token.
+fn is_crypto_failure(e: &cryptoki::error::Error) -> bool {
+    use cryptoki::error::RvError as R;
+    matches!(
+        e,
+        cryptoki::error::Error::Pkcs11(R::EncryptedDataInvalid | R::EncryptedDataLenRange | R::KeyHandleInvalid, _)
+    )
+}
+
+impl RootOfTrust for Pkcs11Root {
+    fn wrap(&self, aad: &[u8], key_material: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.seal_with(&self.settings.key_label.clone(), aad, key_material)
+    }
+    fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.open_with(&self.settings.key_label.clone(), aad, wrapped)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "PKCS#11 key '{}' in token '{}' ({})",
+            self.settings.key_label,
+            self.settings.token_label,
+            self.settings.module.display()
+        )
+    }
+    fn provider(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    fn create_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+        let label = Self::kek_label(vault_id)?;
+        self.with_session(|s| s.generate_key(&Mechanism::AesKeyGen, &secret_key_template(&label)).map(|_| ()))
+    }
+    fn seal_with_vault_kek(&self, vault_id: &str, aad: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.seal_with(&Self::kek_label(vault_id)?, aad, data)
+    }
+    fn open_with_vault_kek(
+        &self,
+        vault_id: &str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let label = Self::kek_label(vault_id)?;
+        self.open_with(&label, aad, sealed).map_err(|e| match e {
+            CryptoError::Open => {
+                CryptoError::Root(format!("the key-encryption key of vault {vault_id} does not open this (purged?)"))
+            }
+            other => other,
+        })
+    }
+    fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
+        let label = Self::kek_label(vault_id)?;
+        self.with_session(|s| {
+            for handle in s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])? {
+                s.destroy_object(handle)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Whether a token object is the sensitive, never-extractable key this module makes (tests).
+pub fn describe_key(root: &Pkcs11Root, label: &str) -> Result<(bool, bool), CryptoError> {
+    root.with_session(|s| {
+        let key = Pkcs11Root::key(s, label)?;
+        let attrs = s.get_attributes(key, &[AttributeType::Sensitive, AttributeType::NeverExtractable])?;
+        let flag = |t: AttributeType| {
+            attrs.iter().any(|a| match (a, t) {
+                (Attribute::Sensitive(v), AttributeType::Sensitive) => *v,
+                (Attribute::NeverExtractable(v), AttributeType::NeverExtractable) => *v,
+                _ => false,
+            })
+        };
+        Ok((flag(AttributeType::Sensitive), flag(AttributeType::NeverExtractable)))
+    })
+}

@@ -1,0 +1,142 @@
+"""Production mode with a PKCS#11 root of trust: a throwaway SoftHSM2 token made by the test,
+the root key generated in it as a non-extractable AES key, the server unsealing itself at
+start, each vault's key-encryption key a token object destroyed on purge, and the official SDK
+against it. Debian's softhsm2 and opensc (pkcs11-tool) are installed by
+scripts/setup-test-env.sh."""
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+from azure.identity import ClientSecretCredential
+from azure.keyvault.secrets import SecretClient
+
+from conftest import BIN
+from test_production import ProductionServer, admin_env
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "4711-" + os.urandom(4).hex()
+
+
+class Token:
+    """A SoftHSM2 token in its own directory, with its own configuration file."""
+
+    def __init__(self, root, label="coffer"):
+        self.dir = os.path.join(root, "tokens")
+        os.makedirs(self.dir)
+        self.conf = os.path.join(root, "softhsm2.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"directories.tokendir = {self.dir}\nobjectstore.backend = file\nlog.level = ERROR\n")
+        self.label = label
+        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN,
+                        "--so-pin", "so-" + PIN], env=self.env(), check=True, capture_output=True)
+
+    def env(self):
+        return {**os.environ, "SOFTHSM2_CONF": self.conf}
+
+    def objects(self):
+        r = subprocess.run(["pkcs11-tool", "--module", MODULE, "--token-label", self.label, "-O", "-l",
+                            "--pin", PIN], env=self.env(), capture_output=True, text=True, check=True)
+        return r.stdout
+
+
+@pytest.fixture
+def hsm_server():
+    if not os.path.exists(MODULE) and not os.environ.get("COFFER_REQUIRE_SOFTHSM"):
+        pytest.skip("softhsm2 is not installed (scripts/setup-test-env.sh installs it)")
+    root = tempfile.mkdtemp(prefix="coffer-hsm-")
+    token = Token(root)
+    s = ProductionServer(root)
+    pin_file = os.path.join(root, "hsm.pin")
+    with open(pin_file, "w") as f:
+        f.write(PIN + "\n")
+    os.chmod(pin_file, 0o600)
+    with open(s.config, "r") as f:
+        text = f.read().replace('[seal]\ntype = "shamir"\n', "")
+    with open(s.config, "w") as f:
+        f.write(text + f'[seal]\ntype = "pkcs11"\nmodule = "{MODULE}"\ntoken_label = "coffer"\n'
+                       f'key_label = "coffer-root"\npin_file = "{pin_file}"\n')
+    s.token, s.pin_file = token, pin_file
+    s.extra_env = {"SOFTHSM2_CONF": token.conf}
+    yield s
+    s.stop()
+
+
+def start(s):
+    return s.start(extra_env=s.extra_env)
+
+
+def test_the_token_holds_the_root_and_the_server_unseals_itself(hsm_server):
+    s = start(hsm_server)
+    status = s.cli_json("operator", "status")
+    assert (status["initialized"], status["provider"]) == (False, "pkcs11")
+    init = s.cli_json("operator", "init", "--key-shares", "3", "--key-threshold", "2")
+    assert len(init["recovery_shares"]) == 3 and "shares" not in init
+    status = s.cli_json("operator", "status")
+    assert (status["sealed"], status["provider"], status["threshold"]) == (False, "pkcs11", 2)
+
+    # The root key is in the token: sensitive and never extractable.
+    listing = s.token.objects()
+    root_entry = [b for b in listing.split("Secret Key Object") if "label:      coffer-root\n" in b]
+    assert len(root_entry) == 1, listing
+    assert "never extractable" in root_entry[0] and "sensitive" in root_entry[0], listing
+
+    env = admin_env(init)
+    s.cli_json("vault", "create", "--name", "ward", **env)
+    assert listing.count("coffer-kek-") == 0
+    keks = s.token.objects().count("coffer-kek-")
+    assert keks == 1, "the vault's key-encryption key is a token object"
+    credential = ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"],
+                                        authority=s.server, disable_instance_discovery=True,
+                                        connection_verify=s.tls["ca.pem"])
+    client = SecretClient(f"https://ward.vault.localhost:{s.port}", credential, connection_verify=s.tls["ca.pem"])
+    marker = "hsm-marker-" + os.urandom(6).hex()
+    client.set_secret("pacs", marker)
+
+    # A restart unseals by itself; seal and unseal need no shares.
+    s.stop()
+    start(s)
+    assert s.cli_json("operator", "status")["sealed"] is False
+    assert client.get_secret("pacs").value == marker
+    assert s.cli_json("operator", "seal", **env)["sealed"] is True
+    assert s.get("/secrets/pacs?api-version=7.6", host="ward.vault.localhost").status_code == 503
+    assert s.cli_json("operator", "unseal")["sealed"] is False
+    assert client.get_secret("pacs").value == marker
+
+    # Purge destroys the vault's key in the token (crypto-shredding).
+    assert s.cli("vault", "delete", "--name", "ward", **env).returncode == 0
+    assert s.cli("vault", "purge", "--name", "ward", **env).returncode == 0
+    assert s.token.objects().count("coffer-kek-") == 0
+
+    # Nothing secret in clear: the value, the PIN, the recovery shares.
+    s.stop()
+    wanted = [marker.encode(), PIN.encode()] + [x.encode() for x in init["recovery_shares"]]
+    for d, _, fs in os.walk(s.data_dir):
+        for f in fs:
+            with open(os.path.join(d, f), "rb") as fh:
+                data = fh.read()
+            assert not any(w in data for w in wanted), f
+    with open(s.config, "rb") as f:
+        assert PIN.encode() not in f.read()
+    with open(s.log_path, "rb") as f:
+        assert not any(w in f.read() for w in wanted)
+
+
+def test_a_wrong_pin_stops_the_start_with_a_clear_message(hsm_server):
+    s = start(hsm_server)
+    s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
+    s.stop()
+    with open(s.pin_file, "w") as f:
+        f.write("0000\n")
+    r = subprocess.run([BIN, "serve", "--config", s.config], capture_output=True, text=True, timeout=60,
+                       env=s.env(**s.extra_env))
+    assert r.returncode != 0 and "PIN" in r.stderr and "wrong" in r.stderr, r.stderr
+    # A configuration that names the wrong seal for the data directory is refused too.
+    with open(s.config) as f:
+        text = f.read()
+    with open(s.config, "w") as f:
+        f.write(text.split("[seal]")[0] + '[seal]\ntype = "shamir"\n')
+    r = subprocess.run([BIN, "serve", "--config", s.config], capture_output=True, text=True, timeout=60,
+                       env=s.env(**s.extra_env))
+    assert r.returncode != 0 and "pkcs11 seal" in r.stderr, r.stderr
