@@ -140,3 +140,30 @@ def test_a_wrong_pin_stops_the_start_with_a_clear_message(hsm_server):
     r = subprocess.run([BIN, "serve", "--config", s.config], capture_output=True, text=True, timeout=60,
                        env=s.env(**s.extra_env))
     assert r.returncode != 0 and "pkcs11 seal" in r.stderr, r.stderr
+
+
+def test_a_token_that_goes_away_gives_503_changes_nothing_and_the_server_recovers(hsm_server):
+    s = start(hsm_server)
+    init = s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
+    env = admin_env(init)
+    s.cli_json("vault", "create", "--name", "ward", **env)
+    s.stop()
+    start(s)  # the vault's data key is not cached yet: the next write needs the token
+    os.rename(s.token.dir, s.token.dir + ".gone")
+    try:
+        r = s.cli("secret", "set", "--vault-name", "ward", "--name", "x", "--value", "written", **env)
+        assert r.returncode == 2 and "HsmUnavailable" in r.stderr, r.stderr
+        r = s.cli("vault", "create", "--name", "ward2", **env)
+        assert r.returncode == 2 and "HsmUnavailable" in r.stderr, r.stderr
+        health = s.get("/healthz")
+        assert health.status_code in (200, 503)
+    finally:
+        os.rename(s.token.dir + ".gone", s.token.dir)
+    # Back: nothing was half-written, and the server serves again without a restart.
+    r = s.cli("secret", "show", "--vault-name", "ward", "--name", "x", **env)
+    assert r.returncode == 2 and "SecretNotFound" in r.stderr, r.stderr
+    s.cli_json("secret", "set", "--vault-name", "ward", "--name", "x", "--value", "written", **env)
+    assert s.cli_json("secret", "show", "--vault-name", "ward", "--name", "x", **env)["value"] == "written"
+    names = [v["name"] for v in s.cli_json("vault", "list", **env)]
+    assert "ward2" not in names
+    s.cli_json("vault", "create", "--name", "ward2", **env)

@@ -48,10 +48,16 @@ pub enum RootKey {
 }
 
 pub struct Pkcs11Root {
-    ctx: Pkcs11,
-    slot: Slot,
     settings: Pkcs11Settings,
-    session: Mutex<Option<Session>>,
+    /// The module loaded, the token's slot and a signed-in session; dropped (and the module
+    /// finalized) after a failure, and made anew by the next operation.
+    link: Mutex<Option<Link>>,
+}
+
+struct Link {
+    // Dropped in this order: the session, then the module.
+    session: Session,
+    _ctx: Pkcs11,
 }
 
 impl std::fmt::Debug for Pkcs11Root {
@@ -90,29 +96,16 @@ impl Pkcs11Root {
     /// `CreateIfMissing`, makes) the root key. A wrong PIN, a missing token or key is an error
     /// that says which.
     pub fn open(settings: Pkcs11Settings, root: RootKey) -> Result<Self, CryptoError> {
-        let ctx = Pkcs11::new(&settings.module)
-            .map_err(|e| CryptoError::Root(format!("loading the PKCS#11 module {}: {e}", settings.module.display())))?;
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(|e| CryptoError::Root(format!("initializing the PKCS#11 module: {e}")))?;
-        let mut slot = None;
-        for s in ctx.get_slots_with_token().map_err(|e| CryptoError::Root(format!("listing the tokens: {e}")))? {
-            if ctx.get_token_info(s).map(|t| t.label().trim() == settings.token_label).unwrap_or(false) {
-                slot = Some(s);
-                break;
-            }
-        }
-        let slot = slot.ok_or_else(|| {
-            CryptoError::Root(format!("no PKCS#11 token is labelled '{}' in this module", settings.token_label))
-        })?;
-        let this = Self { ctx, slot, settings, session: Mutex::new(None) };
-        let session = this.connect().map_err(|e| match e {
+        let this = Self { settings, link: Mutex::new(None) };
+        // At start every failure is the operator's to fix, not a passing fault.
+        let link = this.connect().map_err(|e| match e {
             CryptoError::Unavailable(m) => CryptoError::Root(m),
             other => other,
         })?;
-        match find_key(&session, &this.settings.key_label).map_err(|e| unavailable("lookup", e))? {
+        match find_key(&link.session, &this.settings.key_label).map_err(|e| unavailable("lookup", e))? {
             Some(_) => {}
             None if root == RootKey::CreateIfMissing => {
-                session
+                link.session
                     .generate_key(&Mechanism::AesKeyGen, &secret_key_template(&this.settings.key_label))
                     .map_err(|e| CryptoError::Root(format!("creating the root key in the token: {e}")))?;
             }
@@ -123,36 +116,65 @@ impl Pkcs11Root {
                 )));
             }
         }
-        if let Ok(mut s) = this.session.lock() {
-            *s = Some(session);
+        if let Ok(mut l) = this.link.lock() {
+            *l = Some(link);
         }
         Ok(this)
     }
 
-    /// A new signed-in session.
-    fn connect(&self) -> Result<Session, CryptoError> {
-        let session = self.ctx.open_rw_session(self.slot).map_err(|e| unavailable("session", e))?;
-        let pin = AuthPin::new(self.settings.pin.as_str().into());
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) => Ok(session),
-            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => Ok(session),
-            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
-                Err(CryptoError::Root(format!("the PIN of the PKCS#11 token '{}' is wrong", self.settings.token_label)))
+    /// Loads the module, finds the token by its label and signs in.
+    fn connect(&self) -> Result<Link, CryptoError> {
+        let settings = &self.settings;
+        let ctx = Pkcs11::new(&settings.module)
+            .map_err(|e| CryptoError::Root(format!("loading the PKCS#11 module {}: {e}", settings.module.display())))?;
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(|e| unavailable("module", e))?;
+        let mut slot: Option<Slot> = None;
+        for s in ctx.get_slots_with_token().map_err(|e| unavailable("token list", e))? {
+            if ctx.get_token_info(s).map(|t| t.label().trim() == settings.token_label).unwrap_or(false) {
+                slot = Some(s);
+                break;
             }
-            Err(e) => Err(unavailable("login", e)),
         }
+        let slot = slot.ok_or_else(|| {
+            CryptoError::Unavailable(format!("no PKCS#11 token is labelled '{}' in this module", settings.token_label))
+        })?;
+        let session = ctx.open_rw_session(slot).map_err(|e| unavailable("session", e))?;
+        let pin = AuthPin::new(settings.pin.as_str().into());
+        match session.login(UserType::User, Some(&pin)) {
+            Ok(()) => {}
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
+                return Err(CryptoError::Root(format!(
+                    "the PIN of the PKCS#11 token '{}' is wrong",
+                    settings.token_label
+                )));
+            }
+            Err(e) => return Err(unavailable("login", e)),
+        }
+        Ok(Link { session, _ctx: ctx })
     }
 
     /// Runs `f` in the session, reopening it once if the token dropped it.
     fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, cryptoki::error::Error>) -> Result<T, CryptoError> {
-        let mut guard = self.session.lock().map_err(|_| unavailable("session", "poisoned lock"))?;
+        let mut guard = self.link.lock().map_err(|_| unavailable("session", "poisoned lock"))?;
         for attempt in 0..2 {
             if guard.is_none() {
                 *guard = Some(self.connect()?);
             }
-            let Some(session) = guard.as_ref() else { continue };
-            match f(session) {
+            let Some(link) = guard.as_ref() else { continue };
+            match f(&link.session) {
                 Ok(v) => return Ok(v),
+                Err(e) if is_missing_key(&e) => {
+                    // A vault's key that is gone was purged — unless the root key is gone too:
+                    // then the token lost its objects (a fault), and a new session may see them.
+                    if matches!(find_key(&link.session, &self.settings.key_label), Ok(Some(_))) {
+                        return Err(CryptoError::Open);
+                    }
+                    *guard = None;
+                    if attempt == 1 {
+                        return Err(unavailable("token", "the root key is not visible in the token"));
+                    }
+                }
                 Err(e) if is_crypto_failure(&e) => return Err(CryptoError::Open),
                 Err(e) => {
                     *guard = None;
@@ -214,10 +236,12 @@ impl Pkcs11Root {
 /// A failure of the data (a wrong tag: tampered or wrong AAD), not of the token.
 fn is_crypto_failure(e: &cryptoki::error::Error) -> bool {
     use cryptoki::error::RvError as R;
-    matches!(
-        e,
-        cryptoki::error::Error::Pkcs11(R::EncryptedDataInvalid | R::EncryptedDataLenRange | R::KeyHandleInvalid, _)
-    )
+    matches!(e, cryptoki::error::Error::Pkcs11(R::EncryptedDataInvalid | R::EncryptedDataLenRange, _))
+}
+
+/// No key of the label asked for (`Pkcs11Root::key`).
+fn is_missing_key(e: &cryptoki::error::Error) -> bool {
+    matches!(e, cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::KeyHandleInvalid, _))
 }
 
 impl RootOfTrust for Pkcs11Root {

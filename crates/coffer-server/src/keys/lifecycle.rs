@@ -75,7 +75,7 @@ pub async fn create(state: &AppState, ctx: &VaultContext, name: &str, new: KeyTo
         return Err(Error::bad_parameter("The property 'kty' is required."));
     }
     if new.kty.ends_with("-HSM") {
-        return Err(hsm_unavailable(&new.kty));
+        return Err(hsm_unavailable(&new.kty, state.keyring.root().provider()));
     }
     let base = base_kty(&new.kty).ok_or_else(|| {
         Error::bad_parameter(format!(
@@ -95,7 +95,8 @@ pub async fn import(state: &AppState, ctx: &VaultContext, name: &str, new: KeyTo
     coffer_core::names::validate_object_name(name)?;
     objects(state, ctx).refuse_if_managed(name).await?;
     if new.hsm || new.jwk.kty.ends_with("-HSM") {
-        return Err(hsm_unavailable(if new.jwk.kty.is_empty() { "RSA-HSM" } else { &new.jwk.kty }));
+        let kty = if new.jwk.kty.is_empty() { "RSA-HSM" } else { &new.jwk.kty };
+        return Err(hsm_unavailable(kty, state.keyring.root().provider()));
     }
     let material = KeyMaterial::from_jwk(&new.jwk).map_err(key_error)?;
     let ops = new.key_ops.unwrap_or_else(|| default_ops(&material.kty));

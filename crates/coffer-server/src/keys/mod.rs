@@ -64,12 +64,19 @@ pub fn key_error(e: KeyError) -> Error {
     }
 }
 
-pub fn hsm_unavailable(kty: &str) -> Error {
-    Error::bad_parameter(format!(
-        "The key type '{kty}' needs a hardware root of trust (PKCS#11), and this Coffer has none configured. \
-         Use the software type '{}' instead.",
-        kty.trim_end_matches("-HSM")
-    ))
+/// Why an `-HSM` key type is refused: keys inside the token are not supported yet (the root
+/// key is); `provider` is the root of trust's (`pkcs11`, `shamir`, `dev`).
+pub fn hsm_unavailable(kty: &str, provider: &str) -> Error {
+    let software = kty.trim_end_matches("-HSM");
+    Error::bad_parameter(if provider == "pkcs11" {
+        format!(
+            "The key type '{kty}' (a key inside the HSM) is not supported by this version of Coffer; this Coffer's root key is in the HSM, and a '{software}' key is sealed under it. Use '{software}'."
+        )
+    } else {
+        format!(
+            "The key type '{kty}' needs a hardware root of trust (PKCS#11), and this Coffer has none configured. Use the software type '{software}' instead."
+        )
+    })
 }
 
 pub fn meta_of(v: &StoredVersion) -> Result<KeyMeta> {
