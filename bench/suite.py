@@ -214,6 +214,48 @@ class Coffer(Server):
         return parse_prometheus(text) if status == 200 else {}
 
 
+class ShamirCoffer(Coffer):
+    """`coffer serve --config` in production mode (Shamir seal), initialised with one share
+    and unsealed, on the dev server's TLS files: the same server but for where the root key is."""
+
+    def __init__(self, data_dir, tls_dir):
+        super().__init__(data_dir)
+        self.tls_dir = pathlib.Path(tls_dir)
+
+    def start(self, port=0):
+        self.port = free_port()
+        cfg = self.dir / "coffer.toml"
+        cfg.write_text(f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{self.dir / "data"}"\n'
+                       f'metrics_unauthenticated = true\n[tls]\ncert_file = "{self.tls_dir / "server.pem"}"\n'
+                       f'key_file = "{self.tls_dir / "server-key.pem"}"\n[seal]\ntype = "shamir"\n')
+        log_file = open(self.dir / "server.log", "ab")
+        started = time.monotonic()
+        self.proc = subprocess.Popen([str(RELEASE / "coffer"), "serve", "--config", str(cfg)],
+                                     stdout=log_file, stderr=log_file)
+        ca = str(self.tls_dir / "ca.pem")
+        self.http = Https(self.port, ca)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.http.request("GET", "/operator/status", host=f"localhost:{self.port}")
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"coffer (shamir) did not start; see {self.dir}/server.log")
+                time.sleep(0.05)
+        init = self.http.ok("POST", "/operator/init", {"key_shares": 1, "key_threshold": 1},
+                            host=f"localhost:{self.port}")
+        self.http.ok("POST", "/operator/unseal", {"key": init["shares"][0]}, host=f"localhost:{self.port}")
+        self.creds = {"tenant_id": init["tenant_id"], "client_id": init["client_id"],
+                      "client_secret": init["client_secret"], "ca_file": ca}
+        mgmt = self.token(f"https://localhost:{self.port}")
+        subs = self.http.ok("GET", "/subscriptions?api-version=2023-07-01",
+                            headers={"Authorization": f"Bearer {mgmt}"}, host=f"localhost:{self.port}")
+        self.creds["subscription_id"] = subs["value"][0]["subscriptionId"]
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+
 def parse_prometheus(text):
     """{(name, frozenset(labels)): value} from the Prometheus text format."""
     out = {}
@@ -456,7 +498,7 @@ def ratio(a, b):
     return a / b if a and b else None
 
 
-def report(results, raw, floor, scale, args, versions):
+def report(results, raw, floor, scale, args, versions, shamir_get=None):
     rows = []
     rows.append(f"# Coffer benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     rows.append(f"{os.cpu_count()} cores, shared by the servers and the load generator (wrk, {args.threads} "
@@ -492,6 +534,16 @@ def report(results, raw, floor, scale, args, versions):
     if srv:
         rows.append("Coffer's own p99 (from /metrics, the histogram bucket holding the 99th percentile): "
                     + ", ".join(srv) + ".")
+    dev_get = next((w["coffer"] for w in results if w["id"] == "get"), None)
+    if shamir_get:
+        rows.append("\n## Production mode (Shamir seal, unsealed) against dev mode\n")
+        rows.append("| secret GET | req/s | p50 ms | p99 ms | Shamir/dev |")
+        rows.append("|---|---:|---:|---:|---:|")
+        if dev_get:
+            rows.append(f"| dev mode | {fmt(dev_get['rate'])} | {fmt(dev_get['p50_us'] / 1000, 2)} | "
+                        f"{fmt(dev_get['p99_us'] / 1000, 2)} | |")
+        rows.append(f"| Shamir-unsealed | {fmt(shamir_get['rate'])} | {fmt(shamir_get['p50_us'] / 1000, 2)} | "
+                    f"{fmt(shamir_get['p99_us'] / 1000, 2)} | **{fmt(ratio(shamir_get['rate'], dev_get and dev_get['rate']), 2)}** |")
     if scale:
         rows.append("\n## Scale: one vault with 10 and with 1,000,000 secrets (Coffer)\n")
         rows.append("| secrets | GET req/s | p50 ms | p99 ms | peak RSS MB | start-up s | RSS after start-up MB |")
@@ -545,7 +597,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--secrets", type=int, default=1000, help="secrets for GET and list")
     ap.add_argument("--scale", type=int, default=1_000_000, help="secrets in the scale run (0: skip it)")
-    ap.add_argument("--only", help="comma-separated workload ids (get,set,p256_sign,rsa_sign,rsa_decrypt,aes_encrypt,list)")
+    ap.add_argument("--only", help="comma-separated workload ids (get,set,p256_sign,rsa_sign,rsa_decrypt,aes_encrypt,list,shamir_get)")
     ap.add_argument("--no-openbao", action="store_true", help="Coffer and the raw limits only")
     ap.add_argument("--bao", default=os.environ.get("BAO_BIN"), help="the bao binary")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.md"))
@@ -601,6 +653,18 @@ def main():
             p.stop()
         procs.clear()
 
+        sealed_get = None
+        if not only or "shamir_get" in only:
+            log("get: coffer, Shamir-unsealed production mode (against dev mode's get above)")
+            sc = ShamirCoffer(tmp / "coffer-shamir", tls).start()
+            procs.append(sc)
+            s_token, _ = setup_coffer(sc, args.secrets)
+            spec = {"host": sc.host("bench"), "auth": f"Authorization: Bearer {s_token}",
+                    "path": f"/secrets/s{{n}}?{API}", "n": args.secrets}
+            sealed_get = measure(sc, spec, args, "SecretGet")
+            sc.stop()
+            procs.clear()
+
         scale = []
         if args.scale:
             def spec_for(server, total):
@@ -608,12 +672,12 @@ def main():
                         "path": f"/secrets/f{{n}}?{API}", "n": total}
             scale = scale_run(args, tmp, spec_for)
 
-        text = report(results, raw, floor, scale, args, versions)
+        text = report(results, raw, floor, scale, args, versions, sealed_get)
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         out.with_suffix(".json").write_text(json.dumps(
-            {"raw": raw, "floor": floor, "workloads": results, "scale": scale}, indent=1))
+            {"raw": raw, "floor": floor, "workloads": results, "scale": scale, "shamir_get": sealed_get}, indent=1))
         print(text)
         log(f"written to {out}")
     finally:

@@ -622,6 +622,8 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new().fallback(move |req: Request<Body>| {
         let node = node.clone();
         async move {
+            // The operator endpoints read their body under the same deadline as the rest.
+            let req = crate::connections::with_body_deadline(req, node.config.limits.body_timeout);
             let method = req.method().clone();
             let on_control = matches!(
                 crate::host::classify(&crate::host::authority_of(&req).unwrap_or_default(), &node.names),

@@ -304,8 +304,42 @@ fn enable_change(form: &Form) -> (String, AttributesPatch) {
     (version, AttributesPatch { enabled: Some(enabled), ..Default::default() })
 }
 
+/// Delete, recover and purge: the soft-delete steps every kind shares.
+#[derive(Clone, Copy)]
+enum Lifecycle {
+    Delete,
+    Recover,
+    Purge,
+}
+
+/// One soft-delete step through the kind's service, then on to the page that shows its result
+/// (the deleted items after a delete or purge, the item after a recover).
+async fn lifecycle(
+    state: &SharedState,
+    p: &Portal,
+    (vault, addr): (&str, Option<std::net::IpAddr>),
+    (collection, name): (Collection, &str),
+    step: Lifecycle,
+) -> Response {
+    let then = match step {
+        Lifecycle::Recover => format!("/portal/vaults/{}/{}/{}", seg(vault), collection.path(), seg(name)),
+        Lifecycle::Delete | Lifecycle::Purge => format!("/portal/vaults/{}/deleted-{}", seg(vault), collection.path()),
+    };
+    change_object(state, p, (vault, addr), (collection.path(), name, None), &then, async |ctx: &VaultContext| {
+        match (collection, step) {
+            (Collection::Keys, Lifecycle::Delete) => keys::delete(state, ctx, name).await.map(|_| ()),
+            (Collection::Keys, Lifecycle::Recover) => keys::recover(state, ctx, name).await.map(|_| ()),
+            (Collection::Keys, Lifecycle::Purge) => keys::purge(state, ctx, name).await,
+            (Collection::Certificates, Lifecycle::Delete) => certificates::delete(state, ctx, name).await.map(|_| ()),
+            (Collection::Certificates, Lifecycle::Recover) => certificates::recover(state, ctx, name).await.map(|_| ()),
+            (Collection::Certificates, Lifecycle::Purge) => certificates::purge(state, ctx, name).await,
+        }
+    })
+    .await
+}
+
 macro_rules! object_pages {
-    ($collection:expr, $service:ident, list: $list:ident, item: $item:ident, update: $update:ident,
+    ($collection:expr, list: $list:ident, item: $item:ident,
      delete: $delete:ident, deleted: $deleted:ident, recover: $recover:ident, purge: $purge:ident) => {
         pub async fn $list(
             State(state): State<SharedState>,
@@ -337,12 +371,7 @@ macro_rules! object_pages {
             Path((vault, name)): Path<(String, String)>,
             Posted { portal: p, .. }: Posted,
         ) -> Response {
-            let c: Collection = $collection;
-            let then = format!("/portal/vaults/{}/deleted-{}", seg(&vault), c.path());
-            change_object(&state, &p, (&vault, addr), (c.path(), &name, None), &then, async |ctx: &VaultContext| {
-                $service::delete(&state, ctx, &name).await
-            })
-            .await
+            lifecycle(&state, &p, (&vault, addr), ($collection, &name), Lifecycle::Delete).await
         }
 
         pub async fn $deleted(
@@ -360,12 +389,7 @@ macro_rules! object_pages {
             Path((vault, name)): Path<(String, String)>,
             Posted { portal: p, .. }: Posted,
         ) -> Response {
-            let c: Collection = $collection;
-            let then = format!("/portal/vaults/{}/{}/{}", seg(&vault), c.path(), seg(&name));
-            change_object(&state, &p, (&vault, addr), (c.path(), &name, None), &then, async |ctx: &VaultContext| {
-                $service::recover(&state, ctx, &name).await
-            })
-            .await
+            lifecycle(&state, &p, (&vault, addr), ($collection, &name), Lifecycle::Recover).await
         }
 
         pub async fn $purge(
@@ -374,20 +398,15 @@ macro_rules! object_pages {
             Path((vault, name)): Path<(String, String)>,
             Posted { portal: p, .. }: Posted,
         ) -> Response {
-            let c: Collection = $collection;
-            let then = format!("/portal/vaults/{}/deleted-{}", seg(&vault), c.path());
-            change_object(&state, &p, (&vault, addr), (c.path(), &name, None), &then, async |ctx: &VaultContext| {
-                $service::purge(&state, ctx, &name).await
-            })
-            .await
+            lifecycle(&state, &p, (&vault, addr), ($collection, &name), Lifecycle::Purge).await
         }
     };
 }
 
-object_pages!(Collection::Keys, keys, list: keys, item: key, update: update_key, delete: delete_key,
+object_pages!(Collection::Keys, list: keys, item: key, delete: delete_key,
     deleted: deleted_keys, recover: recover_key, purge: purge_key);
-object_pages!(Collection::Certificates, certificates, list: certificates, item: certificate,
-    update: update_certificate, delete: delete_certificate, deleted: deleted_certificates,
+object_pages!(Collection::Certificates, list: certificates, item: certificate,
+    delete: delete_certificate, deleted: deleted_certificates,
     recover: recover_certificate, purge: purge_certificate);
 
 /// Enables or disables a version of a key.

@@ -17,6 +17,17 @@ pub struct ServerArgs {
     ca_file: Option<String>,
 }
 
+/// How the key is split: `threshold` of `shares` rebuild it.
+#[derive(clap::Args)]
+pub struct SplitArgs {
+    /// Shares to make.
+    #[arg(long, default_value_t = 5)]
+    key_shares: u32,
+    /// Shares needed to unseal.
+    #[arg(long, default_value_t = 3)]
+    key_threshold: u32,
+}
+
 #[derive(clap::Subcommand)]
 pub enum OperatorCommand {
     /// Initialise a server started on an empty data directory: a new root key split into
@@ -24,12 +35,8 @@ pub enum OperatorCommand {
     Init {
         #[command(flatten)]
         server: ServerArgs,
-        /// Shares to make.
-        #[arg(long, default_value_t = 5)]
-        key_shares: u32,
-        /// Shares needed to unseal.
-        #[arg(long, default_value_t = 3)]
-        key_threshold: u32,
+        #[command(flatten)]
+        split: SplitArgs,
     },
     /// Enter one key share (read from standard input, or a prompt without echo).
     Unseal {
@@ -46,12 +53,8 @@ pub enum OperatorCommand {
     Rekey {
         #[command(flatten)]
         server: ServerArgs,
-        /// Shares to make.
-        #[arg(long, default_value_t = 5)]
-        key_shares: u32,
-        /// Shares needed to unseal.
-        #[arg(long, default_value_t = 3)]
-        key_threshold: u32,
+        #[command(flatten)]
+        split: SplitArgs,
         /// Show threshold of the new shares: the new split takes effect.
         #[arg(long)]
         verify: bool,
@@ -154,9 +157,9 @@ fn read_share() -> CliResult<Zeroizing<String>> {
 
 pub async fn run(cmd: OperatorCommand, profile: &str) -> CliResult<Option<Value>> {
     match cmd {
-        OperatorCommand::Init { server, key_shares, key_threshold } => {
+        OperatorCommand::Init { server, split } => {
             let op = Operator::new(&server)?;
-            let body = json!({"key_shares": key_shares, "key_threshold": key_threshold});
+            let body = json!({"key_shares": split.key_shares, "key_threshold": split.key_threshold});
             Ok(Some(op.call(Method::POST, "/operator/init", Some(&body)).await?))
         }
         OperatorCommand::Unseal { server, reset } => {
@@ -178,14 +181,14 @@ pub async fn run(cmd: OperatorCommand, profile: &str) -> CliResult<Option<Value>
             }
             Ok(Some(status))
         }
-        OperatorCommand::Rekey { server, key_shares, key_threshold, verify } => {
+        OperatorCommand::Rekey { server, split, verify } => {
             let op = Operator::new(&server)?;
             let shares = read_shares()?;
             let keys: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
             if verify {
                 Ok(Some(op.call(Method::POST, "/operator/rekey/verify", Some(&json!({ "keys": keys }))).await?))
             } else {
-                let body = json!({"key_shares": key_shares, "key_threshold": key_threshold, "keys": keys});
+                let body = json!({"key_shares": split.key_shares, "key_threshold": split.key_threshold, "keys": keys});
                 Ok(Some(op.call(Method::POST, "/operator/rekey", Some(&body)).await?))
             }
         }
