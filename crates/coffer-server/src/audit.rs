@@ -125,14 +125,34 @@ fn checkpoint_key_aad(kid: &str) -> Vec<u8> {
     format!("coffer/audit-checkpoint-key/v1|{kid}").into_bytes()
 }
 
+/// The checkpoint key as stored in `meta`: its kid and its PKCS#8 sealed under the root.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredCheckpointKey {
+    kid: String,
+    sealed: String,
+}
+
+/// The meta entry of the checkpoint key and its value rewrapped from `old` to `new` (a seal
+/// migration or a root rotation), if there is one.
+pub async fn rewrap_checkpoint_key(
+    store: &dyn Store,
+    old: &dyn coffer_crypto::root::RootOfTrust,
+    new: &dyn coffer_crypto::root::RootOfTrust,
+) -> coffer_core::Result<Option<(String, Vec<u8>)>> {
+    let Some(stored) = store.get_meta(CHECKPOINT_KEY_META).await? else { return Ok(None) };
+    let bad = |e: String| coffer_core::Error::internal(format!("audit key: {e}"));
+    let mut s: StoredCheckpointKey = serde_json::from_slice(&stored).map_err(|e| bad(e.to_string()))?;
+    let sealed = coffer_crypto::b64::url_decode(&s.sealed).ok_or_else(|| bad("bad encoding".into()))?;
+    let aad = checkpoint_key_aad(&s.kid);
+    let der = old.unwrap(&aad, &sealed)?;
+    s.sealed = coffer_crypto::b64::url_encode(&new.wrap(&aad, &der)?);
+    Ok(Some((CHECKPOINT_KEY_META.to_string(), serde_json::to_vec(&s).map_err(|e| bad(e.to_string()))?)))
+}
+
 /// The key that signs checkpoints: P-256, sealed under the root of trust like the token
 /// signing keys, created on first start.
 pub async fn writer_key(store: &dyn Store, keyring: &Keyring) -> coffer_core::Result<TokenSigner> {
-    #[derive(serde::Serialize, serde::Deserialize)]
-    struct Stored {
-        kid: String,
-        sealed: String,
-    }
+    use StoredCheckpointKey as Stored;
     let stored = match store.get_meta(CHECKPOINT_KEY_META).await? {
         Some(b) => b,
         None => {

@@ -15,11 +15,13 @@ pub struct Keyring {
     vault_keys: RwLock<HashMap<String, DataKey>>,
 }
 
-fn vault_key_aad(vault_id: &str) -> Vec<u8> {
+/// What a vault's wrapped data key is bound to.
+pub fn vault_key_aad(vault_id: &str) -> Vec<u8> {
     format!("coffer/vault-key/v1|{vault_id}").into_bytes()
 }
 
-fn instance_key_aad(name: &str) -> Vec<u8> {
+/// What an instance key (`meta` `instance-key/NAME`) is bound to.
+pub fn instance_key_aad(name: &str) -> Vec<u8> {
     format!("coffer/instance-key/v1|{name}").into_bytes()
 }
 

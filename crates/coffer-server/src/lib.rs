@@ -31,6 +31,7 @@ pub mod keys;
 pub mod lifetime_markers;
 pub mod management;
 pub mod metrics;
+pub mod migration;
 pub mod node;
 pub mod objects;
 pub mod operator_api;

@@ -17,7 +17,7 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use coffer_core::{Clock, Error};
-use coffer_crypto::pkcs11::{Pkcs11Root, Pkcs11Settings, RootKey};
+use coffer_crypto::pkcs11::{Pkcs11Root, RootKey};
 use coffer_crypto::root::{MemoryRoot, RootOfTrust};
 use coffer_crypto::seal::DataKey;
 use coffer_store::Store;
@@ -77,35 +77,12 @@ impl Token {
         if let Some(r) = slot.as_ref() {
             return Ok(r.clone());
         }
-        let settings = Pkcs11Settings {
-            module: self.config.module.clone(),
-            token_label: self.config.token_label.clone(),
-            key_label: self.config.key_label.clone(),
-            pin: self.pin.clone(),
-        };
-        let opened =
-            Arc::new(Pkcs11Root::open(settings, key).map_err(|e| Error::unavailable("HsmUnavailable", e.to_string()))?);
+        let opened = crate::seal::open_token(&self.config, self.pin.clone(), key)
+            .map_err(|e| Error::unavailable("HsmUnavailable", e.to_string()))?;
+        let opened = Arc::new(opened);
         *slot = Some(opened.clone());
         Ok(opened)
     }
-}
-
-/// The token's PIN, from `seal.pin_file` or `COFFER_SEAL_PIN`.
-fn read_pin(config: &crate::config::Pkcs11Config) -> anyhow::Result<Zeroizing<String>> {
-    let pin = match &config.pin_file {
-        Some(path) => Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("reading the PIN file {}: {e}", path.display()))?,
-        ),
-        None => Zeroizing::new(std::env::var("COFFER_SEAL_PIN").map_err(|_| {
-            anyhow::anyhow!("the PKCS#11 token's PIN: set seal.pin_file (a file holding it) or COFFER_SEAL_PIN")
-        })?),
-    };
-    let trimmed = Zeroizing::new(pin.trim().to_string());
-    if trimmed.is_empty() {
-        anyhow::bail!("the PKCS#11 PIN is empty");
-    }
-    Ok(trimmed)
 }
 
 /// A handle the application seals through (the application does not own the node).
@@ -173,15 +150,17 @@ impl Node {
         let dir = &config.data_dir;
         coffer_store::private_files::create_dir(dir)?;
         coffer_store::private_files::restrict_data_dir(dir)?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let store = crate::app::open_store(dir, &metrics).await?;
+        // A seal migration stopped half-way is finished (or thrown away) first.
+        crate::migration::finish_or_roll_back(dir, store.as_ref()).await?;
         if dir.join("root.key").exists() {
             anyhow::bail!(
-                "{} holds a dev root key (root.key): it is a dev data directory; run it with --dev, or start production mode on an empty data directory",
+                "{} holds a dev root key (root.key): it is a dev data directory; run it with --dev, move it to this seal with `coffer operator migrate-seal`, or start production mode on an empty data directory",
                 dir.display()
             );
         }
         let seal = SealFile::read(dir)?;
-        let metrics = Arc::new(crate::metrics::Metrics::default());
-        let store = crate::app::open_store(dir, &metrics).await?;
         let names = PublicNames {
             host: config.public_host.clone(),
             dns_suffix: config.dns_suffix.clone(),
@@ -190,7 +169,7 @@ impl Node {
         let token = match &config.seal {
             crate::config::SealConfig::Shamir => None,
             crate::config::SealConfig::Pkcs11(p) => {
-                Some(Token { config: p.clone(), pin: read_pin(p)?, root: Default::default() })
+                Some(Token { config: p.clone(), pin: crate::seal::read_pin(p)?, root: Default::default() })
             }
         };
         let wanted = if token.is_some() { "pkcs11" } else { "shamir" };
@@ -316,7 +295,8 @@ impl Node {
         if !matches!(self.phase.read().as_deref(), Ok(Phase::Uninitialized)) {
             return Err(Error::bad_parameter("This Coffer is already initialized."));
         }
-        let (shares, threshold) = check_split(ask.key_shares.unwrap_or(5), ask.key_threshold.unwrap_or(3))?;
+        let (shares, threshold) =
+            crate::seal::check_split(ask.key_shares.unwrap_or(5), ask.key_threshold.unwrap_or(3))?;
         let unavailable = |e: anyhow::Error| Error::unavailable("InitializationFailed", e.to_string());
         // A database without a seal file: an initialization that stopped before its seal file
         // was written (its shares were never shown) is done again; one with vaults lost its
@@ -436,7 +416,8 @@ impl Node {
         let _one = self.transition.lock().await;
         let state = self.state().ok_or_else(sealed_error)?;
         let seal = self.seal.read().ok().and_then(|s| s.clone()).ok_or_else(uninitialized_error)?;
-        let (shares, threshold) = check_split(ask.key_shares.unwrap_or(5), ask.key_threshold.unwrap_or(3))?;
+        let (shares, threshold) =
+            crate::seal::check_split(ask.key_shares.unwrap_or(5), ask.key_threshold.unwrap_or(3))?;
         let root = crate::seal::rebuild(&seal, &ask.keys).map_err(share_refused)?;
         let unavailable = |e: anyhow::Error| Error::unavailable("RekeyFailed", e.to_string());
         let (mut next, texts) = SealFile::split(&root, shares, threshold).map_err(unavailable)?;
@@ -504,6 +485,12 @@ impl Node {
             forget();
             return Err(e);
         }
+        // The first open after a seal migration records it (the migration ran offline).
+        if let Some(note) = self.store.get_meta(crate::migration::DONE_NOTE).await? {
+            let text = String::from_utf8_lossy(&note).into_owned();
+            crate::system::record(&state, "OperatorMigrateSeal", None, None, &text).await?;
+            self.store.delete_meta(crate::migration::DONE_NOTE).await?;
+        }
         let running =
             Running { app: build_app(state.clone()), jobs: crate::jobs::spawn(state.clone()), state, root: memory };
         if let Ok(mut phase) = self.phase.write() {
@@ -530,16 +517,6 @@ impl Node {
         }
         ApiError(if uninitialized { uninitialized_error() } else { sealed_error() }).into_response()
     }
-}
-
-/// `shares` and `threshold` as a possible split.
-fn check_split(shares: u32, threshold: u32) -> Result<(u8, u8), Error> {
-    if !(1..=255).contains(&shares) || threshold < 1 || threshold > shares || (shares > 1 && threshold < 2) {
-        return Err(Error::bad_parameter(format!(
-            "{threshold} of {shares} shares is not a possible split: 1 ≤ threshold ≤ shares ≤ 255, and a threshold of at least 2 when there are several shares."
-        )));
-    }
-    Ok((u8::try_from(shares).unwrap_or(u8::MAX), u8::try_from(threshold).unwrap_or(u8::MAX)))
 }
 
 /// A refused share as Azure's error (400), logged without the share.

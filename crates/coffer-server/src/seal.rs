@@ -96,7 +96,7 @@ impl SealFile {
         Self::read_at(&next_seal_file_path(data_dir))
     }
 
-    fn read_at(path: &Path) -> anyhow::Result<Option<Self>> {
+    pub fn read_at(path: &Path) -> anyhow::Result<Option<Self>> {
         match std::fs::read(path) {
             Ok(bytes) => Ok(Some(
                 serde_json::from_slice(&bytes)
@@ -224,6 +224,49 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The token's PIN, from `seal.pin_file` or `COFFER_SEAL_PIN`.
+pub fn read_pin(config: &crate::config::Pkcs11Config) -> anyhow::Result<Zeroizing<String>> {
+    let pin = match &config.pin_file {
+        Some(path) => Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading the PIN file {}: {e}", path.display()))?,
+        ),
+        None => Zeroizing::new(std::env::var("COFFER_SEAL_PIN").map_err(|_| {
+            anyhow::anyhow!("the PKCS#11 token's PIN: set seal.pin_file (a file holding it) or COFFER_SEAL_PIN")
+        })?),
+    };
+    let trimmed = Zeroizing::new(pin.trim().to_string());
+    if trimmed.is_empty() {
+        anyhow::bail!("the PKCS#11 PIN is empty");
+    }
+    Ok(trimmed)
+}
+
+/// The token a PKCS#11 seal names, opened with `pin`.
+pub fn open_token(
+    c: &crate::config::Pkcs11Config,
+    pin: Zeroizing<String>,
+    key: coffer_crypto::pkcs11::RootKey,
+) -> Result<coffer_crypto::pkcs11::Pkcs11Root, coffer_crypto::CryptoError> {
+    let settings = coffer_crypto::pkcs11::Pkcs11Settings {
+        module: c.module.clone(),
+        token_label: c.token_label.clone(),
+        key_label: c.key_label.clone(),
+        pin,
+    };
+    coffer_crypto::pkcs11::Pkcs11Root::open(settings, key)
+}
+
+/// `shares` and `threshold` as a possible split.
+pub fn check_split(shares: u32, threshold: u32) -> Result<(u8, u8), coffer_core::Error> {
+    if !(1..=255).contains(&shares) || threshold < 1 || threshold > shares || (shares > 1 && threshold < 2) {
+        return Err(coffer_core::Error::bad_parameter(format!(
+            "{threshold} of {shares} shares is not a possible split: 1 ≤ threshold ≤ shares ≤ 255, and a threshold of at least 2 when there are several shares."
+        )));
+    }
+    Ok((u8::try_from(shares).unwrap_or(u8::MAX), u8::try_from(threshold).unwrap_or(u8::MAX)))
 }
 
 #[cfg(test)]

@@ -40,7 +40,8 @@ pub struct TokenService {
     verified: RwLock<HashMap<[u8; 32], Arc<Verified>>>,
 }
 
-fn signing_key_aad(tenant_id: &str, kid: &str) -> Vec<u8> {
+/// What a tenant's sealed token-signing key is bound to.
+pub fn signing_key_aad(tenant_id: &str, kid: &str) -> Vec<u8> {
     format!("coffer/signing-key/v1|{tenant_id}|{kid}").into_bytes()
 }
 

@@ -55,8 +55,9 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ),
     // The dev tools run every job at once (`advance-time`), so they sit beside the jobs.
     ("portal, jobs and dev tools", &["portal", "jobs", "dev_bootstrap", "dev_api"]),
-    // `app` assembles the application, `node` seals and unseals it, `server` serves it.
-    ("server", &["app", "node", "server"]),
+    // `app` assembles the application, `migration` moves a data directory to another seal,
+    // `node` seals and unseals it, `server` serves it.
+    ("server", &["app", "migration", "node", "server"]),
 ];
 
 fn crates_dir() -> PathBuf {

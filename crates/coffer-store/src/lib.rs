@@ -32,6 +32,12 @@ pub trait MetaStore: Send + Sync {
     async fn delete_meta(&self, key: &str) -> Result<bool>;
     /// Every entry whose key starts with `prefix`, in key order.
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Every vault's wrapped data key (live and deleted vaults), by vault id.
+    async fn wrapped_vault_keys(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Replaces everything sealed under the root of trust at once (a seal migration or a root
+    /// rotation): the vaults' wrapped keys, the token-signing keys and meta entries. One
+    /// transaction: all of it, or — if a vault or signing key named is missing — none.
+    async fn replace_root_wrapped(&self, r: &RootWrapped) -> Result<()>;
 }
 
 /// The directory: tenants, principals, credentials, groups, refresh tokens, signing keys.

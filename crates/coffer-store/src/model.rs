@@ -252,3 +252,15 @@ pub struct ExpiringVersion {
     pub version: String,
     pub expires: i64,
 }
+
+/// Everything sealed directly under the root of trust, as a seal migration or a root
+/// rotation writes it back (`MetaStore::replace_root_wrapped`).
+#[derive(Default)]
+pub struct RootWrapped {
+    /// (vault id, wrapped data key).
+    pub vaults: Vec<(String, Vec<u8>)>,
+    /// (tenant id, kid, sealed PKCS#8).
+    pub signing_keys: Vec<(String, String, Vec<u8>)>,
+    /// (key, value), upserted.
+    pub meta: Vec<(String, Vec<u8>)>,
+}

@@ -59,6 +59,20 @@ pub enum OperatorCommand {
         #[arg(long)]
         verify: bool,
     },
+    /// Move a stopped server's data directory to the seal its configuration names: from a dev
+    /// data directory (its root.key), or from a Shamir seal (the current shares on standard
+    /// input, one per line) to a new Shamir root key (a root rotation) or to a PKCS#11 token.
+    /// Every vault, secret, key and certificate stays; prints the new shares once.
+    MigrateSeal {
+        /// The configuration file of the server (its data_dir and [seal]).
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// The seal to move to; must be the one the configuration names.
+        #[arg(long, value_parser = ["shamir", "pkcs11"])]
+        to: String,
+        #[command(flatten)]
+        split: SplitArgs,
+    },
     /// Sealed or not, the threshold, the shares, the progress of an unseal, the provider.
     Status {
         #[command(flatten)]
@@ -191,6 +205,29 @@ pub async fn run(cmd: OperatorCommand, profile: &str) -> CliResult<Option<Value>
                 let body = json!({"key_shares": split.key_shares, "key_threshold": split.key_threshold, "keys": keys});
                 Ok(Some(op.call(Method::POST, "/operator/rekey", Some(&body)).await?))
             }
+        }
+        OperatorCommand::MigrateSeal { config, to, split } => {
+            let settings =
+                coffer_server::config_file::load(Some(&config), &|name| std::env::var(name).ok(), &[], false)
+                    .map_err(|e| CliError::Usage(e.0))?;
+            let named = match settings.seal {
+                coffer_server::config::SealConfig::Shamir => "shamir",
+                coffer_server::config::SealConfig::Pkcs11(_) => "pkcs11",
+            };
+            if named != to {
+                return Err(CliError::Usage(format!(
+                    "--to {to}, but {} says type = \"{named}\": change [seal] first",
+                    config.display()
+                )));
+            }
+            let shamir_now = coffer_server::seal::SealFile::read(&settings.data_dir)
+                .map_err(|e| CliError::Usage(e.to_string()))?
+                .is_some_and(|s| s.provider == "shamir");
+            let current = if shamir_now { read_shares()? } else { Vec::new() };
+            let shares = u8::try_from(split.key_shares).map_err(|_| CliError::Usage("at most 255 shares".into()))?;
+            let threshold = u8::try_from(split.key_threshold).map_err(|_| CliError::Usage("at most 255".into()))?;
+            let done = coffer_server::migration::migrate_seal(&settings, &current, (shares, threshold)).await?;
+            Ok(Some(serde_json::to_value(&done).map_err(|e| CliError::Server(e.to_string()))?))
         }
         OperatorCommand::Status { server } => {
             let op = Operator::new(&server)?;

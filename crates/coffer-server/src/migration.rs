@@ -1,0 +1,248 @@
+//! Moving a data directory to another root of trust, with the server stopped
+//! (`coffer operator migrate-seal`): from a dev data directory (its `root.key`) or a Shamir seal
+//! to a Shamir seal with a new root key (which is also how a Shamir root key is rotated) or to a
+//! PKCS#11 token. Every value sealed directly under the root — each vault's data key with its
+//! key-encryption key, the instance keys, the token-signing keys, the audit log's checkpoint
+//! key — is rewrapped; no secret, key or certificate payload changes (they are sealed under the
+//! vault data keys, which stay the same), so every secret still opens and the audit chain still
+//! verifies.
+//!
+//! A crash at any point loses nothing. The new key-encryption keys and seal file are staged
+//! beside the live ones (`keys.migrating/`, `seal.migrating.json`). One store transaction
+//! then swaps every rewrapped value and records the migration (`meta` `root-migration`): that
+//! commit is the point of no return. After it the staged files are moved into place and the
+//! old root (`root.key`, the old key files) destroyed. The server and this command both finish
+//! a committed migration, or throw away an uncommitted one, before they do anything else.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use coffer_crypto::pkcs11::RootKey;
+use coffer_crypto::root::{DevKeyFile, MemoryRoot, RootOfTrust};
+use coffer_crypto::seal::DataKey;
+use coffer_store::{RootWrapped, Store};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::config::{SealConfig, ServerConfig};
+use crate::keyring::{instance_key_aad, vault_key_aad};
+use crate::seal::SealFile;
+use crate::tokens::signing_key_aad;
+
+const MARKER: &str = "root-migration";
+/// Left for the first open after a migration, which records it in the audit log.
+pub const DONE_NOTE: &str = "root-migration/done";
+
+fn staged_seal(dir: &Path) -> PathBuf {
+    dir.join("seal.migrating.json")
+}
+
+fn staged_keys(dir: &Path) -> PathBuf {
+    dir.join("keys.migrating")
+}
+
+/// What the committed migration still has to do on disk.
+#[derive(Serialize, Deserialize)]
+struct Marker {
+    /// The staged seal file's `init_id`: the marker belongs to it.
+    init_id: String,
+    /// Whether the vault key-encryption keys were staged as files (a Shamir target).
+    staged_keys: bool,
+    /// What moved, for the audit record.
+    description: String,
+}
+
+/// What `migrate-seal` prints, once: the new split.
+#[derive(Serialize)]
+pub struct Migrated {
+    pub provider: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<Vec<Zeroizing<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_shares: Option<Vec<Zeroizing<String>>>,
+    pub threshold: u8,
+    pub vaults: usize,
+}
+
+/// Overwrites a key file, then removes it.
+fn shred_file(path: &Path) -> std::io::Result<()> {
+    let len = std::fs::metadata(path)?.len();
+    std::fs::write(path, vec![0u8; usize::try_from(len).unwrap_or(64)])?;
+    std::fs::remove_file(path)
+}
+
+fn shred_dir(dir: &Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            shred_file(&path)?;
+        }
+    }
+    std::fs::remove_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Finishes a committed migration, or throws away one that did not commit. Run before anything
+/// reads the seal.
+pub async fn finish_or_roll_back(dir: &Path, store: &dyn Store) -> anyhow::Result<()> {
+    let staged = SealFile::read_at(&staged_seal(dir))?;
+    let marker: Option<Marker> = match store.get_meta(MARKER).await? {
+        Some(bytes) => Some(serde_json::from_slice(&bytes).context("the root-migration marker")?),
+        None => None,
+    };
+    match (staged, marker) {
+        (Some(seal), Some(m)) if seal.init_id == m.init_id => {
+            if m.staged_keys {
+                let live = dir.join("keys");
+                shred_dir(&live).with_context(|| format!("removing the old key files in {}", live.display()))?;
+                std::fs::rename(staged_keys(dir), &live).context("moving the new key files into place")?;
+            } else {
+                shred_dir(&dir.join("keys")).context("removing the old key files")?;
+            }
+            std::fs::rename(staged_seal(dir), crate::seal::seal_file_path(dir)).context("the new seal file")?;
+            let dev_root = dir.join("root.key");
+            if dev_root.exists() {
+                shred_file(&dev_root).context("destroying the dev root key")?;
+            }
+            sync_dir(dir)?;
+            store.put_meta(DONE_NOTE, m.description.as_bytes()).await?;
+            store.delete_meta(MARKER).await?;
+            tracing::info!(target: "coffer::seal", "{}: finished", m.description);
+        }
+        (None, Some(m)) => {
+            // The files were moved already; only the marker was left.
+            store.put_meta(DONE_NOTE, m.description.as_bytes()).await?;
+            store.delete_meta(MARKER).await?;
+        }
+        (staged, _) => {
+            if staged.is_some() {
+                std::fs::remove_file(staged_seal(dir))?;
+            }
+            if staged_keys(dir).exists() {
+                shred_dir(&staged_keys(dir))?;
+                tracing::warn!(target: "coffer::seal", "an unfinished seal migration was rolled back");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where the data directory's root key is now.
+enum Source {
+    Dev(DevKeyFile),
+    Shamir(MemoryRoot),
+}
+
+impl Source {
+    fn root(&self) -> &dyn RootOfTrust {
+        match self {
+            Self::Dev(r) => r,
+            Self::Shamir(r) => r,
+        }
+    }
+}
+
+/// Moves `config.data_dir` to `config.seal`, with `current_shares` when it is Shamir-sealed
+/// now, splitting the new key `threshold` of `shares`.
+pub async fn migrate_seal(
+    config: &ServerConfig,
+    current_shares: &[Zeroizing<String>],
+    (shares, threshold): (u8, u8),
+) -> anyhow::Result<Migrated> {
+    let (shares, threshold) = crate::seal::check_split(u32::from(shares), u32::from(threshold))
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let dir = &config.data_dir;
+    anyhow::ensure!(dir.join("coffer.db").exists(), "{} holds no Coffer database", dir.display());
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let store = crate::app::open_store(dir, &metrics).await?;
+    finish_or_roll_back(dir, store.as_ref()).await?;
+
+    let (source, from) = if dir.join("root.key").exists() {
+        (Source::Dev(DevKeyFile::open_or_create(&dir.join("root.key"))?), "dev")
+    } else {
+        let seal = SealFile::read(dir)?.context("the data directory has neither a dev root key nor a seal file")?;
+        anyhow::ensure!(
+            seal.provider == "shamir",
+            "moving from the {} seal is not available in this version",
+            seal.provider
+        );
+        let key = crate::seal::rebuild(&seal, current_shares)
+            .map_err(|e| anyhow::anyhow!("the current key shares (one per line on standard input): {e}"))?;
+        (Source::Shamir(MemoryRoot::new(key, dir.join("keys"), "shamir")), "shamir")
+    };
+
+    // The new root, and the split that goes with it.
+    let split_key = DataKey::generate();
+    let (mut seal, texts) = SealFile::split(&split_key, shares, threshold)?;
+    let (target, to, staged_files): (Arc<dyn RootOfTrust>, &str, bool) = match &config.seal {
+        SealConfig::Shamir => {
+            shred_dir(&staged_keys(dir))?;
+            (Arc::new(MemoryRoot::new(split_key.clone(), staged_keys(dir), "shamir")), "shamir", true)
+        }
+        SealConfig::Pkcs11(c) => {
+            let token = crate::seal::open_token(c, crate::seal::read_pin(c)?, RootKey::CreateIfMissing)?;
+            seal = seal.with_root_check(&token)?;
+            (Arc::new(token), "pkcs11", false)
+        }
+    };
+    let old = source.root();
+    let new = target.as_ref();
+
+    let mut rewrapped = RootWrapped::default();
+    let vaults = store.wrapped_vault_keys().await?;
+    for (id, wrapped) in &vaults {
+        let aad = vault_key_aad(id);
+        let inner = old.unwrap(&aad, wrapped).with_context(|| format!("opening the data key of vault {id}"))?;
+        let data_key = Zeroizing::new(
+            old.open_with_vault_kek(id, &aad, &inner)
+                .with_context(|| format!("opening the data key of vault {id} with its key-encryption key"))?
+                .to_vec(),
+        );
+        // A token object left by an attempt that did not commit is replaced.
+        new.destroy_vault_kek(id)?;
+        new.create_vault_kek(id)?;
+        let new_inner = new.seal_with_vault_kek(id, &aad, &data_key)?;
+        rewrapped.vaults.push((id.clone(), new.wrap(&aad, &new_inner)?));
+    }
+    for tenant in store.list_tenants().await? {
+        for k in store.list_signing_keys(&tenant.id).await? {
+            let aad = signing_key_aad(&tenant.id, &k.kid);
+            let der = old.unwrap(&aad, &k.sealed_pkcs8).with_context(|| format!("signing key {}", k.kid))?;
+            rewrapped.signing_keys.push((tenant.id.clone(), k.kid.clone(), new.wrap(&aad, &der)?));
+        }
+    }
+    for (key, wrapped) in store.list_meta("instance-key/").await? {
+        let aad = instance_key_aad(&key["instance-key/".len()..]);
+        let plain = old.unwrap(&aad, &wrapped).with_context(|| key.clone())?;
+        rewrapped.meta.push((key, new.wrap(&aad, &plain)?));
+    }
+    if let Some(entry) = crate::audit::rewrap_checkpoint_key(store.as_ref(), old, new).await? {
+        rewrapped.meta.push(entry);
+    }
+    let description = format!("seal migrated from {from} to {to}: {} vault keys rewrapped", vaults.len());
+    let marker = Marker { init_id: seal.init_id.clone(), staged_keys: staged_files, description };
+    rewrapped.meta.push((MARKER.to_string(), serde_json::to_vec(&marker)?));
+
+    // Staged, then committed in one transaction, then moved into place.
+    let json = serde_json::to_vec_pretty(&seal)?;
+    crate::tls::write_private(&staged_seal(dir), &json)?;
+    if staged_files {
+        sync_dir(&staged_keys(dir)).ok();
+    }
+    store.replace_root_wrapped(&rewrapped).await?;
+    finish_or_roll_back(dir, store.as_ref()).await?;
+    let (shares_out, recovery) = if to == "pkcs11" { (None, Some(texts)) } else { (Some(texts), None) };
+    Ok(Migrated {
+        provider: to.to_string(),
+        shares: shares_out,
+        recovery_shares: recovery,
+        threshold: seal.threshold,
+        vaults: vaults.len(),
+    })
+}
