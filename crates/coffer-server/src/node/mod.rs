@@ -8,26 +8,25 @@
 //!
 //! While sealed nothing can be audited (the audit log's checkpoint key is sealed under the root
 //! key): unseal attempts go to the server's log, never a share, and each unseal is the first
-//! audit record of the application it opens (`OperatorUnseal`).
+//! audit record of the application it opens (`OperatorUnseal`). The operator endpoints and
+//! the sealed answer are `endpoints`.
+mod endpoints;
+
+pub use endpoints::router;
+use endpoints::{InitRequest, InitResponse, RekeyRequest, RekeyResponse, UnsealRequest};
+
 use std::sync::{Arc, RwLock, Weak};
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
 use coffer_core::{Clock, Error};
 use coffer_crypto::pkcs11::{Pkcs11Root, RootKey};
 use coffer_crypto::root::{MemoryRoot, RootOfTrust};
 use coffer_crypto::seal::DataKey;
 use coffer_store::Store;
-use serde::{Deserialize, Serialize};
-use tower::ServiceExt;
 use zeroize::Zeroizing;
 
 use crate::app::{Parts, assemble, build_app};
 use crate::config::{PublicNames, ServerConfig};
-use crate::http::ApiError;
 use crate::seal::{SealFile, SealStatus, Sealer, UnsealError, UnsealProgress};
 use crate::state::SharedState;
 
@@ -498,25 +497,6 @@ impl Node {
         }
         Ok(())
     }
-
-    /// What the node answers while it has no application.
-    fn closed(&self, req: &Request<Body>) -> Response {
-        let uninitialized = matches!(self.phase.read().as_deref(), Ok(Phase::Uninitialized));
-        let path = req.uri().path();
-        if path == "/healthz" {
-            let status = if uninitialized { "uninitialized" } else { "sealed" };
-            return crate::http::json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": status}));
-        }
-        if path == "/portal" || path.starts_with("/portal/") {
-            let page = Html(
-                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Coffer is sealed</title></head>\
-                 <body><main><h1>Coffer is sealed</h1><p>An operator must unseal this server \
-                 (<code>coffer operator unseal</code>) before you can sign in.</p></main></body></html>",
-            );
-            return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
-        }
-        ApiError(if uninitialized { uninitialized_error() } else { sealed_error() }).into_response()
-    }
 }
 
 /// A refused share as Azure's error (400), logged without the share.
@@ -528,133 +508,4 @@ fn share_refused(e: UnsealError) -> Error {
         _ => "InvalidKeyShare",
     };
     Error::new(coffer_core::ErrorKind::BadRequest, code, e.to_string())
-}
-
-/// `POST /operator/rekey` (current shares and the new split) and `/operator/rekey/verify`
-/// (new shares).
-#[derive(Default, Deserialize)]
-struct RekeyRequest {
-    key_shares: Option<u32>,
-    key_threshold: Option<u32>,
-    #[serde(default)]
-    keys: Vec<Zeroizing<String>>,
-}
-
-/// The new shares (once), or that the new split is in effect.
-#[derive(Serialize)]
-struct RekeyResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    shares: Vec<Zeroizing<String>>,
-    threshold: u8,
-    verified: bool,
-}
-
-/// `POST /operator/init`.
-#[derive(Debug, Default, Deserialize)]
-struct InitRequest {
-    key_shares: Option<u32>,
-    key_threshold: Option<u32>,
-}
-
-/// What `coffer operator init` prints, once.
-#[derive(Serialize)]
-struct InitResponse {
-    /// Shamir: the unseal key shares.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shares: Option<Vec<Zeroizing<String>>>,
-    /// PKCS#11: the recovery key shares (the token unseals; these authorize a rekey).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recovery_shares: Option<Vec<Zeroizing<String>>>,
-    threshold: u8,
-    tenant_id: String,
-    client_id: String,
-    client_secret: Zeroizing<String>,
-    object_id: String,
-    server: String,
-}
-
-/// `POST /operator/unseal`: one share, or `reset`.
-#[derive(Default, Deserialize)]
-struct UnsealRequest {
-    key: Option<Zeroizing<String>>,
-    #[serde(default)]
-    reset: bool,
-}
-
-const OPERATOR_BODY_LIMIT: usize = 64 * 1024;
-
-async fn read_json<T: serde::de::DeserializeOwned + Default>(req: Request<Body>) -> Result<T, Error> {
-    let bytes = axum::body::to_bytes(req.into_body(), OPERATOR_BODY_LIMIT)
-        .await
-        .map_err(|_| Error::bad_parameter("The request body is too large or was cut off."))?;
-    if bytes.is_empty() {
-        return Ok(T::default());
-    }
-    let bytes = Zeroizing::new(bytes.to_vec());
-    serde_json::from_slice(&bytes).map_err(|_| Error::bad_parameter("The request body is not the JSON expected."))
-}
-
-/// The node's router: the operator endpoints, then the open application or the sealed answer.
-pub fn router(node: Arc<Node>) -> Router {
-    Router::new().fallback(move |req: Request<Body>| {
-        let node = node.clone();
-        async move {
-            // The operator endpoints read their body under the same deadline as the rest.
-            let req = crate::connections::with_body_deadline(req, node.config.limits.body_timeout);
-            let method = req.method().clone();
-            let on_control = matches!(
-                crate::host::classify(&crate::host::authority_of(&req).unwrap_or_default(), &node.names),
-                crate::host::Surface::Control { .. }
-            );
-            let operator = |r: Result<Response, Error>| r.unwrap_or_else(|e| ApiError(e).into_response());
-            match (on_control, &method, req.uri().path()) {
-                (true, &Method::GET, "/operator/status") => {
-                    return crate::http::json(StatusCode::OK, serde_json::to_value(node.status()).unwrap_or_default());
-                }
-                (true, &Method::POST, "/operator/init") => {
-                    let done = async {
-                        let ask: InitRequest = read_json(req).await?;
-                        let made = node.init(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
-                    };
-                    return operator(done.await);
-                }
-                (true, &Method::POST, "/operator/unseal") => {
-                    let done = async {
-                        let ask: UnsealRequest = read_json(req).await?;
-                        let status = node.unseal(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(status).unwrap_or_default()))
-                    };
-                    return operator(done.await);
-                }
-                (true, &Method::POST, "/operator/rekey") => {
-                    let done = async {
-                        let ask: RekeyRequest = read_json(req).await?;
-                        let made = node.rekey(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
-                    };
-                    return operator(done.await);
-                }
-                (true, &Method::POST, "/operator/rekey/verify") => {
-                    let done = async {
-                        let ask: RekeyRequest = read_json(req).await?;
-                        let made = node.rekey_verify(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
-                    };
-                    return operator(done.await);
-                }
-                (true, &Method::POST, "/operator/seal") if node.app().is_none() => {
-                    return crate::http::json(StatusCode::OK, serde_json::to_value(node.status()).unwrap_or_default());
-                }
-                _ => {}
-            }
-            match node.app() {
-                Some(app) => match app.oneshot(req).await {
-                    Ok(r) => r,
-                    Err(never) => match never {},
-                },
-                None => node.closed(&req),
-            }
-        }
-    })
 }
