@@ -449,6 +449,76 @@ fn new_name(form: &Form) -> Result<String, Error> {
     Ok(name)
 }
 
+/// A new key or certificate from a form, through its service: on to its page, or the error
+/// page (also for a form that does not parse: `parsed`).
+async fn new_object<T, N>(
+    state: &SharedState,
+    (p, vault, addr): (&Portal, &str, Option<std::net::IpAddr>),
+    collection: Collection,
+    parsed: Result<(String, N), Error>,
+    create: impl AsyncFnOnce(&VaultContext, &str, N) -> Result<T, Error>,
+) -> Response {
+    let (name, new) = match parsed {
+        Ok(x) => x,
+        Err(e) => return error_page(p.user(), &e),
+    };
+    let then = format!("/portal/vaults/{}/{}/{}", seg(vault), collection.path(), seg(&name));
+    change_object(state, p, (vault, addr), (collection.path(), &name, None), &then, async |ctx: &VaultContext| {
+        create(ctx, &name, new).await
+    })
+    .await
+}
+
+/// `kty` is `RSA:SIZE` or `EC:CURVE`.
+fn key_to_create(form: &Form) -> Result<KeyToCreate, Error> {
+    match field(form, "kty").and_then(|k| k.split_once(':')) {
+        Some(("RSA", size)) => {
+            Ok(KeyToCreate { kty: "RSA".into(), key_size: Some(size.parse().unwrap_or(2048)), ..Default::default() })
+        }
+        Some(("EC", crv)) => Ok(KeyToCreate { kty: "EC".into(), crv: Some(crv.to_string()), ..Default::default() }),
+        _ => Err(Error::bad_parameter("Choose a key type.")),
+    }
+}
+
+fn key_to_import(form: &Form) -> Result<KeyToImport, Error> {
+    let jwk = serde_json::from_str(field(form, "jwk").unwrap_or(""))
+        .map_err(|_| Error::bad_parameter("The key is not a JSON Web Key (JSON)."))?;
+    Ok(KeyToImport { jwk, key_ops: None, hsm: false, attributes: Default::default(), tags: Default::default() })
+}
+
+/// A self-signed RSA certificate for `subject`, valid `months`.
+fn self_signed_certificate(form: &Form) -> CertificateToCreate {
+    let months = field(form, "months").and_then(|m| m.trim().parse::<u32>().ok()).unwrap_or(12);
+    let mut policy = certificates::CertPolicy::default();
+    policy.issuer.name = Some("Self".into());
+    policy.x509_props.subject = Some(field(form, "subject").unwrap_or("").trim().to_string());
+    policy.x509_props.validity_months = Some(months);
+    policy.key_props.kty = Some("RSA".into());
+    policy.key_props.key_size = Some(2048);
+    policy.key_props.exportable = Some(true);
+    policy.key_props.reuse_key = Some(false);
+    policy.secret_props.content_type = Some(certificates::PKCS12.into());
+    CertificateToCreate { policy: Some(policy), enabled: None, tags: Default::default() }
+}
+
+/// A pasted PEM is the file itself; a PFX comes as base64.
+fn certificate_to_import(form: &Form) -> Result<CertificateToImport, Error> {
+    let value = field(form, "value").unwrap_or("").trim();
+    let file = if value.contains("-----BEGIN") {
+        value.as_bytes().to_vec()
+    } else {
+        coffer_crypto::b64::std_decode(value)
+            .ok_or_else(|| Error::bad_parameter("Paste a PEM file, or a PFX file in base64."))?
+    };
+    Ok(CertificateToImport {
+        file: zeroize::Zeroizing::new(file),
+        password: field(form, "password").filter(|p| !p.is_empty()).map(|p| zeroize::Zeroizing::new(p.to_string())),
+        policy: None,
+        enabled: None,
+        tags: Default::default(),
+    })
+}
+
 /// Generates a key (`kty` is `RSA:SIZE` or `EC:CURVE`).
 pub async fn create_key(
     State(state): State<SharedState>,
@@ -456,20 +526,9 @@ pub async fn create_key(
     Path(vault): Path<String>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    let name = match new_name(&form) {
-        Ok(n) => n,
-        Err(e) => return error_page(p.user(), &e),
-    };
-    let new = match field(&form, "kty").and_then(|k| k.split_once(':')) {
-        Some(("RSA", size)) => {
-            KeyToCreate { kty: "RSA".into(), key_size: Some(size.parse().unwrap_or(2048)), ..Default::default() }
-        }
-        Some(("EC", crv)) => KeyToCreate { kty: "EC".into(), crv: Some(crv.to_string()), ..Default::default() },
-        _ => return error_page(p.user(), &Error::bad_parameter("Choose a key type.")),
-    };
-    let then = format!("/portal/vaults/{}/keys/{}", seg(&vault), seg(&name));
-    change_object(&state, &p, (&vault, addr), ("keys", &name, None), &then, async |ctx: &VaultContext| {
-        keys::create(&state, ctx, &name, new).await
+    let parsed = new_name(&form).and_then(|n| Ok((n, key_to_create(&form)?)));
+    new_object(&state, (&p, &vault, addr), Collection::Keys, parsed, async |ctx, name, new| {
+        keys::create(&state, ctx, name, new).await
     })
     .await
 }
@@ -481,17 +540,9 @@ pub async fn import_key(
     Path(vault): Path<String>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    let name = match new_name(&form) {
-        Ok(n) => n,
-        Err(e) => return error_page(p.user(), &e),
-    };
-    let Ok(jwk) = serde_json::from_str(field(&form, "jwk").unwrap_or("")) else {
-        return error_page(p.user(), &Error::bad_parameter("The key is not a JSON Web Key (JSON)."));
-    };
-    let new = KeyToImport { jwk, key_ops: None, hsm: false, attributes: Default::default(), tags: Default::default() };
-    let then = format!("/portal/vaults/{}/keys/{}", seg(&vault), seg(&name));
-    change_object(&state, &p, (&vault, addr), ("keys", &name, None), &then, async |ctx: &VaultContext| {
-        keys::import(&state, ctx, &name, new).await
+    let parsed = new_name(&form).and_then(|n| Ok((n, key_to_import(&form)?)));
+    new_object(&state, (&p, &vault, addr), Collection::Keys, parsed, async |ctx, name, new| {
+        keys::import(&state, ctx, name, new).await
     })
     .await
 }
@@ -503,24 +554,9 @@ pub async fn create_certificate(
     Path(vault): Path<String>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    let name = match new_name(&form) {
-        Ok(n) => n,
-        Err(e) => return error_page(p.user(), &e),
-    };
-    let months = field(&form, "months").and_then(|m| m.trim().parse::<u32>().ok()).unwrap_or(12);
-    let mut policy = certificates::CertPolicy::default();
-    policy.issuer.name = Some("Self".into());
-    policy.x509_props.subject = Some(field(&form, "subject").unwrap_or("").trim().to_string());
-    policy.x509_props.validity_months = Some(months);
-    policy.key_props.kty = Some("RSA".into());
-    policy.key_props.key_size = Some(2048);
-    policy.key_props.exportable = Some(true);
-    policy.key_props.reuse_key = Some(false);
-    policy.secret_props.content_type = Some(certificates::PKCS12.into());
-    let new = CertificateToCreate { policy: Some(policy), enabled: None, tags: Default::default() };
-    let then = format!("/portal/vaults/{}/certificates/{}", seg(&vault), seg(&name));
-    change_object(&state, &p, (&vault, addr), ("certificates", &name, None), &then, async |ctx: &VaultContext| {
-        certificates::create(&state, ctx, &name, new).await
+    let parsed = new_name(&form).map(|n| (n, self_signed_certificate(&form)));
+    new_object(&state, (&p, &vault, addr), Collection::Certificates, parsed, async |ctx, name, new| {
+        certificates::create(&state, ctx, name, new).await
     })
     .await
 }
@@ -532,33 +568,9 @@ pub async fn import_certificate(
     Path(vault): Path<String>,
     Posted { portal: p, form }: Posted,
 ) -> Response {
-    let name = match new_name(&form) {
-        Ok(n) => n,
-        Err(e) => return error_page(p.user(), &e),
-    };
-    let value = field(&form, "value").unwrap_or("").trim();
-    // A pasted PEM is the file itself; a PFX comes as base64.
-    let file = if value.contains("-----BEGIN") {
-        value.as_bytes().to_vec()
-    } else {
-        match coffer_crypto::b64::std_decode(value) {
-            Some(f) => f,
-            None => {
-                let e = Error::bad_parameter("Paste a PEM file, or a PFX file in base64.");
-                return error_page(p.user(), &e);
-            }
-        }
-    };
-    let new = CertificateToImport {
-        file: zeroize::Zeroizing::new(file),
-        password: field(&form, "password").filter(|p| !p.is_empty()).map(|p| zeroize::Zeroizing::new(p.to_string())),
-        policy: None,
-        enabled: None,
-        tags: Default::default(),
-    };
-    let then = format!("/portal/vaults/{}/certificates/{}", seg(&vault), seg(&name));
-    change_object(&state, &p, (&vault, addr), ("certificates", &name, None), &then, async |ctx: &VaultContext| {
-        certificates::import(&state, ctx, &name, new).await
+    let parsed = new_name(&form).and_then(|n| Ok((n, certificate_to_import(&form)?)));
+    new_object(&state, (&p, &vault, addr), Collection::Certificates, parsed, async |ctx, name, new| {
+        certificates::import(&state, ctx, name, new).await
     })
     .await
 }
