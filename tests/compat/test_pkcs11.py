@@ -63,6 +63,17 @@ def hsm_server():
     s.stop()
 
 
+def token_objects(listing):
+    """pkcs11-tool's object listing, one text per object (its header line and indented lines)."""
+    objects = []
+    for line in listing.splitlines():
+        if line and not line[0].isspace():
+            objects.append(line)
+        elif objects:
+            objects[-1] += "\n" + line
+    return objects
+
+
 def start(s):
     return s.start(extra_env=s.extra_env)
 
@@ -78,7 +89,7 @@ def test_the_token_holds_the_root_and_the_server_unseals_itself(hsm_server):
 
     # The root key is in the token: sensitive and never extractable.
     listing = s.token.objects()
-    root_entry = [b for b in listing.split("Secret Key Object") if "label:      coffer-root\n" in b]
+    root_entry = [o for o in token_objects(listing) if o.startswith("Secret Key Object") and "label:      coffer-root" in o]
     assert len(root_entry) == 1, listing
     assert "never extractable" in root_entry[0] and "sensitive" in root_entry[0], listing
 
@@ -170,8 +181,8 @@ def test_a_token_that_goes_away_gives_503_changes_nothing_and_the_server_recover
 
 
 def test_the_key_and_secret_sdks_work_unchanged_over_a_pkcs11_root(hsm_server):
-    """The vault's keys are sealed under keys the token holds; the SDKs cannot tell. `-HSM` key
-    types (keys inside the token) are not there yet and say so."""
+    """The vault's keys are sealed under keys the token holds; the SDKs cannot tell. `oct-HSM`
+    (AES inside the token) is not there yet and says so."""
     import hashlib
     from azure.core.exceptions import HttpResponseError
     from azure.keyvault.keys import KeyClient
@@ -213,8 +224,8 @@ def test_the_key_and_secret_sdks_work_unchanged_over_a_pkcs11_root(hsm_server):
     assert secrets.get_secret("dicom-store").value == "conn-string"
     assert c.verify(SignatureAlgorithm.es256, digest, sig).is_valid
     with pytest.raises(HttpResponseError) as refused:
-        keys.create_rsa_key("in-hsm", hardware_protected=True)
-    assert refused.value.status_code == 400 and "not supported by this version" in str(refused.value)
+        keys.create_oct_key("aes-in-hsm", hardware_protected=True)
+    assert refused.value.status_code == 400 and "oct-HSM" in str(refused.value)
 
 
 def test_recovery_shares_rekey_and_the_token_keeps_unsealing(hsm_server):
@@ -231,3 +242,78 @@ def test_recovery_shares_rekey_and_the_token_keeps_unsealing(hsm_server):
     assert (status["sealed"], status["provider"], status["threshold"], status["shares"]) == (False, "pkcs11", 2, 3)
     r = s.cli("operator", "rekey", input="\n".join(recovery) + "\n")
     assert r.returncode == 2 and "another initialisation" in r.stderr
+
+
+def test_hsm_keys_live_and_work_inside_the_token(hsm_server):
+    """RSA-HSM and EC-HSM keys: generated in the token as non-extractable objects, every
+    operation run there, cross-checked with `cryptography`; rotation makes a new token key;
+    purge destroys them."""
+    import hashlib
+    from azure.core.exceptions import HttpResponseError
+    from azure.keyvault.keys import KeyClient
+    from azure.keyvault.keys.crypto import CryptographyClient, EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+    s = start(hsm_server)
+    init = s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
+    env = admin_env(init)
+    s.cli_json("vault", "create", "--name", "lab", **env)
+    credential = ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"],
+                                        authority=s.server, disable_instance_discovery=True,
+                                        connection_verify=s.tls["ca.pem"])
+    keys = KeyClient(f"https://lab.vault.localhost:{s.port}", credential, connection_verify=s.tls["ca.pem"])
+    digest = hashlib.sha256(b"radiology report").digest()
+
+    rsa_key = keys.create_rsa_key("rsa-hsm", size=2048, hardware_protected=True)
+    assert rsa_key.key_type == "RSA-HSM" and len(rsa_key.key.n) == 256 and rsa_key.key.d is None
+    c = CryptographyClient(rsa_key.id, credential, connection_verify=s.tls["ca.pem"])
+    pub = rsa.RSAPublicNumbers(int.from_bytes(rsa_key.key.e, "big"), int.from_bytes(rsa_key.key.n, "big")).public_key()
+    for alg, pad in [("RS256", padding.PKCS1v15()),
+                     ("PS256", padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH))]:
+        sig = c.sign(SignatureAlgorithm(alg), digest).signature
+        pub.verify(sig, digest, pad, utils.Prehashed(hashes.SHA256()))
+        assert c.verify(SignatureAlgorithm(alg), digest, sig).is_valid
+        assert not c.verify(SignatureAlgorithm(alg), hashlib.sha256(b"other").digest(), sig).is_valid
+    for alg, pad in [("RSA-OAEP", padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)),
+                     ("RSA1_5", padding.PKCS1v15())]:
+        assert c.decrypt(EncryptionAlgorithm(alg), pub.encrypt(b"x-ray", pad)).plaintext == b"x-ray"
+        assert c.unwrap_key(KeyWrapAlgorithm(alg), pub.encrypt(b"k" * 32, pad)).key == b"k" * 32
+    # Encrypted in the token with the public key, decrypted in it with the private one.
+    ct = c.encrypt(EncryptionAlgorithm.rsa_oaep, b"lab").ciphertext
+    assert c.decrypt(EncryptionAlgorithm.rsa_oaep, ct).plaintext == b"lab"
+    # SoftHSM 2.6 offers OAEP with SHA-1 only: OAEP-256 is a clear 400 naming it, not a fault.
+    oaep256 = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    with pytest.raises(HttpResponseError) as refused:
+        c.decrypt(EncryptionAlgorithm.rsa_oaep_256, pub.encrypt(b"x-ray", oaep256))
+    assert refused.value.status_code == 400 and "does not offer RSA-OAEP-256" in str(refused.value)
+
+    ec_key = keys.create_ec_key("ec-hsm", curve="P-256", hardware_protected=True)
+    assert ec_key.key_type == "EC-HSM"
+    c = CryptographyClient(ec_key.id, credential, connection_verify=s.tls["ca.pem"])
+    sig = c.sign(SignatureAlgorithm.es256, digest).signature
+    point = ec.EllipticCurvePublicNumbers(int.from_bytes(ec_key.key.x, "big"), int.from_bytes(ec_key.key.y, "big"),
+                                          ec.SECP256R1()).public_key()
+    point.verify(utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")),
+                 digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+    # In the token: private keys sensitive and never extractable.
+    listing = s.token.objects()
+    private = [o for o in token_objects(listing) if o.startswith("Private Key Object") and "coffer-key-" in o]
+    assert len(private) == 2 and all("never extractable" in o and "sensitive" in o for o in private), listing
+
+    # Rotation makes a new key in the token; the old version still verifies.
+    rotated = keys.rotate_key("ec-hsm")
+    assert rotated.key_type == "EC-HSM" and rotated.key.x != ec_key.key.x
+    assert CryptographyClient(ec_key.id, credential, connection_verify=s.tls["ca.pem"]).verify(
+        SignatureAlgorithm.es256, digest, sig).is_valid
+    assert s.token.objects().count("Private Key Object") == 3
+
+    # Purge destroys the key's objects in the token.
+    keys.begin_delete_key("ec-hsm").wait()
+    keys.purge_deleted_key("ec-hsm")
+    assert s.token.objects().count("Private Key Object") == 1
+    # And a purged vault leaves nothing of its keys in the token.
+    assert s.cli("vault", "delete", "--name", "lab", **env).returncode == 0
+    assert s.cli("vault", "purge", "--name", "lab", **env).returncode == 0
+    assert "coffer-key-" not in s.token.objects() and "coffer-kek-" not in s.token.objects()

@@ -6,12 +6,13 @@
 pub mod b64;
 pub mod certs;
 pub mod digest;
+pub mod hsm_keys;
 pub mod jwt;
 pub mod keys;
 pub mod password;
-pub mod pkcs11;
 pub mod random;
 pub mod root;
+pub use root::pkcs11;
 pub mod seal;
 pub mod shamir;
 pub mod x509;
@@ -31,12 +32,16 @@ pub enum CryptoError {
     /// clears by itself, answered 503.
     #[error("{0}")]
     Unavailable(String),
+    /// The HSM refused what was asked (an algorithm, size or curve it does not offer).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<CryptoError> for coffer_core::Error {
     fn from(e: CryptoError) -> Self {
         match e {
             CryptoError::Unavailable(m) => coffer_core::Error::unavailable("HsmUnavailable", m),
+            CryptoError::Refused(m) => coffer_core::Error::bad_parameter(m),
             e => coffer_core::Error::internal(e.to_string()),
         }
     }

@@ -9,6 +9,8 @@ use zeroize::Zeroizing;
 use crate::CryptoError;
 use crate::seal::{DataKey, KEY_LEN};
 
+pub mod pkcs11;
+
 pub trait RootOfTrust: Send + Sync + std::fmt::Debug {
     /// Seals key material under the root key, bound to `aad`.
     fn wrap(&self, aad: &[u8], key_material: &[u8]) -> Result<Vec<u8>, CryptoError>;
@@ -29,6 +31,10 @@ pub trait RootOfTrust: Send + Sync + std::fmt::Debug {
     -> Result<Zeroizing<Vec<u8>>, CryptoError>;
     /// Destroys a vault's key-encryption key (crypto-shredding, on purge).
     fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError>;
+    /// The PKCS#11 token, when the root is in one (for keys inside it: `-HSM` types).
+    fn as_pkcs11(&self) -> Option<&pkcs11::Pkcs11Root> {
+        None
+    }
 }
 
 /// Wraps and unwraps a `DataKey` through any root of trust.

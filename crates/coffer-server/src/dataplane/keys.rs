@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use coffer_core::permissions::DataAction;
 use coffer_core::{Error, Result};
 use coffer_crypto::b64;
-use coffer_crypto::keys::{JwkIn, KeyMaterial};
+use coffer_crypto::keys::JwkIn;
 use coffer_store::StoredVersion;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,8 +17,8 @@ use super::{DataRequest, not_found_path};
 use crate::audit::operations::DataOperation;
 use crate::http::{ApiError, json as json_response, parse_body};
 use crate::keys::{
-    self, KIND, KeyChange, KeyMeta, KeyOperation, KeyOperationInput, KeyOperationOutput, KeyToCreate, KeyToImport,
-    KeyVersion, RotationPolicy, key_error,
+    self, KIND, KeyChange, KeyHandle, KeyMeta, KeyOperation, KeyOperationInput, KeyOperationOutput, KeyToCreate,
+    KeyToImport, KeyVersion, RotationPolicy,
 };
 use crate::objects::{PageRequest, VaultContext};
 use crate::state::SharedState;
@@ -30,12 +30,12 @@ fn b64_field(v: &Option<String>, name: &str) -> Result<Option<Vec<u8>>> {
 }
 
 /// KeyBundle.
-fn bundle(ctx: &VaultContext, v: &StoredVersion, meta: &KeyMeta, material: &KeyMaterial) -> Result<Value> {
+fn bundle(ctx: &VaultContext, v: &StoredVersion, meta: &KeyMeta, material: &KeyHandle) -> Result<Value> {
     let mut key = serde_json::Map::new();
     key.insert("kid".into(), ctx.object_id(KIND, &v.name, Some(&v.version)).into());
     key.insert("kty".into(), meta.kty.clone().into());
     key.insert("key_ops".into(), json!(meta.key_ops));
-    key.extend(material.public_jwk().map_err(key_error)?);
+    key.extend(material.public_jwk()?.into_iter().map(|(k, v)| (k, Value::String(v))));
     let mut b = item(ctx, v, true);
     b.as_object_mut().map(|m| m.remove("kid"));
     b["key"] = Value::Object(key);

@@ -4,7 +4,10 @@ use coffer_core::permissions::DataAction;
 use coffer_core::{Error, Result};
 use zeroize::Zeroizing;
 
-use super::{KIND, key_error, material_of, meta_of};
+use coffer_crypto::hsm_keys::HsmKey;
+use coffer_crypto::pkcs11::Pkcs11Root;
+
+use super::{KIND, KeyHandle, handle_of, key_error, meta_of};
 use crate::objects::{Objects, VaultContext};
 use crate::state::AppState;
 
@@ -121,8 +124,16 @@ pub async fn perform(
         return Err(Error::bad_parameter("The property 'alg' is required."));
     }
     let value = input.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
-    let material = material_of(&objects, &v)?;
     let kid = ctx.object_id(KIND, &v.name, Some(&v.version));
+    let material = match handle_of(&objects, &v, &meta)? {
+        KeyHandle::Software(m) => m,
+        KeyHandle::Hsm(key) => {
+            let token = state.keyring.root().as_pkcs11().ok_or_else(|| {
+                Error::unavailable("HsmUnavailable", "this key is inside an HSM, and this Coffer's root is not in one")
+            })?;
+            return in_token(token, &key, (op, &input.alg), (kid, value, input.digest));
+        }
+    };
     let KeyOperationInput { alg, iv, aad, tag, digest, .. } = input;
     let bytes = |value: Zeroizing<Vec<u8>>| KeyOperationOutput::Bytes {
         kid: kid.clone(),
@@ -146,5 +157,39 @@ pub async fn perform(
         }
         KeyOperation::WrapKey => bytes(Zeroizing::new(material.wrap(&alg, &value).map_err(key_error)?)),
         KeyOperation::UnwrapKey => bytes(material.unwrap(&alg, &value).map_err(key_error)?),
+    })
+}
+
+/// An operation with a key inside the HSM: the token does the work.
+fn in_token(
+    token: &Pkcs11Root,
+    key: &HsmKey,
+    (op, alg): (KeyOperation, &str),
+    (kid, value, digest): (String, Vec<u8>, Option<Vec<u8>>),
+) -> Result<KeyOperationOutput> {
+    let refused = |e: coffer_crypto::CryptoError| match e {
+        coffer_crypto::CryptoError::Open => Error::bad_parameter("The value does not decrypt with this key."),
+        coffer_crypto::CryptoError::Refused(why) => {
+            Error::bad_parameter(format!("The HSM does not offer {alg} with this key ({why})."))
+        }
+        other => Error::from(other),
+    };
+    let bytes = |value: Zeroizing<Vec<u8>>| KeyOperationOutput::Bytes {
+        kid: kid.clone(),
+        value,
+        iv: None,
+        tag: None,
+        aad: None,
+    };
+    Ok(match op {
+        KeyOperation::Sign => bytes(Zeroizing::new(token.hsm_sign(key, alg, &value).map_err(refused)?)),
+        KeyOperation::Verify => {
+            let digest = digest.ok_or_else(|| Error::bad_parameter("The property 'digest' is required."))?;
+            KeyOperationOutput::Verified(token.hsm_verify(key, alg, &digest, &value).map_err(refused)?)
+        }
+        KeyOperation::Encrypt | KeyOperation::WrapKey => {
+            bytes(Zeroizing::new(token.hsm_encrypt(key, alg, &value).map_err(refused)?))
+        }
+        KeyOperation::Decrypt | KeyOperation::UnwrapKey => bytes(token.hsm_decrypt(key, alg, &value).map_err(refused)?),
     })
 }

@@ -11,8 +11,8 @@ use coffer_crypto::keys::{JwkIn, KeyMaterial, base_kty};
 use coffer_store::StoredVersion;
 
 use super::{
-    KIND, KeyVersion, NewKey, RotationPolicy, default_ops, hsm_unavailable, key_error, load_policy, meta_of,
-    new_rotated_version, save_policy, store_key_version, validate_ops,
+    KIND, KeyHandle, KeyVersion, NewKey, RotationPolicy, default_ops, hsm_spec, hsm_unavailable, key_error,
+    load_policy, meta_of, new_rotated_version, save_policy, store_hsm_version, store_key_version, validate_ops,
 };
 use crate::objects::{ObjectPatch, Objects, Page, PageRequest, VaultContext, every_page};
 use crate::state::AppState;
@@ -64,7 +64,7 @@ async fn store_new(
 ) -> Result<KeyVersion> {
     let (version, meta) =
         store_key_version(state, ctx, NewKey::unmanaged(name, &material, key_ops, attributes, tags)).await?;
-    Ok(KeyVersion { version, meta, material: Arc::new(material) })
+    Ok(KeyVersion { version, meta, material: KeyHandle::Software(Arc::new(material)) })
 }
 
 pub async fn create(state: &AppState, ctx: &VaultContext, name: &str, new: KeyToCreate) -> Result<KeyVersion> {
@@ -74,17 +74,21 @@ pub async fn create(state: &AppState, ctx: &VaultContext, name: &str, new: KeyTo
     if new.kty.is_empty() {
         return Err(Error::bad_parameter("The property 'kty' is required."));
     }
-    if new.kty.ends_with("-HSM") {
-        return Err(hsm_unavailable(&new.kty, state.keyring.root().provider()));
-    }
     let base = base_kty(&new.kty).ok_or_else(|| {
         Error::bad_parameter(format!(
-            "The key type '{}' is not supported (RSA, EC, oct).",
+            "The key type '{}' is not supported (RSA, EC, oct; RSA-HSM, EC-HSM with a PKCS#11 root).",
             coffer_core::names::printable(&new.kty)
         ))
     })?;
     let ops = new.key_ops.unwrap_or_else(|| default_ops(base));
     validate_ops(&ops)?;
+    if new.kty.ends_with("-HSM") {
+        if state.keyring.root().as_pkcs11().is_none() {
+            return Err(hsm_unavailable(&new.kty, state.keyring.root().provider()));
+        }
+        let spec = hsm_spec(base, new.key_size, new.crv.as_deref(), new.public_exponent)?;
+        return store_hsm_version(state, ctx, name, (&new.kty, spec), (ops, new.attributes, new.tags)).await;
+    }
     let material =
         KeyMaterial::generate(base, new.key_size, new.crv.as_deref(), new.public_exponent).map_err(key_error)?;
     store_new(state, ctx, name, material, ops, (new.attributes, new.tags)).await
@@ -95,6 +99,11 @@ pub async fn import(state: &AppState, ctx: &VaultContext, name: &str, new: KeyTo
     coffer_core::names::validate_object_name(name)?;
     objects(state, ctx).refuse_if_managed(name).await?;
     if new.hsm || new.jwk.kty.ends_with("-HSM") {
+        if state.keyring.root().as_pkcs11().is_some() {
+            return Err(Error::bad_parameter(
+                "Importing a key into the HSM is not supported by this version of Coffer; create an RSA-HSM or EC-HSM key in it, or import a software key.",
+            ));
+        }
         let kty = if new.jwk.kty.is_empty() { "RSA-HSM" } else { &new.jwk.kty };
         return Err(hsm_unavailable(kty, state.keyring.root().provider()));
     }
@@ -135,7 +144,7 @@ pub async fn update(
         meta: Some(serde_json::to_string(&meta).map_err(|e| Error::internal(e.to_string()))?),
     };
     let version = objects.update(name, Some(&current.version), &patch).await?;
-    let material = super::material_of(&objects, &current)?;
+    let material = super::handle_of(&objects, &current, &meta)?;
     Ok(KeyVersion { version, meta, material })
 }
 
@@ -193,7 +202,25 @@ pub async fn recover(state: &AppState, ctx: &VaultContext, name: &str) -> Result
 
 pub async fn purge(state: &AppState, ctx: &VaultContext, name: &str) -> Result<()> {
     ctx.authorize(state, DataAction::KeyPurge, Some(name)).await?;
-    objects(state, ctx).purge(name).await
+    let objects = objects(state, ctx);
+    // The keys inside the HSM go with the versions that name them.
+    let key = coffer_core::names::name_key(name);
+    let at = coffer_store::ObjectRef { vault_id: &ctx.vault.id, kind: KIND, name_key: &key };
+    let mut in_token = Vec::new();
+    for v in state.store.all_versions(&at).await? {
+        if let Ok(meta) = meta_of(&v)
+            && let Ok(KeyHandle::Hsm(k)) = super::handle_of(&objects, &v, &meta)
+        {
+            in_token.push(k.label.clone());
+        }
+    }
+    objects.purge(name).await?;
+    if let Some(token) = state.keyring.root().as_pkcs11() {
+        for label in in_token {
+            token.destroy_key(&label)?;
+        }
+    }
+    Ok(())
 }
 
 /// The sealed backup blob of every version.

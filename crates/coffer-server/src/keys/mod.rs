@@ -7,6 +7,7 @@ use std::sync::Arc;
 use coffer_core::names::name_key;
 use coffer_core::object::{AttributesPatch, ObjectKind};
 use coffer_core::{Error, ErrorKind, Result};
+use coffer_crypto::hsm_keys::{HsmKey, HsmKeySpec};
 use coffer_crypto::keys::{KeyError, KeyMaterial};
 use coffer_store::StoredVersion;
 use serde::{Deserialize, Serialize};
@@ -162,21 +163,120 @@ pub fn prepare_key_version(objects: &Objects<'_>, new: NewKey<'_>) -> Result<(Pr
     Ok((prepared, meta))
 }
 
-/// A key version with its public metadata and its (opened) material: what a caller of the
-/// key service gets back. The material never leaves the server; renderers show its public part.
+/// A key version with its public metadata and its key: what a caller of the key service gets
+/// back. The private part never leaves the server (or, for `-HSM` types, the token);
+/// renderers show the public part.
 #[derive(Debug)]
 pub struct KeyVersion {
     pub version: StoredVersion,
     pub meta: KeyMeta,
-    pub material: Arc<KeyMaterial>,
+    pub material: KeyHandle,
+}
+
+/// Where a key version's private part is: opened material, or a key inside the HSM.
+#[derive(Debug, Clone)]
+pub enum KeyHandle {
+    Software(Arc<KeyMaterial>),
+    Hsm(Arc<HsmKey>),
+}
+
+impl KeyHandle {
+    /// The public JWK fields (`n`, `e` or `crv`, `x`, `y`; none for `oct`).
+    pub fn public_jwk(&self) -> Result<BTreeMap<String, String>> {
+        match self {
+            Self::Software(m) => Ok(m
+                .public_jwk()
+                .map_err(key_error)?
+                .into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+                .collect()),
+            Self::Hsm(k) => Ok(k.public.clone()),
+        }
+    }
 }
 
 impl KeyVersion {
-    /// A stored version with its metadata and material opened.
+    /// A stored version with its metadata and key opened.
     pub fn open(objects: &Objects<'_>, version: StoredVersion) -> Result<Self> {
         let meta = meta_of(&version)?;
-        let material = material_of(objects, &version)?;
+        let material = handle_of(objects, &version, &meta)?;
         Ok(Self { version, meta, material })
+    }
+}
+
+/// The key of a version: for `-HSM` types the token key its payload names, else the material.
+pub fn handle_of(objects: &Objects<'_>, v: &StoredVersion, meta: &KeyMeta) -> Result<KeyHandle> {
+    if meta.kty.ends_with("-HSM") {
+        let plain = objects.open_payload(v)?;
+        let key: HsmKey =
+            serde_json::from_slice(&plain).map_err(|e| Error::internal(format!("HSM key reference: {e}")))?;
+        return Ok(KeyHandle::Hsm(Arc::new(key)));
+    }
+    Ok(KeyHandle::Software(material_of(objects, v)?))
+}
+
+/// A new `-HSM` key version generated in the token, stored as a reference to it. If the
+/// version cannot be stored, the token key is destroyed again.
+pub(crate) async fn store_hsm_version(
+    state: &AppState,
+    ctx: &VaultContext,
+    name: &str,
+    (kty, spec): (&str, HsmKeySpec),
+    (key_ops, attributes, tags): (Vec<String>, AttributesPatch, BTreeMap<String, String>),
+) -> Result<KeyVersion> {
+    let token =
+        state.keyring.root().as_pkcs11().ok_or_else(|| hsm_unavailable(kty, state.keyring.root().provider()))?;
+    let version = coffer_crypto::random::version_id();
+    let label = format!("{}{}-{version}", coffer_crypto::hsm_keys::KEY_PREFIX, ctx.vault.id);
+    let key = token.generate_key(&label, &spec)?;
+    let meta = KeyMeta { kty: kty.to_string(), key_ops, key_size: key.size, crv: key.crv.clone() };
+    let stored = async {
+        let payload = Zeroizing::new(serde_json::to_vec(&key).map_err(|e| Error::internal(e.to_string()))?);
+        let meta_json = serde_json::to_string(&meta).map_err(|e| Error::internal(e.to_string()))?;
+        Objects::new(state, ctx, KIND)
+            .create_version(NewObject {
+                name,
+                payload: &payload,
+                attributes,
+                tags,
+                content_type: None,
+                managed: false,
+                meta: Some(meta_json),
+                version: Some(version),
+            })
+            .await
+    }
+    .await;
+    match stored {
+        Ok(version) => Ok(KeyVersion { version, meta, material: KeyHandle::Hsm(Arc::new(key)) }),
+        Err(e) => {
+            if let Err(d) = token.destroy_key(&label) {
+                tracing::warn!(error = %d, "a token key whose version was not stored could not be destroyed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What to generate in the token for an `-HSM` type.
+pub(crate) fn hsm_spec(
+    base: &str,
+    key_size: Option<u32>,
+    crv: Option<&str>,
+    exponent: Option<u64>,
+) -> Result<HsmKeySpec> {
+    match base {
+        "RSA" => {
+            let bits = key_size.unwrap_or(2048);
+            if ![2048, 3072, 4096].contains(&bits) {
+                return Err(Error::bad_parameter("RSA-HSM keys are 2048, 3072 or 4096 bits."));
+            }
+            Ok(HsmKeySpec::Rsa { bits, exponent: exponent.unwrap_or(65537) })
+        }
+        "EC" => Ok(HsmKeySpec::Ec { curve: crv.unwrap_or("P-256").to_string() }),
+        _ => Err(Error::bad_parameter(
+            "oct-HSM keys (AES inside the HSM) are not supported by this version of Coffer; use RSA-HSM or EC-HSM, or a software 'oct' key.",
+        )),
     }
 }
 
@@ -299,20 +399,27 @@ pub(crate) async fn new_rotated_version(state: &AppState, ctx: &VaultContext, na
     let objects = Objects::new(state, ctx, KIND);
     let current = objects.read(name, None).await?;
     let meta = meta_of(&current)?;
-    let material = KeyMaterial::generate(&meta.kty, meta.key_size, meta.crv.as_deref(), None).map_err(key_error)?;
     let now = state.clock.now();
     let expiry = match load_policy(state, ctx, name).await?.and_then(|p| p.attributes.expiry_time) {
         Some(e) => Some(Some(now + coffer_core::duration::parse_seconds(&e)?)),
         None => None,
     };
     let attrs = AttributesPatch { enabled: Some(true), not_before: None, expires: expiry };
+    if meta.kty.ends_with("-HSM") {
+        let base = coffer_crypto::keys::base_kty(&meta.kty).unwrap_or("RSA");
+        let spec = hsm_spec(base, meta.key_size, meta.crv.as_deref(), None)?;
+        let kty = meta.kty.clone();
+        return store_hsm_version(state, ctx, &current.name, (&kty, spec), (meta.key_ops, attrs, current.tags.clone()))
+            .await;
+    }
+    let material = KeyMaterial::generate(&meta.kty, meta.key_size, meta.crv.as_deref(), None).map_err(key_error)?;
     let (version, meta) = store_key_version(
         state,
         ctx,
         NewKey::unmanaged(&current.name, &material, meta.key_ops, attrs, current.tags.clone()),
     )
     .await?;
-    Ok(KeyVersion { version, meta, material: Arc::new(material) })
+    Ok(KeyVersion { version, meta, material: KeyHandle::Software(Arc::new(material)) })
 }
 
 /// The background part of rotation policies: rotates keys whose Rotate trigger has come and

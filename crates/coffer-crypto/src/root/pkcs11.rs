@@ -15,12 +15,14 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
+use super::RootOfTrust;
 use crate::CryptoError;
-use crate::root::RootOfTrust;
 
 const FORMAT_V1: u8 = 1;
 const IV_LEN: usize = 12;
 const KEK_PREFIX: &str = "coffer-kek-";
+/// The label prefix of a vault's keys in the token: `coffer-key-{vault}-{version}`.
+pub const KEY_PREFIX: &str = "coffer-key-";
 
 /// Where the root key is: the module, the token and the key's label, and the user PIN.
 pub struct Pkcs11Settings {
@@ -154,6 +156,11 @@ impl Pkcs11Root {
         Ok(Link { session, _ctx: ctx })
     }
 
+    /// Runs `f` in the session (the HSM key operations' way in).
+    pub(crate) fn run<T>(&self, f: impl Fn(&Session) -> Result<T, cryptoki::error::Error>) -> Result<T, CryptoError> {
+        self.with_session(f)
+    }
+
     /// Runs `f` in the session, reopening it once if the token dropped it.
     fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, cryptoki::error::Error>) -> Result<T, CryptoError> {
         let mut guard = self.link.lock().map_err(|_| unavailable("session", "poisoned lock"))?;
@@ -176,6 +183,9 @@ impl Pkcs11Root {
                     }
                 }
                 Err(e) if is_crypto_failure(&e) => return Err(CryptoError::Open),
+                Err(e) if is_refused_request(&e) => {
+                    return Err(CryptoError::Refused(format!("the HSM refused the operation: {e}")));
+                }
                 Err(e) => {
                     *guard = None;
                     if attempt == 1 {
@@ -239,6 +249,31 @@ fn is_crypto_failure(e: &cryptoki::error::Error) -> bool {
     matches!(e, cryptoki::error::Error::Pkcs11(R::EncryptedDataInvalid | R::EncryptedDataLenRange, _))
 }
 
+/// The token refused what was asked (a mechanism, parameter, size or curve it does not offer,
+/// or data of the wrong length), not a fault of the link.
+fn is_refused_request(e: &cryptoki::error::Error) -> bool {
+    use cryptoki::error::RvError as R;
+    matches!(
+        e,
+        cryptoki::error::Error::Pkcs11(
+            R::MechanismInvalid
+                | R::MechanismParamInvalid
+                | R::ArgumentsBad
+                | R::DataLenRange
+                | R::DataInvalid
+                | R::CurveNotSupported
+                | R::DomainParamsInvalid
+                | R::KeySizeRange
+                | R::AttributeValueInvalid
+                | R::TemplateInconsistent
+                | R::TemplateIncomplete
+                | R::KeyTypeInconsistent
+                | R::KeyFunctionNotPermitted,
+            _
+        )
+    )
+}
+
 /// No key of the label asked for (`Pkcs11Root::key`).
 fn is_missing_key(e: &cryptoki::error::Error) -> bool {
     matches!(e, cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::KeyHandleInvalid, _))
@@ -284,14 +319,28 @@ impl RootOfTrust for Pkcs11Root {
             other => other,
         })
     }
+    /// Destroys the vault's key-encryption key, and the vault's keys inside the token
+    /// (`coffer-key-{vault}-…`): nothing of a purged vault stays in the HSM.
     fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
         let label = Self::kek_label(vault_id)?;
+        let keys = format!("{KEY_PREFIX}{vault_id}-");
         self.with_session(|s| {
-            for handle in s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])? {
-                s.destroy_object(handle)?;
+            for handle in s.find_objects(&[])? {
+                let named = s.get_attributes(handle, &[AttributeType::Label])?;
+                let is_ours = named.iter().any(|a| match a {
+                    Attribute::Label(l) => l == label.as_bytes() || l.starts_with(keys.as_bytes()),
+                    _ => false,
+                });
+                if is_ours {
+                    s.destroy_object(handle)?;
+                }
             }
             Ok(())
         })
+    }
+
+    fn as_pkcs11(&self) -> Option<&Pkcs11Root> {
+        Some(self)
     }
 }
 
