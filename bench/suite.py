@@ -216,22 +216,39 @@ class Coffer(Server):
 
 class ShamirCoffer(Coffer):
     """`coffer serve --config` in production mode (Shamir seal), initialised with one share
-    and unsealed, on the dev server's TLS files: the same server but for where the root key is."""
+    and unsealed, on the dev server's TLS files: the same server but for where the root key is.
+    With `softhsm`, the seal is PKCS#11 on a throwaway SoftHSM2 token instead."""
 
-    def __init__(self, data_dir, tls_dir):
+    def __init__(self, data_dir, tls_dir, softhsm=False):
         super().__init__(data_dir)
         self.tls_dir = pathlib.Path(tls_dir)
+        self.softhsm = softhsm
+
+    def seal_config(self):
+        if not self.softhsm:
+            return '[seal]\ntype = "shamir"\n', {}
+        tokens = self.dir / "tokens"
+        tokens.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "softhsm2.conf"
+        conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+        env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "coffer", "--pin", "4711",
+                        "--so-pin", "1234"], env=env, check=True, capture_output=True)
+        (self.dir / "hsm.pin").write_text("4711")
+        return (f'[seal]\ntype = "pkcs11"\nmodule = "/usr/lib/softhsm/libsofthsm2.so"\n'
+                f'pin_file = "{self.dir / "hsm.pin"}"\n'), env
 
     def start(self, port=0):
         self.port = free_port()
         cfg = self.dir / "coffer.toml"
+        seal, env = self.seal_config()
         cfg.write_text(f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{self.dir / "data"}"\n'
                        f'metrics_unauthenticated = true\n[tls]\ncert_file = "{self.tls_dir / "server.pem"}"\n'
-                       f'key_file = "{self.tls_dir / "server-key.pem"}"\n[seal]\ntype = "shamir"\n')
+                       f'key_file = "{self.tls_dir / "server-key.pem"}"\n' + seal)
         log_file = open(self.dir / "server.log", "ab")
         started = time.monotonic()
         self.proc = subprocess.Popen([str(RELEASE / "coffer"), "serve", "--config", str(cfg)],
-                                     stdout=log_file, stderr=log_file)
+                                     stdout=log_file, stderr=log_file, env=env or None)
         ca = str(self.tls_dir / "ca.pem")
         self.http = Https(self.port, ca)
         deadline = time.monotonic() + 120
@@ -245,7 +262,8 @@ class ShamirCoffer(Coffer):
                 time.sleep(0.05)
         init = self.http.ok("POST", "/operator/init", {"key_shares": 1, "key_threshold": 1},
                             host=f"localhost:{self.port}")
-        self.http.ok("POST", "/operator/unseal", {"key": init["shares"][0]}, host=f"localhost:{self.port}")
+        if not self.softhsm:
+            self.http.ok("POST", "/operator/unseal", {"key": init["shares"][0]}, host=f"localhost:{self.port}")
         self.creds = {"tenant_id": init["tenant_id"], "client_id": init["client_id"],
                       "client_secret": init["client_secret"], "ca_file": ca}
         mgmt = self.token(f"https://localhost:{self.port}")
@@ -498,7 +516,7 @@ def ratio(a, b):
     return a / b if a and b else None
 
 
-def report(results, raw, floor, scale, args, versions, shamir_get=None):
+def report(results, raw, floor, scale, args, versions, shamir_get=None, hsm_rows=()):
     rows = []
     rows.append(f"# Coffer benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     rows.append(f"{os.cpu_count()} cores, shared by the servers and the load generator (wrk, {args.threads} "
@@ -544,6 +562,13 @@ def report(results, raw, floor, scale, args, versions, shamir_get=None):
                         f"{fmt(dev_get['p99_us'] / 1000, 2)} | |")
         rows.append(f"| Shamir-unsealed | {fmt(shamir_get['rate'])} | {fmt(shamir_get['p50_us'] / 1000, 2)} | "
                     f"{fmt(shamir_get['p99_us'] / 1000, 2)} | **{fmt(ratio(shamir_get['rate'], dev_get and dev_get['rate']), 2)}** |")
+    if hsm_rows:
+        rows.append("\n## Keys inside the HSM (SoftHSM2) against software keys, one PKCS#11-rooted server\n")
+        rows.append("| sign | software req/s | HSM req/s | HSM p99 ms | HSM/software |")
+        rows.append("|---|---:|---:|---:|---:|")
+        for h in hsm_rows:
+            rows.append(f"| {h['title']} | {fmt(h['software']['rate'])} | {fmt(h['HSM']['rate'])} | "
+                        f"{fmt(h['HSM']['p99_us'] / 1000, 2)} | **{fmt(ratio(h['HSM']['rate'], h['software']['rate']), 2)}** |")
     if scale:
         rows.append("\n## Scale: one vault with 10 and with 1,000,000 secrets (Coffer)\n")
         rows.append("| secrets | GET req/s | p50 ms | p99 ms | peak RSS MB | start-up s | RSS after start-up MB |")
@@ -597,7 +622,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--secrets", type=int, default=1000, help="secrets for GET and list")
     ap.add_argument("--scale", type=int, default=1_000_000, help="secrets in the scale run (0: skip it)")
-    ap.add_argument("--only", help="comma-separated workload ids (get,set,p256_sign,rsa_sign,rsa_decrypt,aes_encrypt,list,shamir_get)")
+    ap.add_argument("--only", help="comma-separated workload ids (get,set,p256_sign,rsa_sign,rsa_decrypt,aes_encrypt,list,shamir_get,hsm_sign)")
     ap.add_argument("--no-openbao", action="store_true", help="Coffer and the raw limits only")
     ap.add_argument("--bao", default=os.environ.get("BAO_BIN"), help="the bao binary")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.md"))
@@ -665,6 +690,29 @@ def main():
             sc.stop()
             procs.clear()
 
+        hsm_rows = []
+        if (not only or "hsm_sign" in only) and os.path.exists("/usr/lib/softhsm/libsofthsm2.so"):
+            log("hsm_sign: RSA-HSM and EC-HSM on SoftHSM against the same software types, one server")
+            hc = ShamirCoffer(tmp / "coffer-hsm", tls, softhsm=True).start()
+            procs.append(hc)
+            hc.create_vault("bench")
+            h_token = hc.data_token()
+            auth = {"Authorization": f"Bearer {h_token}"}
+            for name, body in (("ec256", {"kty": "EC", "crv": "P-256"}), ("rsa2048", {"kty": "RSA", "key_size": 2048}),
+                               ("ec256hsm", {"kty": "EC-HSM", "crv": "P-256"}),
+                               ("rsa2048hsm", {"kty": "RSA-HSM", "key_size": 2048})):
+                hc.http.ok("POST", f"/keys/{name}/create?{API}", body, headers=auth, host=hc.host("bench"))
+            digest = b64url(b"d" * 32)
+            for label, key, alg in (("P-256 sign (ES256)", "ec256", "ES256"), ("RSA-2048 sign (RS256)", "rsa2048", "RS256")):
+                rates = {}
+                for kind, name in (("software", key), ("HSM", key + "hsm")):
+                    spec = {"host": hc.host("bench"), "auth": f"Authorization: Bearer {h_token}", "method": "POST",
+                            "path": f"/keys/{name}//sign?{API}", "body": json.dumps({"alg": alg, "value": digest})}
+                    rates[kind] = measure(hc, spec, args, "KeySign")
+                hsm_rows.append({"title": label, **rates})
+            hc.stop()
+            procs.clear()
+
         scale = []
         if args.scale:
             def spec_for(server, total):
@@ -672,12 +720,13 @@ def main():
                         "path": f"/secrets/f{{n}}?{API}", "n": total}
             scale = scale_run(args, tmp, spec_for)
 
-        text = report(results, raw, floor, scale, args, versions, sealed_get)
+        text = report(results, raw, floor, scale, args, versions, sealed_get, hsm_rows)
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         out.with_suffix(".json").write_text(json.dumps(
-            {"raw": raw, "floor": floor, "workloads": results, "scale": scale, "shamir_get": sealed_get}, indent=1))
+            {"raw": raw, "floor": floor, "workloads": results, "scale": scale, "shamir_get": sealed_get,
+             "hsm_sign": hsm_rows}, indent=1))
         print(text)
         log(f"written to {out}")
     finally:

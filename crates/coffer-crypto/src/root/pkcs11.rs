@@ -4,7 +4,7 @@
 //! its own, destroyed on purge (`C_DestroyObject`). A lost session (the token gone, the module
 //! failing) is reopened on the next operation; until then operations fail as `Unavailable`.
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -51,14 +51,18 @@ pub enum RootKey {
 
 pub struct Pkcs11Root {
     settings: Pkcs11Settings,
-    /// The module loaded, the token's slot and a signed-in session; dropped (and the module
-    /// finalized) after a failure, and made anew by the next operation.
-    link: Mutex<Option<Link>>,
+    /// The module loaded and a few signed-in sessions (requests use the token side by side);
+    /// dropped (and the module finalized) after a failure, and made anew by the next operation.
+    link: std::sync::RwLock<Option<Arc<Link>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
+/// Sessions open on the token at once.
+const SESSIONS: usize = 4;
+
 struct Link {
-    // Dropped in this order: the session, then the module.
-    session: Session,
+    // Dropped in this order: the sessions, then the module.
+    sessions: Vec<Mutex<Session>>,
     _ctx: Pkcs11,
 }
 
@@ -98,16 +102,17 @@ impl Pkcs11Root {
     /// `CreateIfMissing`, makes) the root key. A wrong PIN, a missing token or key is an error
     /// that says which.
     pub fn open(settings: Pkcs11Settings, root: RootKey) -> Result<Self, CryptoError> {
-        let this = Self { settings, link: Mutex::new(None) };
+        let this = Self { settings, link: Default::default(), next: Default::default() };
         // At start every failure is the operator's to fix, not a passing fault.
         let link = this.connect().map_err(|e| match e {
             CryptoError::Unavailable(m) => CryptoError::Root(m),
             other => other,
         })?;
-        match find_key(&link.session, &this.settings.key_label).map_err(|e| unavailable("lookup", e))? {
+        let first = link.sessions[0].lock().map_err(|_| unavailable("session", "poisoned lock"))?;
+        match find_key(&first, &this.settings.key_label).map_err(|e| unavailable("lookup", e))? {
             Some(_) => {}
             None if root == RootKey::CreateIfMissing => {
-                link.session
+                first
                     .generate_key(&Mechanism::AesKeyGen, &secret_key_template(&this.settings.key_label))
                     .map_err(|e| CryptoError::Root(format!("creating the root key in the token: {e}")))?;
             }
@@ -118,8 +123,9 @@ impl Pkcs11Root {
                 )));
             }
         }
-        if let Ok(mut l) = this.link.lock() {
-            *l = Some(link);
+        drop(first);
+        if let Ok(mut l) = this.link.write() {
+            *l = Some(Arc::new(link));
         }
         Ok(this)
     }
@@ -153,7 +159,35 @@ impl Pkcs11Root {
             }
             Err(e) => return Err(unavailable("login", e)),
         }
-        Ok(Link { session, _ctx: ctx })
+        // Signed in once for the token: the other sessions share it.
+        let mut sessions = vec![Mutex::new(session)];
+        for _ in 1..SESSIONS {
+            sessions.push(Mutex::new(ctx.open_rw_session(slot).map_err(|e| unavailable("session", e))?));
+        }
+        Ok(Link { sessions, _ctx: ctx })
+    }
+
+    /// The live link, made if there is none.
+    fn current(&self) -> Result<Arc<Link>, CryptoError> {
+        if let Some(l) = self.link.read().map_err(|_| unavailable("session", "poisoned lock"))?.as_ref() {
+            return Ok(l.clone());
+        }
+        let mut slot = self.link.write().map_err(|_| unavailable("session", "poisoned lock"))?;
+        if let Some(l) = slot.as_ref() {
+            return Ok(l.clone());
+        }
+        let fresh = Arc::new(self.connect()?);
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Forgets `link` (if it is still the live one): the next operation makes a new one.
+    fn drop_link(&self, link: &Arc<Link>) {
+        if let Ok(mut slot) = self.link.write()
+            && slot.as_ref().is_some_and(|l| Arc::ptr_eq(l, link))
+        {
+            *slot = None;
+        }
     }
 
     /// Runs `f` in the session (the HSM key operations' way in).
@@ -163,21 +197,29 @@ impl Pkcs11Root {
 
     /// Runs `f` in the session, reopening it once if the token dropped it.
     fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, cryptoki::error::Error>) -> Result<T, CryptoError> {
-        let mut guard = self.link.lock().map_err(|_| unavailable("session", "poisoned lock"))?;
         for attempt in 0..2 {
-            if guard.is_none() {
-                *guard = Some(self.connect()?);
-            }
-            let Some(link) = guard.as_ref() else { continue };
-            match f(&link.session) {
+            let link = self.current()?;
+            // A free session if there is one, else wait for one in turn.
+            let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let free = (0..link.sessions.len())
+                .map(|i| &link.sessions[(start + i) % link.sessions.len()])
+                .find_map(|m| m.try_lock().ok());
+            let session = match free {
+                Some(s) => s,
+                None => link.sessions[start % link.sessions.len()]
+                    .lock()
+                    .map_err(|_| unavailable("session", "poisoned lock"))?,
+            };
+            match f(&session) {
                 Ok(v) => return Ok(v),
                 Err(e) if is_missing_key(&e) => {
                     // A vault's key that is gone was purged — unless the root key is gone too:
                     // then the token lost its objects (a fault), and a new session may see them.
-                    if matches!(find_key(&link.session, &self.settings.key_label), Ok(Some(_))) {
+                    if matches!(find_key(&session, &self.settings.key_label), Ok(Some(_))) {
                         return Err(CryptoError::Open);
                     }
-                    *guard = None;
+                    drop(session);
+                    self.drop_link(&link);
                     if attempt == 1 {
                         return Err(unavailable("token", "the root key is not visible in the token"));
                     }
@@ -187,7 +229,8 @@ impl Pkcs11Root {
                     return Err(CryptoError::Refused(format!("the HSM refused the operation: {e}")));
                 }
                 Err(e) => {
-                    *guard = None;
+                    drop(session);
+                    self.drop_link(&link);
                     if attempt == 1 {
                         return Err(unavailable("operation", e));
                     }
