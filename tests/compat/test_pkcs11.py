@@ -309,11 +309,24 @@ def test_hsm_keys_live_and_work_inside_the_token(hsm_server):
         SignatureAlgorithm.es256, digest, sig).is_valid
     assert s.token.objects().count("Private Key Object") == 3
 
-    # Purge destroys the key's objects in the token.
+    # A backup holds only a reference: it restores into the vault it came from while the token
+    # holds the key, and nowhere else.
+    backup = keys.backup_key("ec-hsm")
+    s.cli_json("vault", "create", "--name", "lab2", **env)
+    other = KeyClient(f"https://lab2.vault.localhost:{s.port}", credential, connection_verify=s.tls["ca.pem"])
+    with pytest.raises(HttpResponseError) as refused:
+        other.restore_key_backup(backup)
+    assert refused.value.status_code == 400 and "only into the vault it came from" in str(refused.value)
+
+    # Purge destroys the key's objects in the token; its backup then restores nothing.
     keys.begin_delete_key("ec-hsm").wait()
     keys.purge_deleted_key("ec-hsm")
     assert s.token.objects().count("Private Key Object") == 1
+    with pytest.raises(HttpResponseError) as refused:
+        keys.restore_key_backup(backup)
+    assert refused.value.status_code == 400 and "does not hold it" in str(refused.value)
     # And a purged vault leaves nothing of its keys in the token.
-    assert s.cli("vault", "delete", "--name", "lab", **env).returncode == 0
-    assert s.cli("vault", "purge", "--name", "lab", **env).returncode == 0
+    for vault in ("lab", "lab2"):
+        assert s.cli("vault", "delete", "--name", vault, **env).returncode == 0
+        assert s.cli("vault", "purge", "--name", vault, **env).returncode == 0
     assert "coffer-key-" not in s.token.objects() and "coffer-kek-" not in s.token.objects()

@@ -295,6 +295,17 @@ impl Pkcs11Root {
         .map(Zeroizing::new)
     }
 
+    /// Whether the token still holds the key's private half.
+    pub fn hsm_has_key(&self, key: &HsmKey) -> Result<bool, CryptoError> {
+        self.run(|s| {
+            let found = s.find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(key.label.as_bytes().to_vec()),
+            ])?;
+            Ok(!found.is_empty())
+        })
+    }
+
     /// Destroys every object of a key (its private and public halves).
     pub fn destroy_key(&self, label: &str) -> Result<(), CryptoError> {
         self.run(|s| {

@@ -730,6 +730,11 @@ pub struct Restorable {
 }
 
 impl Restorable {
+    /// The versions it holds, sealed for this vault.
+    pub fn versions(&self) -> &[StoredVersion] {
+        &self.versions
+    }
+
     /// The store's view of it, in the vault `vault_id`.
     pub fn in_vault<'a>(&'a self, vault_id: &'a str, policy: Option<&'a str>) -> coffer_store::RestoredObject<'a> {
         coffer_store::RestoredObject {

@@ -232,6 +232,30 @@ pub async fn backup(state: &AppState, ctx: &VaultContext, name: &str) -> Result<
 pub async fn restore(state: &AppState, ctx: &VaultContext, blob: &str) -> Result<KeyVersion> {
     ctx.authorize(state, DataAction::KeyRestore, None).await?;
     let objects = objects(state, ctx);
+    // A key inside the HSM is backed up as a reference: it restores only while the token still
+    // holds it (not after a purge, not into another HSM).
+    for v in objects.restorable(blob)?.versions() {
+        if let Ok(meta) = meta_of(v)
+            && let KeyHandle::Hsm(key) = super::handle_of(&objects, v, &meta)?
+        {
+            // The token object belongs to one vault: a second vault's copy could purge it.
+            let own = format!("{}{}-", coffer_crypto::hsm_keys::KEY_PREFIX, ctx.vault.id);
+            if !key.label.starts_with(&own) {
+                return Err(Error::bad_parameter(
+                    "This backup is of a key inside an HSM: it restores only into the vault it came from.",
+                ));
+            }
+            let held = match state.keyring.root().as_pkcs11() {
+                Some(token) => token.hsm_has_key(&key)?,
+                None => false,
+            };
+            if !held {
+                return Err(Error::bad_parameter(
+                    "This backup is of a key inside an HSM, and this Coffer's HSM does not hold it (the key was purged, or this is another HSM).",
+                ));
+            }
+        }
+    }
     let v = objects.restore(blob).await?;
     KeyVersion::open(&objects, v)
 }
