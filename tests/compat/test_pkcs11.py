@@ -166,8 +166,6 @@ def test_a_token_that_goes_away_gives_503_changes_nothing_and_the_server_recover
         assert r.returncode == 2 and "HsmUnavailable" in r.stderr, r.stderr
         r = s.cli("vault", "create", "--name", "ward2", **env)
         assert r.returncode == 2 and "HsmUnavailable" in r.stderr, r.stderr
-        health = s.get("/healthz")
-        assert health.status_code in (200, 503)
     finally:
         os.rename(s.token.dir + ".gone", s.token.dir)
     # Back: nothing was half-written, and the server serves again without a restart.

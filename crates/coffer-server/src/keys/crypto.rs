@@ -88,6 +88,13 @@ pub enum KeyOperationOutput {
     Verified(bool),
 }
 
+impl KeyOperationOutput {
+    /// Bytes made with `kid`, with no IV, tag or AAD.
+    fn bytes(kid: &str, value: Zeroizing<Vec<u8>>) -> Self {
+        Self::Bytes { kid: kid.to_string(), value, iv: None, tag: None, aad: None }
+    }
+}
+
 /// Carries out `op` with a key version (the latest with `version: None`), checking the
 /// caller's permission, the version's `enabled`, its `key_ops` and, where it applies, its
 /// validity window.
@@ -135,13 +142,7 @@ pub async fn perform(
         }
     };
     let KeyOperationInput { alg, iv, aad, tag, digest, .. } = input;
-    let bytes = |value: Zeroizing<Vec<u8>>| KeyOperationOutput::Bytes {
-        kid: kid.clone(),
-        value,
-        iv: None,
-        tag: None,
-        aad: None,
-    };
+    let bytes = |value| KeyOperationOutput::bytes(&kid, value);
     Ok(match op {
         KeyOperation::Encrypt => {
             let c = material.encrypt(&alg, &value, iv.as_deref(), aad.as_deref()).map_err(key_error)?;
@@ -174,13 +175,7 @@ fn in_token(
         }
         other => Error::from(other),
     };
-    let bytes = |value: Zeroizing<Vec<u8>>| KeyOperationOutput::Bytes {
-        kid: kid.clone(),
-        value,
-        iv: None,
-        tag: None,
-        aad: None,
-    };
+    let bytes = |value| KeyOperationOutput::bytes(&kid, value);
     Ok(match op {
         KeyOperation::Sign => bytes(Zeroizing::new(token.hsm_sign(key, alg, &value).map_err(refused)?)),
         KeyOperation::Verify => {

@@ -208,7 +208,9 @@ pub async fn purge(state: &AppState, ctx: &VaultContext, name: &str) -> Result<(
     let at = coffer_store::ObjectRef { vault_id: &ctx.vault.id, kind: KIND, name_key: &key };
     let mut in_token = Vec::new();
     for v in state.store.all_versions(&at).await? {
+        // Only `-HSM` versions are opened: a software key's material has no business here.
         if let Ok(meta) = meta_of(&v)
+            && meta.kty.ends_with("-HSM")
             && let Ok(KeyHandle::Hsm(k)) = super::handle_of(&objects, &v, &meta)
         {
             in_token.push(k.label.clone());
@@ -236,6 +238,7 @@ pub async fn restore(state: &AppState, ctx: &VaultContext, blob: &str) -> Result
     // holds it (not after a purge, not into another HSM).
     for v in objects.restorable(blob)?.versions() {
         if let Ok(meta) = meta_of(v)
+            && meta.kty.ends_with("-HSM")
             && let KeyHandle::Hsm(key) = super::handle_of(&objects, v, &meta)?
         {
             // The token object belongs to one vault: a second vault's copy could purge it.
