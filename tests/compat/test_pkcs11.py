@@ -179,8 +179,7 @@ def test_a_token_that_goes_away_gives_503_changes_nothing_and_the_server_recover
 
 
 def test_the_key_and_secret_sdks_work_unchanged_over_a_pkcs11_root(hsm_server):
-    """The vault's keys are sealed under keys the token holds; the SDKs cannot tell. `oct-HSM`
-    (AES inside the token) is not there yet and says so."""
+    """The vault's keys are sealed under keys the token holds; the SDKs cannot tell."""
     import hashlib
     from azure.core.exceptions import HttpResponseError
     from azure.keyvault.keys import KeyClient
@@ -221,9 +220,6 @@ def test_the_key_and_secret_sdks_work_unchanged_over_a_pkcs11_root(hsm_server):
     start(s)
     assert secrets.get_secret("dicom-store").value == "conn-string"
     assert c.verify(SignatureAlgorithm.es256, digest, sig).is_valid
-    with pytest.raises(HttpResponseError) as refused:
-        keys.create_oct_key("aes-in-hsm", hardware_protected=True)
-    assert refused.value.status_code == 400 and "oct-HSM" in str(refused.value)
 
 
 def test_recovery_shares_rekey_and_the_token_keeps_unsealing(hsm_server):
@@ -328,3 +324,119 @@ def test_hsm_keys_live_and_work_inside_the_token(hsm_server):
         assert s.cli("vault", "delete", "--name", vault, **env).returncode == 0
         assert s.cli("vault", "purge", "--name", vault, **env).returncode == 0
     assert "coffer-key-" not in s.token.objects() and "coffer-kek-" not in s.token.objects()
+
+
+def test_oct_hsm_keys_and_keys_imported_into_the_token(hsm_server):
+    """AES keys generated in the token (oct-HSM: GCM, CBC, key wrap with and without padding,
+    all in the token), and RSA, EC and AES material imported with `hsm: true` into it as
+    sensitive, non-extractable objects — each cross-checked with `cryptography`."""
+    import base64
+    import hashlib
+    import requests
+    from azure.core.exceptions import HttpResponseError
+    from azure.keyvault.keys import JsonWebKey, KeyClient
+    from azure.keyvault.keys.crypto import CryptographyClient, EncryptionAlgorithm, SignatureAlgorithm
+    from cryptography.hazmat.primitives import hashes, keywrap
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    def b64u(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    def unb64u(t):
+        return base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))
+
+    s = start(hsm_server)
+    init = s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
+    s.cli_json("vault", "create", "--name", "lab", **admin_env(init))
+    credential = ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"],
+                                        authority=s.server, disable_instance_discovery=True,
+                                        connection_verify=s.tls["ca.pem"])
+    url = f"https://lab.vault.localhost:{s.port}"
+    keys = KeyClient(url, credential, connection_verify=s.tls["ca.pem"])
+    token = credential.get_token(f"https://vault.localhost:{s.port}/.default").token
+
+    def post(path, body):
+        r = requests.post(f"{url}{path}?api-version=7.6", json=body, headers={"Authorization": f"Bearer {token}"},
+                          verify=s.tls["ca.pem"], timeout=30)
+        return r
+
+    # Generated in the token: the SDK round trips through it.
+    for bits in (128, 256):
+        k = keys.create_oct_key(f"aes{bits}", size=bits, hardware_protected=True)
+        assert k.key_type == "oct-HSM" and k.key.k is None
+        c = CryptographyClient(k.id, credential, connection_verify=s.tls["ca.pem"])
+        res = c.encrypt(EncryptionAlgorithm(f"A{bits}GCM"), b"ward 7", additional_authenticated_data=b"w")
+        assert c.decrypt(EncryptionAlgorithm(f"A{bits}GCM"), res.ciphertext, iv=res.iv,
+                         authentication_tag=res.tag, additional_authenticated_data=b"w").plaintext == b"ward 7"
+        r = post(f"/keys/aes{bits}//wrapkey", {"alg": f"A{bits}KW", "value": b64u(b"c" * 32)})
+        assert r.status_code == 200, r.text
+        back = post(f"/keys/aes{bits}//unwrapkey", {"alg": f"A{bits}KW", "value": r.json()["value"]})
+        assert unb64u(back.json()["value"]) == b"c" * 32, back.text
+        # A tampered tag is refused as a bad value, not a fault.
+        bad = post(f"/keys/aes{bits}//decrypt", {"alg": f"A{bits}GCM", "value": b64u(res.ciphertext),
+                                                 "iv": b64u(res.iv), "tag": b64u(bytes(16))})
+        assert bad.status_code == 400, bad.text
+    # The algorithm's size must fit the key.
+    r = post("/keys/aes128//encrypt", {"alg": "A256GCM", "value": b64u(b"x")})
+    assert r.status_code == 400 and "256-bit key" in r.json()["error"]["message"], r.text
+
+    # Imported into the token: an AES key, checked against `cryptography` with the same bytes.
+    secret = os.urandom(32)
+    k = keys.import_key("imported-aes", JsonWebKey(kty="oct", k=secret), hardware_protected=True)
+    assert k.key_type == "oct-HSM" and k.key.k is None
+    c = CryptographyClient(k.id, credential, connection_verify=s.tls["ca.pem"])
+    res = c.encrypt(EncryptionAlgorithm.a256_gcm, b"lab result", additional_authenticated_data=b"lab")
+    assert AESGCM(secret).decrypt(res.iv, res.ciphertext + res.tag, b"lab") == b"lab result"
+    iv = os.urandom(12)
+    ct = AESGCM(secret).encrypt(iv, b"from outside", None)
+    assert c.decrypt(EncryptionAlgorithm.a256_gcm, ct[:-16], iv=iv, authentication_tag=ct[-16:]).plaintext \
+        == b"from outside"
+    r = post("/keys/imported-aes//wrapkey", {"alg": "CKM_AES_KEY_WRAP_PAD", "value": b64u(b"13 byte value")})
+    assert r.status_code == 200, r.text
+    assert keywrap.aes_key_unwrap_with_padding(secret, unb64u(r.json()["value"])) == b"13 byte value"
+    r = post("/keys/imported-aes//unwrapkey", {"alg": "A256KW", "value": b64u(keywrap.aes_key_wrap(secret, b"k" * 24))})
+    assert unb64u(r.json()["value"]) == b"k" * 24, r.text
+
+    # An RSA key and an EC key imported: the token signs, `cryptography` verifies.
+    digest = hashlib.sha256(b"radiology").digest()
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    n = private.private_numbers()
+    width = lambda i: i.to_bytes((i.bit_length() + 7) // 8, "big")
+    jwk = JsonWebKey(kty="RSA", n=width(n.public_numbers.n), e=width(n.public_numbers.e), d=width(n.d),
+                     p=width(n.p), q=width(n.q), dp=width(n.dmp1), dq=width(n.dmq1), qi=width(n.iqmp))
+    k = keys.import_key("imported-rsa", jwk, hardware_protected=True)
+    assert k.key_type == "RSA-HSM" and k.key.n == width(n.public_numbers.n)
+    c = CryptographyClient(k.id, credential, connection_verify=s.tls["ca.pem"])
+    private.public_key().verify(c.sign(SignatureAlgorithm.rs256, digest).signature, digest, padding.PKCS1v15(),
+                                utils.Prehashed(hashes.SHA256()))
+    pad = padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)
+    assert c.decrypt(EncryptionAlgorithm.rsa_oaep, private.public_key().encrypt(b"x-ray", pad)).plaintext == b"x-ray"
+
+    ec_private = ec.generate_private_key(ec.SECP256R1())
+    e = ec_private.private_numbers()
+    jwk = JsonWebKey(kty="EC", crv="P-256", x=e.public_numbers.x.to_bytes(32, "big"),
+                     y=e.public_numbers.y.to_bytes(32, "big"), d=e.private_value.to_bytes(32, "big"))
+    k = keys.import_key("imported-ec", jwk, hardware_protected=True)
+    assert k.key_type == "EC-HSM"
+    sig = CryptographyClient(k.id, credential, connection_verify=s.tls["ca.pem"]).sign(SignatureAlgorithm.es256,
+                                                                                        digest).signature
+    ec_private.public_key().verify(
+        utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")),
+        digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+    # Material that does not fit is refused before anything reaches the token.
+    with pytest.raises(HttpResponseError) as refused:
+        keys.import_key("bad-ec", JsonWebKey(kty="EC", crv="P-256", x=b"1" * 32, y=b"2" * 32, d=b"3" * 32),
+                        hardware_protected=True)
+    assert refused.value.status_code == 400
+
+    # In the token every one of them is sensitive and never leaves it.
+    objects = [o for o in token_objects(s.token.objects()) if "coffer-key-" in o]
+    secret_keys = [o for o in objects if o.startswith("Secret Key Object")]
+    private_keys = [o for o in objects if o.startswith("Private Key Object")]
+    assert len(secret_keys) == 3 and len(private_keys) == 2, objects
+    assert all("sensitive" in o and "extractable" not in o.replace("never extractable", "") for o in
+               secret_keys + private_keys), objects
+    # The generated ones were never extractable at all.
+    assert sum("never extractable" in o for o in secret_keys) >= 2, secret_keys

@@ -1,18 +1,21 @@
-//! Keys inside a PKCS#11 token (`RSA-HSM`, `EC-HSM`): generated there as non-extractable
-//! objects, their private part never in server memory. Signing, verifying, encryption,
-//! decryption, wrapping and unwrapping run in the token. What the server keeps of such a key
-//! is `HsmKey`: the objects' label and the public part (for the key bundle).
+//! Keys inside a PKCS#11 token (`RSA-HSM`, `EC-HSM`, `oct-HSM`): generated there — or imported
+//! into it — as sensitive, non-extractable objects, their private part never kept in server
+//! memory. Signing, verifying, encryption, decryption, wrapping and unwrapping run in the
+//! token. What the server keeps of such a key is `HsmKey`: the objects' label and the public
+//! part (for the key bundle).
 use std::collections::BTreeMap;
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::MechanismType;
+use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::CryptoError;
+use crate::keys::{CipherOut, JwkIn, KeyError, aes_kw};
 use crate::root::pkcs11::Pkcs11Root;
 
 /// What to generate.
@@ -20,13 +23,14 @@ use crate::root::pkcs11::Pkcs11Root;
 pub enum HsmKeySpec {
     Rsa { bits: u32, exponent: u64 },
     Ec { curve: String },
+    Aes { bits: u32 },
 }
 
 /// A key in the token: the label its objects carry and its public JWK fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HsmKey {
     pub label: String,
-    /// `RSA` or `EC`.
+    /// `RSA`, `EC` or `oct`.
     pub kty: String,
     /// `n`, `e` or `crv`, `x`, `y` (base64url), as the key bundle shows them.
     pub public: BTreeMap<String, String>,
@@ -107,6 +111,54 @@ fn rsa_cipher<'a>(alg: &str) -> Result<Mechanism<'a>, CryptoError> {
     })
 }
 
+/// Whether an AES key-wrap algorithm pads (RFC 5649), checked against the key.
+fn aes_wrap(key: &HsmKey, alg: &str) -> Result<bool, CryptoError> {
+    check_aes(key, alg)?;
+    match alg {
+        "A128KW" | "A192KW" | "A256KW" | "CKM_AES_KEY_WRAP" => Ok(false),
+        "CKM_AES_KEY_WRAP_PAD" => Ok(true),
+        _ => Err(CryptoError::Refused(unsupported(alg).into())),
+    }
+}
+
+/// AES blocks encrypted and decrypted by the token; a fault of the token is kept aside for
+/// the session's error handling (a fault, not a bad value).
+struct TokenBlock<'s> {
+    session: &'s Session,
+    key: ObjectHandle,
+    fault: std::cell::Cell<Option<cryptoki::error::Error>>,
+}
+
+impl TokenBlock<'_> {
+    fn apply(&self, b: &mut [u8; 16], encrypt: bool) -> Result<(), KeyError> {
+        let out = if encrypt {
+            self.session.encrypt(&Mechanism::AesEcb, self.key, b)
+        } else {
+            self.session.decrypt(&Mechanism::AesEcb, self.key, b)
+        };
+        match out {
+            Ok(v) if v.len() == 16 => {
+                b.copy_from_slice(&v);
+                Ok(())
+            }
+            Ok(_) => Err(KeyError::Failed("the token gave a block of the wrong size".into())),
+            Err(e) => {
+                self.fault.set(Some(e));
+                Err(KeyError::Failed("the token failed".into()))
+            }
+        }
+    }
+}
+
+impl aes_kw::BlockCipher for TokenBlock<'_> {
+    fn encrypt(&self, b: &mut [u8; 16]) -> Result<(), KeyError> {
+        self.apply(b, true)
+    }
+    fn decrypt(&self, b: &mut [u8; 16]) -> Result<(), KeyError> {
+        self.apply(b, false)
+    }
+}
+
 fn unsupported(_alg: &str) -> &'static str {
     "the algorithm is not supported for this key type"
 }
@@ -127,6 +179,57 @@ fn ec_point(raw: &[u8], coordinate: usize) -> Option<(Vec<u8>, Vec<u8>)> {
     let want = 1 + 2 * coordinate;
     let point = if raw.len() == want { raw } else { raw.get(raw.len().checked_sub(want)?..)? };
     (point.first() == Some(&0x04)).then(|| (point[1..1 + coordinate].to_vec(), point[1 + coordinate..].to_vec()))
+}
+
+/// The template of an AES key in the token: sensitive, never extractable, for the four
+/// symmetric uses.
+fn secret_template(label: &[u8]) -> Vec<Attribute> {
+    vec![
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(true),
+        Attribute::Label(label.to_vec()),
+    ]
+}
+
+fn aes_key(label: &str, bits: u32) -> HsmKey {
+    HsmKey { label: label.into(), kty: "oct".into(), public: BTreeMap::new(), size: Some(bits), crv: None }
+}
+
+fn strip_zeros(b: &[u8]) -> &[u8] {
+    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len().saturating_sub(1));
+    &b[i..]
+}
+
+/// The AES algorithms' key size (`A128GCM` needs a 128-bit key); `None` for the `CKM_` names,
+/// which fit any size.
+fn aes_size(alg: &str) -> Option<u32> {
+    match alg.get(..4) {
+        Some("A128") => Some(128),
+        Some("A192") => Some(192),
+        Some("A256") => Some(256),
+        _ => None,
+    }
+}
+
+/// Checks that an AES algorithm fits the key (`A256*` on a 256-bit key).
+fn check_aes(key: &HsmKey, alg: &str) -> Result<(), CryptoError> {
+    if key.kty != "oct" {
+        return Err(CryptoError::Refused(unsupported(alg).into()));
+    }
+    match aes_size(alg) {
+        Some(bits) if Some(bits) != key.size => Err(CryptoError::Refused(format!(
+            "{alg} needs a {bits}-bit key; this key has {} bits",
+            key.size.unwrap_or(0)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 impl Pkcs11Root {
@@ -204,7 +307,125 @@ impl Pkcs11Root {
                 out.insert("y".into(), crate::b64::url_encode(&y));
                 Ok(HsmKey { label: label.into(), kty: "EC".into(), public: out, size: None, crv: Some(name.clone()) })
             }
+            HsmKeySpec::Aes { bits } => {
+                if ![128, 192, 256].contains(bits) {
+                    return Err(CryptoError::Refused("oct-HSM keys are 128, 192 or 256 bits".into()));
+                }
+                let mut template = secret_template(&l);
+                template.push(Attribute::ValueLen(u64::from(bits / 8).into()));
+                self.run(|s| s.generate_key(&Mechanism::AesKeyGen, &template))?;
+                Ok(aes_key(label, *bits))
+            }
         }
+    }
+
+    /// Puts imported key material into the token as sensitive, non-extractable objects
+    /// (`kty` `RSA`, `EC` or `oct`; checked by `KeyMaterial::from_jwk` before).
+    pub fn import_key(&self, label: &str, jwk: &JwkIn) -> Result<HsmKey, CryptoError> {
+        let field = |v: &Option<String>, name: &str| {
+            crate::keys::field(v, name).map_err(|e| CryptoError::Refused(e.to_string()))
+        };
+        let l = label.as_bytes().to_vec();
+        let private_base = |key_type: KeyType| {
+            vec![
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(key_type),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Label(l.clone()),
+                Attribute::Sign(true),
+            ]
+        };
+        let public_base = |key_type: KeyType| {
+            vec![
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::KeyType(key_type),
+                Attribute::Token(true),
+                Attribute::Label(l.clone()),
+                Attribute::Verify(true),
+            ]
+        };
+        match crate::keys::base_kty(&jwk.kty) {
+            Some("RSA") => {
+                let (n, e) = (field(&jwk.n, "n")?, field(&jwk.e, "e")?);
+                let mut private = private_base(KeyType::RSA);
+                private.extend([
+                    Attribute::Decrypt(true),
+                    Attribute::Unwrap(true),
+                    Attribute::Modulus(n.to_vec()),
+                    Attribute::PublicExponent(e.to_vec()),
+                    Attribute::PrivateExponent(field(&jwk.d, "d")?.to_vec()),
+                    Attribute::Prime1(field(&jwk.p, "p")?.to_vec()),
+                    Attribute::Prime2(field(&jwk.q, "q")?.to_vec()),
+                    Attribute::Exponent1(field(&jwk.dp, "dp")?.to_vec()),
+                    Attribute::Exponent2(field(&jwk.dq, "dq")?.to_vec()),
+                    Attribute::Coefficient(field(&jwk.qi, "qi")?.to_vec()),
+                ]);
+                let mut public = public_base(KeyType::RSA);
+                public.extend([
+                    Attribute::Encrypt(true),
+                    Attribute::Wrap(true),
+                    Attribute::Modulus(n.to_vec()),
+                    Attribute::PublicExponent(e.to_vec()),
+                ]);
+                self.create_pair(label, &private, &public)?;
+                let bits = u32::try_from(strip_zeros(&n).len() * 8).unwrap_or(0);
+                let mut out = BTreeMap::new();
+                out.insert("n".into(), crate::b64::url_encode(strip_zeros(&n)));
+                out.insert("e".into(), crate::b64::url_encode(strip_zeros(&e)));
+                Ok(HsmKey { label: label.into(), kty: "RSA".into(), public: out, size: Some(bits), crv: None })
+            }
+            Some("EC") => {
+                let name = jwk.crv.clone().unwrap_or_default();
+                let (oid, _) = curve(&name).ok_or_else(|| CryptoError::Refused("the curve is not supported".into()))?;
+                let (x, y) = (field(&jwk.x, "x")?, field(&jwk.y, "y")?);
+                let mut private = private_base(KeyType::EC);
+                private.extend([Attribute::EcParams(oid.to_vec()), Attribute::Value(field(&jwk.d, "d")?.to_vec())]);
+                // CKA_EC_POINT is the DER OCTET STRING of the uncompressed point.
+                let mut point = vec![0x04];
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                let mut der = vec![0x04, u8::try_from(point.len()).map_err(|_| bad("EC point"))?];
+                der.extend_from_slice(&point);
+                let mut public = public_base(KeyType::EC);
+                public.extend([Attribute::EcParams(oid.to_vec()), Attribute::EcPoint(der)]);
+                self.create_pair(label, &private, &public).map_err(|e| match e {
+                    CryptoError::Refused(_) if name == "P-256K" => {
+                        CryptoError::Refused("this HSM does not offer the curve P-256K".into())
+                    }
+                    other => other,
+                })?;
+                let mut out = BTreeMap::new();
+                out.insert("crv".into(), name.clone());
+                out.insert("x".into(), crate::b64::url_encode(&x));
+                out.insert("y".into(), crate::b64::url_encode(&y));
+                Ok(HsmKey { label: label.into(), kty: "EC".into(), public: out, size: None, crv: Some(name) })
+            }
+            Some(_) => {
+                let k = field(&jwk.k, "k")?;
+                let bits = u32::try_from(k.len() * 8).unwrap_or(0);
+                if ![128, 192, 256].contains(&bits) {
+                    return Err(CryptoError::Refused("oct keys are 128, 192 or 256 bits".into()));
+                }
+                let mut template = secret_template(&l);
+                template.extend([Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Value(k.to_vec())]);
+                self.run(|s| s.create_object(&template))?;
+                Ok(aes_key(label, bits))
+            }
+            None => Err(CryptoError::Refused("the key type is not supported".into())),
+        }
+    }
+
+    /// Creates the two halves of an imported pair; if the second fails the first goes again.
+    fn create_pair(&self, label: &str, private: &[Attribute], public: &[Attribute]) -> Result<(), CryptoError> {
+        self.run(|s| s.create_object(private))?;
+        if let Err(e) = self.run(|s| s.create_object(public)) {
+            self.destroy_key(label).ok();
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Signs a digest in the token.
@@ -270,38 +491,172 @@ impl Pkcs11Root {
         }
     }
 
-    /// Encrypts (or wraps) with the public key, in the token.
-    pub fn hsm_encrypt(&self, key: &HsmKey, alg: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if key.kty != "RSA" {
-            return Err(CryptoError::Refused(unsupported(alg).into()));
+    /// Encrypts in the token: RSA with the public key; AES-GCM (the iv made here unless given)
+    /// and AES-CBC with an `oct-HSM` key.
+    pub fn hsm_encrypt(
+        &self,
+        key: &HsmKey,
+        alg: &str,
+        plaintext: &[u8],
+        (iv, aad): (Option<&[u8]>, Option<&[u8]>),
+    ) -> Result<CipherOut, CryptoError> {
+        if key.kty == "RSA" {
+            rsa_cipher(alg)?;
+            let value = self.run(|s| {
+                let public = object(s, ObjectClass::PUBLIC_KEY, &key.label)?;
+                s.encrypt(&rsa_cipher(alg).unwrap_or(Mechanism::RsaPkcs), public, plaintext)
+            })?;
+            return Ok(CipherOut { value, iv: None, tag: None, aad: None });
         }
-        rsa_cipher(alg)?;
-        self.run(|s| {
-            let public = object(s, ObjectClass::PUBLIC_KEY, &key.label)?;
-            s.encrypt(&rsa_cipher(alg).unwrap_or(Mechanism::RsaPkcs), public, plaintext)
+        check_aes(key, alg)?;
+        let secret = |s: &Session| object(s, ObjectClass::SECRET_KEY, &key.label);
+        match &alg[alg.len().saturating_sub(3)..] {
+            "GCM" => {
+                let iv = match iv {
+                    Some(v) if v.len() == 12 => v.to_vec(),
+                    Some(_) => return Err(CryptoError::Refused("AES-GCM needs a 12-byte iv".into())),
+                    None => crate::random::bytes(12).to_vec(),
+                };
+                let aad_bytes = aad.unwrap_or(&[]);
+                let mut sealed = self.run(|s| {
+                    let mut nonce = iv.clone();
+                    let params = GcmParams::new(&mut nonce, aad_bytes, 128.into())?;
+                    s.encrypt(&Mechanism::AesGcm(params), secret(s)?, plaintext)
+                })?;
+                let tag = sealed.split_off(sealed.len().saturating_sub(16));
+                Ok(CipherOut { value: sealed, iv: Some(iv), tag: Some(tag), aad: aad.map(<[u8]>::to_vec) })
+            }
+            "CBC" | "PAD" => {
+                let iv: [u8; 16] = iv
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| CryptoError::Refused("AES-CBC needs a 16-byte iv".into()))?;
+                let padded = alg.ends_with("PAD");
+                let value = self.run(|s| {
+                    let m = if padded { Mechanism::AesCbcPad(iv) } else { Mechanism::AesCbc(iv) };
+                    s.encrypt(&m, secret(s)?, plaintext)
+                })?;
+                Ok(CipherOut { value, iv: Some(iv.to_vec()), tag: None, aad: None })
+            }
+            _ => Err(CryptoError::Refused(unsupported(alg).into())),
+        }
+    }
+
+    /// Decrypts in the token (RSA with the private key, AES with an `oct-HSM` key).
+    pub fn hsm_decrypt(
+        &self,
+        key: &HsmKey,
+        alg: &str,
+        ciphertext: &[u8],
+        (iv, aad, tag): (Option<&[u8]>, Option<&[u8]>, Option<&[u8]>),
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if key.kty == "RSA" {
+            rsa_cipher(alg)?;
+            return self
+                .run(|s| {
+                    let private = object(s, ObjectClass::PRIVATE_KEY, &key.label)?;
+                    s.decrypt(&rsa_cipher(alg).unwrap_or(Mechanism::RsaPkcs), private, ciphertext)
+                })
+                .map(Zeroizing::new);
+        }
+        check_aes(key, alg)?;
+        let secret = |s: &Session| object(s, ObjectClass::SECRET_KEY, &key.label);
+        match &alg[alg.len().saturating_sub(3)..] {
+            "GCM" => {
+                let iv = iv.ok_or_else(|| CryptoError::Refused("AES-GCM decryption needs the iv".into()))?;
+                let tag =
+                    tag.ok_or_else(|| CryptoError::Refused("AES-GCM decryption needs the authentication tag".into()))?;
+                let joined = [ciphertext, tag].concat();
+                let aad = aad.unwrap_or(&[]);
+                self.run(|s| {
+                    let mut nonce = iv.to_vec();
+                    let params = GcmParams::new(&mut nonce, aad, 128.into())?;
+                    let key = secret(s)?;
+                    // SoftHSM answers a wrong tag with CKR_GENERAL_ERROR. The session just
+                    // found the key, so the token is there: the value is what is wrong.
+                    s.decrypt(&Mechanism::AesGcm(params), key, &joined).map_err(|e| match e {
+                        cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::GeneralError, f) => {
+                            cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::EncryptedDataInvalid, f)
+                        }
+                        other => other,
+                    })
+                })
+                .map(Zeroizing::new)
+            }
+            "CBC" | "PAD" => {
+                let iv: [u8; 16] = iv
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| CryptoError::Refused("AES-CBC needs a 16-byte iv".into()))?;
+                let padded = alg.ends_with("PAD");
+                self.run(|s| {
+                    let m = if padded { Mechanism::AesCbcPad(iv) } else { Mechanism::AesCbc(iv) };
+                    s.decrypt(&m, secret(s)?, ciphertext)
+                })
+                .map(Zeroizing::new)
+            }
+            _ => Err(CryptoError::Refused(unsupported(alg).into())),
+        }
+    }
+
+    /// Wraps a key: RSA encryption with the public key, or AES key wrap (RFC 3394: `A*KW`,
+    /// `CKM_AES_KEY_WRAP`; RFC 5649: `CKM_AES_KEY_WRAP_PAD`) with an `oct-HSM` key. Each AES
+    /// block of the wrap is encrypted by the token (`CKM_AES_ECB`); the key never leaves it.
+    /// (Not the token's own `CKM_AES_KEY_WRAP_PAD`: SoftHSM 2.6 zero-pads the input to a block
+    /// before it, which is not RFC 5649, and `C_WrapKey` needs the bytes as a token object.)
+    pub fn hsm_wrap(&self, key: &HsmKey, alg: &str, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if key.kty == "RSA" {
+            return self.hsm_encrypt(key, alg, plain, (None, None)).map(|c| c.value);
+        }
+        let padded = aes_wrap(key, alg)?;
+        self.with_blocks(
+            key,
+            |block| if padded { aes_kw::wrap_pad_in(block, plain) } else { aes_kw::wrap_in(block, plain) },
+        )
+        .map(|v| v.to_vec())
+    }
+
+    /// Unwraps a key (the inverse of `hsm_wrap`).
+    pub fn hsm_unwrap(&self, key: &HsmKey, alg: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if key.kty == "RSA" {
+            return self.hsm_decrypt(key, alg, wrapped, (None, None, None));
+        }
+        let padded = aes_wrap(key, alg)?;
+        self.with_blocks(key, |block| {
+            if padded { aes_kw::unwrap_pad_in(block, wrapped) } else { aes_kw::unwrap_in(block, wrapped) }
         })
     }
 
-    /// Decrypts (or unwraps) with the private key, in the token.
-    pub fn hsm_decrypt(&self, key: &HsmKey, alg: &str, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        if key.kty != "RSA" {
-            return Err(CryptoError::Refused(unsupported(alg).into()));
-        }
-        rsa_cipher(alg)?;
-        self.run(|s| {
-            let private = object(s, ObjectClass::PRIVATE_KEY, &key.label)?;
-            s.decrypt(&rsa_cipher(alg).unwrap_or(Mechanism::RsaPkcs), private, ciphertext)
+    /// Runs a key-wrap computation whose AES blocks the token encrypts and decrypts with `key`.
+    fn with_blocks<T>(
+        &self,
+        key: &HsmKey,
+        f: impl Fn(&dyn aes_kw::BlockCipher) -> Result<T, KeyError>,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError>
+    where
+        T: Into<Zeroizing<Vec<u8>>>,
+    {
+        let outcome = self.run(|s| {
+            let block = TokenBlock {
+                session: s,
+                key: object(s, ObjectClass::SECRET_KEY, &key.label)?,
+                fault: Default::default(),
+            };
+            let result = f(&block);
+            match block.fault.take() {
+                Some(e) => Err(e),
+                None => Ok(result.map(Into::into)),
+            }
+        })?;
+        outcome.map_err(|e| match e {
+            KeyError::Failed(m) if m.starts_with("unwrapping failed") => CryptoError::Open,
+            other => CryptoError::Refused(other.to_string()),
         })
-        .map(Zeroizing::new)
     }
 
     /// Whether the token still holds the key's private half.
     pub fn hsm_has_key(&self, key: &HsmKey) -> Result<bool, CryptoError> {
         self.run(|s| {
-            let found = s.find_objects(&[
-                Attribute::Class(ObjectClass::PRIVATE_KEY),
-                Attribute::Label(key.label.as_bytes().to_vec()),
-            ])?;
+            let class = if key.kty == "oct" { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
+            let found = s.find_objects(&[Attribute::Class(class), Attribute::Label(key.label.as_bytes().to_vec())])?;
             Ok(!found.is_empty())
         })
     }

@@ -196,7 +196,7 @@ pub struct JwkIn {
     pub k: Option<String>,
 }
 
-fn field(v: &Option<String>, name: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+pub(crate) fn field(v: &Option<String>, name: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let s = v.as_deref().ok_or_else(|| bad(format!("The JSON web key is missing '{name}'.")))?;
     b64::url_decode(s)
         .map(Zeroizing::new)
@@ -844,7 +844,7 @@ fn import_digest(bytes: &[u8], alg: &'static aws_lc_rs::digest::Algorithm) -> Re
 
 /// AES key wrap: RFC 3394 (A*KW, CKM_AES_KEY_WRAP) and RFC 5649 (CKM_AES_KEY_WRAP_PAD), on
 /// single-block AES (aws-lc-rs has no AES-192 key wrap).
-mod aes_kw {
+pub(crate) mod aes_kw {
     use super::{KeyError, UnboundCipherKey, aes_algorithm, bad};
     use aws_lc_rs::cipher::{DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext};
     use zeroize::Zeroizing;
@@ -852,19 +852,18 @@ mod aes_kw {
     const IV_3394: [u8; 8] = [0xA6; 8];
     const AIV_5649: [u8; 4] = [0xA6, 0x59, 0x59, 0xA6];
 
+    /// One AES block operation, wherever the key is: here (`Block`) or in a token.
+    pub(crate) trait BlockCipher {
+        fn encrypt(&self, b: &mut [u8; 16]) -> Result<(), KeyError>;
+        fn decrypt(&self, b: &mut [u8; 16]) -> Result<(), KeyError>;
+    }
+
     struct Block {
         enc: EncryptingKey,
         dec: DecryptingKey,
     }
 
-    impl Block {
-        fn new(k: &[u8]) -> Result<Self, KeyError> {
-            let ck = || {
-                UnboundCipherKey::new(aes_algorithm(k.len())?, k).map_err(|_| KeyError::Failed("bad AES key".into()))
-            };
-            let fail = |_| KeyError::Failed("bad AES key".into());
-            Ok(Self { enc: EncryptingKey::ecb(ck()?).map_err(fail)?, dec: DecryptingKey::ecb(ck()?).map_err(fail)? })
-        }
+    impl BlockCipher for Block {
         fn encrypt(&self, b: &mut [u8; 16]) -> Result<(), KeyError> {
             self.enc
                 .less_safe_encrypt(b, EncryptionContext::None)
@@ -876,8 +875,17 @@ mod aes_kw {
         }
     }
 
-    fn wrap_with(k: &[u8], iv: [u8; 8], p: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let block = Block::new(k)?;
+    impl Block {
+        fn new(k: &[u8]) -> Result<Self, KeyError> {
+            let ck = || {
+                UnboundCipherKey::new(aes_algorithm(k.len())?, k).map_err(|_| KeyError::Failed("bad AES key".into()))
+            };
+            let fail = |_| KeyError::Failed("bad AES key".into());
+            Ok(Self { enc: EncryptingKey::ecb(ck()?).map_err(fail)?, dec: DecryptingKey::ecb(ck()?).map_err(fail)? })
+        }
+    }
+
+    fn wrap_with(block: &dyn BlockCipher, iv: [u8; 8], p: &[u8]) -> Result<Vec<u8>, KeyError> {
         let n = p.len() / 8;
         let mut a = iv;
         let mut r: Vec<[u8; 8]> = p.chunks(8).map(|c| c.try_into().unwrap_or([0; 8])).collect();
@@ -902,8 +910,7 @@ mod aes_kw {
         Ok(out)
     }
 
-    fn unwrap_raw(k: &[u8], c: &[u8]) -> Result<([u8; 8], Zeroizing<Vec<u8>>), KeyError> {
-        let block = Block::new(k)?;
+    fn unwrap_raw(block: &dyn BlockCipher, c: &[u8]) -> Result<([u8; 8], Zeroizing<Vec<u8>>), KeyError> {
         let n = c.len() / 8 - 1;
         let mut a: [u8; 8] = c[..8].try_into().map_err(|_| bad("bad wrapped key"))?;
         let mut r: Vec<[u8; 8]> = c[8..].chunks(8).map(|x| x.try_into().unwrap_or([0; 8])).collect();
@@ -934,26 +941,44 @@ mod aes_kw {
     }
 
     pub fn wrap(k: &[u8], p: &[u8]) -> Result<Vec<u8>, KeyError> {
+        wrap_in(&Block::new(k)?, p)
+    }
+
+    pub fn unwrap(k: &[u8], c: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        unwrap_in(&Block::new(k)?, c)
+    }
+
+    pub fn wrap_pad(k: &[u8], p: &[u8]) -> Result<Vec<u8>, KeyError> {
+        wrap_pad_in(&Block::new(k)?, p)
+    }
+
+    pub fn unwrap_pad(k: &[u8], c: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        unwrap_pad_in(&Block::new(k)?, c)
+    }
+
+    /// RFC 3394 over any AES block operation.
+    pub(crate) fn wrap_in(block: &dyn BlockCipher, p: &[u8]) -> Result<Vec<u8>, KeyError> {
         if p.len() < 16 || !p.len().is_multiple_of(8) {
             return Err(bad(
                 "AES key wrap needs a key of at least 16 bytes, a multiple of 8; use CKM_AES_KEY_WRAP_PAD otherwise.",
             ));
         }
-        wrap_with(k, IV_3394, p)
+        wrap_with(block, IV_3394, p)
     }
 
-    pub fn unwrap(k: &[u8], c: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    pub(crate) fn unwrap_in(block: &dyn BlockCipher, c: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         if c.len() < 24 || !c.len().is_multiple_of(8) {
             return Err(bad("The wrapped key has the wrong length."));
         }
-        let (a, p) = unwrap_raw(k, c)?;
+        let (a, p) = unwrap_raw(block, c)?;
         if !crate::digest::ct_eq(&a, &IV_3394) {
             return Err(unwrap_failed());
         }
         Ok(p)
     }
 
-    pub fn wrap_pad(k: &[u8], p: &[u8]) -> Result<Vec<u8>, KeyError> {
+    /// RFC 5649 over any AES block operation.
+    pub(crate) fn wrap_pad_in(block: &dyn BlockCipher, p: &[u8]) -> Result<Vec<u8>, KeyError> {
         if p.is_empty() || p.len() > u32::MAX as usize {
             return Err(bad("The key to wrap must not be empty."));
         }
@@ -963,22 +988,20 @@ mod aes_kw {
         let mut padded = Zeroizing::new(p.to_vec());
         padded.resize(p.len().div_ceil(8) * 8, 0);
         if padded.len() == 8 {
-            let block = Block::new(k)?;
             let mut b = [0u8; 16];
             b[..8].copy_from_slice(&aiv);
             b[8..].copy_from_slice(&padded);
             block.encrypt(&mut b)?;
             return Ok(b.to_vec());
         }
-        wrap_with(k, aiv, &padded)
+        wrap_with(block, aiv, &padded)
     }
 
-    pub fn unwrap_pad(k: &[u8], c: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    pub(crate) fn unwrap_pad_in(block: &dyn BlockCipher, c: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         if c.len() < 16 || !c.len().is_multiple_of(8) {
             return Err(bad("The wrapped key has the wrong length."));
         }
         let (a, mut p) = if c.len() == 16 {
-            let block = Block::new(k)?;
             let mut b: [u8; 16] = c.try_into().map_err(|_| unwrap_failed())?;
             block.decrypt(&mut b)?;
             let a: [u8; 8] = b[..8].try_into().map_err(|_| unwrap_failed())?;
@@ -987,7 +1010,7 @@ mod aes_kw {
             let _ = b;
             (a, p)
         } else {
-            unwrap_raw(k, c)?
+            unwrap_raw(block, c)?
         };
         let mli = u32::from_be_bytes([a[4], a[5], a[6], a[7]]) as usize;
         let ok = crate::digest::ct_eq(&a[..4], &AIV_5649)

@@ -103,7 +103,7 @@ pub async fn perform(
     ctx: &VaultContext,
     (name, version): (&str, Option<&str>),
     op: KeyOperation,
-    input: KeyOperationInput,
+    mut input: KeyOperationInput,
 ) -> Result<KeyOperationOutput> {
     ctx.authorize(state, op.action(), Some(name)).await?;
     let objects = Objects::new(state, ctx, KIND);
@@ -130,7 +130,7 @@ pub async fn perform(
     if input.alg.is_empty() {
         return Err(Error::bad_parameter("The property 'alg' is required."));
     }
-    let value = input.value.ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
+    let value = input.value.take().ok_or_else(|| Error::bad_parameter("The property 'value' is required."))?;
     let kid = ctx.object_id(KIND, &v.name, Some(&v.version));
     let material = match handle_of(&objects, &v, &meta)? {
         KeyHandle::Software(m) => m,
@@ -138,7 +138,7 @@ pub async fn perform(
             let token = state.keyring.root().as_pkcs11().ok_or_else(|| {
                 Error::unavailable("HsmUnavailable", "this key is inside an HSM, and this Coffer's root is not in one")
             })?;
-            return in_token(token, &key, (op, &input.alg), (kid, value, input.digest));
+            return in_token(token, &key, op, (kid, value), input);
         }
     };
     let KeyOperationInput { alg, iv, aad, tag, digest, .. } = input;
@@ -165,9 +165,12 @@ pub async fn perform(
 fn in_token(
     token: &Pkcs11Root,
     key: &HsmKey,
-    (op, alg): (KeyOperation, &str),
-    (kid, value, digest): (String, Vec<u8>, Option<Vec<u8>>),
+    op: KeyOperation,
+    (kid, value): (String, Vec<u8>),
+    input: KeyOperationInput,
 ) -> Result<KeyOperationOutput> {
+    let KeyOperationInput { alg, iv, aad, tag, digest, .. } = input;
+    let alg = alg.as_str();
     let refused = |e: coffer_crypto::CryptoError| match e {
         coffer_crypto::CryptoError::Open => Error::bad_parameter("The value does not decrypt with this key."),
         coffer_crypto::CryptoError::Refused(why) => {
@@ -182,9 +185,14 @@ fn in_token(
             let digest = digest.ok_or_else(|| Error::bad_parameter("The property 'digest' is required."))?;
             KeyOperationOutput::Verified(token.hsm_verify(key, alg, &digest, &value).map_err(refused)?)
         }
-        KeyOperation::Encrypt | KeyOperation::WrapKey => {
-            bytes(Zeroizing::new(token.hsm_encrypt(key, alg, &value).map_err(refused)?))
+        KeyOperation::Encrypt => {
+            let c = token.hsm_encrypt(key, alg, &value, (iv.as_deref(), aad.as_deref())).map_err(refused)?;
+            KeyOperationOutput::Bytes { kid, value: Zeroizing::new(c.value), iv: c.iv, tag: c.tag, aad: c.aad }
         }
-        KeyOperation::Decrypt | KeyOperation::UnwrapKey => bytes(token.hsm_decrypt(key, alg, &value).map_err(refused)?),
+        KeyOperation::Decrypt => bytes(
+            token.hsm_decrypt(key, alg, &value, (iv.as_deref(), aad.as_deref(), tag.as_deref())).map_err(refused)?,
+        ),
+        KeyOperation::WrapKey => bytes(Zeroizing::new(token.hsm_wrap(key, alg, &value).map_err(refused)?)),
+        KeyOperation::UnwrapKey => bytes(token.hsm_unwrap(key, alg, &value).map_err(refused)?),
     })
 }

@@ -11,7 +11,7 @@ use coffer_crypto::keys::{JwkIn, KeyMaterial, base_kty};
 use coffer_store::StoredVersion;
 
 use super::{
-    KIND, KeyHandle, KeyVersion, NewKey, RotationPolicy, default_ops, hsm_spec, hsm_unavailable, key_error,
+    HsmSource, KIND, KeyHandle, KeyVersion, NewKey, RotationPolicy, default_ops, hsm_spec, hsm_unavailable, key_error,
     load_policy, meta_of, new_rotated_version, save_policy, store_hsm_version, store_key_version, validate_ops,
 };
 use crate::objects::{ObjectPatch, Objects, Page, PageRequest, VaultContext, every_page};
@@ -87,7 +87,8 @@ pub async fn create(state: &AppState, ctx: &VaultContext, name: &str, new: KeyTo
             return Err(hsm_unavailable(&new.kty, state.keyring.root().provider()));
         }
         let spec = hsm_spec(base, new.key_size, new.crv.as_deref(), new.public_exponent)?;
-        return store_hsm_version(state, ctx, name, (&new.kty, spec), (ops, new.attributes, new.tags)).await;
+        let source = HsmSource::Generate(spec);
+        return store_hsm_version(state, ctx, name, (&new.kty, source), (ops, new.attributes, new.tags)).await;
     }
     let material =
         KeyMaterial::generate(base, new.key_size, new.crv.as_deref(), new.public_exponent).map_err(key_error)?;
@@ -98,18 +99,19 @@ pub async fn import(state: &AppState, ctx: &VaultContext, name: &str, new: KeyTo
     ctx.authorize(state, DataAction::KeyImport, Some(name)).await?;
     coffer_core::names::validate_object_name(name)?;
     objects(state, ctx).refuse_if_managed(name).await?;
-    if new.hsm || new.jwk.kty.ends_with("-HSM") {
-        if state.keyring.root().as_pkcs11().is_some() {
-            return Err(Error::bad_parameter(
-                "Importing a key into the HSM is not supported by this version of Coffer; create an RSA-HSM or EC-HSM key in it, or import a software key.",
-            ));
-        }
-        let kty = if new.jwk.kty.is_empty() { "RSA-HSM" } else { &new.jwk.kty };
-        return Err(hsm_unavailable(kty, state.keyring.root().provider()));
-    }
+    // Checked as any import is (the RSA key valid, d matching x and y, AES sizes) first.
     let material = KeyMaterial::from_jwk(&new.jwk).map_err(key_error)?;
     let ops = new.key_ops.unwrap_or_else(|| default_ops(&material.kty));
     validate_ops(&ops)?;
+    if new.hsm || new.jwk.kty.ends_with("-HSM") {
+        let kty = format!("{}-HSM", material.kty);
+        drop(material);
+        if state.keyring.root().as_pkcs11().is_none() {
+            return Err(hsm_unavailable(&kty, state.keyring.root().provider()));
+        }
+        let source = HsmSource::Import(&new.jwk);
+        return store_hsm_version(state, ctx, name, (&kty, source), (ops, new.attributes, new.tags)).await;
+    }
     store_new(state, ctx, name, material, ops, (new.attributes, new.tags)).await
 }
 

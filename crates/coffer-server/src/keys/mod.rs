@@ -8,7 +8,7 @@ use coffer_core::names::name_key;
 use coffer_core::object::{AttributesPatch, ObjectKind};
 use coffer_core::{Error, ErrorKind, Result};
 use coffer_crypto::hsm_keys::{HsmKey, HsmKeySpec};
-use coffer_crypto::keys::{KeyError, KeyMaterial};
+use coffer_crypto::keys::{JwkIn, KeyError, KeyMaterial};
 use coffer_store::StoredVersion;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -65,19 +65,20 @@ pub fn key_error(e: KeyError) -> Error {
     }
 }
 
-/// Why an `-HSM` key type is refused: keys inside the token are not supported yet (the root
-/// key is); `provider` is the root of trust's (`pkcs11`, `shamir`, `dev`).
+/// Why an `-HSM` key type is refused without a PKCS#11 root; `provider` is the root of
+/// trust's (`shamir`, `dev`).
 pub fn hsm_unavailable(kty: &str, provider: &str) -> Error {
     let software = kty.trim_end_matches("-HSM");
-    Error::bad_parameter(if provider == "pkcs11" {
-        format!(
-            "The key type '{kty}' (a key inside the HSM) is not supported by this version of Coffer; this Coffer's root key is in the HSM, and a '{software}' key is sealed under it. Use '{software}'."
-        )
-    } else {
-        format!(
-            "The key type '{kty}' needs a hardware root of trust (PKCS#11), and this Coffer has none configured. Use the software type '{software}' instead."
-        )
-    })
+    Error::bad_parameter(format!(
+        "The key type '{kty}' needs a hardware root of trust (PKCS#11), and this Coffer's root of trust is '{provider}'. Use the software type '{software}' instead."
+    ))
+}
+
+/// Where the key of a new `-HSM` version comes from.
+pub(crate) enum HsmSource<'a> {
+    Generate(HsmKeySpec),
+    /// Material the client sent (validated), put into the token as non-extractable.
+    Import(&'a JwkIn),
 }
 
 pub fn meta_of(v: &StoredVersion) -> Result<KeyMeta> {
@@ -215,20 +216,23 @@ pub fn handle_of(objects: &Objects<'_>, v: &StoredVersion, meta: &KeyMeta) -> Re
     Ok(KeyHandle::Software(material_of(objects, v)?))
 }
 
-/// A new `-HSM` key version generated in the token, stored as a reference to it. If the
-/// version cannot be stored, the token key is destroyed again.
+/// A new `-HSM` key version generated in (or imported into) the token, stored as a reference
+/// to it. If the version cannot be stored, the token key is destroyed again.
 pub(crate) async fn store_hsm_version(
     state: &AppState,
     ctx: &VaultContext,
     name: &str,
-    (kty, spec): (&str, HsmKeySpec),
+    (kty, source): (&str, HsmSource<'_>),
     (key_ops, attributes, tags): (Vec<String>, AttributesPatch, BTreeMap<String, String>),
 ) -> Result<KeyVersion> {
     let token =
         state.keyring.root().as_pkcs11().ok_or_else(|| hsm_unavailable(kty, state.keyring.root().provider()))?;
     let version = coffer_crypto::random::version_id();
     let label = format!("{}{}-{version}", coffer_crypto::hsm_keys::KEY_PREFIX, ctx.vault.id);
-    let key = token.generate_key(&label, &spec)?;
+    let key = match source {
+        HsmSource::Generate(spec) => token.generate_key(&label, &spec)?,
+        HsmSource::Import(jwk) => token.import_key(&label, jwk)?,
+    };
     let meta = KeyMeta { kty: kty.to_string(), key_ops, key_size: key.size, crv: key.crv.clone() };
     let stored = async {
         let payload = Zeroizing::new(serde_json::to_vec(&key).map_err(|e| Error::internal(e.to_string()))?);
@@ -274,9 +278,13 @@ pub(crate) fn hsm_spec(
             Ok(HsmKeySpec::Rsa { bits, exponent: exponent.unwrap_or(65537) })
         }
         "EC" => Ok(HsmKeySpec::Ec { curve: crv.unwrap_or("P-256").to_string() }),
-        _ => Err(Error::bad_parameter(
-            "oct-HSM keys (AES inside the HSM) are not supported by this version of Coffer; use RSA-HSM or EC-HSM, or a software 'oct' key.",
-        )),
+        _ => {
+            let bits = key_size.unwrap_or(256);
+            if ![128, 192, 256].contains(&bits) {
+                return Err(Error::bad_parameter("oct-HSM keys are 128, 192 or 256 bits."));
+            }
+            Ok(HsmKeySpec::Aes { bits })
+        }
     }
 }
 
@@ -409,8 +417,14 @@ pub(crate) async fn new_rotated_version(state: &AppState, ctx: &VaultContext, na
         let base = coffer_crypto::keys::base_kty(&meta.kty).unwrap_or("RSA");
         let spec = hsm_spec(base, meta.key_size, meta.crv.as_deref(), None)?;
         let kty = meta.kty.clone();
-        return store_hsm_version(state, ctx, &current.name, (&kty, spec), (meta.key_ops, attrs, current.tags.clone()))
-            .await;
+        return store_hsm_version(
+            state,
+            ctx,
+            &current.name,
+            (&kty, HsmSource::Generate(spec)),
+            (meta.key_ops, attrs, current.tags.clone()),
+        )
+        .await;
     }
     let material = KeyMaterial::generate(&meta.kty, meta.key_size, meta.crv.as_deref(), None).map_err(key_error)?;
     let (version, meta) = store_key_version(
