@@ -1,6 +1,6 @@
 """Moving a data directory to another seal with `coffer operator migrate-seal`, the server
-stopped: from dev mode to Shamir, from Shamir to a new Shamir root key (a root rotation), and
-from dev mode to a PKCS#11 token. Every secret and key still opens, the audit chain still
+stopped: from dev mode to Shamir, from Shamir to a new Shamir root key, from dev mode to a
+PKCS#11 token and from the token back to Shamir. Every secret and key still opens, the audit chain still
 verifies, and the old root is gone."""
 import hashlib
 import json
@@ -136,6 +136,37 @@ def test_from_dev_to_a_pkcs11_token():
         assert token.objects().count("coffer-kek-") == 1
         s.start(extra_env={"SOFTHSM2_CONF": token.conf})
         assert s.cli_json("operator", "status")["sealed"] is False
+        everything_opens(s, env)
+        s.cli_json("key", "create", "--vault-name", "ward", "--name", "in-hsm", "--kty", "EC-HSM", **env)
+        s.stop()
+
+        # And back to Shamir: the recovery shares authorize it, the token's objects go.
+        hsm_config = s.config + ".pkcs11"
+        os.rename(s.config, hsm_config)
+        with open(s.config, "w") as f:
+            f.write(open(hsm_config).read().split("[seal]")[0] + '[seal]\ntype = "shamir"\n')
+        hsm_env = {**s.env(), "SOFTHSM2_CONF": token.conf}
+        base = [BIN, "operator", "migrate-seal", "--config", s.config, "--to", "shamir"]
+        r = subprocess.run(base, capture_output=True, text=True, timeout=60, env=hsm_env,
+                           input=done["recovery_shares"][0] + "\n")
+        assert r.returncode != 0 and "--from-config" in r.stderr, r.stderr
+        # A key inside the HSM cannot leave it: the migration says so and changes nothing.
+        r = subprocess.run(base + ["--from-config", hsm_config], capture_output=True, text=True, timeout=60,
+                           env=hsm_env, input=done["recovery_shares"][0] + "\n")
+        assert r.returncode != 0 and "live inside the HSM" in r.stderr, r.stderr
+        s.config, shamir_config = hsm_config, s.config
+        s.start(extra_env={"SOFTHSM2_CONF": token.conf})
+        s.cli_json("key", "delete", "--vault-name", "ward", "--name", "in-hsm", **env)
+        assert s.cli("key", "purge", "--vault-name", "ward", "--name", "in-hsm", **env).returncode == 0
+        s.stop()
+        s.config = shamir_config
+        back = migrate(s, "shamir", "--from-config", hsm_config, "--key-shares", "1", "--key-threshold", "1",
+                       input=done["recovery_shares"][0] + "\n", env=hsm_env)
+        assert back["provider"] == "shamir" and back["vaults"] == 1
+        listing = token.objects()
+        assert "coffer-kek-" not in listing and "coffer-root" not in listing, listing
+        s.start()
+        unseal(s, back["shares"])
         everything_opens(s, env)
     finally:
         s.stop()

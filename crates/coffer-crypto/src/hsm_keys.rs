@@ -26,6 +26,14 @@ pub enum HsmKeySpec {
     Aes { bits: u32 },
 }
 
+/// The iv, additional data and tag of an AES operation (each only where the algorithm has it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CipherParams<'a> {
+    pub iv: Option<&'a [u8]>,
+    pub aad: Option<&'a [u8]>,
+    pub tag: Option<&'a [u8]>,
+}
+
 /// A key in the token: the label its objects carry and its public JWK fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HsmKey {
@@ -498,7 +506,7 @@ impl Pkcs11Root {
         key: &HsmKey,
         alg: &str,
         plaintext: &[u8],
-        (iv, aad): (Option<&[u8]>, Option<&[u8]>),
+        CipherParams { iv, aad, .. }: CipherParams<'_>,
     ) -> Result<CipherOut, CryptoError> {
         if key.kty == "RSA" {
             rsa_cipher(alg)?;
@@ -547,7 +555,7 @@ impl Pkcs11Root {
         key: &HsmKey,
         alg: &str,
         ciphertext: &[u8],
-        (iv, aad, tag): (Option<&[u8]>, Option<&[u8]>, Option<&[u8]>),
+        CipherParams { iv, aad, tag }: CipherParams<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         if key.kty == "RSA" {
             rsa_cipher(alg)?;
@@ -571,14 +579,7 @@ impl Pkcs11Root {
                     let mut nonce = iv.to_vec();
                     let params = GcmParams::new(&mut nonce, aad, 128.into())?;
                     let key = secret(s)?;
-                    // SoftHSM answers a wrong tag with CKR_GENERAL_ERROR. The session just
-                    // found the key, so the token is there: the value is what is wrong.
-                    s.decrypt(&Mechanism::AesGcm(params), key, &joined).map_err(|e| match e {
-                        cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::GeneralError, f) => {
-                            cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::EncryptedDataInvalid, f)
-                        }
-                        other => other,
-                    })
+                    s.decrypt(&Mechanism::AesGcm(params), key, &joined).map_err(crate::root::pkcs11::gcm_tag_failure)
                 })
                 .map(Zeroizing::new)
             }
@@ -604,7 +605,7 @@ impl Pkcs11Root {
     /// before it, which is not RFC 5649, and `C_WrapKey` needs the bytes as a token object.)
     pub fn hsm_wrap(&self, key: &HsmKey, alg: &str, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if key.kty == "RSA" {
-            return self.hsm_encrypt(key, alg, plain, (None, None)).map(|c| c.value);
+            return self.hsm_encrypt(key, alg, plain, CipherParams::default()).map(|c| c.value);
         }
         let padded = aes_wrap(key, alg)?;
         self.with_blocks(
@@ -617,7 +618,7 @@ impl Pkcs11Root {
     /// Unwraps a key (the inverse of `hsm_wrap`).
     pub fn hsm_unwrap(&self, key: &HsmKey, alg: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         if key.kty == "RSA" {
-            return self.hsm_decrypt(key, alg, wrapped, (None, None, None));
+            return self.hsm_decrypt(key, alg, wrapped, CipherParams::default());
         }
         let padded = aes_wrap(key, alg)?;
         self.with_blocks(key, |block| {

@@ -213,9 +213,14 @@ impl DevKeyFile {
 /// the vault key-encryption keys in a directory outside the database, each sealed under the
 /// root key: a copy of the data directory without the shares opens nothing. `forget` zeroizes
 /// the key (seal); every operation fails after it.
+///
+/// While the root key is rotated (`begin_rotation`), new values are sealed under the new key
+/// and values are opened with the new key or, failing that, the previous one, until
+/// `end_rotation` forgets the previous key.
 #[derive(Debug)]
 pub struct MemoryRoot {
     key: std::sync::RwLock<Option<DataKey>>,
+    previous: std::sync::RwLock<Option<DataKey>>,
     keys_dir: PathBuf,
     provider: &'static str,
 }
@@ -230,7 +235,7 @@ fn kek_aad(vault_id: &str) -> Vec<u8> {
 
 impl MemoryRoot {
     pub fn new(key: DataKey, keys_dir: PathBuf, provider: &'static str) -> Self {
-        Self { key: std::sync::RwLock::new(Some(key)), keys_dir, provider }
+        Self { key: std::sync::RwLock::new(Some(key)), previous: Default::default(), keys_dir, provider }
     }
 
     /// Drops (and so zeroizes) the root key.
@@ -238,11 +243,48 @@ impl MemoryRoot {
         if let Ok(mut k) = self.key.write() {
             *k = None;
         }
+        if let Ok(mut k) = self.previous.write() {
+            *k = None;
+        }
+    }
+
+    /// From now on seals under `next`; opens with `next`, then the key it replaces.
+    pub fn begin_rotation(&self, next: DataKey) {
+        if let (Ok(mut key), Ok(mut previous)) = (self.key.write(), self.previous.write()) {
+            *previous = key.replace(next);
+        }
+    }
+
+    /// A rotation that did not commit: the previous key is the root key again.
+    pub fn abort_rotation(&self) {
+        if let (Ok(mut key), Ok(mut previous)) = (self.key.write(), self.previous.write())
+            && previous.is_some()
+        {
+            *key = previous.take();
+        }
+    }
+
+    /// A committed rotation: the previous key is forgotten (zeroized).
+    pub fn end_rotation(&self) {
+        if let Ok(mut previous) = self.previous.write() {
+            *previous = None;
+        }
     }
 
     fn with_key<T>(&self, f: impl FnOnce(&DataKey) -> Result<T, CryptoError>) -> Result<T, CryptoError> {
         let guard = self.key.read().map_err(|_| sealed_root())?;
         f(guard.as_ref().ok_or_else(sealed_root)?)
+    }
+
+    /// Opens with the root key or, during a rotation, the key it replaces.
+    fn open_either(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        match self.with_key(|k| k.open(aad, sealed)) {
+            Err(CryptoError::Open) => {
+                let previous = self.previous.read().map_err(|_| sealed_root())?;
+                previous.as_ref().ok_or(CryptoError::Open)?.open(aad, sealed)
+            }
+            other => other,
+        }
     }
 
     fn kek_file(&self, vault_id: &str) -> Result<PathBuf, CryptoError> {
@@ -255,7 +297,7 @@ impl RootOfTrust for MemoryRoot {
         self.with_key(|k| k.seal(aad, key_material))
     }
     fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.with_key(|k| k.open(aad, wrapped))
+        self.open_either(aad, wrapped)
     }
     fn describe(&self) -> String {
         format!("{} root key in memory; vault keys sealed in {}", self.provider, self.keys_dir.display())
@@ -299,7 +341,7 @@ impl MemoryRoot {
         let sealed = std::fs::read(&path).map_err(|_| {
             CryptoError::Root(format!("the key-encryption key of vault {vault_id} does not exist (purged?)"))
         })?;
-        let plain = self.with_key(|k| k.open(&kek_aad(vault_id), &sealed))?;
+        let plain = self.open_either(&kek_aad(vault_id), &sealed)?;
         DataKey::from_bytes(&plain)
     }
 

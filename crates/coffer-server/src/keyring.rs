@@ -13,6 +13,10 @@ use zeroize::Zeroizing;
 pub struct Keyring {
     root: Arc<dyn RootOfTrust>,
     vault_keys: RwLock<HashMap<String, DataKey>>,
+    /// Held (shared) by whatever seals a new value under the root and stores it, or destroys a
+    /// vault's key-encryption key; a root rotation holds it alone while it rewraps, so nothing
+    /// is sealed under the old root after the rotation read it, and no purged key comes back.
+    root_writes: tokio::sync::RwLock<()>,
 }
 
 /// What a vault's wrapped data key is bound to.
@@ -27,7 +31,24 @@ pub fn instance_key_aad(name: &str) -> Vec<u8> {
 
 impl Keyring {
     pub fn new(root: Arc<dyn RootOfTrust>) -> Self {
-        Self { root, vault_keys: RwLock::new(HashMap::new()) }
+        Self { root, vault_keys: RwLock::new(HashMap::new()), root_writes: Default::default() }
+    }
+
+    /// Held across sealing a value under the root and storing it (see `root_writes`).
+    pub async fn root_write(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.root_writes.read().await
+    }
+
+    /// Held by a root rotation: no value is sealed under the root meanwhile.
+    pub async fn pause_root_writes(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.root_writes.write().await
+    }
+
+    /// Keeps a vault's data key opened elsewhere (a root rotation opens them all).
+    pub fn remember_vault_key(&self, vault_id: &str, key: DataKey) {
+        if let Ok(mut cache) = self.vault_keys.write() {
+            cache.insert(vault_id.to_string(), key);
+        }
     }
 
     pub fn root(&self) -> &dyn RootOfTrust {
@@ -90,6 +111,7 @@ impl Keyring {
         let wrapped = match store.get_meta(&meta_key).await? {
             Some(w) => w,
             None => {
+                let _root_write = self.root_write().await;
                 let fresh = wrap_data_key(self.root.as_ref(), &instance_key_aad(name), &DataKey::generate())?;
                 store.put_meta_if_absent(&meta_key, &fresh).await?
             }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use coffer_crypto::pkcs11::RootKey;
+use coffer_crypto::pkcs11::{Pkcs11Root, RootKey};
 use coffer_crypto::root::{DevKeyFile, MemoryRoot, RootOfTrust};
 use coffer_crypto::seal::DataKey;
 use coffer_store::{RootWrapped, Store};
@@ -43,13 +43,13 @@ fn staged_keys(dir: &Path) -> PathBuf {
 
 /// What the committed migration still has to do on disk.
 #[derive(Serialize, Deserialize)]
-struct Marker {
+pub(crate) struct Marker {
     /// The staged seal file's `init_id`: the marker belongs to it.
-    init_id: String,
+    pub(crate) init_id: String,
     /// Whether the vault key-encryption keys were staged as files (a Shamir target).
-    staged_keys: bool,
+    pub(crate) staged_keys: bool,
     /// What moved, for the audit record.
-    description: String,
+    pub(crate) description: String,
 }
 
 /// What `migrate-seal` prints, once: the new split.
@@ -137,6 +137,7 @@ pub async fn finish_or_roll_back(dir: &Path, store: &dyn Store) -> anyhow::Resul
 enum Source {
     Dev(DevKeyFile),
     Shamir(MemoryRoot),
+    Pkcs11(Pkcs11Root),
 }
 
 impl Source {
@@ -144,14 +145,18 @@ impl Source {
         match self {
             Self::Dev(r) => r,
             Self::Shamir(r) => r,
+            Self::Pkcs11(r) => r,
         }
     }
 }
 
-/// Moves `config.data_dir` to `config.seal`, with `current_shares` when it is Shamir-sealed
-/// now, splitting the new key `threshold` of `shares`.
+/// Moves `config.data_dir` to `config.seal`, with `current_shares` (of the Shamir seal, or
+/// the recovery shares of a PKCS#11 one: a quorum authorizes the move), splitting the new key
+/// `threshold` of `shares`. `from` is where the root is now when that is a PKCS#11 token (the
+/// configuration the server ran with before).
 pub async fn migrate_seal(
     config: &ServerConfig,
+    from_pkcs11: Option<&crate::config::Pkcs11Config>,
     current_shares: &[Zeroizing<String>],
     (shares, threshold): (u8, u8),
 ) -> anyhow::Result<Migrated> {
@@ -167,14 +172,33 @@ pub async fn migrate_seal(
         (Source::Dev(DevKeyFile::open_or_create(&dir.join("root.key"))?), "dev")
     } else {
         let seal = SealFile::read(dir)?.context("the data directory has neither a dev root key nor a seal file")?;
-        anyhow::ensure!(
-            seal.provider == "shamir",
-            "moving from the {} seal is not available in this version",
-            seal.provider
-        );
         let key = crate::seal::rebuild(&seal, current_shares)
             .map_err(|e| anyhow::anyhow!("the current key shares (one per line on standard input): {e}"))?;
-        (Source::Shamir(MemoryRoot::new(key, dir.join("keys"), "shamir")), "shamir")
+        match seal.provider.as_str() {
+            "shamir" => (Source::Shamir(MemoryRoot::new(key, dir.join("keys"), "shamir")), "shamir"),
+            "pkcs11" => {
+                drop(key);
+                anyhow::ensure!(
+                    matches!(config.seal, SealConfig::Shamir),
+                    "the data directory is sealed by a PKCS#11 token already; to rotate its root key run `coffer operator rotate-root` against the running server"
+                );
+                let c = from_pkcs11.context(
+                    "the data directory is sealed by a PKCS#11 token: give the configuration it ran with (--from-config) so the token can be opened",
+                )?;
+                let token = crate::seal::open_token(c, crate::seal::read_pin(c)?, RootKey::MustExist, Some(&seal))?;
+                anyhow::ensure!(
+                    seal.root_opens(&token)?,
+                    "the token's key is not the root key this data directory was sealed with"
+                );
+                let inside = token.vault_key_objects()?;
+                anyhow::ensure!(
+                    inside == 0,
+                    "{inside} keys of vaults live inside the HSM (RSA-HSM, EC-HSM, oct-HSM) and cannot leave it: purge them first, or keep the PKCS#11 seal"
+                );
+                (Source::Pkcs11(token), "pkcs11")
+            }
+            other => anyhow::bail!("the seal file names an unknown provider '{other}'"),
+        }
     };
 
     // The new root, and the split that goes with it.
@@ -186,63 +210,151 @@ pub async fn migrate_seal(
             (Arc::new(MemoryRoot::new(split_key.clone(), staged_keys(dir), "shamir")), "shamir", true)
         }
         SealConfig::Pkcs11(c) => {
-            let token = crate::seal::open_token(c, crate::seal::read_pin(c)?, RootKey::CreateIfMissing)?;
+            let token = crate::seal::open_token(c, crate::seal::read_pin(c)?, RootKey::CreateIfMissing, None)?;
             seal = seal.with_root_check(&token)?;
             (Arc::new(token), "pkcs11", false)
         }
     };
     let old = source.root();
     let new = target.as_ref();
-
-    let mut rewrapped = RootWrapped::default();
-    let vaults = store.wrapped_vault_keys().await?;
-    for (id, wrapped) in &vaults {
-        let aad = vault_key_aad(id);
-        let inner = old.unwrap(&aad, wrapped).with_context(|| format!("opening the data key of vault {id}"))?;
-        let data_key = Zeroizing::new(
-            old.open_with_vault_kek(id, &aad, &inner)
-                .with_context(|| format!("opening the data key of vault {id} with its key-encryption key"))?
-                .to_vec(),
-        );
-        // A token object left by an attempt that did not commit is replaced.
-        new.destroy_vault_kek(id)?;
-        new.create_vault_kek(id)?;
-        let new_inner = new.seal_with_vault_kek(id, &aad, &data_key)?;
-        rewrapped.vaults.push((id.clone(), new.wrap(&aad, &new_inner)?));
-    }
-    for tenant in store.list_tenants().await? {
-        for k in store.list_signing_keys(&tenant.id).await? {
-            let aad = signing_key_aad(&tenant.id, &k.kid);
-            let der = old.unwrap(&aad, &k.sealed_pkcs8).with_context(|| format!("signing key {}", k.kid))?;
-            rewrapped.signing_keys.push((tenant.id.clone(), k.kid.clone(), new.wrap(&aad, &der)?));
-        }
-    }
-    for (key, wrapped) in store.list_meta("instance-key/").await? {
-        let aad = instance_key_aad(&key["instance-key/".len()..]);
-        let plain = old.unwrap(&aad, &wrapped).with_context(|| key.clone())?;
-        rewrapped.meta.push((key, new.wrap(&aad, &plain)?));
-    }
-    if let Some(entry) = crate::audit::rewrap_checkpoint_key(store.as_ref(), old, new).await? {
-        rewrapped.meta.push(entry);
-    }
-    let description = format!("seal migrated from {from} to {to}: {} vault keys rewrapped", vaults.len());
+    let rewrapped = rewrap_all(store.as_ref(), old, new, Keks::Recreate).await?;
+    let vaults = rewrapped.data_keys.len();
+    let description = format!("seal migrated from {from} to {to}: {vaults} vault keys rewrapped");
     let marker = Marker { init_id: seal.init_id.clone(), staged_keys: staged_files, description };
-    rewrapped.meta.push((MARKER.to_string(), serde_json::to_vec(&marker)?));
-
-    // Staged, then committed in one transaction, then moved into place.
-    let json = serde_json::to_vec_pretty(&seal)?;
-    crate::tls::write_private(&staged_seal(dir), &json)?;
-    if staged_files {
-        sync_dir(&staged_keys(dir)).ok();
+    stage(dir, &seal, staged_files)?;
+    fault_point("migration-staged");
+    commit(dir, store.as_ref(), rewrapped.values, &marker).await?;
+    if let Source::Pkcs11(token) = &source {
+        // The old root's objects in the token open nothing now.
+        for id in rewrapped.data_keys.iter().map(|(id, _)| id) {
+            if let Err(e) = token.destroy_vault_kek(id) {
+                tracing::warn!(target: "coffer::seal", error = %e, "an old key-encryption key stays in the token");
+            }
+        }
+        token.destroy_root_keys().context("destroying the old root key in the token")?;
     }
-    store.replace_root_wrapped(&rewrapped).await?;
-    finish_or_roll_back(dir, store.as_ref()).await?;
     let (shares_out, recovery) = if to == "pkcs11" { (None, Some(texts)) } else { (Some(texts), None) };
     Ok(Migrated {
         provider: to.to_string(),
         shares: shares_out,
         recovery_shares: recovery,
         threshold: seal.threshold,
-        vaults: vaults.len(),
+        vaults,
     })
+}
+
+/// Whether a change of root makes the vaults' key-encryption keys anew (another provider, or
+/// Shamir's key files, sealed under the root) or keeps them (a PKCS#11 root rotated in the
+/// same token: they are token objects of their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keks {
+    Recreate,
+    Keep,
+}
+
+/// Everything sealed directly under the root, rewrapped; and every vault's data key (which
+/// does not change), opened on the way.
+pub(crate) struct Rewrapped {
+    pub(crate) values: RootWrapped,
+    pub(crate) data_keys: Vec<(String, DataKey)>,
+}
+
+/// Opens every value sealed directly under `old` and seals it under `new`: each vault's data
+/// key (with its key-encryption key), the token-signing keys, the instance keys, the audit
+/// log's checkpoint key. Nothing is written to the store.
+pub(crate) async fn rewrap_all(
+    store: &dyn Store,
+    old: &dyn RootOfTrust,
+    new: &dyn RootOfTrust,
+    keks: Keks,
+) -> anyhow::Result<Rewrapped> {
+    let mut values = RootWrapped::default();
+    let mut data_keys = Vec::new();
+    for (id, wrapped) in store.wrapped_vault_keys().await? {
+        let aad = vault_key_aad(&id);
+        let inner = old.unwrap(&aad, &wrapped).with_context(|| format!("opening the data key of vault {id}"))?;
+        let data_key = DataKey::from_bytes(
+            &old.open_with_vault_kek(&id, &aad, &inner)
+                .with_context(|| format!("opening the data key of vault {id} with its key-encryption key"))?,
+        )?;
+        let new_inner = match keks {
+            Keks::Keep => inner,
+            Keks::Recreate => {
+                // A key left by an attempt that did not commit is replaced.
+                new.destroy_vault_kek(&id)?;
+                new.create_vault_kek(&id)?;
+                Zeroizing::new(new.seal_with_vault_kek(&id, &aad, data_key.as_bytes())?)
+            }
+        };
+        values.vaults.push((id.clone(), new.wrap(&aad, &new_inner)?));
+        data_keys.push((id, data_key));
+    }
+    for tenant in store.list_tenants().await? {
+        for k in store.list_signing_keys(&tenant.id).await? {
+            let aad = signing_key_aad(&tenant.id, &k.kid);
+            let der = old.unwrap(&aad, &k.sealed_pkcs8).with_context(|| format!("signing key {}", k.kid))?;
+            values.signing_keys.push((tenant.id.clone(), k.kid.clone(), new.wrap(&aad, &der)?));
+        }
+    }
+    for (key, wrapped) in store.list_meta("instance-key/").await? {
+        let aad = instance_key_aad(&key["instance-key/".len()..]);
+        let plain = old.unwrap(&aad, &wrapped).with_context(|| key.clone())?;
+        values.meta.push((key, new.wrap(&aad, &plain)?));
+    }
+    if let Some(entry) = crate::audit::rewrap_checkpoint_key(store, old, new).await? {
+        values.meta.push(entry);
+    }
+    Ok(Rewrapped { values, data_keys })
+}
+
+/// Writes the new seal file beside the live one (and makes the staged key files durable).
+pub(crate) fn stage(dir: &Path, seal: &SealFile, staged_files: bool) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(seal)?;
+    crate::tls::write_private(&staged_seal(dir), &json)?;
+    if staged_files {
+        sync_dir(&staged_keys(dir))?;
+    }
+    Ok(())
+}
+
+/// The point of no return: every rewrapped value and the marker in one transaction; then the
+/// staged files move into place.
+pub(crate) async fn commit(dir: &Path, store: &dyn Store, values: RootWrapped, marker: &Marker) -> anyhow::Result<()> {
+    commit_values(store, values, marker).await?;
+    fault_point("migration-committed");
+    finish_or_roll_back(dir, store).await
+}
+
+/// The transaction alone: every rewrapped value and the marker.
+pub(crate) async fn commit_values(store: &dyn Store, mut values: RootWrapped, marker: &Marker) -> anyhow::Result<()> {
+    values.meta.push((MARKER.to_string(), serde_json::to_vec(marker)?));
+    store.replace_root_wrapped(&values).await?;
+    Ok(())
+}
+
+/// Where the staged key files of a Shamir target go.
+pub(crate) fn staged_keys_dir(dir: &Path) -> PathBuf {
+    staged_keys(dir)
+}
+
+/// Throws away staged files (a change of root that will not commit).
+pub(crate) fn discard_staged(dir: &Path) -> anyhow::Result<()> {
+    if staged_seal(dir).exists() {
+        std::fs::remove_file(staged_seal(dir))?;
+    }
+    shred_dir(&staged_keys(dir))?;
+    Ok(())
+}
+
+/// Test builds only: `COFFER_TEST_CRASH_AT=<point>` stops the process there at once, as a
+/// `kill -9` would (no destructors, nothing flushed), so tests can stop a change of root at
+/// each step.
+pub(crate) fn fault_point(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("COFFER_TEST_CRASH_AT").is_ok_and(|p| p == point) {
+        eprintln!("COFFER_TEST_CRASH_AT={point}: stopping here");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
 }

@@ -53,6 +53,10 @@ pub struct SealFile {
     /// PKCS#11: the same text wrapped by the root key in the token (the right token and key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_check: Option<String>,
+    /// PKCS#11, after `operator rotate-root`: the label of the root key now (before the first
+    /// rotation it is the configuration's `key_label`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_label: Option<String>,
 }
 
 const CHECK_TEXT: &[u8] = b"coffer root key check v1";
@@ -140,7 +144,10 @@ impl SealFile {
         let texts =
             parts.into_iter().map(|share| EncodedShare { init_id: id_bytes, threshold, share }.encode()).collect();
         let check = coffer_crypto::b64::std_encode(&root.seal(&check_aad(&init_id), CHECK_TEXT)?);
-        Ok((Self { provider: "shamir".into(), threshold, shares, init_id, check, root_check: None }, texts))
+        Ok((
+            Self { provider: "shamir".into(), threshold, shares, init_id, check, root_check: None, root_label: None },
+            texts,
+        ))
     }
 
     /// PKCS#11: records the root key's check, wrapped in the token.
@@ -148,6 +155,10 @@ impl SealFile {
         let wrapped = root.wrap(&check_aad(&self.init_id), CHECK_TEXT)?;
         self.root_check = Some(coffer_crypto::b64::std_encode(&wrapped));
         self.provider = root.provider().into();
+        self.root_label = root
+            .as_pkcs11()
+            .map(|p| p.root_label())
+            .filter(|l| root.as_pkcs11().is_some_and(|p| p.configured_label() != l));
         Ok(self)
     }
 
@@ -249,11 +260,13 @@ pub fn open_token(
     c: &crate::config::Pkcs11Config,
     pin: Zeroizing<String>,
     key: coffer_crypto::pkcs11::RootKey,
+    seal: Option<&SealFile>,
 ) -> Result<coffer_crypto::pkcs11::Pkcs11Root, coffer_crypto::CryptoError> {
     let settings = coffer_crypto::pkcs11::Pkcs11Settings {
         module: c.module.clone(),
         token_label: c.token_label.clone(),
         key_label: c.key_label.clone(),
+        root_label: seal.and_then(|s| s.root_label.clone()),
         pin,
     };
     coffer_crypto::pkcs11::Pkcs11Root::open(settings, key)

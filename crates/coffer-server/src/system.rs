@@ -58,7 +58,10 @@ pub async fn purge_vault(state: &AppState, vault_id: &str, due_by: Option<i64>) 
     if !state.store.claim_vault_purge(vault_id, due_by).await? {
         return Ok(false);
     }
-    state.keyring.shred_vault(vault_id)?;
+    {
+        let _root_write = state.keyring.root_write().await;
+        state.keyring.shred_vault(vault_id)?;
+    }
     let erased = state.store.erase_vault(vault_id).await?;
     crate::lifetime_markers::forget_vault(state, vault_id).await?;
     Ok(erased)

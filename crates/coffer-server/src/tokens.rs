@@ -73,6 +73,7 @@ impl TokenService {
     pub async fn rotate(&self, store: &dyn Store, keyring: &Keyring, tenant_id: &str, now: i64) -> Result<String> {
         let kid = coffer_crypto::random::version_id();
         let (signer, der) = TokenSigner::generate(kid.clone())?;
+        let _root_write = keyring.root_write().await;
         let sealed = keyring.seal_with_root(&signing_key_aad(tenant_id, &kid), &der)?;
         store
             .add_signing_key(&SigningKeyRecord {

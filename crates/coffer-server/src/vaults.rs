@@ -224,6 +224,7 @@ pub async fn put_vault(
         created: now,
         created_by: caller.object_id.clone(),
     };
+    let _root_write = state.keyring.root_write().await;
     let (_, wrapped) = state.keyring.new_vault_key(&v.id)?;
     let created = match state.store.create_vault_with_owner(&v, &wrapped, &owner).await {
         Ok(created) => created,

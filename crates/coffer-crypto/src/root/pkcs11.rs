@@ -29,6 +29,8 @@ pub struct Pkcs11Settings {
     pub module: PathBuf,
     pub token_label: String,
     pub key_label: String,
+    /// The root key's label when a rotation replaced the first one (the seal file says).
+    pub root_label: Option<String>,
     pub pin: Zeroizing<String>,
 }
 
@@ -51,10 +53,19 @@ pub enum RootKey {
 
 pub struct Pkcs11Root {
     settings: Pkcs11Settings,
+    /// The root key's label now (`settings.key_label`, or the key a rotation made) and, while a
+    /// rotation runs, the label of the key it replaces (values it sealed still open).
+    labels: std::sync::RwLock<RootLabels>,
     /// The module loaded and a few signed-in sessions (requests use the token side by side);
     /// dropped (and the module finalized) after a failure, and made anew by the next operation.
     link: std::sync::RwLock<Option<Arc<Link>>>,
     next: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RootLabels {
+    current: String,
+    previous: Option<String>,
 }
 
 /// Sessions open on the token at once.
@@ -102,24 +113,26 @@ impl Pkcs11Root {
     /// `CreateIfMissing`, makes) the root key. A wrong PIN, a missing token or key is an error
     /// that says which.
     pub fn open(settings: Pkcs11Settings, root: RootKey) -> Result<Self, CryptoError> {
-        let this = Self { settings, link: Default::default(), next: Default::default() };
+        let current = settings.root_label.clone().unwrap_or_else(|| settings.key_label.clone());
+        let labels = std::sync::RwLock::new(RootLabels { current: current.clone(), previous: None });
+        let this = Self { settings, labels, link: Default::default(), next: Default::default() };
         // At start every failure is the operator's to fix, not a passing fault.
         let link = this.connect().map_err(|e| match e {
             CryptoError::Unavailable(m) => CryptoError::Root(m),
             other => other,
         })?;
         let first = link.sessions[0].lock().map_err(|_| unavailable("session", "poisoned lock"))?;
-        match find_key(&first, &this.settings.key_label).map_err(|e| unavailable("lookup", e))? {
+        match find_key(&first, &current).map_err(|e| unavailable("lookup", e))? {
             Some(_) => {}
             None if root == RootKey::CreateIfMissing => {
                 first
-                    .generate_key(&Mechanism::AesKeyGen, &secret_key_template(&this.settings.key_label))
+                    .generate_key(&Mechanism::AesKeyGen, &secret_key_template(&current))
                     .map_err(|e| CryptoError::Root(format!("creating the root key in the token: {e}")))?;
             }
             None => {
                 return Err(CryptoError::Root(format!(
-                    "the token '{}' has no key labelled '{}'",
-                    this.settings.token_label, this.settings.key_label
+                    "the token '{}' has no key labelled '{current}'",
+                    this.settings.token_label
                 )));
             }
         }
@@ -215,7 +228,7 @@ impl Pkcs11Root {
                 Err(e) if is_missing_key(&e) => {
                     // A vault's key that is gone was purged — unless the root key is gone too:
                     // then the token lost its objects (a fault), and a new session may see them.
-                    if matches!(find_key(&session, &self.settings.key_label), Ok(Some(_))) {
+                    if matches!(find_key(&session, &self.root_label()), Ok(Some(_))) {
                         return Err(CryptoError::Open);
                     }
                     drop(session);
@@ -271,7 +284,7 @@ impl Pkcs11Root {
             let key = Self::key(s, label)?;
             let mut iv = iv_bytes.to_vec();
             let params = GcmParams::new(&mut iv, aad, 128.into())?;
-            s.decrypt(&Mechanism::AesGcm(params), key, body)
+            s.decrypt(&Mechanism::AesGcm(params), key, body).map_err(gcm_tag_failure)
         })
         .map(Zeroizing::new)
     }
@@ -283,6 +296,17 @@ impl Pkcs11Root {
         } else {
             Err(CryptoError::Root(format!("invalid key id {vault_id:?}")))
         }
+    }
+}
+
+/// An AES-GCM decryption's error, with SoftHSM's answer to a wrong tag (CKR_GENERAL_ERROR)
+/// read as the wrong tag it is: the session has just found the key, so the token is there.
+pub(crate) fn gcm_tag_failure(e: cryptoki::error::Error) -> cryptoki::error::Error {
+    match e {
+        cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::GeneralError, f) => {
+            cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::EncryptedDataInvalid, f)
+        }
+        other => other,
     }
 }
 
@@ -322,17 +346,125 @@ fn is_missing_key(e: &cryptoki::error::Error) -> bool {
     matches!(e, cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::KeyHandleInvalid, _))
 }
 
+/// The root key's label and the one it replaces, while a rotation runs.
+impl Pkcs11Root {
+    /// The label of the root key now.
+    pub fn root_label(&self) -> String {
+        self.labels.read().map(|l| l.current.clone()).unwrap_or_else(|_| self.settings.key_label.clone())
+    }
+
+    /// The label the configuration names (a rotated root key's label starts with it).
+    pub fn configured_label(&self) -> &str {
+        &self.settings.key_label
+    }
+
+    /// Makes a new root key (`{configured label}-{random}`) in the token, not used yet.
+    pub fn create_root_key(&self) -> Result<String, CryptoError> {
+        let label = format!("{}-{}", self.settings.key_label, crate::random::version_id());
+        self.with_session(|s| s.generate_key(&Mechanism::AesKeyGen, &secret_key_template(&label)).map(|_| ()))?;
+        Ok(label)
+    }
+
+    /// From now on wraps with the key `next`; unwraps with it, then with the key it replaces.
+    pub fn begin_rotation(&self, next: &str) {
+        if let Ok(mut l) = self.labels.write() {
+            let previous = std::mem::replace(&mut l.current, next.to_string());
+            l.previous = Some(previous);
+        }
+    }
+
+    /// A rotation that did not commit: the previous key is the root key again.
+    pub fn abort_rotation(&self) {
+        if let Ok(mut l) = self.labels.write()
+            && let Some(previous) = l.previous.take()
+        {
+            l.current = previous;
+        }
+    }
+
+    /// A committed rotation: the previous key is no longer used.
+    pub fn end_rotation(&self) {
+        if let Ok(mut l) = self.labels.write() {
+            l.previous = None;
+        }
+    }
+
+    /// Destroys every root key this configuration made other than the one in use: the keys
+    /// of rotations that finished (the old root) or never committed.
+    pub fn destroy_other_root_keys(&self) -> Result<usize, CryptoError> {
+        self.destroy_root_keys_but(Some(self.root_label()))
+    }
+
+    /// Destroys every root key this configuration made, the one in use too (after a
+    /// migration to another seal).
+    pub fn destroy_root_keys(&self) -> Result<usize, CryptoError> {
+        self.destroy_root_keys_but(None)
+    }
+
+    /// How many keys of vaults (`-HSM` types) the token holds.
+    pub fn vault_key_objects(&self) -> Result<usize, CryptoError> {
+        self.with_session(|s| {
+            let mut n = 0;
+            for handle in s
+                .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?
+                .into_iter()
+                .chain(s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])?)
+            {
+                let named = s.get_attributes(handle, &[AttributeType::Label])?;
+                if named.iter().any(|a| matches!(a, Attribute::Label(l) if l.starts_with(KEY_PREFIX.as_bytes()))) {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    fn destroy_root_keys_but(&self, keep: Option<String>) -> Result<usize, CryptoError> {
+        let current = keep.unwrap_or_default();
+        let base = self.settings.key_label.clone();
+        let prefix = format!("{base}-");
+        self.with_session(|s| {
+            let mut destroyed = 0;
+            for handle in s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])? {
+                let label = s.get_attributes(handle, &[AttributeType::Label])?.into_iter().find_map(|a| match a {
+                    Attribute::Label(l) => Some(l),
+                    _ => None,
+                });
+                let Some(label) = label else { continue };
+                let is_root = label == base.as_bytes()
+                    || (label.starts_with(prefix.as_bytes())
+                        && label[prefix.len()..].iter().all(|b| b.is_ascii_hexdigit()));
+                if is_root && label != current.as_bytes() {
+                    s.destroy_object(handle)?;
+                    destroyed += 1;
+                }
+            }
+            Ok(destroyed)
+        })
+    }
+
+    fn open_root(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let labels = self.labels.read().map(|l| l.clone()).unwrap_or_default();
+        match self.open_with(&labels.current, aad, wrapped) {
+            Err(CryptoError::Open) if labels.previous.is_some() => {
+                self.open_with(labels.previous.as_deref().unwrap_or_default(), aad, wrapped)
+            }
+            other => other,
+        }
+    }
+}
+
 impl RootOfTrust for Pkcs11Root {
     fn wrap(&self, aad: &[u8], key_material: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.seal_with(&self.settings.key_label.clone(), aad, key_material)
+        self.seal_with(&self.root_label(), aad, key_material)
     }
     fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.open_with(&self.settings.key_label.clone(), aad, wrapped)
+        self.open_root(aad, wrapped)
     }
     fn describe(&self) -> String {
         format!(
             "PKCS#11 key '{}' in token '{}' ({})",
-            self.settings.key_label,
+            self.root_label(),
             self.settings.token_label,
             self.settings.module.display()
         )

@@ -4,7 +4,7 @@ use coffer_core::permissions::DataAction;
 use coffer_core::{Error, Result};
 use zeroize::Zeroizing;
 
-use coffer_crypto::hsm_keys::HsmKey;
+use coffer_crypto::hsm_keys::{CipherParams, HsmKey};
 use coffer_crypto::pkcs11::Pkcs11Root;
 
 use super::{KIND, KeyHandle, handle_of, key_error, meta_of};
@@ -186,11 +186,20 @@ fn in_token(
             KeyOperationOutput::Verified(token.hsm_verify(key, alg, &digest, &value).map_err(refused)?)
         }
         KeyOperation::Encrypt => {
-            let c = token.hsm_encrypt(key, alg, &value, (iv.as_deref(), aad.as_deref())).map_err(refused)?;
+            let c = token
+                .hsm_encrypt(key, alg, &value, CipherParams { iv: iv.as_deref(), aad: aad.as_deref(), tag: None })
+                .map_err(refused)?;
             KeyOperationOutput::Bytes { kid, value: Zeroizing::new(c.value), iv: c.iv, tag: c.tag, aad: c.aad }
         }
         KeyOperation::Decrypt => bytes(
-            token.hsm_decrypt(key, alg, &value, (iv.as_deref(), aad.as_deref(), tag.as_deref())).map_err(refused)?,
+            token
+                .hsm_decrypt(
+                    key,
+                    alg,
+                    &value,
+                    CipherParams { iv: iv.as_deref(), aad: aad.as_deref(), tag: tag.as_deref() },
+                )
+                .map_err(refused)?,
         ),
         KeyOperation::WrapKey => bytes(Zeroizing::new(token.hsm_wrap(key, alg, &value).map_err(refused)?)),
         KeyOperation::UnwrapKey => bytes(token.hsm_unwrap(key, alg, &value).map_err(refused)?),

@@ -1,5 +1,6 @@
 //! The operator endpoints a node answers itself, open or sealed — `/operator/status`,
-//! `/operator/init`, `/operator/unseal`, `/operator/rekey[/verify]` — and what it answers while
+//! `/operator/init`, `/operator/unseal`, `/operator/rekey[/verify]`,
+//! `/operator/rotate-root[/verify]` — and what it answers while
 //! it has no application (503 `VaultSealed` in Azure's shape, a sealed page for the portal).
 use std::sync::Arc;
 
@@ -125,6 +126,22 @@ pub fn router(node: Arc<Node>) -> Router {
                     let done = async {
                         let ask: RekeyRequest = read_json(req).await?;
                         let made = node.rekey_verify(ask).await?;
+                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
+                    };
+                    return operator(done.await);
+                }
+                (true, &Method::POST, "/operator/rotate-root") => {
+                    let done = async {
+                        let ask: RekeyRequest = read_json(req).await?;
+                        let made = node.rotate_root(ask).await?;
+                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
+                    };
+                    return operator(done.await);
+                }
+                (true, &Method::POST, "/operator/rotate-root/verify") => {
+                    let done = async {
+                        let ask: RekeyRequest = read_json(req).await?;
+                        let made = node.rotate_root_verify(ask).await?;
                         Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
                     };
                     return operator(done.await);

@@ -11,6 +11,7 @@
 //! audit record of the application it opens (`OperatorUnseal`). The operator endpoints and
 //! the sealed answer are `endpoints`.
 mod endpoints;
+mod rotation;
 
 pub use endpoints::router;
 use endpoints::{InitRequest, InitResponse, RekeyRequest, RekeyResponse, UnsealRequest};
@@ -55,8 +56,10 @@ pub struct Node {
     /// `None` in dev mode.
     seal: RwLock<Option<SealFile>>,
     phase: RwLock<Phase>,
-    /// Init, unseal and seal, one at a time.
+    /// Init, unseal, seal, rekey and root rotation, one at a time.
     transition: tokio::sync::Mutex<()>,
+    /// A Shamir root rotation waiting for its new shares (`rotate-root --verify`).
+    pending_rotation: std::sync::Mutex<Option<rotation::PendingRotation>>,
     /// The PKCS#11 token holding the root key (`None` with Shamir and in dev mode).
     token: Option<Token>,
     me: Weak<Node>,
@@ -71,12 +74,12 @@ struct Token {
 
 impl Token {
     /// The opened token (opened now if needed).
-    fn root(&self, key: RootKey) -> Result<Arc<Pkcs11Root>, Error> {
+    fn root(&self, key: RootKey, seal: Option<&SealFile>) -> Result<Arc<Pkcs11Root>, Error> {
         let mut slot = self.root.lock().map_err(|_| Error::internal("token state"))?;
         if let Some(r) = slot.as_ref() {
             return Ok(r.clone());
         }
-        let opened = crate::seal::open_token(&self.config, self.pin.clone(), key)
+        let opened = crate::seal::open_token(&self.config, self.pin.clone(), key, seal)
             .map_err(|e| Error::unavailable("HsmUnavailable", e.to_string()))?;
         let opened = Arc::new(opened);
         *slot = Some(opened.clone());
@@ -106,14 +109,14 @@ impl Sealer for NodeSealer {
     }
 }
 
-fn sealed_error() -> Error {
+pub(super) fn sealed_error() -> Error {
     Error::unavailable(
         "VaultSealed",
         "This Coffer is sealed: an operator must unseal it (`coffer operator unseal`) before it serves requests.",
     )
 }
 
-fn uninitialized_error() -> Error {
+pub(super) fn uninitialized_error() -> Error {
     Error::unavailable(
         "VaultNotInitialized",
         "This Coffer is not initialized: an operator must run `coffer operator init` first.",
@@ -139,6 +142,7 @@ impl Node {
             seal: RwLock::new(None),
             phase: RwLock::new(Phase::Open(running)),
             transition: Default::default(),
+            pending_rotation: Default::default(),
             token: None,
             me: me.clone(),
         })
@@ -192,6 +196,7 @@ impl Node {
             seal: RwLock::new(seal),
             phase: RwLock::new(phase),
             transition: Default::default(),
+            pending_rotation: Default::default(),
             token,
             me: me.clone(),
         });
@@ -314,7 +319,7 @@ impl Node {
         let (mut seal, texts) = SealFile::split(&split_key, shares, threshold).map_err(unavailable)?;
         let token_root = match &self.token {
             Some(token) => {
-                let root = token.root(RootKey::CreateIfMissing)?;
+                let root = token.root(RootKey::CreateIfMissing, None)?;
                 seal = seal.with_root_check(root.as_ref()).map_err(unavailable)?;
                 Some(root)
             }
@@ -370,9 +375,17 @@ impl Node {
             if !matches!(self.phase.read().as_deref(), Ok(Phase::Sealed(_))) {
                 return Ok(self.status());
             }
-            let root = token.root(RootKey::MustExist)?;
+            let root = token.root(RootKey::MustExist, Some(&seal))?;
             match seal.root_opens(root.as_ref()) {
-                Ok(true) => {}
+                Ok(true) => {
+                    // The old root key of a rotation cut short, or the new key of one that did
+                    // not commit, goes now.
+                    match root.destroy_other_root_keys() {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(target: "coffer::seal", "{n} unused root keys destroyed in the token"),
+                        Err(e) => tracing::warn!(target: "coffer::seal", error = %e, "unused root keys not destroyed"),
+                    }
+                }
                 Ok(false) => {
                     return Err(Error::unavailable(
                         "WrongRootKey",
@@ -500,7 +513,7 @@ impl Node {
 }
 
 /// A refused share as Azure's error (400), logged without the share.
-fn share_refused(e: UnsealError) -> Error {
+pub(super) fn share_refused(e: UnsealError) -> Error {
     tracing::warn!(target: "coffer::seal", "key share refused: {e}");
     let code = match e {
         UnsealError::WrongKey => "WrongKeyShares",

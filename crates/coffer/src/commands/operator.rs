@@ -59,9 +59,28 @@ pub enum OperatorCommand {
         #[arg(long)]
         verify: bool,
     },
+    /// A new root key while the server serves: every key sealed under the root is rewrapped,
+    /// then the old root destroyed. Threshold current shares on standard input (with PKCS#11
+    /// the recovery shares), one per line. With PKCS#11 it is done at once; with Shamir the
+    /// shares are the root key, so the new shares are printed once and the rotation runs with
+    /// `rotate-root --verify` (threshold of the new shares on standard input).
+    RotateRoot {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Shamir: new shares to make (default: as many as now).
+        #[arg(long)]
+        key_shares: Option<u32>,
+        /// Shamir: new shares needed to unseal (default: as now).
+        #[arg(long)]
+        key_threshold: Option<u32>,
+        /// Shamir: show threshold of the new shares; the rotation runs.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Move a stopped server's data directory to the seal its configuration names: from a dev
-    /// data directory (its root.key), or from a Shamir seal (the current shares on standard
-    /// input, one per line) to a new Shamir root key (a root rotation) or to a PKCS#11 token.
+    /// data directory (its root.key), from a Shamir seal (the current shares on standard input,
+    /// one per line) or from a PKCS#11 token (`--from-config`, the recovery shares on standard
+    /// input) to a new Shamir root key or to a PKCS#11 token.
     /// Every vault, secret, key and certificate stays; prints the new shares once.
     MigrateSeal {
         /// The configuration file of the server (its data_dir and [seal]).
@@ -70,6 +89,10 @@ pub enum OperatorCommand {
         /// The seal to move to; must be the one the configuration names.
         #[arg(long, value_parser = ["shamir", "pkcs11"])]
         to: String,
+        /// Moving from a PKCS#11 seal: the configuration the server ran with (its [seal] says
+        /// where the token is). The recovery shares are read from standard input.
+        #[arg(long)]
+        from_config: Option<std::path::PathBuf>,
         #[command(flatten)]
         split: SplitArgs,
     },
@@ -206,7 +229,18 @@ pub async fn run(cmd: OperatorCommand, profile: &str) -> CliResult<Option<Value>
                 Ok(Some(op.call(Method::POST, "/operator/rekey", Some(&body)).await?))
             }
         }
-        OperatorCommand::MigrateSeal { config, to, split } => {
+        OperatorCommand::RotateRoot { server, key_shares, key_threshold, verify } => {
+            let op = Operator::new(&server)?;
+            let shares = read_shares()?;
+            let keys: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
+            if verify {
+                Ok(Some(op.call(Method::POST, "/operator/rotate-root/verify", Some(&json!({ "keys": keys }))).await?))
+            } else {
+                let body = json!({"key_shares": key_shares, "key_threshold": key_threshold, "keys": keys});
+                Ok(Some(op.call(Method::POST, "/operator/rotate-root", Some(&body)).await?))
+            }
+        }
+        OperatorCommand::MigrateSeal { config, to, from_config, split } => {
             let settings =
                 coffer_server::config_file::load(Some(&config), &|name| std::env::var(name).ok(), &[], false)
                     .map_err(|e| CliError::Usage(e.0))?;
@@ -220,13 +254,27 @@ pub async fn run(cmd: OperatorCommand, profile: &str) -> CliResult<Option<Value>
                     config.display()
                 )));
             }
-            let shamir_now = coffer_server::seal::SealFile::read(&settings.data_dir)
-                .map_err(|e| CliError::Usage(e.to_string()))?
-                .is_some_and(|s| s.provider == "shamir");
-            let current = if shamir_now { read_shares()? } else { Vec::new() };
+            let sealed_now =
+                coffer_server::seal::SealFile::read(&settings.data_dir).map_err(|e| CliError::Usage(e.to_string()))?;
+            let current = if sealed_now.is_some() { read_shares()? } else { Vec::new() };
+            let from = match &from_config {
+                Some(path) => {
+                    let before =
+                        coffer_server::config_file::load(Some(path), &|name| std::env::var(name).ok(), &[], false)
+                            .map_err(|e| CliError::Usage(e.0))?;
+                    match before.seal {
+                        coffer_server::config::SealConfig::Pkcs11(p) => Some(p),
+                        coffer_server::config::SealConfig::Shamir => {
+                            return Err(CliError::Usage(format!("{} names no PKCS#11 seal", path.display())));
+                        }
+                    }
+                }
+                None => None,
+            };
             let shares = u8::try_from(split.key_shares).map_err(|_| CliError::Usage("at most 255 shares".into()))?;
             let threshold = u8::try_from(split.key_threshold).map_err(|_| CliError::Usage("at most 255".into()))?;
-            let done = coffer_server::migration::migrate_seal(&settings, &current, (shares, threshold)).await?;
+            let done =
+                coffer_server::migration::migrate_seal(&settings, from.as_ref(), &current, (shares, threshold)).await?;
             Ok(Some(serde_json::to_value(&done).map_err(|e| CliError::Server(e.to_string()))?))
         }
         OperatorCommand::Status { server } => {
