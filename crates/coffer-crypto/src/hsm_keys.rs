@@ -119,6 +119,21 @@ fn rsa_cipher<'a>(alg: &str) -> Result<Mechanism<'a>, CryptoError> {
     })
 }
 
+/// An EC key signs with its curve's algorithm only (ES256 for P-256, …), as software keys do.
+fn check_curve(key: &HsmKey, alg: &str) -> Result<(), CryptoError> {
+    let wanted = match key.crv.as_deref() {
+        Some("P-256") => "ES256",
+        Some("P-384") => "ES384",
+        Some("P-521") => "ES512",
+        Some("P-256K") => "ES256K",
+        _ => return Ok(()),
+    };
+    if key.kty == "EC" && alg != wanted {
+        return Err(CryptoError::Refused(format!("a {} key signs with {wanted}", key.crv.as_deref().unwrap_or(""))));
+    }
+    Ok(())
+}
+
 /// Whether an AES key-wrap algorithm pads (RFC 5649), checked against the key.
 fn aes_wrap(key: &HsmKey, alg: &str) -> Result<bool, CryptoError> {
     check_aes(key, alg)?;
@@ -441,6 +456,7 @@ impl Pkcs11Root {
         if digest_len(alg) != Some(digest.len()) {
             return Err(CryptoError::Refused("the digest length does not match the algorithm".into()));
         }
+        check_curve(key, alg)?;
         match (key.kty.as_str(), alg) {
             ("RSA", a) if a.starts_with("RS") => {
                 let mut data =
@@ -463,6 +479,7 @@ impl Pkcs11Root {
 
     /// Verifies a signature in the token (a signature that does not verify is `false`).
     pub fn hsm_verify(&self, key: &HsmKey, alg: &str, digest: &[u8], signature: &[u8]) -> Result<bool, CryptoError> {
+        check_curve(key, alg)?;
         let answer = |r: Result<(), cryptoki::error::Error>| match r {
             Ok(()) => Ok(true),
             Err(cryptoki::error::Error::Pkcs11(
