@@ -4,7 +4,6 @@ result cross-checked with Python `cryptography`; what SoftHSM lacks is a clear 4
 import asyncio
 import hashlib
 import os
-import tempfile
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, keywrap, padding as sympad
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from test_production import ProductionServer, admin_env
+from test_production import admin_env
 
 HASHES = {"256": (hashes.SHA256, hashlib.sha256), "384": (hashes.SHA384, hashlib.sha384),
           "512": (hashes.SHA512, hashlib.sha512)}
@@ -37,22 +36,10 @@ class HsmVault:
 
 @pytest.fixture(scope="module")
 def hsm():
-    from test_pkcs11 import MODULE, PIN, Token
+    from test_pkcs11 import pkcs11_server
 
-    if not os.path.exists(MODULE) and not os.environ.get("COFFER_REQUIRE_SOFTHSM"):
-        pytest.skip("softhsm2 is not installed (scripts/setup-test-env.sh installs it)")
-    root = tempfile.mkdtemp(prefix="coffer-keys-hsm-")
-    token = Token(root)
-    s = ProductionServer(root)
-    pin_file = os.path.join(root, "hsm.pin")
-    with open(pin_file, "w") as f:
-        f.write(PIN + "\n")
-    with open(s.config) as f:
-        text = f.read().replace('[seal]\ntype = "shamir"\n', "")
-    with open(s.config, "w") as f:
-        f.write(text + f'[seal]\ntype = "pkcs11"\nmodule = "{MODULE}"\ntoken_label = "coffer"\n'
-                       f'key_label = "coffer-root"\npin_file = "{pin_file}"\n')
-    s.start(extra_env={"SOFTHSM2_CONF": token.conf})
+    s = pkcs11_server("coffer-keys-hsm-")
+    s.start(extra_env=s.extra_env)
     init = s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
     s.cli_json("vault", "create", "--name", "lab", **admin_env(init))
     yield HsmVault(s, init)

@@ -41,11 +41,12 @@ class Token:
         return r.stdout
 
 
-@pytest.fixture
-def hsm_server():
+def pkcs11_server(prefix):
+    """A production server configured for a fresh SoftHSM2 token (not started): `s.token`,
+    `s.pin_file`, and `s.extra_env` to start it with."""
     if not os.path.exists(MODULE) and not os.environ.get("COFFER_REQUIRE_SOFTHSM"):
         pytest.skip("softhsm2 is not installed (scripts/setup-test-env.sh installs it)")
-    root = tempfile.mkdtemp(prefix="coffer-hsm-")
+    root = tempfile.mkdtemp(prefix=prefix)
     token = Token(root)
     s = ProductionServer(root)
     pin_file = os.path.join(root, "hsm.pin")
@@ -59,6 +60,12 @@ def hsm_server():
                        f'key_label = "coffer-root"\npin_file = "{pin_file}"\n')
     s.token, s.pin_file = token, pin_file
     s.extra_env = {"SOFTHSM2_CONF": token.conf}
+    return s
+
+
+@pytest.fixture
+def hsm_server():
+    s = pkcs11_server("coffer-hsm-")
     yield s
     s.stop()
 

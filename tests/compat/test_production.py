@@ -386,7 +386,7 @@ def test_an_init_that_stopped_before_its_seal_file_is_done_again_but_vaults_are_
     assert r.returncode == 2 and "restore it from your backup" in r.stderr
 
 
-def test_kill_9_during_unseal_and_after_seal_loses_nothing(prod):
+def test_kill_9_during_unseal_after_seal_and_during_rekey_loses_nothing(prod):
     s = prod.start()
     init = s.cli_json("operator", "init", "--key-shares", "3", "--key-threshold", "2")
     shares, env = init["shares"], admin_env(init)
@@ -409,5 +409,19 @@ def test_kill_9_during_unseal_and_after_seal_loses_nothing(prod):
     s.start()
     assert s.cli_json("operator", "status")["sealed"] is True
     unseal(s, shares[1:])
+    assert s.cli_json("secret", "show", "--vault-name", "ward", "--name", "a", **env)["value"] == "v1"
+    # Killed in the middle of a rekey (new shares made, not verified): the old shares still
+    # unseal, and the pending split can still be verified after the restart.
+    made = s.cli_json("operator", "rekey", "--key-shares", "2", "--key-threshold", "2",
+                      input="\n".join(shares[:2]) + "\n")
+    s.stop(kill=True)
+    s.start()
+    unseal(s, shares[:2])
+    assert s.cli_json("operator", "rekey", "--verify", input="\n".join(made["shares"]) + "\n")["verified"] is True
+    s.stop(kill=True)
+    s.start()
+    r = s.cli("operator", "unseal", input=shares[0] + "\n")
+    assert r.returncode == 2 and "another initialisation" in r.stderr
+    unseal(s, made["shares"])
     assert s.cli_json("secret", "show", "--vault-name", "ward", "--name", "a", **env)["value"] == "v1"
     assert s.cli("audit", "verify", **env).returncode == 0

@@ -130,22 +130,9 @@ def test_a_crash_during_a_shamir_rotation_is_rolled_back_or_finished(prod, point
 
 @pytest.fixture
 def hsm():
-    from test_pkcs11 import MODULE, PIN, Token
+    from test_pkcs11 import pkcs11_server
 
-    if not os.path.exists(MODULE) and not os.environ.get("COFFER_REQUIRE_SOFTHSM"):
-        pytest.skip("softhsm2 is not installed (scripts/setup-test-env.sh installs it)")
-    root = tempfile.mkdtemp(prefix="coffer-rotate-hsm-")
-    token = Token(root)
-    s = ProductionServer(root)
-    pin_file = os.path.join(root, "hsm.pin")
-    with open(pin_file, "w") as f:
-        f.write(PIN + "\n")
-    with open(s.config) as f:
-        text = f.read().replace('[seal]\ntype = "shamir"\n', "")
-    with open(s.config, "w") as f:
-        f.write(text + f'[seal]\ntype = "pkcs11"\nmodule = "{MODULE}"\ntoken_label = "coffer"\n'
-                       f'key_label = "coffer-root"\npin_file = "{pin_file}"\n')
-    s.token, s.extra_env = token, {"SOFTHSM2_CONF": token.conf}
+    s = pkcs11_server("coffer-rotate-hsm-")
     yield s
     s.stop()
 

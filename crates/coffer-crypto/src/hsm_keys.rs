@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::CryptoError;
 use crate::keys::{CipherOut, JwkIn, KeyError, aes_kw};
-use crate::root::pkcs11::Pkcs11Root;
+use crate::root::pkcs11::{Pkcs11Root, kept_in_token};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -207,18 +207,15 @@ fn ec_point(raw: &[u8], coordinate: usize) -> Option<(Vec<u8>, Vec<u8>)> {
 /// The template of an AES key in the token: sensitive, never extractable, for the four
 /// symmetric uses.
 fn secret_template(label: &[u8]) -> Vec<Attribute> {
-    vec![
+    let mut t = vec![
         Attribute::KeyType(KeyType::AES),
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
         Attribute::Encrypt(true),
         Attribute::Decrypt(true),
         Attribute::Wrap(true),
         Attribute::Unwrap(true),
-        Attribute::Label(label.to_vec()),
-    ]
+    ];
+    t.extend(kept_in_token(label));
+    t
 }
 
 fn aes_key(label: &str, bits: u32) -> HsmKey {
@@ -259,14 +256,8 @@ impl Pkcs11Root {
     /// Generates a key pair in the token under `label` (private: sensitive, never extractable).
     pub fn generate_key(&self, label: &str, spec: &HsmKeySpec) -> Result<HsmKey, CryptoError> {
         let l = label.as_bytes().to_vec();
-        let private = vec![
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Label(l.clone()),
-            Attribute::Sign(true),
-        ];
+        let mut private = kept_in_token(&l);
+        private.push(Attribute::Sign(true));
         match spec {
             HsmKeySpec::Rsa { bits, exponent } => {
                 let e = exponent.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect::<Vec<u8>>();
@@ -350,16 +341,10 @@ impl Pkcs11Root {
         };
         let l = label.as_bytes().to_vec();
         let private_base = |key_type: KeyType| {
-            vec![
-                Attribute::Class(ObjectClass::PRIVATE_KEY),
-                Attribute::KeyType(key_type),
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Label(l.clone()),
-                Attribute::Sign(true),
-            ]
+            let mut t =
+                vec![Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::KeyType(key_type), Attribute::Sign(true)];
+            t.extend(kept_in_token(&l));
+            t
         };
         let public_base = |key_type: KeyType| {
             vec![

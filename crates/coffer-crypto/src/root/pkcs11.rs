@@ -87,19 +87,28 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> CryptoError {
     CryptoError::Unavailable(format!("the HSM (PKCS#11) {what}: {e}"))
 }
 
-fn secret_key_template(label: &str) -> Vec<Attribute> {
+/// What every key Coffer keeps in the token carries: a token object, private, sensitive,
+/// never to be extracted, under its label.
+pub(crate) fn kept_in_token(label: &[u8]) -> Vec<Attribute> {
     vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
         Attribute::Token(true),
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
+        Attribute::Label(label.to_vec()),
+    ]
+}
+
+fn secret_key_template(label: &str) -> Vec<Attribute> {
+    let mut t = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
         Attribute::Encrypt(true),
         Attribute::Decrypt(true),
         Attribute::ValueLen(32.into()),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ]
+    ];
+    t.extend(kept_in_token(label.as_bytes()));
+    t
 }
 
 fn find_key(session: &Session, label: &str) -> Result<Option<ObjectHandle>, cryptoki::error::Error> {

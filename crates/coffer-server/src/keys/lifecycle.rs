@@ -99,16 +99,18 @@ pub async fn import(state: &AppState, ctx: &VaultContext, name: &str, new: KeyTo
     ctx.authorize(state, DataAction::KeyImport, Some(name)).await?;
     coffer_core::names::validate_object_name(name)?;
     objects(state, ctx).refuse_if_managed(name).await?;
+    let into_hsm = new.hsm || new.jwk.kty.ends_with("-HSM");
+    if into_hsm && state.keyring.root().as_pkcs11().is_none() {
+        let base = base_kty(&new.jwk.kty).unwrap_or("RSA");
+        return Err(hsm_unavailable(&format!("{base}-HSM"), state.keyring.root().provider()));
+    }
     // Checked as any import is (the RSA key valid, d matching x and y, AES sizes) first.
     let material = KeyMaterial::from_jwk(&new.jwk).map_err(key_error)?;
     let ops = new.key_ops.unwrap_or_else(|| default_ops(&material.kty));
     validate_ops(&ops)?;
-    if new.hsm || new.jwk.kty.ends_with("-HSM") {
+    if into_hsm {
         let kty = format!("{}-HSM", material.kty);
         drop(material);
-        if state.keyring.root().as_pkcs11().is_none() {
-            return Err(hsm_unavailable(&kty, state.keyring.root().provider()));
-        }
         let source = HsmSource::Import(&new.jwk);
         return store_hsm_version(state, ctx, name, (&kty, source), (ops, new.attributes, new.tags)).await;
     }
