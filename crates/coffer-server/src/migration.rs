@@ -1,7 +1,7 @@
 //! Moving a data directory to another root of trust, with the server stopped
-//! (`coffer operator migrate-seal`): from a dev data directory (its `root.key`) or a Shamir seal
-//! to a Shamir seal with a new root key (which is also how a Shamir root key is rotated) or to a
-//! PKCS#11 token. Every value sealed directly under the root — each vault's data key with its
+//! (`coffer operator migrate-seal`): from a dev data directory (its `root.key`), a Shamir seal or
+//! a PKCS#11 token to a Shamir seal with a new root key or to a PKCS#11 token. The online root
+//! rotation (`node::rotation`) uses the same steps. Every value sealed directly under the root — each vault's data key with its
 //! key-encryption key, the instance keys, the token-signing keys, the audit log's checkpoint
 //! key — is rewrapped; no secret, key or certificate payload changes (they are sealed under the
 //! vault data keys, which stay the same), so every secret still opens and the audit chain still
@@ -152,8 +152,8 @@ impl Source {
 
 /// Moves `config.data_dir` to `config.seal`, with `current_shares` (of the Shamir seal, or
 /// the recovery shares of a PKCS#11 one: a quorum authorizes the move), splitting the new key
-/// `threshold` of `shares`. `from` is where the root is now when that is a PKCS#11 token (the
-/// configuration the server ran with before).
+/// `threshold` of `shares`. `from_pkcs11` is where the root is now when that is a PKCS#11
+/// token (from the configuration the server ran with before).
 pub async fn migrate_seal(
     config: &ServerConfig,
     from_pkcs11: Option<&crate::config::Pkcs11Config>,
