@@ -7,14 +7,13 @@ import os
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.identity import ClientSecretCredential
 from azure.keyvault.keys import KeyClient, KeyRotationLifetimeAction, KeyRotationPolicy, KeyRotationPolicyAction
 from azure.keyvault.keys.crypto import CryptographyClient, EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm
 from cryptography.hazmat.primitives import hashes, keywrap, padding as sympad
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from test_production import admin_env
+from test_production import admin_credential, admin_env
 
 HASHES = {"256": (hashes.SHA256, hashlib.sha256), "384": (hashes.SHA384, hashlib.sha384),
           "512": (hashes.SHA512, hashlib.sha512)}
@@ -25,9 +24,7 @@ class HsmVault:
         self.server, self.init = server, init
         self.ca = server.tls["ca.pem"]
         self.url = f"https://lab.vault.localhost:{server.port}"
-        self.credential = ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"],
-                                                 authority=server.server, disable_instance_discovery=True,
-                                                 connection_verify=self.ca)
+        self.credential = admin_credential(server, init)
         self.keys = KeyClient(self.url, self.credential, connection_verify=self.ca)
 
     def crypto(self, key_id):
@@ -208,3 +205,16 @@ def test_async_key_and_cryptography_clients_with_hsm_keys(hsm):
             assert "async-rsa" in [d.name async for d in kc.list_deleted_keys()]
 
     asyncio.run(scenario())
+
+
+def test_a_certificate_with_a_key_in_the_hsm_is_a_clear_400(hsm):
+    """A certificate's key is signed with and exported by the server, so it cannot be an `-HSM`
+    key yet; the refusal says so (and not that there is no HSM)."""
+    from azure.keyvault.certificates import CertificateClient, CertificatePolicy
+
+    certs = CertificateClient(hsm.url, hsm.credential, connection_verify=hsm.ca)
+    policy = CertificatePolicy(issuer_name="Self", subject="CN=lab", key_type="RSA-HSM", exportable=False)
+    with pytest.raises(HttpResponseError) as refused:
+        certs.begin_create_certificate("lab-cert", policy).wait()
+    assert refused.value.status_code == 400 and "not supported" in str(refused.value), refused.value
+    assert "lab-cert" not in [p.name for p in hsm.keys.list_properties_of_keys()]

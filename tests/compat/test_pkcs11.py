@@ -9,11 +9,10 @@ import subprocess
 import tempfile
 
 import pytest
-from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
 from conftest import BIN
-from test_production import ProductionServer, admin_env
+from test_production import ProductionServer, admin_credential, admin_env
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "4711-" + os.urandom(4).hex()
@@ -105,9 +104,7 @@ def test_the_token_holds_the_root_and_the_server_unseals_itself(hsm_server):
     assert listing.count("coffer-kek-") == 0
     keks = s.token.objects().count("coffer-kek-")
     assert keks == 1, "the vault's key-encryption key is a token object"
-    credential = ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"],
-                                        authority=s.server, disable_instance_discovery=True,
-                                        connection_verify=s.tls["ca.pem"])
+    credential = admin_credential(s, init)
     client = SecretClient(f"https://ward.vault.localhost:{s.port}", credential, connection_verify=s.tls["ca.pem"])
     marker = "hsm-marker-" + os.urandom(6).hex()
     client.set_secret("pacs", marker)
@@ -197,9 +194,7 @@ def test_the_key_and_secret_sdks_work_unchanged_over_a_pkcs11_root(hsm_server):
     s = start(hsm_server)
     init = s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
     s.cli_json("vault", "create", "--name", "lab", **admin_env(init))
-    credential = ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"],
-                                        authority=s.server, disable_instance_discovery=True,
-                                        connection_verify=s.tls["ca.pem"])
+    credential = admin_credential(s, init)
     url = f"https://lab.vault.localhost:{s.port}"
     keys = KeyClient(url, credential, connection_verify=s.tls["ca.pem"])
     digest = hashlib.sha256(b"lab result 42").digest()
@@ -260,9 +255,7 @@ def test_hsm_keys_live_and_work_inside_the_token(hsm_server):
     init = s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
     env = admin_env(init)
     s.cli_json("vault", "create", "--name", "lab", **env)
-    credential = ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"],
-                                        authority=s.server, disable_instance_discovery=True,
-                                        connection_verify=s.tls["ca.pem"])
+    credential = admin_credential(s, init)
     keys = KeyClient(f"https://lab.vault.localhost:{s.port}", credential, connection_verify=s.tls["ca.pem"])
     digest = hashlib.sha256(b"radiology report").digest()
 
@@ -356,9 +349,7 @@ def test_oct_hsm_keys_and_keys_imported_into_the_token(hsm_server):
     s = start(hsm_server)
     init = s.cli_json("operator", "init", "--key-shares", "1", "--key-threshold", "1")
     s.cli_json("vault", "create", "--name", "lab", **admin_env(init))
-    credential = ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"],
-                                        authority=s.server, disable_instance_discovery=True,
-                                        connection_verify=s.tls["ca.pem"])
+    credential = admin_credential(s, init)
     url = f"https://lab.vault.localhost:{s.port}"
     keys = KeyClient(url, credential, connection_verify=s.tls["ca.pem"])
     token = credential.get_token(f"https://vault.localhost:{s.port}/.default").token

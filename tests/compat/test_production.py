@@ -141,6 +141,12 @@ def unseal(s, shares):
     return status
 
 
+def admin_credential(s, init):
+    """The bootstrap administrator `init` printed, as an SDK credential for the server `s`."""
+    return ClientSecretCredential(init["tenant_id"], init["client_id"], init["client_secret"], authority=s.server,
+                                  disable_instance_discovery=True, connection_verify=s.tls["ca.pem"])
+
+
 def admin_env(init):
     return {"COFFER_TENANT_ID": init["tenant_id"], "COFFER_CLIENT_ID": init["client_id"],
             "COFFER_CLIENT_SECRET": init["client_secret"]}

@@ -83,6 +83,33 @@ fn write_new_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A new key file (0600) in its directory (0700, made if missing), durable on return.
+fn create_key_file(path: &Path, data: &[u8]) -> Result<(), CryptoError> {
+    let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io)?;
+    }
+    write_new_private(path, data).map_err(io)
+}
+
+/// Overwrites a key file before unlinking it, then makes the removal durable.
+pub fn shred_key_file(path: &Path) -> Result<(), CryptoError> {
+    let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
+    if path.exists() {
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        std::fs::write(path, vec![0u8; usize::try_from(len).unwrap_or(KEY_LEN)]).map_err(io)?;
+        std::fs::remove_file(path).map_err(io)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 impl DevKeyFile {
     /// Loads the key file, creating it on first start.
     pub fn open_or_create(path: &Path) -> Result<Self, CryptoError> {
@@ -147,17 +174,7 @@ impl RootOfTrust for DevKeyFile {
         safe_id(vault_id)?;
         let kek = DataKey::generate();
         match self.kek_path(vault_id)? {
-            Some(path) => {
-                let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
-                if let Some(dir) = path.parent() {
-                    let mut builder = std::fs::DirBuilder::new();
-                    builder.recursive(true);
-                    #[cfg(unix)]
-                    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-                    builder.create(dir).map_err(io)?;
-                }
-                write_new_private(&path, kek.as_bytes()).map_err(io)
-            }
+            Some(path) => create_key_file(&path, kek.as_bytes()),
             None => {
                 if let Ok(mut m) = self.memory.lock() {
                     m.insert(vault_id.to_string(), kek);
@@ -187,18 +204,7 @@ impl DevKeyFile {
     fn destroy_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
         safe_id(vault_id)?;
         match self.kek_path(vault_id)? {
-            Some(path) => {
-                let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
-                if path.exists() {
-                    // Overwrite before unlinking, then make the removal durable.
-                    std::fs::write(&path, [0u8; KEY_LEN]).map_err(io)?;
-                    std::fs::remove_file(&path).map_err(io)?;
-                    if let Some(dir) = path.parent() {
-                        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-                    }
-                }
-                Ok(())
-            }
+            Some(path) => shred_key_file(&path),
             None => {
                 if let Ok(mut m) = self.memory.lock() {
                     m.remove(vault_id);
@@ -319,14 +325,8 @@ impl RootOfTrust for MemoryRoot {
 
     fn create_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
         let path = self.kek_file(vault_id)?;
-        let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
         let sealed = self.with_key(|k| k.seal(&kek_aad(vault_id), DataKey::generate().as_bytes()))?;
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&self.keys_dir).map_err(io)?;
-        write_new_private(&path, &sealed).map_err(io)
+        create_key_file(&path, &sealed)
     }
 
     fn destroy_vault_kek(&self, vault_id: &str) -> Result<(), CryptoError> {
@@ -346,14 +346,7 @@ impl MemoryRoot {
     }
 
     fn destroy_kek_file(&self, vault_id: &str) -> Result<(), CryptoError> {
-        let path = self.kek_file(vault_id)?;
-        let io = |e: std::io::Error| CryptoError::Root(format!("{}: {e}", path.display()));
-        if path.exists() {
-            std::fs::write(&path, vec![0u8; 64]).map_err(io)?;
-            std::fs::remove_file(&path).map_err(io)?;
-            std::fs::File::open(&self.keys_dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        Ok(())
+        shred_key_file(&self.kek_file(vault_id)?)
     }
 }
 

@@ -64,24 +64,17 @@ pub struct Migrated {
     pub vaults: usize,
 }
 
-/// Overwrites a key file, then removes it.
-fn shred_file(path: &Path) -> std::io::Result<()> {
-    let len = std::fs::metadata(path)?.len();
-    std::fs::write(path, vec![0u8; usize::try_from(len).unwrap_or(64)])?;
-    std::fs::remove_file(path)
-}
-
-fn shred_dir(dir: &Path) -> std::io::Result<()> {
+fn shred_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
         return Ok(());
     }
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_file() {
-            shred_file(&path)?;
+            coffer_crypto::root::shred_key_file(&path)?;
         }
     }
-    std::fs::remove_dir(dir)
+    Ok(std::fs::remove_dir(dir)?)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -108,7 +101,7 @@ pub async fn finish_or_roll_back(dir: &Path, store: &dyn Store) -> anyhow::Resul
             std::fs::rename(staged_seal(dir), crate::seal::seal_file_path(dir)).context("the new seal file")?;
             let dev_root = dir.join("root.key");
             if dev_root.exists() {
-                shred_file(&dev_root).context("destroying the dev root key")?;
+                coffer_crypto::root::shred_key_file(&dev_root).context("destroying the dev root key")?;
             }
             sync_dir(dir)?;
             store.put_meta(DONE_NOTE, m.description.as_bytes()).await?;

@@ -149,8 +149,11 @@ impl CertPolicy {
         let kp = &mut self.key_props;
         let kty = kp.kty.clone().unwrap_or_else(|| if kp.crv.is_some() { "EC".into() } else { "RSA".into() });
         if kty.ends_with("-HSM") {
+            // A certificate's key is signed with and exported (PFX/PEM) by the server: one
+            // inside the token would need the token to sign the certificate or CSR.
             return Err(Error::bad_parameter(format!(
-                "The key type '{kty}' needs a hardware root of trust (PKCS#11), and this Coffer has none configured."
+                "Certificates with a key inside the HSM ('{kty}') are not supported by this version of Coffer; use '{}'.",
+                kty.trim_end_matches("-HSM")
             )));
         }
         match kty.as_str() {

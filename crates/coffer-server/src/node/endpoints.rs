@@ -81,6 +81,21 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(req: Request<Body>)
     serde_json::from_slice(&bytes).map_err(|_| Error::bad_parameter("The request body is not the JSON expected."))
 }
 
+/// An operator endpoint: the JSON body read, the node's answer as JSON, or its error in Azure's
+/// shape.
+async fn answer<T, R>(req: Request<Body>, f: impl AsyncFnOnce(T) -> Result<R, Error>) -> Response
+where
+    T: serde::de::DeserializeOwned + Default,
+    R: Serialize,
+{
+    let done = async {
+        let ask: T = read_json(req).await?;
+        let made = f(ask).await?;
+        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
+    };
+    done.await.unwrap_or_else(|e: Error| ApiError(e).into_response())
+}
+
 /// The node's router: the operator endpoints, then the open application or the sealed answer.
 pub fn router(node: Arc<Node>) -> Router {
     Router::new().fallback(move |req: Request<Body>| {
@@ -93,58 +108,27 @@ pub fn router(node: Arc<Node>) -> Router {
                 crate::host::classify(&crate::host::authority_of(&req).unwrap_or_default(), &node.names),
                 crate::host::Surface::Control { .. }
             );
-            let operator = |r: Result<Response, Error>| r.unwrap_or_else(|e| ApiError(e).into_response());
             match (on_control, &method, req.uri().path()) {
                 (true, &Method::GET, "/operator/status") => {
                     return crate::http::json(StatusCode::OK, serde_json::to_value(node.status()).unwrap_or_default());
                 }
                 (true, &Method::POST, "/operator/init") => {
-                    let done = async {
-                        let ask: InitRequest = read_json(req).await?;
-                        let made = node.init(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
-                    };
-                    return operator(done.await);
+                    return answer(req, async |ask: InitRequest| node.init(ask).await).await;
                 }
                 (true, &Method::POST, "/operator/unseal") => {
-                    let done = async {
-                        let ask: UnsealRequest = read_json(req).await?;
-                        let status = node.unseal(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(status).unwrap_or_default()))
-                    };
-                    return operator(done.await);
+                    return answer(req, async |ask: UnsealRequest| node.unseal(ask).await).await;
                 }
                 (true, &Method::POST, "/operator/rekey") => {
-                    let done = async {
-                        let ask: RekeyRequest = read_json(req).await?;
-                        let made = node.rekey(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
-                    };
-                    return operator(done.await);
+                    return answer(req, async |ask: RekeyRequest| node.rekey(ask).await).await;
                 }
                 (true, &Method::POST, "/operator/rekey/verify") => {
-                    let done = async {
-                        let ask: RekeyRequest = read_json(req).await?;
-                        let made = node.rekey_verify(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
-                    };
-                    return operator(done.await);
+                    return answer(req, async |ask: RekeyRequest| node.rekey_verify(ask).await).await;
                 }
                 (true, &Method::POST, "/operator/rotate-root") => {
-                    let done = async {
-                        let ask: RekeyRequest = read_json(req).await?;
-                        let made = node.rotate_root(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
-                    };
-                    return operator(done.await);
+                    return answer(req, async |ask: RekeyRequest| node.rotate_root(ask).await).await;
                 }
                 (true, &Method::POST, "/operator/rotate-root/verify") => {
-                    let done = async {
-                        let ask: RekeyRequest = read_json(req).await?;
-                        let made = node.rotate_root_verify(ask).await?;
-                        Ok(crate::http::json(StatusCode::OK, serde_json::to_value(&made).unwrap_or_default()))
-                    };
-                    return operator(done.await);
+                    return answer(req, async |ask: RekeyRequest| node.rotate_root_verify(ask).await).await;
                 }
                 (true, &Method::POST, "/operator/seal") if node.app().is_none() => {
                     return crate::http::json(StatusCode::OK, serde_json::to_value(node.status()).unwrap_or_default());

@@ -60,6 +60,8 @@ pub struct Node {
     transition: tokio::sync::Mutex<()>,
     /// A Shamir root rotation waiting for its new shares (`rotate-root --verify`).
     pending_rotation: std::sync::Mutex<Option<rotation::PendingRotation>>,
+    /// Root rotations committed (the grace period of one ends only if no other came since).
+    rotations: std::sync::atomic::AtomicU64,
     /// The PKCS#11 token holding the root key (`None` with Shamir and in dev mode).
     token: Option<Token>,
     me: Weak<Node>,
@@ -143,6 +145,7 @@ impl Node {
             phase: RwLock::new(Phase::Open(running)),
             transition: Default::default(),
             pending_rotation: Default::default(),
+            rotations: Default::default(),
             token: None,
             me: me.clone(),
         })
@@ -197,6 +200,7 @@ impl Node {
             phase: RwLock::new(phase),
             transition: Default::default(),
             pending_rotation: Default::default(),
+            rotations: Default::default(),
             token,
             me: me.clone(),
         });

@@ -12,11 +12,13 @@
 //!
 //! While it runs, nothing new is sealed under the root (`Keyring::pause_root_writes`: vault
 //! creation, purge and signing-key rotation wait a moment); reads go on, the root opening
-//! values with the new key or the one it replaces until the commit. It uses the offline
+//! values with the new key or the one it replaces until two seconds after the commit (a request
+//! that read a value just before the commit still opens it). It uses the offline
 //! migration's steps (`migration`): the new seal file (and Shamir's key files) staged, one
 //! store transaction as the point of no return, the files moved into place; a `kill -9`
 //! anywhere is finished or rolled back at the next start.
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use coffer_core::Error;
 use coffer_crypto::root::MemoryRoot;
@@ -29,6 +31,9 @@ use super::{Node, Phase, sealed_error, share_refused, uninitialized_error};
 use crate::migration::{self, Keks, Marker};
 use crate::seal::SealFile;
 use crate::state::SharedState;
+
+/// How long the key a rotation replaced still opens values after the commit.
+const ROTATION_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A Shamir rotation waiting for threshold of its new shares.
 pub(super) struct PendingRotation {
@@ -105,13 +110,13 @@ impl Node {
         };
         drop(rebuilt);
         let memory = self.memory_root().ok_or_else(|| failed("the server has no Shamir root in memory"))?;
-        self.rotate_shamir(&state, &memory, pending).await
+        self.rotate_shamir(&state, memory, pending).await
     }
 
     async fn rotate_shamir(
         &self,
         state: &SharedState,
-        memory: &MemoryRoot,
+        memory: Arc<MemoryRoot>,
         pending: PendingRotation,
     ) -> Result<RotateRootResponse, Error> {
         let dir = &self.config.data_dir;
@@ -142,7 +147,7 @@ impl Node {
         migration::fault_point("rotation-staged");
         memory.begin_rotation(pending.key.clone());
         match self.commit_rotation(state, rewrapped.values, &marker, &description).await {
-            Ok(()) => memory.end_rotation(),
+            Ok(()) => self.end_after_grace(move || memory.end_rotation()),
             // Committed: the new key is the root; the old one still opens the key files that
             // are moved at the next start.
             Err(e) if e.code == "RootRotationCommitted" => return Err(e),
@@ -195,16 +200,36 @@ impl Node {
             Err(e) if e.code == "RootRotationCommitted" => return Err(e),
             Err(e) => return Err(undo(e)),
         }
-        token.end_rotation();
-        // The old root key goes (if this fails, the next unseal destroys it).
-        if let Err(e) = token.destroy_other_root_keys() {
-            tracing::warn!(target: "coffer::seal", error = %e, "the old root key stays in the token until the next start");
-        }
+        let held = state.clone();
+        self.end_after_grace(move || {
+            let Some(token) = held.keyring.root().as_pkcs11() else { return };
+            token.end_rotation();
+            // The old root key goes (if this fails, the next unseal destroys it).
+            if let Err(e) = token.destroy_other_root_keys() {
+                tracing::warn!(target: "coffer::seal", error = %e, "the old root key stays in the token until the next start");
+            }
+        });
         let threshold = next_seal.threshold;
         if let Ok(mut s) = self.seal.write() {
             *s = Some(next_seal);
         }
         Ok(RotateRootResponse { shares: Vec::new(), threshold, rotated: true, provider: "pkcs11".into(), vaults })
+    }
+
+    /// Ends a committed rotation after `ROTATION_GRACE`: until then the key it replaced still
+    /// opens what a request read from the store just before the commit. Skipped if another
+    /// rotation came since (its own end follows).
+    fn end_after_grace(&self, end: impl FnOnce() + Send + 'static) {
+        let generation = self.rotations.fetch_add(1, Ordering::SeqCst) + 1;
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ROTATION_GRACE).await;
+            let Some(node) = me.upgrade() else { return };
+            let _one = node.transition.lock().await;
+            if node.rotations.load(Ordering::SeqCst) == generation {
+                end();
+            }
+        });
     }
 
     /// Commits the rewrapped values and moves the staged files; records the rotation. An error
