@@ -614,3 +614,31 @@ async fn two_job_runs_at_once_renew_a_due_certificate_once() {
     assert_eq!(a.renewed_certificates + b.renewed_certificates, 1);
     assert_eq!(certificates::all_versions(&w.state, &ctx, "lab").await.expect("versions").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_rotation_holds_back_what_seals_under_the_root_or_destroys_a_vault_key() {
+    // While a rotation rewraps (it holds `pause_root_writes`), a new vault's key sealed under
+    // the old root after the rotation read the vaults would be lost, and a purge could have its
+    // key-encryption key brought back by the rewrap: both wait until the rotation is done.
+    let w = hospital().await;
+    let sub = w.admin_subscription().await;
+    // A deleted vault, due for purge (deleted directly in the store: the setting, not the path).
+    let mut gone = w.state.store.list_vaults(&w.admin.tenant_id).await.expect("list").remove(0);
+    gone.deletion = Some(coffer_core::lifecycle::Deletion { deleted_date: w.clock.now(), scheduled_purge_date: 0 });
+    w.state.store.soft_delete_vault(&gone).await.expect("soft delete");
+    let paused = w.state.keyring.pause_root_writes().await;
+    let (state, admin) = (w.state.clone(), w.admin.clone());
+    let creating = tokio::spawn(async move {
+        vaults::put_vault(&state, &admin, &sub, "default", "ward-new", VaultSettings::default()).await
+    });
+    let (state, id) = (w.state.clone(), gone.id.clone());
+    let purging = tokio::spawn(async move { coffer_server::system::purge_vault(&state, &id, None).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!creating.is_finished() && !purging.is_finished(), "both wait for the rotation");
+    let names: Vec<String> =
+        w.state.store.list_vaults(&w.admin.tenant_id).await.expect("list").into_iter().map(|v| v.name).collect();
+    assert!(!names.iter().any(|n| n == "ward-new"), "nothing was written meanwhile");
+    drop(paused);
+    creating.await.expect("join").expect("the vault is created once the rotation is done");
+    purging.await.expect("join").expect("the purge runs once the rotation is done");
+}
