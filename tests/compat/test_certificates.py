@@ -113,6 +113,13 @@ def test_csr_merge_cancel_and_conflicts(clients):
     assert "partner" not in [c.name for c in certs.list_properties_of_certificates()]
     pending = {c.name: c for c in certs.list_properties_of_certificates(include_pending=True)}
     assert "partner" in pending and pending["partner"].enabled is False and pending["partner"].x509_thumbprint is None
+    # Getting it answers, as Azure does, the disabled pending certificate with its policy (no
+    # `cer`): the JavaScript SDK's getCertificateOperation reads it first.
+    shown = certs.get_certificate("partner")
+    assert shown.properties.enabled is False and shown.cer is None and shown.policy.subject == "CN=partner.example"
+    assert certs.get_certificate_version("partner", shown.properties.version).properties.enabled is False
+    with pytest.raises(ResourceNotFoundError):
+        certs.get_certificate_version("partner", "0" * 32)
     with pytest.raises(HttpResponseError) as e:
         certs.begin_create_certificate("partner", policy).result()
     assert e.value.status_code == 409
@@ -161,7 +168,7 @@ def make_pfx(password, legacy=False, tmp_path=None):
     return pkcs12.serialize_key_and_certificates(b"imported", key, cert, None, enc), key, cert
 
 
-def test_import_pfx_and_pem(clients, tmp_path):
+def test_import_pfx_and_pem(coffer, clients, tmp_path):
     certs, secrets, _ = clients
     pfx, key, cert = make_pfx("pw")
     imported = certs.import_certificate("modern", pfx, password="pw")
@@ -181,6 +188,15 @@ def test_import_pfx_and_pem(clients, tmp_path):
     pem_policy = CertificatePolicy(content_type=CertificateContentType.pem, issuer_name="Unknown", subject="CN=imported.example")
     assert bytes(certs.import_certificate("as-pem", pem, policy=pem_policy).cer) == cert.public_bytes(serialization.Encoding.DER)
     assert "PRIVATE KEY" in secrets.get_secret("as-pem").value
+    # The PEM text itself in `value` (not its base64), as the JavaScript SDK sends it for
+    # `application/x-pem-file` and Azure accepts it.
+    import requests
+
+    r = requests.post(f"{certs.vault_url}/certificates/raw-pem/import?api-version=7.6",
+                      headers={"Authorization": f"Bearer {coffer.token()}"},
+                      json={"value": pem.decode(), "policy": {"secret_props": {"contentType": "application/x-pem-file"}}})
+    assert r.status_code == 200, r.text
+    assert base64.b64decode(r.json()["cer"]) == cert.public_bytes(serialization.Encoding.DER)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     mismatched = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM)
     with pytest.raises(HttpResponseError) as e:

@@ -60,10 +60,13 @@ def test_invalid_tokens_get_the_challenge(coffer, vault, auth):
 
 
 def test_api_versions(coffer, vault, auth):
-    for v in ["7.0", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01", "2027-06-01"]:
+    # Known versions; a newer date; and dates between known ones, as SDK betas send them (the
+    # Rust SDK 1.1 betas: 2026-03-01-preview), served as the known version before them.
+    for v in ["7.0", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01", "2027-06-01", "2026-03-01-preview",
+              "2025-12-01"]:
         r = requests.get(url(coffer, vault, "/secrets", api_version=v), headers=auth)
         assert r.status_code == 200, (v, r.text)
-    for v in ["1.0", "7.9", "2020-01-01", "latest"]:
+    for v in ["1.0", "7.9", "2015-01-01", "latest", "2026-03-01-beta"]:
         r = requests.get(url(coffer, vault, "/secrets", api_version=v), headers=auth)
         err = assert_azure_error(r, 400, "BadParameter")
         assert "not recognized" in err["message"]

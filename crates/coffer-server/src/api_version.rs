@@ -1,5 +1,8 @@
-//! `api-version` handling: every version current SDKs send is served; a well-formed date newer
-//! than the newest known is served as the newest, so an SDK upgrade does not break users.
+//! `api-version` handling: every version current SDKs send is served. A well-formed date
+//! version (with or without `-preview`) that is not one Coffer knows is served as the newest
+//! known version not newer than it — `2026-03-01-preview` (the Rust SDK's 1.1 betas) as
+//! `2025-07-01`, a date after the newest as the newest — so an SDK upgrade, or an SDK built
+//! against a preview, does not break users. Only what is not a version at all is 400.
 use coffer_core::Error;
 
 /// Date-named versions we know, oldest first. The last one is the newest.
@@ -17,9 +20,9 @@ pub fn negotiate(requested: Option<&str>) -> Result<String, Error> {
         return Ok(v.to_string());
     }
     if let Some(date) = parse_date(v)
-        && date > parse_date(NEWEST).unwrap_or_default()
+        && let Some(served) = DATE_VERSIONS.iter().rev().find(|known| parse_date(known).is_some_and(|k| k <= date))
     {
-        return Ok(NEWEST.to_string());
+        return Ok((*served).to_string());
     }
     Err(Error::bad_parameter(format!(
         "The specified version ({}) is not recognized. Consider using the latest supported version ({NEWEST}).",
@@ -69,8 +72,16 @@ mod tests {
     }
 
     #[test]
+    fn dates_between_known_versions_are_served_as_the_one_before() {
+        assert_eq!(negotiate(Some("2026-03-01-preview")).unwrap(), "2025-07-01");
+        assert_eq!(negotiate(Some("2026-04-01-preview")).unwrap(), "2026-04-01");
+        assert_eq!(negotiate(Some("2025-06-15")).unwrap(), "2025-06-01");
+        assert_eq!(negotiate(Some("2020-01-01")).unwrap(), "2016-10-01");
+    }
+
+    #[test]
     fn junk_is_rejected() {
-        for v in ["8.0", "7.7", "2020-01-01", "2027-13-01", "latest", "7.6-previewx"] {
+        for v in ["8.0", "7.7", "2015-01-01", "2027-13-01", "latest", "7.6-previewx", "2026-03-01-beta"] {
             assert!(negotiate(Some(v)).is_err(), "{v}");
         }
         assert!(negotiate(None).is_err());

@@ -307,6 +307,21 @@ pub async fn get(
     with_chain(state, ctx, v).await
 }
 
+/// A certificate that so far exists only as its pending operation, as `GET /certificates/{name}`
+/// shows it (Azure answers 200 with the disabled pending certificate: id, policy, attributes,
+/// no `cer`). `version` is the operation's request id (the version in the id shown). `None`
+/// if there is no such operation.
+pub async fn pending_certificate(
+    state: &AppState,
+    ctx: &VaultContext,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Option<PendingOp>> {
+    ctx.authorize(state, DataAction::CertGet, Some(name)).await?;
+    let op = load_op(state, ctx, name).await?;
+    Ok(op.filter(|o| version.is_none_or(|v| v == o.request_id)))
+}
+
 pub async fn update(
     state: &AppState,
     ctx: &VaultContext,

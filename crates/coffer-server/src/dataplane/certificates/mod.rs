@@ -207,11 +207,21 @@ struct ImportParams {
 
 async fn import(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     let p: ImportParams = parse_body(&req.body)?;
+    // The base64 of a PFX or PEM file — or, as Azure also takes it (the JavaScript SDK sends
+    // it so for `application/x-pem-file`), the PEM text itself.
     let file = p
         .value
         .as_deref()
-        .and_then(b64::std_decode)
-        .ok_or_else(|| Error::bad_parameter("The property 'value' must be the base64 of a PFX or PEM file."))?;
+        .and_then(|v| {
+            if v.trim_start().starts_with("-----BEGIN") {
+                Some(v.trim_start().as_bytes().to_vec())
+            } else {
+                b64::std_decode(v)
+            }
+        })
+        .ok_or_else(|| {
+            Error::bad_parameter("The property 'value' must be a PEM file, or the base64 of a PFX or PEM file.")
+        })?;
     let new = CertificateToImport {
         file: Zeroizing::new(file),
         password: p.pwd,
@@ -223,7 +233,37 @@ async fn import(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
 }
 
 async fn get(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>) -> Handled {
-    ok(bundle(&req.ctx, &certificates::get(state, &req.ctx, name, version).await?))
+    match certificates::get(state, &req.ctx, name, version).await {
+        Err(e) if e.kind == coffer_core::ErrorKind::NotFound => {
+            match certificates::pending_certificate(state, &req.ctx, name, version).await? {
+                Some(op) => ok(pending_bundle(&req.ctx, name, &op)),
+                None => Err(e.into()),
+            }
+        }
+        found => ok(bundle(&req.ctx, &found?)),
+    }
+}
+
+/// A certificate with no version yet, only its pending operation: disabled, its policy, a link
+/// to the operation; no `cer`, no `x5t` (Azure's shape).
+fn pending_bundle(ctx: &VaultContext, name: &str, op: &PendingOp) -> Value {
+    let created = op.created.unwrap_or_default();
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("enabled".into(), false.into());
+    attributes.insert("created".into(), created.into());
+    attributes.insert("updated".into(), created.into());
+    attributes.insert("recoveryLevel".into(), ctx.vault.retention.recovery_level().into());
+    attributes.insert("recoverableDays".into(), ctx.vault.retention.retention_days.into());
+    let mut b = json!({
+        "id": ctx.object_id(KIND, name, Some(&op.request_id)),
+        "attributes": attributes,
+        "policy": policy_json(&op.policy, ctx, name),
+        "pending": {"id": format!("{}/pending", ctx.object_id(KIND, name, None))},
+    });
+    if !op.tags.is_empty() {
+        b["tags"] = json!(op.tags);
+    }
+    b
 }
 
 #[derive(Deserialize)]
