@@ -285,6 +285,50 @@ def test_who_may_grant(coffer, tmp_path):
     assert r.returncode == 2 and "RoleDefinitionDoesNotExist" in r.stderr
 
 
+def test_who_may_grant_through_arm_role_assignments(coffer, tmp_path):
+    """The same rules through ARM's `Microsoft.Authorization` (what `az role assignment` and
+    azure-mgmt-authorization call): a contributor grants nothing, a Data Access Administrator
+    grants data roles only, conditions and resource-group scopes are refused, and a vault path
+    must name the vault's own resource group."""
+    w = World(coffer, tmp_path, True)
+    name = coffer.new_vault("--enable-rbac-authorization", "true")
+    contributor, daa, grantee = w.user("contrib"), w.user("daa"), w.app("grantee")
+    coffer.cli_json("role", "assignment", "create", "--role", "Contributor", "--assignee", contributor["object_id"], "--scope", f"/vaults/{name}")
+    coffer.cli_json("role", "assignment", "create", "--role", "8b54135c-b56d-4d72-a534-26097cfdc8d8", "--assignee", daa["object_id"], "--scope", f"/vaults/{name}")
+    sub = coffer.creds["subscription_id"]
+    authz = "providers/Microsoft.Authorization"
+    vault_scope = f"/subscriptions/{sub}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/{name}"
+    role_id = lambda role: f"/subscriptions/{sub}/{authz}/roleDefinitions/{role}"
+    secrets_user, owner = "4633458b-17de-408a-b874-0445c86b69e6", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+
+    def put(who, scope, role, name_=None, **extra):
+        token = w.principals[who]["credential"].get_token(f"{coffer.server}/.default").token
+        props = {"roleDefinitionId": role_id(role), "principalId": grantee["object_id"], **extra}
+        return requests.put(f"{coffer.server}{scope}/{authz}/roleAssignments/{name_ or uuid.uuid4()}?api-version=2022-04-01",
+                            json={"properties": props}, headers={"Authorization": f"Bearer {token}"})
+
+    r = put("contrib", vault_scope, secrets_user)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "AuthorizationFailed", r.text
+    assert put("daa", vault_scope, owner).status_code == 403, "a data access administrator grants data roles only"
+    r = put("daa", vault_scope, secrets_user, condition="@Resource[x] StringEquals 'y'", conditionVersion="2.0")
+    assert r.status_code == 400 and "condition" in r.json()["error"]["message"].lower(), r.text
+    r = put("daa", f"/subscriptions/{sub}/resourceGroups/default", secrets_user)
+    assert r.status_code == 400 and "resource group" in r.json()["error"]["message"], r.text
+    r = put("daa", vault_scope.replace("/resourceGroups/default/", "/resourceGroups/elsewhere/"), secrets_user)
+    assert r.status_code == 404, r.text
+    r = put("daa", vault_scope, secrets_user, name_="not-a-guid")
+    assert r.status_code == 400 and "GUID" in r.json()["error"]["message"], r.text
+    made = uuid.uuid4()
+    r = put("daa", vault_scope, secrets_user, name_=made)
+    assert r.status_code == 201 and r.json()["properties"]["scope"] == vault_scope, r.text
+    # ARM's PUT is idempotent; the same grant under another name is a conflict.
+    assert put("daa", vault_scope, secrets_user, name_=made).status_code == 201
+    r = put("daa", vault_scope, secrets_user)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "RoleAssignmentExists", r.text
+    listed = coffer.cli_json("role", "assignment", "list", "--scope", f"/vaults/{name}", "--assignee", grantee["object_id"])
+    assert [a["id"] for a in listed] == [str(made)], "one assignment, the same one Coffer's CLI sees"
+
+
 def test_custom_roles_with_wildcards(coffer, tmp_path, credential):
     w = World(coffer, tmp_path, True)
     name = coffer.new_vault("--enable-rbac-authorization", "true")

@@ -1,6 +1,6 @@
 """The Azure CLI, unmodified, against Coffer: a custom cloud registered from Coffer's metadata,
-a service-principal login, `az keyvault` vault commands and `az keyvault secret` on the data
-plane (RBAC and access-policy vaults)."""
+a service-principal login, `az keyvault` vault commands, `az role assignment|definition` and
+`az keyvault secret` on the data plane (RBAC and access-policy vaults)."""
 import json
 import os
 import subprocess
@@ -52,9 +52,10 @@ def test_az_keyvault_on_an_rbac_vault(coffer, az):
     assert created["properties"]["enableRbacAuthorization"] is True
     assert v in [x["name"] for x in az("keyvault", "list")]
     assert az("keyvault", "show", "--name", v)["name"] == v
-    # RBAC: the creator needs a data role first (granted with coffer: az's own role commands need Graph).
+    # RBAC: the creator needs a data role first, which az gives it.
     admin = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
-    coffer.cli_json("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee", admin, "--scope", f"/vaults/{v}")
+    az("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee-object-id", admin,
+       "--assignee-principal-type", "ServicePrincipal", "--scope", created["id"])
     assert az("keyvault", "secret", "set", "--vault-name", v, "--name", "db", "--value", "from-az")["value"] == "from-az"
     assert az("keyvault", "secret", "show", "--vault-name", v, "--name", "db")["value"] == "from-az"
     assert [s["name"] for s in az("keyvault", "secret", "list", "--vault-name", v)] == ["db"]
@@ -85,3 +86,40 @@ def test_az_keyvault_with_access_policies(coffer, az):
     az("keyvault", "delete-policy", "--name", v, "--object-id", admin)
     r = az("keyvault", "secret", "show", "--vault-name", v, "--name", "s", check=False)
     assert r.returncode != 0 and "AccessDenied" in r.stderr
+
+
+def test_az_role_assignment_and_definition_commands(coffer, az):
+    """`az role` against ARM's Microsoft.Authorization: the creator of an RBAC vault gives itself
+    a data role with az alone, at the vault and at one secret; lists and deletes it."""
+    v = "az" + uuid.uuid4().hex[:10]
+    vault = az("keyvault", "create", "--name", v, "--resource-group", "default")
+    admin = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
+    defs = az("role", "definition", "list", "--name", "Key Vault Secrets Officer")
+    assert len(defs) == 1 and defs[0]["roleName"] == "Key Vault Secrets Officer" and defs[0]["roleType"] == "BuiltInRole"
+    assert "Key Vault Secrets User" in [d["roleName"] for d in az("role", "definition", "list")]
+    r = az("keyvault", "secret", "set", "--vault-name", v, "--name", "db", "--value", "x", check=False)
+    assert r.returncode != 0 and "Forbidden" in r.stderr, "no data role yet"
+    made = az("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee-object-id", admin,
+              "--assignee-principal-type", "ServicePrincipal", "--scope", vault["id"])
+    assert made["principalId"] == admin and made["scope"].lower() == vault["id"].lower()
+    assert made["roleDefinitionId"].endswith("/roleDefinitions/" + defs[0]["name"])
+    assert az("keyvault", "secret", "set", "--vault-name", v, "--name", "db", "--value", "from-az")["value"] == "from-az"
+    listed = az("role", "assignment", "list", "--scope", vault["id"], "--fill-principal-name", "false")
+    assert [a["name"] for a in listed if a["principalId"] == admin and "Secrets Officer" in a["roleDefinitionName"]] \
+        == [made["name"]], listed
+    # One secret's scope, for a second principal.
+    reader = coffer.cli_json("principal", "create", "--type", "app", "--name", "az-reader-" + v)["object_id"]
+    item = az("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee-object-id", reader,
+              "--assignee-principal-type", "ServicePrincipal", "--scope", vault["id"] + "/secrets/db")
+    assert item["scope"].lower().endswith("/secrets/db")
+    shown = coffer.cli_json("role", "assignment", "list", "--scope", f"/vaults/{v}/secrets/db")
+    assert [a["principalId"] for a in shown] == [reader], "the same assignment Coffer's own CLI shows"
+    # A resource group scope would grant more than asked: refused.
+    rg = vault["id"].split("/providers/")[0]
+    r = az("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee-object-id", reader,
+           "--assignee-principal-type", "ServicePrincipal", "--scope", rg, check=False)
+    assert r.returncode != 0 and "resource group" in r.stderr
+    # Deleted by id: the data role is gone.
+    az("role", "assignment", "delete", "--ids", made["id"])
+    r = az("keyvault", "secret", "show", "--vault-name", v, "--name", "db", check=False)
+    assert r.returncode != 0 and "Forbidden" in r.stderr

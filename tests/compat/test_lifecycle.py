@@ -121,6 +121,43 @@ def test_azure_mgmt_keyvault_whole_cycle(coffer):
         kv.vaults.begin_create_or_update("no-such-group", name(), params).result()
 
 
+def test_azure_mgmt_authorization_role_assignments(coffer):
+    """azure-mgmt-authorization, unmodified: role definitions by name, an assignment created at
+    a vault, read back, listed for the scope and deleted; it grants data access meanwhile."""
+    import uuid
+
+    from azure.core.exceptions import HttpResponseError
+    from azure.keyvault.secrets import SecretClient
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+
+    kv, _ = mgmt_clients(coffer)
+    sub = coffer.creds["subscription_id"]
+    auth = AuthorizationManagementClient(coffer.credential(), sub, base_url=coffer.server,
+                                         credential_scopes=[f"{coffer.server}/.default"])
+    name = "mg" + uuid.uuid4().hex[:10]
+    vault = kv.vaults.begin_create_or_update("default", name, {
+        "location": "local", "properties": {"tenantId": coffer.creds["tenant_id"], "sku": {"family": "A", "name": "standard"},
+                                            "enableRbacAuthorization": True}}).result()
+    roles = list(auth.role_definitions.list(vault.id, filter="roleName eq 'Key Vault Secrets Officer'"))
+    assert [r.role_name for r in roles] == ["Key Vault Secrets Officer"]
+    assert auth.role_definitions.get(vault.id, roles[0].name).role_name == "Key Vault Secrets Officer"
+    app = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
+    secrets = SecretClient(coffer.vault_url(name), coffer.credential())
+    with pytest.raises(HttpResponseError):
+        secrets.set_secret("s", "v")
+    made = auth.role_assignments.create(vault.id, str(uuid.uuid4()), RoleAssignmentCreateParameters(
+        role_definition_id=roles[0].id, principal_id=app, principal_type="ServicePrincipal"))
+    assert made.principal_id == app and made.scope == vault.id and made.role_definition_id == roles[0].id
+    assert secrets.set_secret("s", "v").value == "v"
+    assert auth.role_assignments.get(vault.id, made.name).id == made.id
+    assert made.id in [a.id for a in auth.role_assignments.list_for_scope(vault.id, filter="atScope()")]
+    auth.role_assignments.delete(vault.id, made.name)
+    assert made.id not in [a.id for a in auth.role_assignments.list_for_scope(vault.id)]
+    with pytest.raises(HttpResponseError):
+        secrets.get_secret("s")
+
+
 def test_cli_lifecycle_and_role_assignments_are_not_recovered(coffer):
     v = coffer.new_vault("--retention-days", "7")
     admin = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]

@@ -46,6 +46,15 @@ pub fn is_valid_version(version: &str) -> bool {
 }
 
 /// Keeps user-supplied text in error messages short and free of control characters.
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in hex digits (either case).
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
 pub fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(200).filter(|c| !c.is_control()).collect();
     if s.chars().count() > 200 {
@@ -74,6 +83,15 @@ pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guids() {
+        assert!(is_guid("0f0e0d0c-0b0a-4908-8706-050403020100"));
+        assert!(is_guid("0F0E0D0C-0B0A-4908-8706-050403020100"));
+        for bad in ["", "0f0e0d0c0b0a490887060504030201000000", "0f0e0d0c-0b0a-4908-8706-05040302010g", "../x"] {
+            assert!(!is_guid(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -269,6 +269,15 @@ impl Scope {
         keys
     }
 
+    /// The scopes whose assignments apply here: this one and those above it.
+    pub fn covering_keys(&self) -> Vec<String> {
+        match self {
+            Self::Root => vec!["/".into()],
+            Self::Vault(v) => Self::covering(v, None),
+            Self::Item { vault, collection, name } => Self::covering(vault, Some((collection, name))),
+        }
+    }
+
     pub fn vault(&self) -> Option<&str> {
         match self {
             Self::Root => None,

@@ -283,6 +283,10 @@ async fn metadata_endpoints(axum::extract::State(state): axum::extract::State<Sh
             "name": "Coffer",
             "resourceManager": format!("{authority}/"),
             "portal": format!("{authority}/"),
+            // Graph on the same authority (`az role assignment list` builds a Graph client even
+            // when it needs none; the directory subset is to come).
+            "microsoftGraphResourceId": format!("{authority}/"),
+            "graph": format!("{authority}/"),
             "authentication": {
                 "loginEndpoint": format!("{authority}/"),
                 "audiences": [n.management_resource()],

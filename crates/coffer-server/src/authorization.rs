@@ -276,14 +276,6 @@ async fn check_scope(state: &AppState, tenant: &str, scope: &str) -> Result<Scop
     Ok(s)
 }
 
-fn covering_of(scope: &Scope) -> Vec<String> {
-    match scope {
-        Scope::Root => vec!["/".into()],
-        Scope::Vault(v) => Scope::covering(v, None),
-        Scope::Item { vault, collection, name } => Scope::covering(vault, Some((collection, name))),
-    }
-}
-
 /// Assigns a role. Only owners (and tenant administrators) may, or a Key Vault Data Access
 /// Administrator for the Key Vault data roles.
 pub async fn assign(
@@ -293,15 +285,35 @@ pub async fn assign(
     assignee: &str,
     scope: &str,
 ) -> Result<NamedAssignment> {
+    assign_with_id(state, caller, None, (role, assignee, scope)).await
+}
+
+/// `assign`, with the assignment's id chosen by the client (ARM's `PUT …/roleAssignments/{name}`,
+/// a GUID). The same id with the same role, principal and scope again is the assignment that
+/// exists (ARM's PUT is idempotent); the same grant under another id is 409.
+pub async fn assign_with_id(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    (role, assignee, scope): (&str, &str, &str),
+) -> Result<NamedAssignment> {
+    if let Some(id) = id
+        && !coffer_core::names::is_guid(id)
+    {
+        return Err(Error::bad_parameter(format!(
+            "The role assignment name '{}' is not a GUID.",
+            coffer_core::names::printable(id)
+        )));
+    }
     let parsed = check_scope(state, &caller.tenant_id, scope).await?;
     let role = find_role(state, &caller.tenant_id, role).await?;
     let principal = crate::directory::find(state, &caller.tenant_id, assignee).await?;
-    let decision = evaluate_assign(caller, &role.id, &applicable(state, caller, &covering_of(&parsed)).await?);
+    let decision = evaluate_assign(caller, &role.id, &applicable(state, caller, &parsed.covering_keys()).await?);
     if !decision.allowed {
         return Err(forbidden_management(caller, ManagementAction::RoleAssignmentWrite.arm_action(), parsed.vault()));
     }
     let a = RoleAssignment {
-        id: coffer_crypto::random::guid(),
+        id: id.map(str::to_ascii_lowercase).unwrap_or_else(coffer_crypto::random::guid),
         tenant_id: caller.tenant_id.clone(),
         scope: parsed.key(),
         role_definition_id: role.id.clone(),
@@ -310,9 +322,39 @@ pub async fn assign(
         created_by: caller.object_id.clone(),
     };
     if !state.store.create_role_assignment(&a).await? {
-        return Err(Error::conflict(Some("RoleAssignmentExists"), "The role assignment already exists."));
+        if let Some(same) = state.store.get_role_assignment(&a.id).await?
+            && (
+                same.tenant_id.as_str(),
+                same.scope.as_str(),
+                same.role_definition_id.as_str(),
+                same.principal_id.as_str(),
+            ) == (a.tenant_id.as_str(), a.scope.as_str(), a.role_definition_id.as_str(), a.principal_id.as_str())
+        {
+            return Ok(NamedAssignment { assignment: same, role_name: Some(role.name), principal: Some(principal) });
+        }
+        // ARM's code, at the top (`az` and azure-mgmt-authorization read it there).
+        return Err(Error::new(ErrorKind::Conflict, "RoleAssignmentExists", "The role assignment already exists."));
     }
     Ok(NamedAssignment { assignment: a, role_name: Some(role.name), principal: Some(principal) })
+}
+
+/// One assignment, if the caller may read the assignments of its vault (or the tenant's).
+pub async fn assignment(state: &AppState, caller: &Caller, id: &str) -> Result<NamedAssignment> {
+    let missing = || Error::not_found("RoleAssignmentNotFound", "The role assignment does not exist.");
+    let a = state
+        .store
+        .get_role_assignment(&id.to_ascii_lowercase())
+        .await?
+        .filter(|a| a.tenant_id == caller.tenant_id)
+        .ok_or_else(missing)?;
+    let vault = Scope::parse(&a.scope)?.vault().map(str::to_string);
+    authorize_management(state, caller, ManagementAction::RoleAssignmentRead, vault.as_deref()).await?;
+    named(state, a).await
+}
+
+/// Every role, or the one named `name` (ARM's `$filter=roleName eq '…'`).
+pub async fn role(state: &AppState, caller: &Caller, name_or_id: &str) -> Result<RoleDefinition> {
+    find_role(state, &caller.tenant_id, name_or_id).await
 }
 
 /// The assignments under `scope` (a scope prefix) and of `assignee`, if given, that the caller
@@ -357,13 +399,13 @@ pub async fn assignments(
 pub async fn unassign(state: &AppState, caller: &Caller, id: &str) -> Result<()> {
     let a = state
         .store
-        .get_role_assignment(id)
+        .get_role_assignment(&id.to_ascii_lowercase())
         .await?
         .filter(|a| a.tenant_id == caller.tenant_id)
         .ok_or_else(|| Error::not_found("RoleAssignmentNotFound", "The role assignment does not exist."))?;
     let scope = Scope::parse(&a.scope)?;
     let decision =
-        evaluate_assign(caller, &a.role_definition_id, &applicable(state, caller, &covering_of(&scope)).await?);
+        evaluate_assign(caller, &a.role_definition_id, &applicable(state, caller, &scope.covering_keys()).await?);
     if !decision.allowed {
         return Err(forbidden_management(caller, ManagementAction::RoleAssignmentDelete.arm_action(), scope.vault()));
     }

@@ -284,6 +284,21 @@ const CONTROL_API_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/directory/groups/g/members/m"),
     ("DELETE", "/directory/groups/g/members/m"),
     ("POST", "/directory/signing-keys/rotate"),
+    ("GET", "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions"),
+    ("GET", "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/d"),
+    ("GET", "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments"),
+    (
+        "GET",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/providers/Microsoft.Authorization/roleAssignments/a",
+    ),
+    (
+        "PUT",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/providers/Microsoft.Authorization/roleAssignments/a",
+    ),
+    (
+        "DELETE",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/secrets/n/providers/Microsoft.Authorization/roleAssignments/a",
+    ),
     ("GET", "/authorization/roleDefinitions"),
     ("POST", "/authorization/roleDefinitions"),
     ("DELETE", "/authorization/roleDefinitions/r"),

@@ -5,6 +5,7 @@
 //! Management is not data: the caller here needs management rights (tenant administrator, or a
 //! management role such as Owner or Contributor; a vault's creator is made its Owner) and
 //! nothing here reads a secret value.
+mod authorization;
 pub(crate) mod vaults;
 
 use axum::body::Bytes;
@@ -74,6 +75,7 @@ pub fn routes() -> Routes<SharedState> {
             &format!("{RG_KV}/vaults/{{name}}/accessPolicies/{{op}}"),
             Methods::put(write("VaultAccessPolicyChange"), vaults::update_access_policy),
         )
+        .merge(authorization::routes())
 }
 
 /// ARM paths are case-insensitive (`resourcegroups`, `microsoft.keyvault`, ...): known
@@ -94,6 +96,9 @@ pub fn normalize_arm_path(uri: &Uri) -> Option<Uri> {
         "accessPolicies",
         "checkNameAvailability",
         "purge",
+        "Microsoft.Authorization",
+        "roleAssignments",
+        "roleDefinitions",
     ];
     let fixed: Vec<String> = path
         .split('/')
