@@ -2,8 +2,8 @@
 # Installs what the test suite needs beyond the Rust toolchain, idempotently:
 # a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt),
 # the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt), and
-# Debian's chromium and chromedriver for the portal tests, and softhsm2 and opensc for the
-# PKCS#11 tests.
+# Debian's chromium and chromedriver for the portal tests, softhsm2 and opensc for the PKCS#11
+# tests, and the JavaScript SDK (npm) in tests/compat/js.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,15 @@ venv() {
 
 venv .venv tests/compat/requirements.txt
 venv .venv-az tests/compat/requirements-az.txt
+
+# The official Azure SDK for JavaScript (tests/compat/test_js_sdk.py), at the versions the lock
+# file pins, installed again only when the lock file changed.
+js=tests/compat/js
+want=$(sha256sum "$js/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$js/node_modules/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+  npm ci --prefix "$js" --no-audit --no-fund --loglevel=error
+  echo "$want" > "$js/node_modules/.lock.sha256"
+fi
 
 # SoftHSM2 and pkcs11-tool for the PKCS#11 root of trust (tests/compat/test_pkcs11.py).
 if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then
