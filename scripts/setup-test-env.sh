@@ -3,7 +3,7 @@
 # a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt),
 # the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt), and
 # Debian's chromium and chromedriver for the portal tests, softhsm2 and opensc for the PKCS#11
-# tests, and the JavaScript SDK (npm) in tests/compat/js.
+# tests, the JavaScript SDK (npm) in tests/compat/js and the Go SDK's modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,10 @@ if [ "$(cat "$js/node_modules/.lock.sha256" 2>/dev/null)" != "$want" ]; then
   npm ci --prefix "$js" --no-audit --no-fund --loglevel=error
   echo "$want" > "$js/node_modules/.lock.sha256"
 fi
+
+# The official Azure SDK for Go (tests/compat/test_go_sdk.py), at the versions go.sum pins, into
+# the module cache (a no-op once there).
+(cd tests/compat/go && go mod download)
 
 # SoftHSM2 and pkcs11-tool for the PKCS#11 root of trust (tests/compat/test_pkcs11.py).
 if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then

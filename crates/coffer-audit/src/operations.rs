@@ -189,6 +189,9 @@ pub enum DataOperation {
     NotFound,
 }
 
+/// The cryptographic operations of `POST /keys/{name}/{version}/{op}`.
+const KEY_OPERATIONS: &[&str] = &["sign", "verify", "encrypt", "decrypt", "wrapkey", "unwrapkey"];
+
 impl DataOperation {
     /// Parses a data-plane request. `path` is the request path (`/secrets/db/abc`).
     pub fn parse(method: &Method, path: &str) -> Self {
@@ -266,6 +269,11 @@ impl DataOperation {
                 Method::PUT => Op::KeyUpdateRotationPolicy { name: own(name) },
                 _ => Op::NotAllowed,
             },
+            // Without a version the Go SDK writes `/keys/{name}/sign` (its empty version
+            // collapsed), which Azure serves with the latest version.
+            ["keys", name, op] if post && KEY_OPERATIONS.iter().any(|o| o.eq_ignore_ascii_case(op)) => {
+                Op::KeyOperation { name: own(name), version: None, op: own(op) }
+            }
             ["keys", name, version] => match *m {
                 Method::GET => Op::KeyGet { name: own(name), version: Some(own(version)) },
                 Method::PATCH => Op::KeyUpdate { name: own(name), version: Some(own(version)) },
@@ -515,6 +523,16 @@ impl DataOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_operation_without_its_empty_version_segment_is_on_the_latest_version() {
+        for path in ["/keys/k/sign", "/keys/k//sign", "/keys/k/Sign"] {
+            let parsed = DataOperation::parse(&Method::POST, path);
+            assert!(matches!(parsed, DataOperation::KeyOperation { version: None, .. }), "{path}: {parsed:?}");
+        }
+        // A version named like nothing else is still a version.
+        assert_eq!(DataOperation::parse(&Method::GET, "/keys/k/sign").name(), "KeyGet");
+    }
 
     #[test]
     fn data_plane_requests_are_parsed_once_as_azure_names_them() {
