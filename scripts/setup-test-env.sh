@@ -3,7 +3,8 @@
 # a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt),
 # the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt), and
 # Debian's chromium and chromedriver for the portal tests, softhsm2 and opensc for the PKCS#11
-# tests, the JavaScript SDK (npm) in tests/compat/js and the Go SDK's modules.
+# tests, the JavaScript SDK (npm) in tests/compat/js, the Go SDK's modules and the Java SDK
+# (Maven).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,12 @@ fi
 # The official Azure SDK for Go (tests/compat/test_go_sdk.py), at the versions go.sum pins, into
 # the module cache (a no-op once there).
 (cd tests/compat/go && go mod download)
+
+# The official Azure SDK for Java (tests/compat/test_java_sdk.py): Maven fetches what the pom
+# pins into ~/.m2 (kept between runs) and builds the scenario.
+if command -v mvn >/dev/null 2>&1; then
+  mvn -q -B -f tests/compat/java/pom.xml package -DskipTests
+fi
 
 # SoftHSM2 and pkcs11-tool for the PKCS#11 root of trust (tests/compat/test_pkcs11.py).
 if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then

@@ -268,8 +268,8 @@ impl KeyMaterial {
     ) -> Result<Self, KeyError> {
         match kty {
             "RSA" => {
-                if public_exponent.is_some_and(|e| e != 65_537) {
-                    return Err(bad("Only the public exponent 65537 is supported."));
+                if let Some(e) = public_exponent.filter(|e| *e != 65_537) {
+                    return Err(bad(format!("Only the public exponent 65537 is supported; {e} was given.")));
                 }
                 let ks = match size.unwrap_or(2048) {
                     2048 => KeySize::Rsa2048,

@@ -142,7 +142,9 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
         kty: p.kty.unwrap_or_default(),
         key_size: p.key_size,
         crv: p.crv,
-        public_exponent: p.public_exponent,
+        // The Java SDK sends 0 when none was asked for (an unset int); Azure takes it as the
+        // default.
+        public_exponent: p.public_exponent.filter(|e| *e != 0),
         key_ops: p.key_ops,
         attributes: p.attributes.map(|a| a.base.patch()).unwrap_or_default(),
         tags: p.tags.unwrap_or_default(),
