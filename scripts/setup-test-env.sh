@@ -3,8 +3,8 @@
 # a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt),
 # the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt), and
 # Debian's chromium and chromedriver for the portal tests, softhsm2 and opensc for the PKCS#11
-# tests, the JavaScript SDK (npm) in tests/compat/js, the Go SDK's modules and the Java SDK
-# (Maven).
+# tests, and the JavaScript (npm), Go (modules), Java (Maven) and Rust (a crate of its own)
+# SDKs under tests/compat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +48,10 @@ fi
 if command -v mvn >/dev/null 2>&1; then
   mvn -q -B -f tests/compat/java/pom.xml package -DskipTests
 fi
+
+# The official Azure SDK for Rust (tests/compat/test_rust_sdk.py): a crate of its own with its
+# own lock file, built once here (cargo's incremental build keeps it cheap after).
+cargo build --locked --quiet --manifest-path tests/compat/rust/Cargo.toml
 
 # SoftHSM2 and pkcs11-tool for the PKCS#11 root of trust (tests/compat/test_pkcs11.py).
 if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then
