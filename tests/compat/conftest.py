@@ -193,3 +193,32 @@ def client(coffer, credential, vault):
     from azure.keyvault.secrets import SecretClient
 
     return SecretClient(coffer.vault_url(vault), credential)
+
+
+# The compatibility matrix: each test marked `compat(client, area)` adds its outcome to the cell;
+# the session writes them to tests/artifacts/compat-matrix.json, from which
+# scripts/compat-matrix.py renders the README's table (and checks it in scripts/test.sh).
+MATRIX_FILE = ROOT / "tests" / "artifacts" / "compat-matrix.json"
+_matrix = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "compat(client, area): the client and area of Key Vault this test covers")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" and not (report.when == "setup" and (report.skipped or report.failed)):
+        return
+    result = "passed" if report.passed else "skipped" if report.skipped else "failed"
+    for mark in item.iter_markers("compat"):
+        cell = _matrix.setdefault(f"{mark.args[0]}|{mark.args[1]}", {"passed": 0, "failed": 0, "skipped": 0})
+        cell[result] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _matrix:
+        MATRIX_FILE.parent.mkdir(parents=True, exist_ok=True)
+        MATRIX_FILE.write_text(json.dumps(_matrix, indent=1, sort_keys=True) + "\n")

@@ -5,6 +5,8 @@ import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.keyvault.secrets.aio import SecretClient
 
+pytestmark = pytest.mark.compat("Python SDK", "secrets")
+
 
 def run(coro):
     return asyncio.run(coro)

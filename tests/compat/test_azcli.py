@@ -45,6 +45,9 @@ def az(coffer, tmp_path_factory):
     return run
 
 
+@pytest.mark.compat("Azure CLI", "management")
+@pytest.mark.compat("Azure CLI", "secrets")
+@pytest.mark.compat("Azure CLI", "identity")
 def test_az_keyvault_on_an_rbac_vault(coffer, az):
     v = "az" + uuid.uuid4().hex[:10]
     created = az("keyvault", "create", "--name", v, "--resource-group", "default")
@@ -74,6 +77,8 @@ def test_az_keyvault_on_an_rbac_vault(coffer, az):
     assert v not in [d["name"] for d in az("keyvault", "list-deleted")]
 
 
+@pytest.mark.compat("Azure CLI", "management")
+@pytest.mark.compat("Azure CLI", "secrets")
 def test_az_keyvault_with_access_policies(coffer, az):
     v = "az" + uuid.uuid4().hex[:10]
     az("keyvault", "create", "--name", v, "--resource-group", "default", "--enable-rbac-authorization", "false", "--no-self-perms")
@@ -88,6 +93,7 @@ def test_az_keyvault_with_access_policies(coffer, az):
     assert r.returncode != 0 and "AccessDenied" in r.stderr
 
 
+@pytest.mark.compat("Azure CLI", "authorization")
 def test_az_role_assignment_and_definition_commands(coffer, az):
     """`az role` against ARM's Microsoft.Authorization: the creator of an RBAC vault gives itself
     a data role with az alone, at the vault and at one secret; lists and deletes it."""

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+pytestmark = pytest.mark.compat("Python SDK", "certificates")
+
 
 @pytest.fixture
 def clients(coffer, credential, vault):
@@ -334,3 +336,46 @@ def test_async_certificate_client(coffer, vault):
             assert "async-cert" in [p.name async for p in c.list_properties_of_certificates()]
 
     asyncio.run(scenario())
+
+
+def test_a_certificates_secret_in_the_other_content_type(clients):
+    """`get_secret(out_content_type=…)` (api-version 2025-07-01): a PFX certificate's secret as
+    PEM and a PEM one as PFX, key included, the same certificate and key either way."""
+    from azure.keyvault.secrets import ContentType
+
+    certs, secrets, _ = clients
+    pfx_cert = certs.begin_create_certificate("as-pfx", policy_rsa()).result()
+    pem = secrets.get_secret("as-pfx", out_content_type=ContentType.PEM)
+    assert pem.properties.content_type == "application/x-pem-file"
+    key = serialization.load_pem_private_key(pem.value.encode(), None)
+    leaf = x509.load_pem_x509_certificate(pem.value.encode())
+    assert leaf.public_bytes(serialization.Encoding.DER) == bytes(pfx_cert.cer)
+    assert key.public_key().public_numbers() == leaf.public_key().public_numbers()
+
+    pem_policy = CertificatePolicy(issuer_name="Self", subject="CN=lab-pem", content_type=CertificateContentType.pem)
+    pem_cert = certs.begin_create_certificate("as-pem-src", pem_policy).result()
+    pfx = secrets.get_secret("as-pem-src", out_content_type=ContentType.PFX)
+    assert pfx.properties.content_type == "application/x-pkcs12"
+    k, c, _ = pkcs12.load_key_and_certificates(base64.b64decode(pfx.value), None)
+    assert c.public_bytes(serialization.Encoding.DER) == bytes(pem_cert.cer)
+    assert k.public_key().public_numbers() == c.public_key().public_numbers()
+    # The same type is the value as it is; a plain secret or another type is a clear 400.
+    assert secrets.get_secret("as-pfx", out_content_type=ContentType.PFX).value == secrets.get_secret("as-pfx").value
+    secrets.set_secret("plain", "v")
+    for name, ct in [("plain", ContentType.PEM), ("as-pfx", "text/plain")]:
+        with pytest.raises(HttpResponseError) as e:
+            secrets.get_secret(name, out_content_type=ct)
+        assert e.value.status_code == 400, e.value
+
+
+def test_a_renewed_certificates_secret_names_its_previous_version(clients):
+    """`previousVersion` (2025-07-01) on a certificate's secret: the version before it."""
+    certs, secrets, _ = clients
+    first = certs.begin_create_certificate("renewed", policy_rsa()).result()
+    second = certs.begin_create_certificate("renewed", policy_rsa()).result()
+    assert secrets.get_secret("renewed").properties.previous_version == first.properties.version
+    assert secrets.get_secret("renewed", first.properties.version).properties.previous_version is None
+    assert second.properties.version != first.properties.version
+    secrets.set_secret("plain-secret", "a")
+    secrets.set_secret("plain-secret", "b")
+    assert secrets.get_secret("plain-secret").properties.previous_version is None, "only a certificate's secret"

@@ -25,7 +25,11 @@ def program(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("area", ["secrets", "keys", "certificates"])
+@pytest.mark.parametrize("area", [
+    pytest.param("secrets", marks=[pytest.mark.compat("Go SDK", "secrets"), pytest.mark.compat("Go SDK", "identity")]),
+    pytest.param("keys", marks=pytest.mark.compat("Go SDK", "keys")),
+    pytest.param("certificates", marks=pytest.mark.compat("Go SDK", "certificates")),
+])
 def test_go_sdk(coffer, vault, program, area):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "COFFER_"))}
     env.update(TENANT_ID=coffer.creds["tenant_id"], CLIENT_ID=coffer.creds["client_id"],

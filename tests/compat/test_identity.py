@@ -13,6 +13,8 @@ from azure.keyvault.secrets import SecretClient
 
 from conftest import BIN, self_signed
 
+pytestmark = pytest.mark.compat("Python SDK", "identity")
+
 
 def claims(token):
     part = token.split(".")[1]

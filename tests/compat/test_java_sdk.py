@@ -37,7 +37,11 @@ def java_trust(coffer, tmp_path_factory):
     return store
 
 
-@pytest.mark.parametrize("area", ["secrets", "keys", "certificates"])
+@pytest.mark.parametrize("area", [
+    pytest.param("secrets", marks=[pytest.mark.compat("Java SDK", "secrets"), pytest.mark.compat("Java SDK", "identity")]),
+    pytest.param("keys", marks=pytest.mark.compat("Java SDK", "keys")),
+    pytest.param("certificates", marks=pytest.mark.compat("Java SDK", "certificates")),
+])
 def test_java_sdk(coffer, vault, classpath, java_trust, area, tmp_path):
     hosts = tmp_path / "hosts"
     hosts.write_text(f"127.0.0.1 localhost vault.localhost {vault}.vault.localhost\n")

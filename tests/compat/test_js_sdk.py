@@ -47,6 +47,10 @@ def run_area(coffer, vault, area):
     assert f"ok {area}" in r.stdout, r.stdout
 
 
-@pytest.mark.parametrize("area", ["secrets", "keys", "certificates"])
+@pytest.mark.parametrize("area", [
+    pytest.param("secrets", marks=[pytest.mark.compat("JavaScript SDK", "secrets"), pytest.mark.compat("JavaScript SDK", "identity")]),
+    pytest.param("keys", marks=pytest.mark.compat("JavaScript SDK", "keys")),
+    pytest.param("certificates", marks=pytest.mark.compat("JavaScript SDK", "certificates")),
+])
 def test_javascript_sdk(coffer, vault, area):
     run_area(coffer, vault, area)

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+pytestmark = pytest.mark.compat("Python SDK", "keys")
+
 
 def b64u(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()

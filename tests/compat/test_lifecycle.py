@@ -39,6 +39,7 @@ def name():
     return "lc" + uuid.uuid4().hex[:10]
 
 
+@pytest.mark.compat("azure-mgmt-*", "management")
 def test_azure_mgmt_keyvault_whole_cycle(coffer):
     from azure.mgmt.keyvault.models import (
         AccessPolicyEntry, Permissions, Sku, VaultAccessPolicyParameters, VaultAccessPolicyProperties,
@@ -121,6 +122,7 @@ def test_azure_mgmt_keyvault_whole_cycle(coffer):
         kv.vaults.begin_create_or_update("no-such-group", name(), params).result()
 
 
+@pytest.mark.compat("azure-mgmt-*", "authorization")
 def test_azure_mgmt_authorization_role_assignments(coffer):
     """azure-mgmt-authorization, unmodified: role definitions by name, an assignment created at
     a vault, read back, listed for the scope and deleted; it grants data access meanwhile."""

@@ -23,6 +23,8 @@ def program():
     return CRATE / "target" / "debug" / "coffer-compat-rust"
 
 
+@pytest.mark.compat("Rust SDK", "secrets")
+@pytest.mark.compat("Rust SDK", "identity")
 def test_rust_sdk_secrets(coffer, vault, program):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "COFFER_"))}
     env.update(TENANT_ID=coffer.creds["tenant_id"], CLIENT_ID=coffer.creds["client_id"],

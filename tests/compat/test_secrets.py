@@ -7,6 +7,8 @@ import requests
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
+pytestmark = pytest.mark.compat("Python SDK", "secrets")
+
 
 def utc(ts):
     return datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)

@@ -242,6 +242,52 @@ pub fn parse_pfx(data: &[u8], password: &str) -> Result<(Chain, Pkcs8), CertErro
     Ok((certs, Zeroizing::new(chain.key().as_der().to_vec())))
 }
 
+/// Key Vault's two content types of a certificate's secret.
+pub const PKCS12_CONTENT_TYPE: &str = "application/x-pkcs12";
+pub const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
+
+/// A certificate's secret value (base64 PFX, or PEM text) in the other content type (GET
+/// `/secrets/{name}?outContentType=`), the key with it when the value has one.
+pub fn convert_secret(value: &str, from: &str, to: &str) -> Result<Zeroizing<String>, CertError> {
+    let (chain, key) = match from {
+        PKCS12_CONTENT_TYPE => {
+            let der = Zeroizing::new(b64::std_decode(value.trim()).ok_or_else(|| bad("the PFX is not base64"))?);
+            let ks = p12_keystore::KeyStore::from_pkcs12(&der, "", p12_keystore::Pkcs12ImportPolicy::Relaxed)
+                .map_err(|e| bad(format!("the PFX cannot be read: {e}")))?;
+            match ks.private_key_chain() {
+                Some((_, c)) => (
+                    c.certs().iter().map(|c| c.as_der().to_vec()).collect::<Vec<_>>(),
+                    Some(Zeroizing::new(c.key().as_der().to_vec())),
+                ),
+                None => (
+                    ks.entries()
+                        .filter_map(|(_, e)| match e {
+                            p12_keystore::KeyStoreEntry::Certificate(c) => Some(c.as_der().to_vec()),
+                            _ => None,
+                        })
+                        .collect(),
+                    None,
+                ),
+            }
+        }
+        PEM_CONTENT_TYPE => parse_pem(value)?,
+        other => return Err(bad(format!("a certificate's secret is not of the content type '{other}'"))),
+    };
+    if chain.is_empty() {
+        return Err(bad("the certificate's secret holds no certificate"));
+    }
+    let key = key.map(|k| KeyMaterial::from_pkcs8(&k)).transpose().map_err(|e| bad(e.to_string()))?;
+    match (to, key) {
+        (PEM_CONTENT_TYPE, Some(key)) => pem_bundle(&chain, &key),
+        (PEM_CONTENT_TYPE, None) => Ok(Zeroizing::new(chain.iter().map(|c| pem_block("CERTIFICATE", c)).collect())),
+        (PKCS12_CONTENT_TYPE, Some(key)) => Ok(Zeroizing::new(b64::std_encode(&pfx(&chain, &key, "")?))),
+        (PKCS12_CONTENT_TYPE, None) => Ok(Zeroizing::new(b64::std_encode(&pfx_public(&chain)?))),
+        (other, _) => Err(bad(format!(
+            "outContentType '{other}' is not supported; use {PKCS12_CONTENT_TYPE} or {PEM_CONTENT_TYPE}"
+        ))),
+    }
+}
+
 fn pem_block(label: &str, der: &[u8]) -> String {
     let b = b64::std_encode(der);
     let lines: Vec<&str> = b.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();

@@ -510,6 +510,13 @@ impl<'a> Objects<'a> {
         Ok(Page { items, next })
     }
 
+    /// The version made just before `v` (Azure's `previousVersion` of a certificate's secret).
+    pub async fn previous_version(&self, v: &StoredVersion) -> Result<Option<String>> {
+        let key = name_key(&v.name);
+        let all = self.state.store.all_versions(&self.at(&key)).await?;
+        Ok(all.into_iter().filter(|o| o.seq < v.seq).max_by_key(|o| o.seq).map(|o| o.version))
+    }
+
     pub async fn list_versions(&self, name: &str, page: &PageRequest) -> Result<Page> {
         validate_object_name(name)?;
         let key = name_key(name);

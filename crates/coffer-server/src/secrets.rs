@@ -27,6 +27,8 @@ pub struct NewSecret {
 pub struct SecretValue {
     pub version: StoredVersion,
     pub value: Zeroizing<String>,
+    /// A certificate's secret: the version before this one (`previousVersion`, 2025-07-01).
+    pub previous_version: Option<String>,
 }
 
 fn objects<'a>(state: &'a AppState, ctx: &'a VaultContext) -> Objects<'a> {
@@ -56,7 +58,7 @@ pub async fn set(state: &AppState, ctx: &VaultContext, name: &str, new: NewSecre
             version: None,
         })
         .await?;
-    Ok(SecretValue { version, value: new.value })
+    Ok(SecretValue { version, value: new.value, previous_version: None })
 }
 
 /// A version's value (the latest with `version: None`); refused for a disabled version.
@@ -68,7 +70,37 @@ pub async fn get(state: &AppState, ctx: &VaultContext, name: &str, version: Opti
         return Err(KIND.disabled("get"));
     }
     let plain = objects.open_payload(&v)?;
-    Ok(SecretValue { value: Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()), version: v })
+    let previous_version = if v.managed { objects.previous_version(&v).await? } else { None };
+    Ok(SecretValue {
+        value: Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()),
+        version: v,
+        previous_version,
+    })
+}
+
+/// A certificate's secret in the other content type (`outContentType`): PFX ↔ PEM, with its
+/// key when the certificate's key is exportable. Only a certificate's own secret converts.
+pub async fn get_as(
+    state: &AppState,
+    ctx: &VaultContext,
+    name: &str,
+    version: Option<&str>,
+    content_type: &str,
+) -> Result<SecretValue> {
+    let mut got = get(state, ctx, name, version).await?;
+    let from = got.version.content_type.clone().unwrap_or_default();
+    if !got.version.managed {
+        return Err(Error::bad_parameter(
+            "outContentType applies to the secret of a certificate only; this secret is not one.",
+        ));
+    }
+    if from.eq_ignore_ascii_case(content_type) {
+        return Ok(got);
+    }
+    got.value = coffer_crypto::certs::convert_secret(&got.value, &from, content_type)
+        .map_err(|e| Error::bad_parameter(e.to_string()))?;
+    got.version.content_type = Some(content_type.to_string());
+    Ok(got)
 }
 
 pub async fn update(

@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_core::Error;
 use coffer_core::object::ObjectKind;
-use coffer_core::permissions::DataAction;
 use coffer_store::StoredVersion;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -120,18 +119,15 @@ async fn set(state: &SharedState, req: DataRequest, name: &str) -> Result<Respon
 }
 
 async fn get(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
-    if let Some(ct) = crate::http::query_get(&req.query, "outContentType") {
-        // Coffer does not convert a certificate's secret between PFX and PEM: each certificate
-        // keeps the content type its policy chose.
-        req.ctx.authorize(state, DataAction::SecretGet, Some(name)).await?;
-        return Err(Error::bad_parameter(format!(
-            "outContentType '{}' is not supported for this secret.",
-            coffer_core::names::printable(ct)
-        ))
-        .into());
+    let got = match crate::http::query_get(&req.query, "outContentType") {
+        Some(ct) => secrets::get_as(state, &req.ctx, name, version, ct).await?,
+        None => secrets::get(state, &req.ctx, name, version).await?,
+    };
+    let mut b = bundle(&req.ctx, &got.version, Some(&got.value));
+    if let Some(previous) = &got.previous_version {
+        b["previousVersion"] = previous.clone().into();
     }
-    let got = secrets::get(state, &req.ctx, name, version).await?;
-    ok(bundle(&req.ctx, &got.version, Some(&got.value)))
+    ok(b)
 }
 
 async fn update(
