@@ -325,3 +325,17 @@ def test_async_key_client(coffer, vault):
             assert "async-ec" in [d.name async for d in kc.list_deleted_keys()]
 
     asyncio.run(scenario())
+
+
+def test_key_attestation_and_release_say_why_they_are_not_available(coffer, keys):
+    """Key attestation (`get_key_attestation`, 2025-07-01) and secure key release need an HSM
+    that attests: Coffer has none to offer, and says so (400) once the key is readable."""
+    keys.create_ec_key("attested", curve="P-256")
+    with pytest.raises(HttpResponseError) as e:
+        keys.get_key_attestation("attested")
+    assert e.value.status_code == 400 and "attestation is not available" in str(e.value), e.value
+    with pytest.raises(ResourceNotFoundError):
+        keys.get_key_attestation("no-such-key")
+    with pytest.raises(HttpResponseError) as e:
+        keys.create_rsa_key("releasable", exportable=True, release_policy=None)
+    assert e.value.status_code == 400 and "release" in str(e.value).lower(), e.value

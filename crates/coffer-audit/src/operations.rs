@@ -96,6 +96,11 @@ pub enum DataOperation {
     KeyUpdateRotationPolicy {
         name: String,
     },
+    /// `GET /keys/{name}/{version}/attestation` (2025-07-01).
+    KeyGetAttestation {
+        name: String,
+        version: Option<String>,
+    },
     /// `POST /keys/{name}/{version}/{op}`: sign, verify, encrypt, decrypt, wrapkey, unwrapkey.
     KeyOperation {
         name: String,
@@ -279,6 +284,9 @@ impl DataOperation {
                 Method::PATCH => Op::KeyUpdate { name: own(name), version: Some(own(version)) },
                 _ => Op::NotAllowed,
             },
+            ["keys", name, version, "attestation"] if get => {
+                Op::KeyGetAttestation { name: own(name), version: opt(version) }
+            }
             ["keys", name, version, op] if post => {
                 Op::KeyOperation { name: own(name), version: opt(version), op: own(op) }
             }
@@ -389,6 +397,7 @@ impl DataOperation {
             Op::KeyListVersions { .. } => "KeyListVersions",
             Op::KeyBackup { .. } => "KeyBackup",
             Op::KeyRotate { .. } => "KeyRotate",
+            Op::KeyGetAttestation { .. } => "KeyGetAttestation",
             Op::KeyGetRotationPolicy { .. } => "KeyGetRotationPolicy",
             Op::KeyUpdateRotationPolicy { .. } => "KeyUpdateRotationPolicy",
             Op::KeyOperation { op, .. } => match op.to_ascii_lowercase().as_str() {
@@ -455,6 +464,7 @@ impl DataOperation {
             | Op::KeyListVersions { .. }
             | Op::KeyBackup { .. }
             | Op::KeyGetRotationPolicy { .. }
+            | Op::KeyGetAttestation { .. }
             | Op::KeyOperation { .. }
             | Op::KeyListDeleted
             | Op::KeyGetDeleted { .. }
@@ -495,7 +505,9 @@ impl DataOperation {
             | Op::KeyRotate { name }
             | Op::KeyGetRotationPolicy { name }
             | Op::KeyUpdateRotationPolicy { name } => ("keys", name, None),
-            Op::KeyGet { name, version } | Op::KeyUpdate { name, version } => ("keys", name, version.as_deref()),
+            Op::KeyGet { name, version }
+            | Op::KeyUpdate { name, version }
+            | Op::KeyGetAttestation { name, version } => ("keys", name, version.as_deref()),
             Op::KeyOperation { name, version, .. } => ("keys", name, version.as_deref()),
             Op::KeyGetDeleted { name } | Op::KeyPurge { name } | Op::KeyRecover { name } => ("deletedkeys", name, None),
             Op::CertificateDelete { name }

@@ -90,6 +90,11 @@ pub async fn route(state: &SharedState, req: DataRequest, op: &DataOperation) ->
         Op::KeyGetRotationPolicy { name } => get_policy(state, &req, name).await,
         Op::KeyUpdateRotationPolicy { name } => put_policy(state, &req, name).await,
         Op::KeyOperation { name, version, op } => operation(state, &req, name, version.as_deref(), op).await,
+        Op::KeyGetAttestation { name, version } => {
+            match keys::attestation(state, &req.ctx, name, version.as_deref()).await {
+                Err(e) => Err(e.into()),
+            }
+        }
         Op::KeyListDeleted => list_deleted(state, &req).await,
         Op::KeyGetDeleted { name } => get_deleted(state, &req, name).await,
         Op::KeyPurge { name } => purge(state, &req, name).await,

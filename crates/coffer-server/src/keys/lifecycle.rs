@@ -117,6 +117,24 @@ pub async fn import(state: &AppState, ctx: &VaultContext, name: &str, new: KeyTo
     store_new(state, ctx, name, material, ops, (new.attributes, new.tags)).await
 }
 
+/// Key attestation (2025-07-01): the HSM vendor's signed statement of where a key was made.
+/// Coffer's software keys have none, and neither does a PKCS#11 token that offers no
+/// attestation mechanism (SoftHSM): once the caller may read the key and it exists, the answer
+/// says so plainly rather than 404.
+pub async fn attestation(
+    state: &AppState,
+    ctx: &VaultContext,
+    name: &str,
+    version: Option<&str>,
+) -> Result<std::convert::Infallible> {
+    let key = get(state, ctx, name, version).await?;
+    Err(Error::bad_parameter(format!(
+        "Key attestation is not available for this key ({}): Coffer can attest only keys made in an HSM that offers attestation, and this Coffer's root of trust ({}) offers none.",
+        key.meta.kty,
+        state.keyring.root().provider()
+    )))
+}
+
 /// A version (the latest with `version: None`) with its public metadata.
 pub async fn get(state: &AppState, ctx: &VaultContext, name: &str, version: Option<&str>) -> Result<KeyVersion> {
     ctx.authorize(state, DataAction::KeyGet, Some(name)).await?;
