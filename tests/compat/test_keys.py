@@ -327,7 +327,7 @@ def test_async_key_client(coffer, vault):
     asyncio.run(scenario())
 
 
-def test_key_attestation_and_release_say_why_they_are_not_available(coffer, keys):
+def test_key_attestation_release_and_hmac_say_why_they_are_not_available(coffer, keys):
     """Key attestation (`get_key_attestation`, 2025-07-01) and secure key release need an HSM
     that attests: Coffer has none to offer, and says so (400) once the key is readable."""
     keys.create_ec_key("attested", curve="P-256")
@@ -339,3 +339,7 @@ def test_key_attestation_and_release_say_why_they_are_not_available(coffer, keys
     with pytest.raises(HttpResponseError) as e:
         keys.create_rsa_key("releasable", exportable=True, release_policy=None)
     assert e.value.status_code == 400 and "release" in str(e.value).lower(), e.value
+    # HMAC signing (HS256, Managed HSM oct-HSM keys in Azure) is not offered.
+    keys.create_oct_key("hmac", size=256, key_operations=["sign", "verify"])
+    r = raw(coffer, keys, "POST", "/keys/hmac//sign", {"alg": "HS256", "value": b64u(hashlib.sha256(b"x").digest())})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "BadParameter", r.text
