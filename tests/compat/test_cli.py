@@ -38,6 +38,10 @@ def test_every_secret_verb(coffer, tmp_path):
     assert s2["value"] == "two\nlines"
     assert coffer.cli_json("secret", "show", "--vault-name", v, "--name", "db")["value"] == "two\nlines"
     assert coffer.cli_json("secret", "show", "--vault-name", v, "--name", "db", "--version", first_version)["value"] == "one"
+    # A value may begin with '-' (a PEM block, a generated password): it is the value, not a flag.
+    dashed = coffer.cli_json("secret", "set", "--vault-name", coffer.new_vault(), "--name", "pem", "--value",
+                             "-----BEGIN X-----")
+    assert dashed["value"] == "-----BEGIN X-----"
     assert [x["id"].rsplit("/", 1)[1] for x in coffer.cli_json("secret", "list", "--vault-name", v)] == ["db"]
     assert len(coffer.cli_json("secret", "list-versions", "--vault-name", v, "--name", "db")) == 2
     upd = coffer.cli_json("secret", "set-attributes", "--vault-name", v, "--name", "db", "--enabled", "false",

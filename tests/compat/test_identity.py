@@ -287,6 +287,9 @@ def test_login_profiles_and_logout(coffer, shared_vault, tmp_path):
     secret = coffer.cli_json("principal", "credential", "add", "--id", app["object_id"])["client_secret"]
     grant(app["object_id"])
     assert run("login", "--client-id", app["client_id"], "--client-secret", secret, "--profile", "kiosk").returncode == 0
+    # A secret that begins with '-' (1 in 64 generated ones do) is the secret, not a flag.
+    r = run("login", "--client-id", app["client_id"], "--client-secret", "-not-the-secret", "--profile", "dash")
+    assert r.returncode != 0 and "unexpected argument" not in r.stderr, r.stderr
     r = run("secret", "show", "--vault-name", vault, "--name", "shared", "--profile", "kiosk")
     assert r.returncode == 0 and json.loads(r.stdout)["value"] == "for-everyone"
     # A wrong password does not save anything.

@@ -27,7 +27,7 @@ pub struct Attrs {
 #[derive(clap::Args)]
 pub struct Input {
     /// The data, base64 (standard or URL-safe), or text with --data-type plaintext.
-    #[arg(long, conflicts_with = "file")]
+    #[arg(long, conflicts_with = "file", allow_hyphen_values = true)]
     value: Option<String>,
     /// The data as raw bytes from a file.
     #[arg(long, short = 'f')]

@@ -22,7 +22,8 @@ pub struct LoginArgs {
     /// Sign in as an application.
     #[arg(long, requires = "client_secret", conflicts_with = "username")]
     client_id: Option<String>,
-    #[arg(long)]
+    /// Generated secrets may begin with '-': taken as the value, not as a flag.
+    #[arg(long, allow_hyphen_values = true)]
     client_secret: Option<String>,
     /// Sign in as a user; the password is prompted for (no echo) or read with --password-stdin.
     #[arg(long, required_unless_present = "client_id")]

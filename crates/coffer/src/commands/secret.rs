@@ -27,7 +27,8 @@ pub enum SecretCommand {
     Set {
         #[command(flatten)]
         target: Target,
-        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        /// (A value may begin with '-', as a PEM block does.)
+        #[arg(long, conflicts_with = "file", required_unless_present = "file", allow_hyphen_values = true)]
         value: Option<String>,
         /// Read the value from a file (UTF-8).
         #[arg(long, short = 'f')]
