@@ -196,7 +196,8 @@ def client(coffer, credential, vault):
 
 
 # The compatibility matrix: each test marked `compat(client, area)` adds its outcome to the cell;
-# the session writes them to tests/artifacts/compat-matrix.json, from which
+# the whole suite's session (COFFER_COMPAT_MATRIX=1, set by scripts/test.sh) writes them to
+# tests/artifacts/compat-matrix.json, from which
 # scripts/compat-matrix.py renders the README's table (and checks it in scripts/test.sh).
 MATRIX_FILE = ROOT / "tests" / "artifacts" / "compat-matrix.json"
 _matrix = {}
@@ -219,6 +220,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _matrix:
+    # Only the whole suite's run (scripts/test.sh) speaks for the matrix, not a partial one.
+    if _matrix and os.environ.get("COFFER_COMPAT_MATRIX") == "1":
         MATRIX_FILE.parent.mkdir(parents=True, exist_ok=True)
         MATRIX_FILE.write_text(json.dumps(_matrix, indent=1, sort_keys=True) + "\n")
