@@ -327,6 +327,17 @@ def test_who_may_grant_through_arm_role_assignments(coffer, tmp_path):
     assert r.status_code == 409 and r.json()["error"]["code"] == "RoleAssignmentExists", r.text
     listed = coffer.cli_json("role", "assignment", "list", "--scope", f"/vaults/{name}", "--assignee", grantee["object_id"])
     assert [a["id"] for a in listed] == [str(made)], "one assignment, the same one Coffer's CLI sees"
+    # Listing at a vault shows what applies there, not what applies at a vault whose name merely
+    # starts the same.
+    longer = name + "x"
+    coffer.cli_json("vault", "create", "--name", longer, "--enable-rbac-authorization", "true")
+    coffer.cli_json("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee", grantee["object_id"],
+                    "--scope", f"/vaults/{longer}")
+    admin = coffer.token(resource=coffer.server)
+    r = requests.get(f"{coffer.server}{vault_scope}/{authz}/roleAssignments?api-version=2022-04-01",
+                     headers={"Authorization": f"Bearer {admin}"})
+    scopes = {a["properties"]["scope"] for a in r.json()["value"]}
+    assert vault_scope in scopes and not any(sc.endswith(f"/vaults/{longer}") for sc in scopes), scopes
 
 
 def test_custom_roles_with_wildcards(coffer, tmp_path, credential):

@@ -226,7 +226,7 @@ async fn list_assignments(
     let covering = at.scope.covering_keys();
     let mut items = Vec::new();
     for n in &all {
-        let below = n.assignment.scope.starts_with(&here) || here == "/";
+        let below = here == "/" || n.assignment.scope.starts_with(&format!("{here}/"));
         let above = covering.contains(&n.assignment.scope);
         let keep = if filter.contains("atScope()") { above } else { above || below };
         if keep {
