@@ -2,14 +2,13 @@
 tests/compat/go/go.mod, downloaded by scripts/setup-test-env.sh) against Coffer, unchanged:
 tests/compat/go/main.go runs each area and checks every result (signatures with crypto/ecdsa
 and crypto/rsa). The Go SDK sends the api-version it was built with; Coffer serves it."""
-import os
 import shutil
 import subprocess
 
 import pytest
 
 from conftest import ROOT
-from test_js_sdk import pem_bundle
+from test_js_sdk import sdk_env
 
 GO = ROOT / "tests" / "compat" / "go"
 
@@ -31,9 +30,6 @@ def program(tmp_path_factory):
     pytest.param("certificates", marks=pytest.mark.compat("Go SDK", "certificates")),
 ])
 def test_go_sdk(coffer, vault, program, area):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "COFFER_"))}
-    env.update(TENANT_ID=coffer.creds["tenant_id"], CLIENT_ID=coffer.creds["client_id"],
-               CLIENT_SECRET=coffer.creds["client_secret"], AUTHORITY=coffer.server,
-               VAULT_URL=coffer.vault_url(vault), PEM_BUNDLE=pem_bundle(), SSL_CERT_FILE=coffer.creds["ca_file"])
+    env = sdk_env(coffer, vault, SSL_CERT_FILE=coffer.creds["ca_file"])
     r = subprocess.run([str(program), area], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and f"ok {area}" in r.stdout, f"{area}: {r.stdout}\n{r.stderr}"

@@ -3,14 +3,13 @@ azure-identity, pinned in tests/compat/java/pom.xml, fetched by scripts/setup-te
 against Coffer, unchanged: tests/compat/java/.../Scenario.java runs each area on Java 17 and
 checks every result (signatures with java.security). The CA is trusted through a trust store,
 the vault's host name through a hosts file (`jdk.net.hosts.file`), as a Java user would."""
-import os
 import shutil
 import subprocess
 
 import pytest
 
 from conftest import ROOT
-from test_js_sdk import pem_bundle
+from test_js_sdk import sdk_env
 
 JAVA = ROOT / "tests" / "compat" / "java"
 
@@ -45,10 +44,7 @@ def java_trust(coffer, tmp_path_factory):
 def test_java_sdk(coffer, vault, classpath, java_trust, area, tmp_path):
     hosts = tmp_path / "hosts"
     hosts.write_text(f"127.0.0.1 localhost vault.localhost {vault}.vault.localhost\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "COFFER_"))}
-    env.update(TENANT_ID=coffer.creds["tenant_id"], CLIENT_ID=coffer.creds["client_id"],
-               CLIENT_SECRET=coffer.creds["client_secret"], AUTHORITY=coffer.server,
-               VAULT_URL=coffer.vault_url(vault), PEM_BUNDLE=pem_bundle())
+    env = sdk_env(coffer, vault)
     r = subprocess.run(["java", f"-Djavax.net.ssl.trustStore={java_trust}", "-Djavax.net.ssl.trustStorePassword=changeit",
                         f"-Djdk.net.hosts.file={hosts}", "-cp", classpath, "coffer.Scenario", area],
                        env=env, capture_output=True, text=True, timeout=300)

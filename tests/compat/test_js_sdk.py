@@ -33,12 +33,18 @@ def pem_bundle():
                               serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM)).decode()
 
 
-def run_area(coffer, vault, area):
+def sdk_env(coffer, vault, **extra):
+    """What every SDK program reads: the dev administrator's credentials, the authority, the
+    vault, a PEM key and certificate to import; nothing of the caller's own Azure settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "COFFER_"))}
     env.update(TENANT_ID=coffer.creds["tenant_id"], CLIENT_ID=coffer.creds["client_id"],
                CLIENT_SECRET=coffer.creds["client_secret"], AUTHORITY=coffer.server,
-               VAULT_URL=coffer.vault_url(vault), PEM_BUNDLE=pem_bundle(),
-               NODE_EXTRA_CA_CERTS=coffer.creds["ca_file"])
+               VAULT_URL=coffer.vault_url(vault), PEM_BUNDLE=pem_bundle(), **extra)
+    return env
+
+
+def run_area(coffer, vault, area):
+    env = sdk_env(coffer, vault, NODE_EXTRA_CA_CERTS=coffer.creds["ca_file"])
     node = shutil.which("node")
     assert node, "node is not installed"
     r = subprocess.run([node, "--import", "./localhost.mjs", "scenario.mjs", area], cwd=JS, env=env,

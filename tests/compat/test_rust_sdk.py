@@ -2,13 +2,13 @@
 azure_identity 1.1.0-beta.1, which send api-version=2026-03-01-preview) against Coffer,
 unchanged: tests/compat/rust, a crate of its own beside the workspace (its own lock file),
 built by scripts/setup-test-env.sh and again here (incremental)."""
-import os
 import shutil
 import subprocess
 
 import pytest
 
 from conftest import ROOT
+from test_js_sdk import sdk_env
 
 CRATE = ROOT / "tests" / "compat" / "rust"
 
@@ -26,9 +26,6 @@ def program():
 @pytest.mark.compat("Rust SDK", "secrets")
 @pytest.mark.compat("Rust SDK", "identity")
 def test_rust_sdk_secrets(coffer, vault, program):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "COFFER_"))}
-    env.update(TENANT_ID=coffer.creds["tenant_id"], CLIENT_ID=coffer.creds["client_id"],
-               CLIENT_SECRET=coffer.creds["client_secret"], AUTHORITY=coffer.server,
-               VAULT_URL=coffer.vault_url(vault), CA_FILE=coffer.creds["ca_file"])
+    env = sdk_env(coffer, vault, CA_FILE=coffer.creds["ca_file"])
     r = subprocess.run([str(program)], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ok secrets" in r.stdout, f"{r.stdout}\n{r.stderr}"

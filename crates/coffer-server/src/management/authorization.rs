@@ -118,6 +118,11 @@ async fn arm_scope_of(state: &SharedState, subscription: &str, scope: &str) -> S
     }
 }
 
+/// The role definition's id or the assignment's name: the path's last segment.
+fn last_segment(uri: &Uri) -> &str {
+    uri.path().rsplit('/').next().unwrap_or_default()
+}
+
 fn definition_id(subscription: &str, role: &RoleDefinition) -> String {
     format!("/subscriptions/{subscription}{AUTHZ}/roleDefinitions/{}", role.id)
 }
@@ -205,7 +210,7 @@ async fn get_definition(
     uri: Uri,
 ) -> ApiResult<Response> {
     let at = scope_of(&state, &caller, &uri).await?;
-    let id = uri.path().rsplit('/').next().unwrap_or_default();
+    let id = last_segment(&uri);
     let role = authorization::role(&state, &caller, id).await?;
     Ok(json_response(StatusCode::OK, definition_json(&at.subscription, &role)))
 }
@@ -242,7 +247,7 @@ async fn get_assignment(
     uri: Uri,
 ) -> ApiResult<Response> {
     let at = scope_of(&state, &caller, &uri).await?;
-    let name = uri.path().rsplit('/').next().unwrap_or_default();
+    let name = last_segment(&uri);
     let found = authorization::assignment(&state, &caller, name).await?;
     Ok(json_response(StatusCode::OK, assignment_json(&state, &at.subscription, &found).await))
 }
@@ -268,7 +273,7 @@ async fn put_assignment(
     body: Bytes,
 ) -> ApiResult<Response> {
     let at = scope_of(&state, &caller, &uri).await?;
-    let name = uri.path().rsplit('/').next().unwrap_or_default();
+    let name = last_segment(&uri);
     let input: AssignmentIn = parse_body(&body)?;
     if input.properties.condition.as_deref().is_some_and(|c| !c.trim().is_empty()) {
         return Err(Error::bad_parameter(
@@ -291,7 +296,7 @@ async fn delete_assignment(
     uri: Uri,
 ) -> ApiResult<Response> {
     let at = scope_of(&state, &caller, &uri).await?;
-    let name = uri.path().rsplit('/').next().unwrap_or_default();
+    let name = last_segment(&uri);
     let found = authorization::assignment(&state, &caller, name).await?;
     authorization::unassign(&state, &caller, name).await?;
     Ok(json_response(StatusCode::OK, assignment_json(&state, &at.subscription, &found).await))
