@@ -225,8 +225,8 @@ async fn list_assignments(
     let filter = q.filter.as_deref().unwrap_or("").trim();
     let assignee = filter_eq(filter, "principalId").or_else(|| filter_eq(filter, "assignedTo"));
     let here = at.scope.key();
-    // ARM lists what applies at a scope: the assignments at it, above it (inherited) and, at
-    // the subscription, below it; `atScope()` keeps those at it and above.
+    // ARM lists, for a scope, the assignments at it, above it (inherited) and below it;
+    // `atScope()` keeps those at it and above.
     let all = authorization::assignments(&state, &caller, None, assignee).await?;
     let covering = at.scope.covering_keys();
     let mut items = Vec::new();
