@@ -129,3 +129,238 @@ def test_az_role_assignment_and_definition_commands(coffer, az):
     az("role", "assignment", "delete", "--ids", made["id"])
     r = az("keyvault", "secret", "show", "--vault-name", v, "--name", "db", check=False)
     assert r.returncode != 0 and "Forbidden" in r.stderr
+
+
+# ---- Microsoft Graph: `az ad …` manages Coffer's directory ----
+
+def _sp_token(coffer, client_id, secret, resource):
+    import requests
+
+    r = requests.post(f"{coffer.server}/{coffer.creds['tenant_id']}/oauth2/v2.0/token", timeout=30,
+                      verify=coffer.creds["ca_file"],
+                      data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+                            "scope": f"{resource}/.default"})
+    return r
+
+
+@pytest.mark.compat("Azure CLI", "directory")
+@pytest.mark.compat("Azure CLI", "authorization")
+def test_az_ad_sp_create_for_rbac_gives_a_working_identity(coffer, az):
+    """`az ad sp create-for-rbac --role --scopes` makes an application, its service principal
+    and a secret through Graph, and the role assignment through ARM: the new identity signs in
+    and reads the vault's secret, and Coffer's own CLI shows the same principal."""
+    from azure.keyvault.secrets import SecretClient
+
+    v = "az" + uuid.uuid4().hex[:10]
+    vault = az("keyvault", "create", "--name", v, "--resource-group", "default")
+    admin = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
+    az("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee-object-id", admin,
+       "--assignee-principal-type", "ServicePrincipal", "--scope", vault["id"])
+    az("keyvault", "secret", "set", "--vault-name", v, "--name", "db", "--value", "for-the-new-app")
+    name = "rbac-" + v
+    made = az("ad", "sp", "create-for-rbac", "--display-name", name, "--role", "Key Vault Secrets User",
+              "--scopes", vault["id"])
+    assert made["displayName"] == name and made["tenant"] == coffer.creds["tenant_id"] and made["password"]
+    shown = coffer.cli_json("principal", "show", "--id", made["appId"])
+    assert shown["type"] == "app" and shown["name"] == name, "the same object Coffer's CLI manages"
+    # The new identity reads the secret with the password Graph generated.
+    from azure.identity import ClientSecretCredential
+
+    cred = ClientSecretCredential(coffer.creds["tenant_id"], made["appId"], made["password"], authority=coffer.server,
+                                  disable_instance_discovery=True, connection_verify=coffer.creds["ca_file"])
+    client = SecretClient(coffer.vault_url(v), cred, verify_challenge_resource=False,
+                          connection_verify=coffer.creds["ca_file"])
+    assert client.get_secret("db").value == "for-the-new-app"
+    # Listing and showing it through az.
+    sps = az("ad", "sp", "list", "--display-name", name)
+    assert [s["appId"] for s in sps] == [made["appId"]] and sps[0]["id"] == shown["object_id"]
+    assert az("ad", "sp", "show", "--id", made["appId"])["servicePrincipalType"] == "Application"
+    listed = az("role", "assignment", "list", "--scope", vault["id"])
+    mine = [a for a in listed if a["principalId"] == shown["object_id"]]
+    assert [a["roleDefinitionName"] for a in mine] == ["Key Vault Secrets User"]
+    assert mine[0]["principalName"] == made["appId"], "az fills the principal's name from Graph"
+    # Run again with the same name: the same application, a new password (the old one ends).
+    again = az("ad", "sp", "create-for-rbac", "--display-name", name)
+    assert again["appId"] == made["appId"] and again["password"] != made["password"]
+    assert _sp_token(coffer, made["appId"], made["password"], coffer.server).status_code == 401
+    assert _sp_token(coffer, made["appId"], again["password"], coffer.server).status_code == 200
+    # Deleting the service principal ends the identity.
+    az("ad", "sp", "delete", "--id", made["appId"])
+    assert _sp_token(coffer, made["appId"], again["password"], coffer.server).status_code == 401
+    assert coffer.cli("principal", "show", "--id", made["appId"]).returncode != 0
+
+
+@pytest.mark.compat("Azure CLI", "directory")
+def test_az_ad_app_commands(coffer, az):
+    name = "app-" + uuid.uuid4().hex[:10]
+    app = az("ad", "app", "create", "--display-name", name)
+    assert app["displayName"] == name and app["passwordCredentials"] == []
+    assert [a["appId"] for a in az("ad", "app", "list", "--display-name", name)] == [app["appId"]]
+    assert az("ad", "app", "show", "--id", app["appId"])["id"] == app["id"]
+    sp = az("ad", "sp", "create", "--id", app["appId"])
+    assert sp["appId"] == app["appId"]
+    reset = az("ad", "app", "credential", "reset", "--id", app["appId"], "--years", "1")
+    assert reset["appId"] == app["appId"] and reset["password"]
+    creds = az("ad", "app", "credential", "list", "--id", app["appId"])
+    assert len(creds) == 1 and creds[0]["endDateTime"] > creds[0]["startDateTime"]
+    assert _sp_token(coffer, app["appId"], reset["password"], coffer.server).status_code == 200
+    az("ad", "app", "credential", "delete", "--id", app["appId"], "--key-id", creds[0]["keyId"])
+    assert _sp_token(coffer, app["appId"], reset["password"], coffer.server).status_code == 401
+    # What Coffer does not keep is refused, not dropped.
+    r = az("ad", "app", "create", "--display-name", name + "-web", "--web-redirect-uris", "https://x.example/cb",
+           check=False)
+    assert r.returncode != 0 and "does not keep" in r.stderr
+    az("ad", "app", "delete", "--id", app["appId"])
+    assert az("ad", "app", "list", "--display-name", name) == []
+    r = az("ad", "app", "show", "--id", app["appId"], check=False)
+    assert r.returncode != 0
+
+
+@pytest.mark.compat("Azure CLI", "directory")
+@pytest.mark.compat("Azure CLI", "authorization")
+def test_az_ad_users_groups_and_assignee_names(coffer, az):
+    """Users and groups through `az ad`, a role assigned by a user's sign-in name, reached
+    through a group; the user signs in with az and sees only itself."""
+    tag = uuid.uuid4().hex[:8]
+    upn = f"dana-{tag}@coffer.local"
+    user = az("ad", "user", "create", "--display-name", "Dana Scully", "--user-principal-name", upn,
+              "--password", "Xfiles-1013!")
+    assert user["userPrincipalName"] == upn and user["displayName"] == "Dana Scully"
+    shown = coffer.cli_json("principal", "show", "--id", user["id"])
+    assert (shown["name"], shown["display_name"]) == (upn, "Dana Scully"), "the same object Coffer's CLI shows"
+    assert az("ad", "user", "show", "--id", upn)["id"] == user["id"]
+    assert [u["id"] for u in az("ad", "user", "list", "--upn", upn)] == [user["id"]]
+    assert [u["id"] for u in az("ad", "user", "list", "--display-name", "Dana")] == [user["id"]]
+    group = az("ad", "group", "create", "--display-name", "Pathology " + tag, "--mail-nickname", "path" + tag)
+    assert az("ad", "group", "create", "--display-name", "Pathology " + tag, "--mail-nickname", "path" + tag)["id"] \
+        == group["id"], "az ad group create finds the existing group"
+    az("ad", "group", "member", "add", "--group", group["id"], "--member-id", user["id"])
+    assert [m["id"] for m in az("ad", "group", "member", "list", "--group", "Pathology " + tag)] == [user["id"]]
+    assert az("ad", "group", "member", "check", "--group", group["id"], "--member-id", user["id"])["value"] is True
+    assert [g["id"] for g in az("ad", "user", "get-member-groups", "--id", upn)] == [group["id"]]
+    assert coffer.cli_json("principal", "show", "--id", group["id"])["members"] == [user["id"]]
+    # A role by the user's name; a second by the group's object id.
+    v = "az" + uuid.uuid4().hex[:10]
+    vault = az("keyvault", "create", "--name", v, "--resource-group", "default")
+    made = az("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee", upn,
+              "--scope", vault["id"])
+    assert made["principalId"] == user["id"] and made["principalType"] == "User"
+    by_group = az("role", "assignment", "create", "--role", "Key Vault Reader", "--assignee", group["id"],
+                  "--scope", vault["id"])
+    assert by_group["principalId"] == group["id"] and by_group["principalType"] == "Group"
+    # Disabled through Graph: the user can no longer get a token; removed from the group; deleted.
+    az("ad", "user", "update", "--id", upn, "--account-enabled", "false")
+    assert coffer.cli_json("principal", "show", "--id", user["id"])["enabled"] is False
+    az("ad", "group", "member", "remove", "--group", group["id"], "--member-id", user["id"])
+    assert az("ad", "group", "member", "list", "--group", group["id"]) == []
+    az("ad", "user", "delete", "--id", user["id"])
+    assert az("ad", "user", "list", "--upn", upn) == []
+    az("ad", "group", "delete", "--group", group["id"])
+    assert az("ad", "group", "list", "--display-name", "Pathology " + tag) == []
+
+
+@pytest.mark.compat("Azure CLI", "directory")
+@pytest.mark.compat("Azure CLI", "management")
+def test_az_keyvault_create_gives_its_creator_an_access_policy(coffer, az):
+    """Without --no-self-perms, az finds its own object id through Graph (a service principal:
+    `/me` is refused, then `servicePrincipals` by its appId) and writes it into the policy."""
+    v = "az" + uuid.uuid4().hex[:10]
+    created = az("keyvault", "create", "--name", v, "--resource-group", "default",
+                 "--enable-rbac-authorization", "false")
+    admin = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
+    policies = created["properties"]["accessPolicies"]
+    assert [p["objectId"] for p in policies] == [admin]
+    assert policies[0]["permissions"]["secrets"] == ["all"], "as az writes it"
+    az("keyvault", "secret", "set", "--vault-name", v, "--name", "s", "--value", "self-perms")
+    assert az("keyvault", "secret", "show", "--vault-name", v, "--name", "s")["value"] == "self-perms"
+
+
+@pytest.fixture
+def port_443_to_coffer(coffer):
+    """127.0.0.1:443 forwarded to the test server while a test runs. MSAL Python (so `az login
+    -u/-p` and azure-identity's UsernamePasswordCredential) asks the authority's *host* for the
+    user realm on port 443 whatever port the authority has; in production Coffer listens on 443,
+    here a forwarder stands in for that."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.1", 443))
+    except OSError as e:
+        pytest.fail(f"port 443 on loopback is needed for this test (run as root, with 443 free): {e}")
+    listener.listen(16)
+    listener.settimeout(0.5)
+    stop = threading.Event()
+
+    def pipe(a, b):
+        try:
+            while chunk := a.recv(65536):
+                b.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (a, b):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def accept():
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", coffer.port), timeout=30)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+@pytest.mark.compat("Azure CLI", "directory")
+@pytest.mark.compat("Azure CLI", "identity")
+def test_az_login_as_a_user_who_sees_only_itself(coffer, az, port_443_to_coffer):
+    """A user signs in with `az login -u -p` (the password grant), `az ad signed-in-user show`
+    is that user, and a user who is not an administrator reads only itself and changes nothing."""
+    tag = uuid.uuid4().hex[:8]
+    upn = f"fox-{tag}@coffer.local"
+    user = az("ad", "user", "create", "--display-name", "Fox Mulder", "--user-principal-name", upn,
+              "--password", "Trustno1-1013!")
+    # Fox signs in with az: he sees himself and no one else.
+    config = os.path.join(coffer.data_dir, f"az-fox-{tag}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "COFFER_"))}
+    env.update(AZURE_CONFIG_DIR=str(config), PYTHONPATH=str(ROOT / "tests" / "compat" / "azshim"),
+               REQUESTS_CA_BUNDLE=coffer.creds["ca_file"], AZURE_CORE_COLLECT_TELEMETRY="false")
+
+    def fox(*args):
+        r = subprocess.run([str(AZ), *args, "-o", "json"], env=env, capture_output=True, text=True, timeout=180)
+        return r, (json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else None)
+
+    fox("config", "set", "core.instance_discovery=false")
+    fox("cloud", "register", "-n", "Coffer", "--endpoint-resource-manager", coffer.server)
+    fox("cloud", "set", "-n", "Coffer")
+    r, _ = fox("login", "-u", upn, "-p", "Trustno1-1013!", "--tenant", coffer.creds["tenant_id"],
+                "--allow-no-subscriptions")
+    assert r.returncode == 0, r.stderr
+    r, me = fox("ad", "signed-in-user", "show")
+    assert r.returncode == 0 and me["id"] == user["id"] and me["userPrincipalName"] == upn, r.stderr
+    r, seen = fox("ad", "user", "list")
+    assert r.returncode == 0 and [u["id"] for u in seen] == [user["id"]], "a user reads only itself"
+    r, _ = fox("ad", "group", "create", "--display-name", "Mine " + tag, "--mail-nickname", "mine" + tag)
+    assert r.returncode != 0 and "not a tenant administrator" in r.stderr
+    r, _ = fox("ad", "user", "show", "--id", coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])
+               ["object_id"])
+    assert r.returncode != 0, "another object is not found for a user who is not an administrator"
+    az("ad", "user", "delete", "--id", user["id"])
+    r, _ = fox("ad", "signed-in-user", "show")
+    assert r.returncode != 0, "a deleted user's token no longer works"

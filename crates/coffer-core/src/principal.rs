@@ -43,6 +43,18 @@ pub struct Principal {
     /// Tenant administrators manage vaults and grants (not data: see `permissions`).
     pub tenant_admin: bool,
     pub created: i64,
+    /// What Microsoft Graph shows as `displayName` where it differs from `name`: a user's
+    /// name is the sign-in name (Graph's `userPrincipalName`); unset means `name`.
+    pub display_name: Option<String>,
+    /// A group's `mailNickname` in Microsoft Graph (kept as given; Coffer sends no mail).
+    pub mail_nickname: Option<String>,
+}
+
+impl Principal {
+    /// The name people read: Graph's `displayName`.
+    pub fn display_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// The caller of one request, as the authorization layer sees it.

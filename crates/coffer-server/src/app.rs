@@ -142,6 +142,7 @@ pub fn build_app(state: SharedState) -> Router {
         .merge(crate::identity::routes())
         .merge(crate::management::routes())
         .merge(crate::directory_api::routes())
+        .merge(crate::graph::routes())
         .merge(crate::authorization_api::routes())
         .merge(crate::audit_api::routes())
         .merge(crate::operator_api::routes())
@@ -283,8 +284,8 @@ async fn metadata_endpoints(axum::extract::State(state): axum::extract::State<Sh
             "name": "Coffer",
             "resourceManager": format!("{authority}/"),
             "portal": format!("{authority}/"),
-            // Graph on the same authority (`az role assignment list` builds a Graph client even
-            // when it needs none; the directory subset is to come).
+            // Microsoft Graph's directory subset (`crate::graph`) on the same authority; its
+            // tokens are the management audience's.
             "microsoftGraphResourceId": format!("{authority}/"),
             "graph": format!("{authority}/"),
             "authentication": {

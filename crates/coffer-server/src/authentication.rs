@@ -133,6 +133,22 @@ impl FromRequestParts<SharedState> for ArmCaller {
     }
 }
 
+/// The caller of a Microsoft Graph request (`/v1.0/...`): as `ArmCaller` — the same token
+/// audience, the caller noted, the "started" record of a change — but Graph versions its
+/// API in the path, so there is no api-version to check.
+#[derive(Debug, Clone)]
+pub struct GraphCaller(pub Caller);
+
+impl FromRequestParts<SharedState> for GraphCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Response> {
+        let caller = management_caller(state, &parts.headers).await?;
+        crate::audit::before_change(&state.audit).await.map_err(|e| ApiError(e).into_response())?;
+        Ok(GraphCaller(caller))
+    }
+}
+
 /// What a tenant administrator's right is needed for, as the 403 says it.
 pub trait AdminPurpose {
     const WHAT: &'static str;

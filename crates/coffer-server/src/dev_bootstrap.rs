@@ -134,6 +134,8 @@ pub async fn new_admin_application(
         enabled: true,
         tenant_admin: true,
         created: now,
+        display_name: None,
+        mail_nickname: None,
     };
     store.create_principal(&p).await?;
     Ok(p)

@@ -215,6 +215,36 @@ pub struct NewPrincipal {
     /// Users only.
     pub password: Option<Zeroizing<String>>,
     pub tenant_admin: bool,
+    /// Graph's `displayName` where it is not the name (users).
+    pub display_name: Option<String>,
+    /// Graph's `mailNickname` (groups).
+    pub mail_nickname: Option<String>,
+    /// False: created disabled (Graph's `accountEnabled: false`).
+    pub enabled: bool,
+}
+
+impl NewPrincipal {
+    /// An enabled principal of `kind` called `name`, with nothing else set.
+    pub fn new(kind: PrincipalKind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+            password: None,
+            tenant_admin: false,
+            display_name: None,
+            mail_nickname: None,
+            enabled: true,
+        }
+    }
+}
+
+/// A name as Coffer accepts it: trimmed, 1 to 256 printable characters.
+fn checked_name(name: &str, what: &str) -> Result<String> {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::bad_parameter(format!("{what} needs 1 to {MAX_NAME_CHARS} printable characters.")));
+    }
+    Ok(name)
 }
 
 /// A created principal; a managed identity comes with its identity header, shown once.
@@ -226,11 +256,10 @@ pub struct CreatedPrincipal {
 
 pub async fn create_principal(state: &AppState, admin: &Caller, new: NewPrincipal) -> Result<CreatedPrincipal> {
     require_admin(admin)?;
-    let NewPrincipal { kind, name, password, tenant_admin } = new;
-    let name = name.trim().to_string();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(Error::bad_parameter(format!("A name needs 1 to {MAX_NAME_CHARS} printable characters.")));
-    }
+    let NewPrincipal { kind, name, password, tenant_admin, display_name, mail_nickname, enabled } = new;
+    let name = checked_name(&name, "A name")?;
+    let display_name = display_name.map(|d| checked_name(&d, "A display name")).transpose()?.filter(|d| *d != name);
+    let mail_nickname = mail_nickname.map(|m| checked_name(&m, "A mail nickname")).transpose()?;
     if password.is_some() && kind != PrincipalKind::User {
         return Err(Error::bad_parameter("Only users have passwords."));
     }
@@ -247,9 +276,11 @@ pub async fn create_principal(state: &AppState, admin: &Caller, new: NewPrincipa
         name,
         client_id: matches!(kind, PrincipalKind::App | PrincipalKind::ManagedIdentity)
             .then(coffer_crypto::random::guid),
-        enabled: true,
+        enabled,
         tenant_admin: tenant_admin && kind != PrincipalKind::Group,
         created: state.clock.now(),
+        display_name,
+        mail_nickname,
     };
     state.store.create_principal(&p).await?;
     if let Some(pw) = password {
@@ -266,6 +297,37 @@ pub async fn create_principal(state: &AppState, admin: &Caller, new: NewPrincipa
 pub async fn principals(state: &AppState, admin: &Caller) -> Result<Vec<Principal>> {
     require_admin(admin)?;
     state.store.list_principals(&admin.tenant_id).await
+}
+
+/// The directory objects a caller may read: a tenant administrator every one of the tenant,
+/// anyone else only itself (Microsoft Graph's `/me`, and the lookups tools make of their own
+/// identity; the directory's names are not everyone's to list).
+pub async fn readable_principals(state: &AppState, caller: &Caller) -> Result<Vec<Principal>> {
+    if caller.tenant_admin {
+        return state.store.list_principals(&caller.tenant_id).await;
+    }
+    Ok(state.store.get_principal(&caller.object_id).await?.into_iter().collect())
+}
+
+/// One directory object by object id or client id, if the caller may read it (as
+/// `readable_principals`); anything else is not found, so ids cannot be probed.
+pub async fn readable_principal(state: &AppState, caller: &Caller, id: &str) -> Result<Principal> {
+    let p = find(state, &caller.tenant_id, id).await?;
+    if caller.tenant_admin || p.object_id == caller.object_id { Ok(p) } else { Err(principal_not_found(id)) }
+}
+
+/// A user by sign-in name (case-insensitive), if the caller may read it.
+pub async fn readable_user(state: &AppState, caller: &Caller, name: &str) -> Result<Principal> {
+    match state.store.find_user(&caller.tenant_id, name).await? {
+        Some(p) if caller.tenant_admin || p.object_id == caller.object_id => Ok(p),
+        _ => Err(principal_not_found(name)),
+    }
+}
+
+/// The groups `id` is in, directly or through other groups (Graph's `getMemberGroups`).
+pub async fn member_of_transitively(state: &AppState, caller: &Caller, id: &str) -> Result<Vec<String>> {
+    let p = readable_principal(state, caller, id).await?;
+    state.store.groups_of(&p.object_id).await
 }
 
 /// A principal and, for a group, its members' ids; for anyone else, the groups it is in.
@@ -285,6 +347,9 @@ pub async fn principal_with_links(state: &AppState, admin: &Caller, id: &str) ->
 pub struct PrincipalChange {
     pub enabled: Option<bool>,
     pub password: Option<Zeroizing<String>>,
+    /// A user's display name; for anyone else, the name.
+    pub display_name: Option<String>,
+    pub mail_nickname: Option<String>,
 }
 
 pub async fn update_principal(
@@ -300,6 +365,17 @@ pub async fn update_principal(
             return Err(Error::bad_parameter("You cannot disable yourself."));
         }
         p.enabled = e;
+    }
+    if let Some(d) = change.display_name {
+        let d = checked_name(&d, "A display name")?;
+        if p.kind == PrincipalKind::User {
+            p.display_name = (d != p.name).then_some(d);
+        } else {
+            p.name = d;
+        }
+    }
+    if let Some(m) = change.mail_nickname {
+        p.mail_nickname = Some(checked_name(&m, "A mail nickname")?);
     }
     // All of it or nothing: a refused password leaves `enabled` as it was.
     match change.password {
@@ -412,6 +488,28 @@ pub async fn credentials(state: &AppState, admin: &Caller, id: &str) -> Result<V
     state.store.list_credentials(&p.object_id).await
 }
 
+/// The application whose client id is `app_id`, for a tenant administrator: Graph's
+/// service principal of an application is that same Coffer principal.
+pub async fn application_by_client_id(state: &AppState, admin: &Caller, app_id: &str) -> Result<Principal> {
+    require_admin(admin)?;
+    match state.store.find_principal_by_client_id(&admin.tenant_id, app_id).await? {
+        Some(p) if p.kind == PrincipalKind::App => Ok(p),
+        _ => Err(Error::bad_parameter(format!(
+            "No application with appId '{}' is in this directory.",
+            coffer_core::names::printable(app_id)
+        ))),
+    }
+}
+
+/// A principal's credentials for a caller who may read the principal: a tenant
+/// administrator, or the principal itself (its own credentials' ids and expiry, never a hash).
+pub async fn readable_credentials(state: &AppState, caller: &Caller, p: &Principal) -> Result<Vec<Credential>> {
+    if !(caller.tenant_admin || p.object_id == caller.object_id) {
+        return Err(principal_not_found(&p.object_id));
+    }
+    state.store.list_credentials(&p.object_id).await
+}
+
 pub async fn remove_credential(state: &AppState, admin: &Caller, id: &str, cid: &str) -> Result<()> {
     require_admin(admin)?;
     let p = find(state, &admin.tenant_id, id).await?;
@@ -441,21 +539,21 @@ pub async fn members(state: &AppState, admin: &Caller, id: &str) -> Result<Vec<P
     Ok(items)
 }
 
-/// Adds `member` to `group`; the group and the member.
+/// Adds `member` to `group`; the group, the member, and whether it was not a member before.
 pub async fn add_member(
     state: &AppState,
     admin: &Caller,
     group_id: &str,
     member: &str,
-) -> Result<(Principal, Principal)> {
+) -> Result<(Principal, Principal, bool)> {
     require_admin(admin)?;
     let g = group(state, admin, group_id).await?;
     let m = find(state, &admin.tenant_id, member).await?;
     if m.object_id == g.object_id {
         return Err(Error::bad_parameter("A group cannot be a member of itself."));
     }
-    state.store.add_group_member(&g.object_id, &m.object_id).await?;
-    Ok((g, m))
+    let added = state.store.add_group_member(&g.object_id, &m.object_id).await?;
+    Ok((g, m, added))
 }
 
 /// Removes `member` from `group`; the group and the member.

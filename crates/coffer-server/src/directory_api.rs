@@ -53,6 +53,12 @@ pub fn principal_json(state: &AppState, p: &Principal) -> Value {
     if let Some(c) = &p.client_id {
         v["client_id"] = c.clone().into();
     }
+    if let Some(d) = &p.display_name {
+        v["display_name"] = d.clone().into();
+    }
+    if let Some(m) = &p.mail_nickname {
+        v["mail_nickname"] = m.clone().into();
+    }
     if p.kind == PrincipalKind::ManagedIdentity {
         v["identity_endpoint"] = identity_endpoint(state, p).into();
     }
@@ -87,10 +93,9 @@ async fn create_principal(
     let kind = PrincipalKind::parse(&input.kind)
         .ok_or_else(|| Error::bad_parameter("type must be one of user, app, managed-identity, group."))?;
     let new = NewPrincipal {
-        kind,
-        name: input.name,
         password: input.password.map(Zeroizing::new),
         tenant_admin: input.tenant_admin,
+        ..NewPrincipal::new(kind, input.name)
     };
     let created = directory::create_principal(&state, &caller, new).await?;
     let mut out = principal_json(&state, &created.principal);
@@ -130,7 +135,11 @@ async fn patch_principal(
     body: Bytes,
 ) -> ApiResult<Response> {
     let input: PatchIn = parse_body(&body)?;
-    let change = PrincipalChange { enabled: input.enabled, password: input.password.map(Zeroizing::new) };
+    let change = PrincipalChange {
+        enabled: input.enabled,
+        password: input.password.map(Zeroizing::new),
+        ..PrincipalChange::default()
+    };
     let p = directory::update_principal(&state, &caller, &id, change).await?;
     Ok(json_response(StatusCode::OK, principal_json(&state, &p)))
 }
@@ -221,7 +230,7 @@ async fn add_member(
     Admin { caller, .. }: Admin,
     Path((id, member)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (g, m) = directory::add_member(&state, &caller, &id, &member).await?;
+    let (g, m, _) = directory::add_member(&state, &caller, &id, &member).await?;
     Ok(json_response(StatusCode::OK, membership_json(&g, &m)))
 }
 

@@ -20,6 +20,7 @@ pub mod dev_bootstrap;
 pub mod directory;
 pub mod directory_api;
 pub mod events;
+pub mod graph;
 pub mod hardening;
 pub mod host;
 pub mod http;

@@ -138,6 +138,46 @@ impl TokenService {
         Ok((signer.sign(&claims)?, TOKEN_LIFETIME_SECS))
     }
 
+    /// An OpenID Connect ID token for a user's sign-in, for the client that asked (`aud`):
+    /// who signed in, not a key to any API (no token validation here accepts it: it carries
+    /// no `cid` and its audience is a client id).
+    pub fn issue_id_token(&self, user: &Principal, client_id: &str, names: &PublicNames, now: i64) -> Result<String> {
+        #[derive(serde::Serialize)]
+        struct IdClaims<'a> {
+            aud: &'a str,
+            iss: String,
+            sub: &'a str,
+            oid: &'a str,
+            tid: &'a str,
+            iat: i64,
+            nbf: i64,
+            exp: i64,
+            preferred_username: &'a str,
+            name: &'a str,
+            ver: &'static str,
+        }
+        let signer = self
+            .signers
+            .read()
+            .ok()
+            .and_then(|s| s.get(&user.tenant_id).cloned())
+            .ok_or_else(|| Error::internal(format!("no signing key for tenant {}", user.tenant_id)))?;
+        let claims = IdClaims {
+            aud: client_id,
+            iss: names.issuer(&user.tenant_id),
+            sub: &user.object_id,
+            oid: &user.object_id,
+            tid: &user.tenant_id,
+            iat: now,
+            nbf: now,
+            exp: now + TOKEN_LIFETIME_SECS,
+            preferred_username: &user.name,
+            name: user.display_name(),
+            ver: "2.0",
+        };
+        Ok(signer.sign(&claims)?)
+    }
+
     /// Checks signature, issuer, tenant, audience and times. Errors are 401s.
     pub fn validate(&self, token: &str, audience: &str, names: &PublicNames, now: i64) -> Result<AccessClaims> {
         let bad = |m: &str| Error::unauthorized(m.to_string());
@@ -211,6 +251,8 @@ mod tests {
             enabled: true,
             tenant_admin: false,
             created: 1,
+            display_name: None,
+            mail_nickname: None,
         };
         (svc, p, PublicNames { host: "localhost".into(), dns_suffix: "vault.localhost".into(), port: 8443 })
     }
@@ -226,6 +268,17 @@ mod tests {
         assert!(svc.validate(&token, aud, &names, 1_000 + TOKEN_LIFETIME_SECS).is_err(), "expired");
         let other = PublicNames { host: "localhost".into(), dns_suffix: "vault.localhost".into(), port: 9443 };
         assert!(svc.validate(&token, aud, &other, 1_001).is_err(), "issuer");
+    }
+
+    #[test]
+    fn an_id_token_is_never_an_access_token() {
+        let (svc, app, names) = service();
+        let user = Principal { kind: PrincipalKind::User, client_id: None, name: "u@x".into(), ..app };
+        // Even with an API's audience (the grant only ever puts a GUID client id there).
+        for aud in ["https://vault.localhost:8443", "https://localhost:8443"] {
+            let id_token = svc.issue_id_token(&user, aud, &names, 1_000).expect("issue");
+            assert!(svc.validate(&id_token, aud, &names, 1_000).is_err(), "{aud}");
+        }
     }
 
     #[test]

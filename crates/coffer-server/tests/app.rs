@@ -187,6 +187,8 @@ async fn tokens_of_another_tenant_or_a_missing_principal_are_refused() {
         enabled: true,
         tenant_admin: true,
         created: START,
+        display_name: None,
+        mail_nickname: None,
     };
     state.store.create_principal(&stranger).await.expect("principal");
     let (t, _) =
@@ -313,6 +315,36 @@ const CONTROL_API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/audit/checkpoint-key"),
     ("POST", "/dev/advance-time"),
     ("POST", "/operator/seal"),
+    // Microsoft Graph's directory subset.
+    ("GET", "/v1.0/me"),
+    ("GET", "/v1.0/users"),
+    ("POST", "/v1.0/users"),
+    ("GET", "/v1.0/users/u"),
+    ("PATCH", "/v1.0/users/u"),
+    ("DELETE", "/v1.0/users/u"),
+    ("POST", "/v1.0/users/u/getMemberGroups"),
+    ("GET", "/v1.0/applications"),
+    ("POST", "/v1.0/applications"),
+    ("GET", "/v1.0/applications/a"),
+    ("PATCH", "/v1.0/applications/a"),
+    ("DELETE", "/v1.0/applications/a"),
+    ("POST", "/v1.0/applications/a/addPassword"),
+    ("POST", "/v1.0/applications/a/removePassword"),
+    ("GET", "/v1.0/servicePrincipals"),
+    ("POST", "/v1.0/servicePrincipals"),
+    ("GET", "/v1.0/servicePrincipals/s"),
+    ("DELETE", "/v1.0/servicePrincipals/s"),
+    ("POST", "/v1.0/servicePrincipals/s/addPassword"),
+    ("GET", "/v1.0/groups"),
+    ("POST", "/v1.0/groups"),
+    ("GET", "/v1.0/groups/g"),
+    ("DELETE", "/v1.0/groups/g"),
+    ("GET", "/v1.0/groups/g/members"),
+    ("POST", "/v1.0/groups/g/members/$ref"),
+    ("DELETE", "/v1.0/groups/g/members/m/$ref"),
+    ("POST", "/v1.0/directoryObjects/getByIds"),
+    ("GET", "/v1.0/directoryObjects/o"),
+    ("POST", "/v1.0/directoryObjects/o/checkMemberGroups"),
 ];
 
 #[tokio::test]

@@ -51,7 +51,16 @@ const SERVER_LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "HTTP surfaces",
-        &["dataplane", "management", "identity", "audit_api", "directory_api", "authorization_api", "operator_api"],
+        &[
+            "dataplane",
+            "management",
+            "identity",
+            "audit_api",
+            "directory_api",
+            "graph",
+            "authorization_api",
+            "operator_api",
+        ],
     ),
     // The dev tools run every job at once (`advance-time`), so they sit beside the jobs.
     ("portal, jobs and dev tools", &["portal", "jobs", "dev_bootstrap", "dev_api"]),

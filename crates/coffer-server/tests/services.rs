@@ -44,7 +44,7 @@ impl World {
 }
 
 async fn principal(state: &AppState, admin: &Caller, kind: PrincipalKind, name: &str) -> Principal {
-    let new = NewPrincipal { kind, name: name.into(), password: None, tenant_admin: false };
+    let new = NewPrincipal::new(kind, name);
     directory::create_principal(state, admin, new).await.expect("principal").principal
 }
 
@@ -118,7 +118,7 @@ async fn hospital() -> World {
     let vault = vaults::granted(&w.state, &w.admin, (&sub, "default", "ward-policies"), write).await.expect("granted");
     vaults::edit_access_policies(&w.state, &w.admin, vault, PolicyEdit::Add, policies).await.expect("policies");
     // A doctor who left: disabled, with the group's grants still in place.
-    let change = PrincipalChange { enabled: Some(false), password: None };
+    let change = PrincipalChange { enabled: Some(false), ..PrincipalChange::default() };
     directory::update_principal(&w.state, &w.admin, &w.oid("doctor2"), change).await.expect("disable");
     let doctor2 = w.state.store.get_principal(&w.oid("doctor2")).await.expect("get").expect("doctor2");
     w.people.iter_mut().filter(|(n, _)| *n == "doctor2").for_each(|(_, p)| *p = doctor2.clone());
@@ -207,7 +207,7 @@ async fn a_directory_change_by_a_non_administrator_is_refused_by_the_service() {
     let w = hospital().await;
     let doctor = w.people.iter().find(|(n, _)| *n == "doctor1").expect("doctor").1.clone();
     let as_doctor = authorization::caller_of(&w.state, &doctor).await.expect("caller");
-    let new = NewPrincipal { kind: PrincipalKind::User, name: "intruder".into(), password: None, tenant_admin: true };
+    let new = NewPrincipal { tenant_admin: true, ..NewPrincipal::new(PrincipalKind::User, "intruder") };
     let err = directory::create_principal(&w.state, &as_doctor, new).await.expect_err("refused");
     assert_eq!(err.kind, coffer_core::ErrorKind::Forbidden, "{}", err.message);
     assert!(w.state.store.find_user(&w.admin.tenant_id, "intruder").await.expect("find").is_none());

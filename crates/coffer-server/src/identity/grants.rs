@@ -187,10 +187,33 @@ pub async fn token(
             if let Some(next) = refresh_token {
                 body["refresh_token"] = next.as_str().into();
             }
+            if let Err(e) = add_openid(&state, &sign_in, &form, &mut body) {
+                return ApiError(e).into_response();
+            }
             json(StatusCode::OK, body)
         }
         Err(e) => ApiError(e).into_response(),
     }
+}
+
+/// A user's sign-in that asked for `openid` (MSAL always does) also gets an ID token for the
+/// client, and `client_info` when asked: MSAL keeps the account by them (`az login -u`).
+fn add_openid(state: &SharedState, s: &SignIn, form: &OAuthForm, body: &mut serde_json::Value) -> Result<()> {
+    let asked = field(form, "scope").is_some_and(|scope| scope.split_whitespace().any(|x| x == "openid"));
+    if s.principal.kind != PrincipalKind::User || !asked {
+        return Ok(());
+    }
+    // The ID token's audience is the client: only a client id (a GUID), never something that
+    // could name an API's audience.
+    let Some(client_id) = field(form, "client_id").filter(|c| coffer_core::names::is_guid(c)) else {
+        return Ok(());
+    };
+    body["id_token"] = state.tokens.issue_id_token(&s.principal, client_id, &state.names, state.clock.now())?.into();
+    if field(form, "client_info") == Some("1") {
+        let info = json!({"uid": s.principal.object_id, "utid": s.principal.tenant_id});
+        body["client_info"] = coffer_crypto::b64::url_encode(info.to_string().as_bytes()).into();
+    }
+    Ok(())
 }
 
 /// Who signed in, for the sign-in's audit record: the credential by id and kind, never its secret.

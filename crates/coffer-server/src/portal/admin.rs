@@ -106,7 +106,7 @@ pub async fn create_principal(State(state): State<SharedState>, Posted { portal:
         .filter(|pw| kind == PrincipalKind::User && !pw.is_empty())
         .map(|pw| Zeroizing::new(pw.to_string()));
     let name = field(&form, "name").unwrap_or("").trim().to_string();
-    let new = NewPrincipal { kind, name: name.clone(), password, tenant_admin: false };
+    let new = NewPrincipal { password, ..NewPrincipal::new(kind, name.clone()) };
     let created = match directory::create_principal(&state, &p.caller, new).await {
         Ok(c) => c,
         Err(e) => return admin_page(&state, &p, None, None, Some(e.message.clone()), status_of(&e)).await,
@@ -159,7 +159,7 @@ pub async fn set_enabled(
     Posted { portal: p, form }: Posted,
 ) -> Response {
     let enabled = field(&form, "enabled") == Some("true");
-    let change = PrincipalChange { enabled: Some(enabled), password: None };
+    let change = PrincipalChange { enabled: Some(enabled), ..PrincipalChange::default() };
     let done = directory::update_principal(&state, &p.caller, &id, change).await;
     after(&state, &p, done, if enabled { "The principal was enabled." } else { "The principal was disabled." }).await
 }

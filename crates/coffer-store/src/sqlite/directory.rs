@@ -36,8 +36,9 @@ impl DirectoryStore for SqliteStore {
     async fn create_principal(&self, p: &Principal) -> Result<()> {
         let _w = self.write_directory().await?;
         sqlx::query(
-            "INSERT INTO principals (object_id, tenant_id, kind, name, client_id, enabled, tenant_admin, created)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO principals (object_id, tenant_id, kind, name, client_id, enabled, tenant_admin, created,
+                 display_name, mail_nickname)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&p.object_id)
         .bind(&p.tenant_id)
@@ -47,6 +48,8 @@ impl DirectoryStore for SqliteStore {
         .bind(i64::from(p.enabled))
         .bind(i64::from(p.tenant_admin))
         .bind(p.created)
+        .bind(p.display_name.as_deref())
+        .bind(p.mail_nickname.as_deref())
         .execute(&self.pool())
         .await
         .map_err(|e| {

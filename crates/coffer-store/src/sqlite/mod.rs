@@ -87,6 +87,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("refresh_tokens", "family", "TEXT"),
     ("refresh_tokens", "through_app", "TEXT"),
     ("refresh_tokens", "used", "INTEGER NOT NULL DEFAULT 0"),
+    ("principals", "display_name", "TEXT"),
+    ("principals", "mail_nickname", "TEXT"),
 ];
 
 /// While a fault lasts (the disk stays full), reopening the pool is logged at most this often.
@@ -374,6 +376,8 @@ fn principal_from_row(r: &SqliteRow) -> Result<Principal> {
         enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
         tenant_admin: r.try_get::<i64, _>("tenant_admin").map_err(backend)? != 0,
         created: r.try_get("created").map_err(backend)?,
+        display_name: r.try_get("display_name").map_err(backend)?,
+        mail_nickname: r.try_get("mail_nickname").map_err(backend)?,
     })
 }
 
@@ -611,13 +615,18 @@ async fn update_principal_row<'e, E: sqlx::SqliteExecutor<'e>>(
     exec: E,
     p: &Principal,
 ) -> std::result::Result<bool, sqlx::Error> {
-    let res = sqlx::query("UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4 WHERE object_id = $1")
-        .bind(&p.object_id)
-        .bind(&p.name)
-        .bind(i64::from(p.enabled))
-        .bind(i64::from(p.tenant_admin))
-        .execute(exec)
-        .await?;
+    let res = sqlx::query(
+        "UPDATE principals SET name = $2, enabled = $3, tenant_admin = $4, display_name = $5, mail_nickname = $6
+         WHERE object_id = $1",
+    )
+    .bind(&p.object_id)
+    .bind(&p.name)
+    .bind(i64::from(p.enabled))
+    .bind(i64::from(p.tenant_admin))
+    .bind(p.display_name.as_deref())
+    .bind(p.mail_nickname.as_deref())
+    .execute(exec)
+    .await?;
     Ok(res.rows_affected() == 1)
 }
 

@@ -15,6 +15,8 @@ pub async fn directory(store: &dyn Store) {
         enabled: true,
         tenant_admin: false,
         created: 1,
+        display_name: None,
+        mail_nickname: Some("apps".into()),
     };
     store.create_principal(&p).await.expect("principal");
     assert_eq!(store.get_principal("o1").await.expect("get"), Some(p.clone()));
@@ -55,6 +57,8 @@ pub async fn directory(store: &dyn Store) {
         enabled: true,
         tenant_admin: false,
         created: 1,
+        display_name: Some("Alice Doe".into()),
+        mail_nickname: None,
     };
     store.create_principal(&user).await.expect("user");
     assert_eq!(store.find_user("t1", "alice").await.expect("find"), Some(user.clone()));
@@ -66,8 +70,9 @@ pub async fn directory(store: &dyn Store) {
     );
     let mut disabled = user.clone();
     disabled.enabled = false;
+    disabled.display_name = Some("Alice D.".into());
     assert!(store.update_principal(&disabled).await.expect("update"));
-    assert!(!store.get_principal("u1").await.expect("get").expect("user").enabled);
+    assert_eq!(store.get_principal("u1").await.expect("get"), Some(disabled.clone()), "every field updated");
 
     // Groups nest; membership is transitive.
     for g in ["g1", "g2"] {

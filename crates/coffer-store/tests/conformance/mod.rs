@@ -102,6 +102,8 @@ async fn changes_that_are_one_transaction(store: &dyn Store) {
         enabled: true,
         tenant_admin: false,
         created: 1,
+        display_name: None,
+        mail_nickname: None,
     };
     store.create_principal(&user).await.expect("user");
     let pw = |id: &str| Credential {
@@ -240,6 +242,8 @@ async fn reads_follow_writes(store: &dyn Store) {
         enabled: true,
         tenant_admin: false,
         created: 1,
+        display_name: None,
+        mail_nickname: None,
     };
     assert_eq!(store.get_principal("rw-app").await.expect("get"), None);
     store.create_principal(&p).await.expect("create");
