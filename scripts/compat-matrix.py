@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RESULTS = ROOT / "tests" / "artifacts" / "compat-matrix.json"
 BEGIN, END = "<!-- compat-matrix:begin -->", "<!-- compat-matrix:end -->"
-CLIENTS = ["Python SDK", "JavaScript SDK", "Go SDK", "Java SDK", "Rust SDK", "Azure CLI", "azure-mgmt-*"]
+CLIENTS = ["Python SDK", "JavaScript SDK", "Go SDK", "Java SDK", "Rust SDK", "SOPS", "Azure CLI", "azure-mgmt-*"]
 AREAS = ["secrets", "keys", "certificates", "identity", "management", "authorization", "directory"]
 
 

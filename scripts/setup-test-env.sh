@@ -30,6 +30,14 @@ venv() {
 venv .venv tests/compat/requirements.txt
 venv .venv-az tests/compat/requirements-az.txt
 
+# SOPS, unmodified (tests/compat/test_sops.py), built from the Go module proxy at a pinned
+# version into .tools/bin; built again only when the version changes.
+sops_version=v3.13.3
+if [ "$(cat .tools/bin/sops.version 2>/dev/null)" != "$sops_version" ]; then
+  GOBIN="$PWD/.tools/bin" go install "github.com/getsops/sops/v3/cmd/sops@$sops_version"
+  echo "$sops_version" > .tools/bin/sops.version
+fi
+
 # The official Azure SDK for JavaScript (tests/compat/test_js_sdk.py), at the versions the lock
 # file pins, installed again only when the lock file changed.
 js=tests/compat/js
