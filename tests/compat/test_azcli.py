@@ -364,3 +364,56 @@ def test_az_login_as_a_user_who_sees_only_itself(coffer, az, port_443_to_coffer)
     az("ad", "user", "delete", "--id", user["id"])
     r, _ = fox("ad", "signed-in-user", "show")
     assert r.returncode != 0, "a deleted user's token no longer works"
+
+
+@pytest.mark.compat("Azure CLI", "keys")
+@pytest.mark.compat("Azure CLI", "certificates")
+def test_az_keyvault_key_and_certificate_commands(coffer, az, tmp_path):
+    v = "az" + uuid.uuid4().hex[:10]
+    vault = az("keyvault", "create", "--name", v, "--resource-group", "default")
+    admin = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
+    for role in ("Key Vault Crypto Officer", "Key Vault Certificates Officer", "Key Vault Secrets User"):
+        az("role", "assignment", "create", "--role", role, "--assignee-object-id", admin,
+           "--assignee-principal-type", "ServicePrincipal", "--scope", vault["id"])
+    # Keys.
+    key = az("keyvault", "key", "create", "--vault-name", v, "--name", "k", "--kty", "RSA", "--size", "2048")
+    assert key["key"]["kty"] == "RSA" and key["key"]["kid"].startswith(f"https://{v}.vault.localhost")
+    assert az("keyvault", "key", "show", "--vault-name", v, "--name", "k")["key"]["kid"] == key["key"]["kid"]
+    assert [k["name"] for k in az("keyvault", "key", "list", "--vault-name", v)] == ["k"]
+    import base64
+    plain = base64.b64encode(b"sealed by az").decode()
+    enc = az("keyvault", "key", "encrypt", "--vault-name", v, "--name", "k", "--algorithm", "RSA-OAEP-256",
+             "--value", plain, "--data-type", "base64")
+    dec = az("keyvault", "key", "decrypt", "--vault-name", v, "--name", "k", "--algorithm", "RSA-OAEP-256",
+             "--value", enc["result"], "--data-type", "base64")
+    assert base64.b64decode(dec["result"]) == b"sealed by az"
+    pem = tmp_path / "k.pem"
+    az("keyvault", "key", "download", "--vault-name", v, "--name", "k", "--file", str(pem))
+    assert pem.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    rotated = az("keyvault", "key", "rotate", "--vault-name", v, "--name", "k")
+    assert rotated["key"]["kid"] != key["key"]["kid"]
+    assert len(az("keyvault", "key", "list-versions", "--vault-name", v, "--name", "k")) == 2
+    backup = tmp_path / "k.backup"
+    az("keyvault", "key", "backup", "--vault-name", v, "--name", "k", "--file", str(backup))
+    az("keyvault", "key", "delete", "--vault-name", v, "--name", "k")
+    az("keyvault", "key", "purge", "--vault-name", v, "--name", "k")
+    assert az("keyvault", "key", "restore", "--vault-name", v, "--file", str(backup))["key"]["kid"] \
+        .startswith(f"https://{v}.vault.localhost")
+    # Certificates.
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(az("keyvault", "certificate", "get-default-policy")))
+    az("keyvault", "certificate", "create", "--vault-name", v, "--name", "web", "--policy", f"@{policy}")
+    cert = az("keyvault", "certificate", "show", "--vault-name", v, "--name", "web")
+    assert cert["policy"]["x509CertificateProperties"]["subject"] == "CN=CLIGetDefaultPolicy" and cert["cer"]
+    assert [c["name"] for c in az("keyvault", "certificate", "list", "--vault-name", v)] == ["web"]
+    der = tmp_path / "web.pem"
+    az("keyvault", "certificate", "download", "--vault-name", v, "--name", "web", "--file", str(der), "--encoding", "PEM")
+    assert der.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    # The certificate's secret (its key), as `az keyvault secret download` gives it.
+    pfx = tmp_path / "web.pfx"
+    az("keyvault", "secret", "download", "--vault-name", v, "--name", "web", "--file", str(pfx), "--encoding", "base64")
+    assert pfx.stat().st_size > 500
+    az("keyvault", "certificate", "delete", "--vault-name", v, "--name", "web")
+    assert [c["name"] for c in az("keyvault", "certificate", "list-deleted", "--vault-name", v)] == ["web"]
+    az("keyvault", "certificate", "recover", "--vault-name", v, "--name", "web")
+    assert az("keyvault", "certificate", "show", "--vault-name", v, "--name", "web")["id"]
