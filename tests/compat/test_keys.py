@@ -339,6 +339,13 @@ def test_key_attestation_release_and_hmac_say_why_they_are_not_available(coffer,
     with pytest.raises(HttpResponseError) as e:
         keys.create_rsa_key("releasable", exportable=True, release_policy=None)
     assert e.value.status_code == 400 and "release" in str(e.value).lower(), e.value
+    # Releasing a key, and the 2026 secure wrap/unwrap inside a TEE, rest on attestation too.
+    with pytest.raises(HttpResponseError) as e:
+        keys.release_key("attested", "an-attestation-token")
+    assert e.value.status_code == 400 and "Microsoft Azure Attestation" in str(e.value), e.value
+    for op in ("securewrapkey", "secureunwrapkey"):
+        r = raw(coffer, keys, "POST", f"/keys/attested//{op}", {"alg": "RSA-OAEP-256", "value": "AA"})
+        assert r.status_code == 400 and "attestation" in r.json()["error"]["message"], (op, r.text)
     # HMAC signing (HS256, Managed HSM oct-HSM keys in Azure) is not offered.
     keys.create_oct_key("hmac", size=256, key_operations=["sign", "verify"])
     r = raw(coffer, keys, "POST", "/keys/hmac//sign", {"alg": "HS256", "value": b64u(hashlib.sha256(b"x").digest())})

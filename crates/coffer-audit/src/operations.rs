@@ -195,7 +195,18 @@ pub enum DataOperation {
 }
 
 /// The cryptographic operations of `POST /keys/{name}/{version}/{op}`.
-const KEY_OPERATIONS: &[&str] = &["sign", "verify", "encrypt", "decrypt", "wrapkey", "unwrapkey"];
+/// (`release`, `securewrapkey` and `secureunwrapkey` rest on attestation and are refused, by name.)
+const KEY_OPERATIONS: &[&str] = &[
+    "sign",
+    "verify",
+    "encrypt",
+    "decrypt",
+    "wrapkey",
+    "unwrapkey",
+    "release",
+    "securewrapkey",
+    "secureunwrapkey",
+];
 
 impl DataOperation {
     /// Parses a data-plane request. `path` is the request path (`/secrets/db/abc`).
@@ -408,6 +419,8 @@ impl DataOperation {
                 "wrapkey" => "KeyWrap",
                 "unwrapkey" => "KeyUnwrap",
                 "release" => "KeyRelease",
+                "securewrapkey" => "KeySecureWrap",
+                "secureunwrapkey" => "KeySecureUnwrap",
                 _ => "Unknown",
             },
             Op::KeyListDeleted => "KeyListDeleted",

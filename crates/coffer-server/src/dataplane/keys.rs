@@ -280,6 +280,16 @@ struct OpParams {
 
 /// encrypt, decrypt, sign, verify, wrapkey, unwrapkey.
 async fn operation(state: &SharedState, req: &DataRequest, name: &str, version: Option<&str>, op: &str) -> Handled {
+    if ["release", "securewrapkey", "secureunwrapkey"].iter().any(|o| op.eq_ignore_ascii_case(o)) {
+        // Azure releases a key, or wraps inside a TEE, only for a caller whose environment
+        // Microsoft Azure Attestation vouches for; this vault has no attestation to evaluate.
+        return Err(Error::bad_parameter(format!(
+            "The '{}' operation is not supported by this vault: it needs attestation of the caller's \
+             environment (Microsoft Azure Attestation), which this vault cannot evaluate.",
+            op.to_ascii_lowercase()
+        ))
+        .into());
+    }
     let op = KeyOperation::from_path(op).ok_or_else(not_found_path)?;
     let p: OpParams = parse_body(&req.body)?;
     let input = KeyOperationInput {
