@@ -1,5 +1,6 @@
-"""The official Azure SDK for Rust (azure_security_keyvault_secrets 1.1.0-beta.1 with
-azure_identity 1.1.0-beta.1, which send api-version=2026-03-01-preview) against Coffer,
+"""The official Azure SDK for Rust (azure_security_keyvault_secrets and _keys 1.1.0-beta.1,
+_certificates 1.1.0-beta.2, with azure_identity 1.1.0-beta.1; they send
+api-version=2026-03-01-preview) against Coffer,
 unchanged: tests/compat/rust, a crate of its own beside the workspace (its own lock file),
 built by scripts/setup-test-env.sh and again here (incremental)."""
 import shutil
@@ -23,9 +24,12 @@ def program():
     return CRATE / "target" / "debug" / "coffer-compat-rust"
 
 
-@pytest.mark.compat("Rust SDK", "secrets")
-@pytest.mark.compat("Rust SDK", "identity")
-def test_rust_sdk_secrets(coffer, vault, program):
+@pytest.mark.parametrize("area", [
+    pytest.param("secrets", marks=[pytest.mark.compat("Rust SDK", "secrets"), pytest.mark.compat("Rust SDK", "identity")]),
+    pytest.param("keys", marks=pytest.mark.compat("Rust SDK", "keys")),
+    pytest.param("certificates", marks=pytest.mark.compat("Rust SDK", "certificates")),
+])
+def test_rust_sdk(coffer, vault, program, area):
     env = sdk_env(coffer, vault, CA_FILE=coffer.creds["ca_file"])
-    r = subprocess.run([str(program)], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and "ok secrets" in r.stdout, f"{r.stdout}\n{r.stderr}"
+    r = subprocess.run([str(program), area], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and f"ok {area}" in r.stdout, f"{r.stdout}\n{r.stderr}"
