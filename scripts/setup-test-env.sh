@@ -60,6 +60,7 @@ fi
 # The official Azure SDK for Rust (tests/compat/test_rust_sdk.py): a crate of its own with its
 # own lock file, built once here (cargo's incremental build keeps it cheap after).
 cargo build --locked --quiet --manifest-path tests/compat/rust/Cargo.toml
+cargo build --locked --quiet --manifest-path tests/compat/rust-stable/Cargo.toml --target-dir tests/compat/rust/target
 
 # SoftHSM2 and pkcs11-tool for the PKCS#11 root of trust (tests/compat/test_pkcs11.py).
 if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then

@@ -196,17 +196,8 @@ pub enum DataOperation {
 
 /// The cryptographic operations of `POST /keys/{name}/{version}/{op}`.
 /// (`release`, `securewrapkey` and `secureunwrapkey` rest on attestation and are refused, by name.)
-const KEY_OPERATIONS: &[&str] = &[
-    "sign",
-    "verify",
-    "encrypt",
-    "decrypt",
-    "wrapkey",
-    "unwrapkey",
-    "release",
-    "securewrapkey",
-    "secureunwrapkey",
-];
+const KEY_OPERATIONS: &[&str] =
+    &["sign", "verify", "encrypt", "decrypt", "wrapkey", "unwrapkey", "release", "securewrapkey", "secureunwrapkey"];
 
 impl DataOperation {
     /// Parses a data-plane request. `path` is the request path (`/secrets/db/abc`).

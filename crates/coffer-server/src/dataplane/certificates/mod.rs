@@ -142,9 +142,13 @@ async fn create(state: &SharedState, req: &DataRequest, name: &str) -> Handled {
     let op = certificates::create(state, ctx, name, new).await?;
     // As Azure, the create response always says inProgress; a self-signed certificate is already
     // complete when the client first polls (the SDK's poller only polls an unfinished operation).
+    // Retry-After says when to poll (Azure sends 10): at once for a finished operation, so a
+    // poller that honours it (the Rust SDK's; 30 s without it) does not wait for nothing.
+    let retry_after = if op.status == "completed" { "1" } else { "10" };
     let mut shown = op_json(ctx, name, &op);
     shown["status"] = "inProgress".into();
     let mut resp = json_response(StatusCode::ACCEPTED, shown);
+    resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static(retry_after));
     let location = format!(
         "{}/pending?api-version={}&request_id={}",
         ctx.object_id(KIND, name, None),
