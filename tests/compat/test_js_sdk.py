@@ -6,6 +6,7 @@ import datetime
 import os
 import shutil
 import subprocess
+import uuid
 
 import pytest
 from cryptography import x509
@@ -60,3 +61,27 @@ def run_area(coffer, vault, area):
 ])
 def test_javascript_sdk(coffer, vault, area):
     run_area(coffer, vault, area)
+
+
+@pytest.mark.compat("JavaScript SDK", "identity")
+def test_javascript_managed_identity_and_default_credential(coffer, vault):
+    """`ManagedIdentityCredential` (App Service's protocol) and `DefaultAzureCredential` (from the
+    environment, with `AZURE_AUTHORITY_HOST`) of @azure/identity sign in to Coffer unchanged."""
+    from azure.keyvault.secrets import SecretClient
+
+    SecretClient(coffer.vault_url(vault), coffer.credential(), verify_challenge_resource=False,
+                 connection_verify=coffer.creds["ca_file"]).set_secret("for-identities", "read by every credential")
+    mi = coffer.cli_json("principal", "create", "--type", "managed-identity", "--name", "js-mi-" + uuid.uuid4().hex[:8])
+    coffer.cli_json("vault", "set-policy", "--name", vault, "--object-id", mi["object_id"], "--secret-permissions", "get")
+    env = sdk_env(coffer, vault, NODE_EXTRA_CA_CERTS=coffer.creds["ca_file"],
+                  IDENTITY_ENDPOINT=mi["identity_endpoint"], IDENTITY_HEADER=mi["identity_header"],
+                  AZURE_TENANT_ID=coffer.creds["tenant_id"], AZURE_CLIENT_ID=coffer.creds["client_id"],
+                  AZURE_CLIENT_SECRET=coffer.creds["client_secret"], AZURE_AUTHORITY_HOST=coffer.server)
+    node = shutil.which("node")
+    r = subprocess.run([node, "--import", "./localhost.mjs", "scenario.mjs", "identity-credentials"], cwd=JS, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+    assert "ok ManagedIdentityCredential" in r.stdout and "ok DefaultAzureCredential" in r.stdout, r.stdout
+    # The managed identity's read is in the audit log under its own object id.
+    audit = coffer.cli("audit", "query", "--vault", vault, "--caller", mi["object_id"], "--operation", "SecretGet")
+    assert audit.returncode == 0 and '"SecretGet"' in audit.stdout, audit.stdout

@@ -3,7 +3,7 @@
 // environment (tests/compat/test_js_sdk.py); each check prints one line, a failure exits 1.
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import { ClientSecretCredential } from "@azure/identity";
+import { ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential } from "@azure/identity";
 import { SecretClient } from "@azure/keyvault-secrets";
 import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
 import { CertificateClient, WellKnownIssuer } from "@azure/keyvault-certificates";
@@ -131,8 +131,24 @@ async function certificates() {
   done("certificates");
 }
 
+// A managed identity (App Service's IDENTITY_ENDPOINT and IDENTITY_HEADER, set by the test for
+// an identity that may read the vault's secrets) and DefaultAzureCredential (its
+// EnvironmentCredential: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
+// AZURE_AUTHORITY_HOST): each reads the secret the test set.
+async function identityCredentials() {
+  for (const [name, cred] of [
+    ["ManagedIdentityCredential", new ManagedIdentityCredential()],
+    ["DefaultAzureCredential", new DefaultAzureCredential({ disableInstanceDiscovery: true })],
+  ]) {
+    const client = new SecretClient(url, cred);
+    assert.equal((await client.getSecret("for-identities")).value, "read by every credential", name);
+    console.log(`ok ${name}`);
+  }
+  done("identity-credentials");
+}
+
 const wanted = (process.argv[2] || "secrets,keys,certificates").split(",");
-const areas = { secrets, keys, certificates };
+const areas = { secrets, keys, certificates, "identity-credentials": identityCredentials };
 try {
   for (const area of wanted) await areas[area]();
 } catch (e) {
