@@ -350,3 +350,20 @@ def test_key_attestation_release_and_hmac_say_why_they_are_not_available(coffer,
     keys.create_oct_key("hmac", size=256, key_operations=["sign", "verify"])
     r = raw(coffer, keys, "POST", "/keys/hmac//sign", {"alg": "HS256", "value": b64u(hashlib.sha256(b"x").digest())})
     assert r.status_code == 400 and r.json()["error"]["code"] == "BadParameter", r.text
+
+
+def test_generic_create_key_and_the_clients_own_cryptography_client(keys):
+    """`KeyClient.create_key` (the kty as a parameter), `get_cryptography_client` and the
+    CryptographyClient's `wrap_key`/`unwrap_key`, with the unwrap checked against the original."""
+    made = keys.create_key("generic-rsa", KeyType.rsa, size=3072, key_operations=["wrapKey", "unwrapKey"])
+    assert made.key_type == KeyType.rsa and len(made.key.n) == 384
+    crypto = keys.get_cryptography_client("generic-rsa", key_version=made.properties.version)
+    dek = os.urandom(32)
+    wrapped = crypto.wrap_key(KeyWrapAlgorithm.rsa_oaep_256, dek)
+    assert wrapped.key_id == made.id and wrapped.encrypted_key != dek
+    assert crypto.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, wrapped.encrypted_key).key == dek
+    with pytest.raises(HttpResponseError) as e:
+        crypto.sign(SignatureAlgorithm.rs256, hashlib.sha256(b"x").digest())
+    assert e.value.status_code == 403 and "KeyOperationForbidden" in str(e.value), "sign is not among its operations"
+    ec_key = keys.create_key("generic-ec", KeyType.ec, curve=KeyCurveName.p_384)
+    assert ec_key.key.crv == KeyCurveName.p_384
