@@ -387,3 +387,35 @@ def test_switching_models_and_rbac_ignores_policies(coffer, credential):
     assert c.get_secret("s").value == "v"
     coffer.cli_json("vault", "update", "--name", name, "--enable-rbac-authorization", "false")
     assert c.get_secret("s").value == "v"
+
+
+def test_a_resource_group_contributor_makes_vaults_there_only(coffer, tmp_path):
+    """Contributor at `/resourceGroups/G` (Coffer's CLI scope for an ARM resource group) makes and
+    manages vaults in G, not elsewhere, and grants no roles; an unknown group is not a scope."""
+    w = World(coffer, tmp_path, True)
+    token = lambda: coffer.token(resource=coffer.server)  # noqa: E731
+    arm = f"{coffer.server}/subscriptions/{coffer.creds['subscription_id']}"
+    group = "ward-" + w.tag
+    r = requests.put(f"{arm}/resourceGroups/{group}", params={"api-version": "2022-09-01"}, json={"location": "local"},
+                     headers={"Authorization": f"Bearer {token()}"})
+    assert r.status_code in (200, 201), r.text
+    lead = w.user("ward-lead")
+    coffer.cli_json("role", "assignment", "create", "--role", "Contributor", "--assignee", lead["object_id"],
+                    "--scope", f"/resourceGroups/{group}")
+    mine = {"Authorization": f"Bearer {lead['credential'].get_token(coffer.server + '/.default').token}"}
+    body = {"location": "local", "properties": {"tenantId": coffer.creds["tenant_id"],
+                                                "sku": {"family": "A", "name": "standard"}}}
+    put = lambda rg, v: requests.put(f"{arm}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{v}",  # noqa: E731
+                                     params={"api-version": "2023-07-01"}, json=body, headers=mine)
+    r = put(group, "wv" + w.tag)
+    assert r.status_code in (200, 201), r.text
+    r = put("default", "dv" + w.tag)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "AuthorizationFailed", r.text
+    assert "dv" + w.tag not in [v["name"] for v in coffer.cli_json("vault", "list")]
+    # Contributor grants no roles, in the group either.
+    r = w.as_user("ward-lead", "role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee",
+                  lead["object_id"], "--scope", f"/resourceGroups/{group}")
+    assert r.returncode == 2 and "AuthorizationFailed" in r.stderr
+    r = coffer.cli("role", "assignment", "create", "--role", "Reader", "--assignee", lead["object_id"],
+                   "--scope", "/resourceGroups/no-such-group-" + w.tag)
+    assert r.returncode == 2 and "ResourceGroupNotFound" in r.stderr

@@ -120,11 +120,6 @@ def test_az_role_assignment_and_definition_commands(coffer, az):
     assert item["scope"].lower().endswith("/secrets/db")
     shown = coffer.cli_json("role", "assignment", "list", "--scope", f"/vaults/{v}/secrets/db")
     assert [a["principalId"] for a in shown] == [reader], "the same assignment Coffer's own CLI shows"
-    # A resource group scope would grant more than asked: refused.
-    rg = vault["id"].split("/providers/")[0]
-    r = az("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee-object-id", reader,
-           "--assignee-principal-type", "ServicePrincipal", "--scope", rg, check=False)
-    assert r.returncode != 0 and "resource group" in r.stderr
     # Deleted by id: the data role is gone.
     az("role", "assignment", "delete", "--ids", made["id"])
     r = az("keyvault", "secret", "show", "--vault-name", v, "--name", "db", check=False)
@@ -417,3 +412,65 @@ def test_az_keyvault_key_and_certificate_commands(coffer, az, tmp_path):
     assert [c["name"] for c in az("keyvault", "certificate", "list-deleted", "--vault-name", v)] == ["web"]
     az("keyvault", "certificate", "recover", "--vault-name", v, "--name", "web")
     assert az("keyvault", "certificate", "show", "--vault-name", v, "--name", "web")["id"]
+
+
+@pytest.mark.compat("Azure CLI", "authorization")
+@pytest.mark.compat("Azure CLI", "management")
+def test_az_role_assignment_at_a_resource_group(coffer, az):
+    """A role at a resource group covers every vault of that group — one made later too — and
+    no vault of another group; the assignment ends with its group (a group made again under the
+    name inherits nothing)."""
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.secrets import SecretClient
+
+    tag = uuid.uuid4().hex[:8]
+    group = az("group", "create", "--name", "Ward-" + tag, "--location", "local")
+    admin = coffer.cli_json("principal", "show", "--id", coffer.creds["client_id"])["object_id"]
+    inside, outside = "in" + tag, "out" + tag
+    for v, rg in ((inside, group["name"]), (outside, "default")):
+        made = az("keyvault", "create", "--name", v, "--resource-group", rg)
+        az("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee-object-id", admin,
+           "--assignee-principal-type", "ServicePrincipal", "--scope", made["id"])
+        az("keyvault", "secret", "set", "--vault-name", v, "--name", "s", "--value", "in " + v)
+    sp = az("ad", "sp", "create-for-rbac", "--display-name", "ward-reader-" + tag, "--role", "Key Vault Secrets User",
+            "--scopes", group["id"])
+    cred = ClientSecretCredential(coffer.creds["tenant_id"], sp["appId"], sp["password"], authority=coffer.server,
+                                  disable_instance_discovery=True, connection_verify=coffer.creds["ca_file"])
+    client = lambda v: SecretClient(coffer.vault_url(v), cred, verify_challenge_resource=False,  # noqa: E731
+                                    connection_verify=coffer.creds["ca_file"])
+    assert client(inside).get_secret("s").value == "in " + inside
+    from azure.core.exceptions import HttpResponseError
+    with pytest.raises(HttpResponseError) as e:
+        client(outside).get_secret("s")
+    assert e.value.status_code == 403, "a vault of another group is not covered"
+    # A vault made in the group later is covered too.
+    later = az("keyvault", "create", "--name", "late" + tag, "--resource-group", group["name"])
+    az("role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee-object-id", admin,
+       "--assignee-principal-type", "ServicePrincipal", "--scope", later["id"])
+    az("keyvault", "secret", "set", "--vault-name", "late" + tag, "--name", "s", "--value", "later")
+    assert client("late" + tag).get_secret("s").value == "later"
+    # Listed at the group (with what is below it), at a vault inside (inherited) and by Coffer's CLI.
+    at_group = az("role", "assignment", "list", "--scope", group["id"])
+    sp_oid = coffer.cli_json("principal", "show", "--id", sp["appId"])["object_id"]
+    mine = [a for a in at_group if a["principalId"] == sp_oid]
+    assert [a["scope"] for a in mine] == [group["id"]], at_group
+    import requests
+    raw = requests.get(f"{coffer.server}{group['id']}/providers/Microsoft.Authorization/roleAssignments",
+                       params={"api-version": "2022-04-01"}, verify=coffer.creds["ca_file"], timeout=30,
+                       headers={"Authorization": f"Bearer {coffer.token(resource=coffer.server)}"}).json()["value"]
+    assert any(a["properties"]["scope"] == later["id"] for a in raw), "without atScope(), what is below too"
+    inherited = az("role", "assignment", "list", "--scope", later["id"], "--include-inherited")
+    assert any(a["principalId"] == sp_oid for a in inherited)
+    assert [a["principalId"] for a in coffer.cli_json("role", "assignment", "list", "--scope",
+                                                      "/resourceGroups/" + group["name"])] == [sp_oid]
+    # The group goes (its vaults first): its assignment ends; a group of that name inherits nothing.
+    for v in (inside, "late" + tag):
+        az("keyvault", "delete", "--name", v)
+        az("keyvault", "purge", "--name", v)
+    az("group", "delete", "--name", group["name"], "--yes")
+    assert coffer.cli_json("role", "assignment", "list", "--assignee", sp_oid) == []
+    again = az("group", "create", "--name", group["name"], "--location", "local")
+    az("keyvault", "create", "--name", inside, "--resource-group", again["name"])
+    with pytest.raises(HttpResponseError) as e:
+        client(inside).get_secret("s")
+    assert e.value.status_code == 403

@@ -16,6 +16,18 @@ pub fn validate_object_name(name: &str) -> Result<()> {
 
 /// Vault names: 3–24 characters, letters, digits and hyphens, starting with a letter, ending
 /// with a letter or digit, no consecutive hyphens (they are DNS labels).
+/// An ARM resource group name: 1 to 90 letters, digits, `-_.()`, not ending in a dot.
+pub fn validate_resource_group_name(name: &str) -> Result<()> {
+    let ok = (1..=90).contains(&name.chars().count())
+        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+        && !name.ends_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_parameter(format!("'{}' is not a valid resource group name.", printable(name))))
+    }
+}
+
 pub fn validate_vault_name(name: &str) -> Result<()> {
     let bytes = name.as_bytes();
     let ok = (3..=24).contains(&bytes.len())

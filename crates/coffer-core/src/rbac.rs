@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::names::{printable, validate_object_name, validate_vault_name};
+use crate::names::{printable, validate_object_name, validate_resource_group_name, validate_vault_name};
 
 pub const DATA_PREFIX: &str = "Microsoft.KeyVault/vaults/";
 
@@ -215,23 +215,33 @@ pub fn find_builtin(name_or_id: &str) -> Option<&'static RoleDefinition> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     Root,
+    /// Every vault of one resource group (of the tenant's one subscription), now or later.
+    ResourceGroup(String),
     Vault(String),
-    Item { vault: String, collection: String, name: String },
+    Item {
+        vault: String,
+        collection: String,
+        name: String,
+    },
 }
 
 impl Scope {
-    /// `/`, `/vaults/V`, `/vaults/V/secrets|keys|certificates/N` (names lowercased: they are
-    /// case-insensitive).
+    /// `/`, `/resourceGroups/G`, `/vaults/V`, `/vaults/V/secrets|keys|certificates/N` (names
+    /// lowercased: they are case-insensitive).
     pub fn parse(s: &str) -> Result<Self> {
         let bad = || {
             Error::bad_parameter(format!(
-                "The scope '{}' is not valid. Use '/', '/vaults/NAME' or '/vaults/NAME/secrets|keys|certificates/NAME'.",
+                "The scope '{}' is not valid. Use '/', '/resourceGroups/NAME', '/vaults/NAME' or '/vaults/NAME/secrets|keys|certificates/NAME'.",
                 printable(s)
             ))
         };
         let parts: Vec<&str> = s.trim().trim_end_matches('/').split('/').collect();
         match parts.as_slice() {
             [""] => Ok(Self::Root),
+            ["", g, group] if g.eq_ignore_ascii_case("resourcegroups") => {
+                validate_resource_group_name(group).map_err(|_| bad())?;
+                Ok(Self::ResourceGroup(group.to_lowercase()))
+            }
             ["", v, vault] if v.eq_ignore_ascii_case("vaults") => {
                 validate_vault_name(vault).map_err(|_| bad())?;
                 Ok(Self::Vault(vault.to_ascii_lowercase()))
@@ -253,34 +263,50 @@ impl Scope {
     pub fn key(&self) -> String {
         match self {
             Self::Root => "/".into(),
+            Self::ResourceGroup(g) => format!("/resourcegroups/{g}"),
             Self::Vault(v) => format!("/vaults/{v}"),
             Self::Item { vault, collection, name } => format!("/vaults/{vault}/{collection}/{name}"),
         }
     }
 
-    /// Every scope that covers an operation on `vault` (and, for item operations, the item):
-    /// an assignment at any of these applies. At most three keys, so lookups are indexed.
-    pub fn covering(vault: &str, item: Option<(&str, &str)>) -> Vec<String> {
+    /// Every scope that covers an operation on `vault`, a vault of resource group `group` (and,
+    /// for item operations, the item): an assignment at any of these applies. At most four
+    /// keys, so lookups are indexed.
+    pub fn covering(vault: &str, group: &str, item: Option<(&str, &str)>) -> Vec<String> {
         let v = vault.to_ascii_lowercase();
-        let mut keys = vec!["/".to_string(), format!("/vaults/{v}")];
+        let mut keys = vec!["/".to_string()];
+        if !group.is_empty() {
+            keys.push(format!("/resourcegroups/{}", group.to_lowercase()));
+        }
+        keys.push(format!("/vaults/{v}"));
         if let Some((collection, name)) = item {
             keys.push(format!("/vaults/{v}/{collection}/{}", name.to_ascii_lowercase()));
         }
         keys
     }
 
-    /// The scopes whose assignments apply here: this one and those above it.
-    pub fn covering_keys(&self) -> Vec<String> {
+    /// The scopes whose assignments apply here: this one and those above it. `group_of_vault`
+    /// is the resource group of the vault this scope is in, if it is in one.
+    pub fn covering_keys(&self, group_of_vault: &str) -> Vec<String> {
         match self {
             Self::Root => vec!["/".into()],
-            Self::Vault(v) => Self::covering(v, None),
-            Self::Item { vault, collection, name } => Self::covering(vault, Some((collection, name))),
+            Self::ResourceGroup(g) => vec!["/".into(), format!("/resourcegroups/{g}")],
+            Self::Vault(v) => Self::covering(v, group_of_vault, None),
+            Self::Item { vault, collection, name } => Self::covering(vault, group_of_vault, Some((collection, name))),
+        }
+    }
+
+    /// The resource group this scope names, if it is one.
+    pub fn resource_group(&self) -> Option<&str> {
+        match self {
+            Self::ResourceGroup(g) => Some(g),
+            _ => None,
         }
     }
 
     pub fn vault(&self) -> Option<&str> {
         match self {
-            Self::Root => None,
+            Self::Root | Self::ResourceGroup(_) => None,
             Self::Vault(v) | Self::Item { vault: v, .. } => Some(v),
         }
     }
@@ -385,9 +411,15 @@ mod tests {
         {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(Scope::parse("/resourceGroups/Clinical").unwrap().key(), "/resourcegroups/clinical");
+        assert!(Scope::parse("/resourceGroups/bad name").is_err());
         assert_eq!(
-            Scope::covering("HR-app", Some(("secrets", "Db"))),
-            vec!["/", "/vaults/hr-app", "/vaults/hr-app/secrets/db"]
+            Scope::covering("HR-app", "Clinical", Some(("secrets", "Db"))),
+            vec!["/", "/resourcegroups/clinical", "/vaults/hr-app", "/vaults/hr-app/secrets/db"]
+        );
+        assert_eq!(
+            Scope::parse("/resourceGroups/Clinical").unwrap().covering_keys("ignored"),
+            vec!["/", "/resourcegroups/clinical"]
         );
     }
 }

@@ -68,7 +68,8 @@ async fn data_assignments(
         return Ok(Vec::new());
     }
     let (area, _) = action.policy_permission();
-    applicable(state, caller, &Scope::covering(&vault.name, name.map(|n| (collection(area), n)))).await
+    applicable(state, caller, &Scope::covering(&vault.name, &vault.resource_group, name.map(|n| (collection(area), n))))
+        .await
 }
 
 /// The data-plane decision for `caller` on `vault` (for explain and who-can).
@@ -122,6 +123,23 @@ pub async fn authorize_data(
     Err(coffer_core::permissions::refusal(vault, caller, action, &target))
 }
 
+/// Enforces a management action in one resource group (making or recovering a vault there):
+/// a grant at the tenant or at that group.
+pub async fn authorize_management_in_group(
+    state: &AppState,
+    caller: &Caller,
+    action: ManagementAction,
+    group: &str,
+) -> Result<()> {
+    let scopes = ["/".to_string(), Scope::ResourceGroup(group.to_lowercase()).key()];
+    let decision = evaluate_management(caller, action, &applicable(state, caller, &scopes).await?);
+    crate::audit::note(|d| d.note_decision("management", &decision));
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(forbidden_at(caller, action.arm_action(), &format!("/resourceGroups/{group}")))
+}
+
 /// Enforces a management action on the tenant (`vault: None`) or on one vault.
 pub async fn authorize_management(
     state: &AppState,
@@ -130,7 +148,7 @@ pub async fn authorize_management(
     vault: Option<&str>,
 ) -> Result<()> {
     let scopes = match vault {
-        Some(v) => Scope::covering(v, None),
+        Some(v) => Scope::covering(v, &group_of(state, &caller.tenant_id, v).await?, None),
         None => vec!["/".to_string()],
     };
     let decision = evaluate_management(caller, action, &applicable(state, caller, &scopes).await?);
@@ -143,6 +161,10 @@ pub async fn authorize_management(
 
 fn forbidden_management(caller: &Caller, action: &str, vault: Option<&str>) -> Error {
     let scope = vault.map(|v| format!("/vaults/{v}")).unwrap_or_else(|| "/".into());
+    forbidden_at(caller, action, &scope)
+}
+
+fn forbidden_at(caller: &Caller, action: &str, scope: &str) -> Error {
     Error::new(
         ErrorKind::Forbidden,
         "AuthorizationFailed",
@@ -261,8 +283,33 @@ async fn named(state: &AppState, a: RoleAssignment) -> Result<NamedAssignment> {
 }
 
 /// Checks a scope names a live vault of the tenant; returns it parsed.
+/// The resource group of the tenant's vault `vault` (live or deleted); empty if there is none.
+async fn group_of(state: &AppState, tenant: &str, vault: &str) -> Result<String> {
+    let record = state.store.get_vault_by_name(vault).await?.filter(|r| r.vault.tenant_id == tenant);
+    Ok(record.map(|r| r.vault.resource_group).unwrap_or_default())
+}
+
+/// The scopes whose assignments apply at `scope` (its vault's resource group looked up).
+pub async fn covering_keys(state: &AppState, tenant: &str, scope: &Scope) -> Result<Vec<String>> {
+    let group = match scope.vault() {
+        Some(v) => group_of(state, tenant, v).await?,
+        None => String::new(),
+    };
+    Ok(scope.covering_keys(&group))
+}
+
+/// `scope`, parsed, if what it names exists: the tenant's resource group, or a live vault.
 async fn check_scope(state: &AppState, tenant: &str, scope: &str) -> Result<Scope> {
     let s = Scope::parse(scope)?;
+    if let Some(g) = s.resource_group() {
+        let sub = state.store.get_tenant(tenant).await?.map(|t| t.default_subscription_id).unwrap_or_default();
+        if state.store.get_resource_group(&sub, g).await?.is_none() {
+            return Err(Error::not_found(
+                "ResourceGroupNotFound",
+                format!("The resource group '{g}' in scope '{}' was not found.", coffer_core::names::printable(scope)),
+            ));
+        }
+    }
     if let Some(v) = s.vault() {
         let live =
             state.store.get_vault_by_name(v).await?.filter(|r| !r.vault.is_deleted() && r.vault.tenant_id == tenant);
@@ -308,7 +355,8 @@ pub async fn assign_with_id(
     let parsed = check_scope(state, &caller.tenant_id, scope).await?;
     let role = find_role(state, &caller.tenant_id, role).await?;
     let principal = crate::directory::find(state, &caller.tenant_id, assignee).await?;
-    let decision = evaluate_assign(caller, &role.id, &applicable(state, caller, &parsed.covering_keys()).await?);
+    let covering = covering_keys(state, &caller.tenant_id, &parsed).await?;
+    let decision = evaluate_assign(caller, &role.id, &applicable(state, caller, &covering).await?);
     if !decision.allowed {
         return Err(forbidden_management(caller, ManagementAction::RoleAssignmentWrite.arm_action(), parsed.vault()));
     }
@@ -404,8 +452,8 @@ pub async fn unassign(state: &AppState, caller: &Caller, id: &str) -> Result<()>
         .filter(|a| a.tenant_id == caller.tenant_id)
         .ok_or_else(|| Error::not_found("RoleAssignmentNotFound", "The role assignment does not exist."))?;
     let scope = Scope::parse(&a.scope)?;
-    let decision =
-        evaluate_assign(caller, &a.role_definition_id, &applicable(state, caller, &scope.covering_keys()).await?);
+    let covering = covering_keys(state, &caller.tenant_id, &scope).await?;
+    let decision = evaluate_assign(caller, &a.role_definition_id, &applicable(state, caller, &covering).await?);
     if !decision.allowed {
         return Err(forbidden_management(caller, ManagementAction::RoleAssignmentDelete.arm_action(), scope.vault()));
     }
@@ -490,7 +538,7 @@ pub async fn who_can(state: &AppState, caller: &Caller, q: &Question) -> Result<
         seeds.extend(vault.access_policies.iter().map(|p| p.object_id.to_ascii_lowercase()));
     }
     if vault.enable_rbac_authorization || action.is_metadata() {
-        let scopes = Scope::covering(&vault.name, name.map(|n| (collection(area), n)));
+        let scopes = Scope::covering(&vault.name, &vault.resource_group, name.map(|n| (collection(area), n)));
         for scope in &scopes {
             for a in state.store.list_role_assignments(&caller.tenant_id, Some(scope), None).await? {
                 if &a.scope == scope {

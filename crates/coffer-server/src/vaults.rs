@@ -10,7 +10,7 @@ use coffer_core::{Error, ErrorKind, Result};
 use coffer_store::ResourceGroup;
 use serde::Deserialize;
 
-use crate::authorization::authorize_management;
+use crate::authorization::{authorize_management, authorize_management_in_group};
 use crate::state::AppState;
 
 pub fn vault_not_found(name: &str) -> Error {
@@ -193,7 +193,7 @@ pub async fn put_vault(
         state.store.update_vault(&v).await?;
         return Ok(v);
     }
-    authorize_management(state, caller, ManagementAction::VaultWrite, None).await?;
+    authorize_management_in_group(state, caller, ManagementAction::VaultWrite, rg).await?;
     let group = existing_group(state, &sub, rg).await?;
     let mut v = Vault {
         id: coffer_crypto::random::guid(),
@@ -290,7 +290,7 @@ pub async fn patch_vault(state: &AppState, caller: &Caller, vault: Granted, sett
 /// `createMode: recover`: brings a deleted vault back with all its objects (not its role
 /// assignments, as in Azure).
 async fn recover(state: &AppState, caller: &Caller, rg: &str, name: &str) -> Result<Vault> {
-    authorize_management(state, caller, ManagementAction::VaultWrite, None).await?;
+    authorize_management_in_group(state, caller, ManagementAction::VaultWrite, rg).await?;
     let rec = state.store.get_vault_by_name(name).await?.filter(|r| r.vault.tenant_id == caller.tenant_id);
     let Some(rec) = rec.filter(|r| r.vault.is_deleted() && r.vault.resource_group.eq_ignore_ascii_case(rg)) else {
         return Err(Error::not_found(

@@ -4,12 +4,11 @@
 //!
 //! Scopes, as ARM writes them, and what they are in Coffer:
 //! - `/subscriptions/{sub}` — the tenant (`/`): each tenant has one subscription;
+//! - `…/resourceGroups/{rg}` — every vault of that group, now and later (`/resourceGroups/rg`);
 //! - `…/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{v}` — the vault (`/vaults/v`);
 //! - `…/vaults/{v}/secrets|keys|certificates/{n}` — one item.
 //!
-//! A resource group scope is refused: Coffer has no grant that covers exactly one group's
-//! vaults, and widening it to the subscription would grant more than was asked. So is an
-//! assignment with an ABAC `condition`, which Coffer cannot evaluate.
+//! An assignment with an ABAC `condition` is refused: Coffer cannot evaluate one.
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -79,10 +78,9 @@ async fn scope_of(state: &SharedState, caller: &Caller, uri: &Uri) -> Result<Arm
     };
     let scope = match &parts[3..] {
         [] => Scope::Root,
-        ["resourceGroups", _] => {
-            return Err(Error::bad_parameter(
-                "Coffer grants roles at the subscription, a vault or one secret, key or certificate; not at a resource group (it would grant more than that group's vaults).",
-            ));
+        ["resourceGroups", rg] => {
+            let group = crate::vaults::existing_group(state, &subscription, rg).await?;
+            Scope::parse(&format!("/resourceGroups/{}", group.name))?
         }
         ["resourceGroups", rg, "providers", "Microsoft.KeyVault", "vaults", vault, rest @ ..] => {
             let v = crate::vaults::load_vault(state, caller, rg, vault).await?;
@@ -113,6 +111,11 @@ async fn arm_scope_of(state: &SharedState, subscription: &str, scope: &str) -> S
         Ok(Scope::Item { vault, collection, name }) => match found(vault.clone()).await {
             Some(v) => format!("{}/{collection}/{name}", vault_path(&v)),
             None => format!("{sub}/providers/Microsoft.KeyVault/vaults/{vault}/{collection}/{name}"),
+        },
+        // The group's name as it was made (the scope keeps it lowercased).
+        Ok(Scope::ResourceGroup(g)) => match state.store.get_resource_group(subscription, &g).await.ok().flatten() {
+            Some(group) => format!("{sub}/resourceGroups/{}", group.name),
+            None => format!("{sub}/resourceGroups/{g}"),
         },
         _ => sub,
     }
@@ -228,10 +231,25 @@ async fn list_assignments(
     // ARM lists, for a scope, the assignments at it, above it (inherited) and below it;
     // `atScope()` keeps those at it and above.
     let all = authorization::assignments(&state, &caller, None, assignee).await?;
-    let covering = at.scope.covering_keys();
+    let covering = authorization::covering_keys(&state, &caller.tenant_id, &at.scope).await?;
+    // Below a resource group: its vaults' scopes.
+    let group_vaults: Vec<String> = match at.scope.resource_group() {
+        Some(g) => state
+            .store
+            .list_vaults(&caller.tenant_id)
+            .await?
+            .into_iter()
+            .filter(|v| v.resource_group.eq_ignore_ascii_case(g))
+            .map(|v| Scope::Vault(v.name.to_ascii_lowercase()).key())
+            .collect(),
+        None => Vec::new(),
+    };
     let mut items = Vec::new();
     for n in &all {
-        let below = here == "/" || n.assignment.scope.starts_with(&format!("{here}/"));
+        let s = &n.assignment.scope;
+        let below = here == "/"
+            || s.starts_with(&format!("{here}/"))
+            || group_vaults.iter().any(|v| s == v || s.starts_with(&format!("{v}/")));
         let above = covering.contains(&n.assignment.scope);
         let keep = if filter.contains("atScope()") { above } else { above || below };
         if keep {

@@ -12,9 +12,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use coffer_core::Error;
 use coffer_core::object::{Tags, validate_tags};
 use coffer_core::permissions::ManagementAction;
-use coffer_core::{Error, Result};
 use coffer_store::ResourceGroup;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -197,20 +197,6 @@ struct GroupIn {
     tags: Option<Tags>,
 }
 
-fn validate_group_name(name: &str) -> Result<()> {
-    let ok = (1..=90).contains(&name.len())
-        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
-        && !name.ends_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::bad_parameter(format!(
-            "'{}' is not a valid resource group name.",
-            coffer_core::names::printable(name)
-        )))
-    }
-}
-
 async fn put_group(
     State(state): State<SharedState>,
     crate::authentication::ArmCaller(caller): crate::authentication::ArmCaller,
@@ -219,7 +205,7 @@ async fn put_group(
 ) -> ApiResult<Response> {
     let sub = caller_subscription(&state, &caller, &sub).await?;
     authorize_management(&state, &caller, ManagementAction::VaultWrite, None).await?;
-    validate_group_name(&rg)?;
+    coffer_core::names::validate_resource_group_name(&rg)?;
     let input: GroupIn = parse_body(&body)?;
     let tags = input.tags.unwrap_or_default();
     validate_tags(&tags)?;

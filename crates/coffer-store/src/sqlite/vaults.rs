@@ -217,13 +217,27 @@ impl VaultStore for SqliteStore {
     }
 
     async fn delete_resource_group(&self, subscription_id: &str, name: &str) -> Result<bool> {
-        let _w = self.write_lock().await?;
+        // The group's role assignments end with it, in the same transaction: a group made
+        // again under the name does not inherit them.
+        let _w = self.write_directory().await?;
+        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
         let res = sqlx::query("DELETE FROM resource_groups WHERE subscription_id = $1 AND name_key = $2")
             .bind(subscription_id)
             .bind(name.to_ascii_lowercase())
-            .execute(&self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(|e| self.fail(e))?;
+        let scope = coffer_core::rbac::Scope::ResourceGroup(name.to_lowercase()).key();
+        sqlx::query(
+            "DELETE FROM role_assignments WHERE scope = $1
+             AND tenant_id IN (SELECT id FROM tenants WHERE default_subscription_id = $2)",
+        )
+        .bind(&scope)
+        .bind(subscription_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.fail(e))?;
         Ok(res.rows_affected() == 1)
     }
 

@@ -56,9 +56,32 @@ pub async fn vault_lifecycle(store: &dyn Store) {
     };
     store.put_resource_group(&rg).await.expect("rg");
     assert_eq!(store.get_resource_group("s1", "clinic").await.expect("get"), Some(rg.clone()));
-    assert_eq!(store.list_resource_groups("s1").await.expect("list"), vec![rg]);
+    assert_eq!(store.list_resource_groups("s1").await.expect("list"), vec![rg.clone()]);
     assert!(store.delete_resource_group("s1", "CLINIC").await.expect("delete"));
     assert!(store.get_resource_group("s1", "clinic").await.expect("get").is_none());
+
+    // A group's role assignments end with it; another tenant's group of that name keeps its own.
+    for (tenant, sub) in [("t-ward", "s-ward"), ("t-other", "s-other")] {
+        let t = Tenant { id: tenant.into(), name: tenant.into(), default_subscription_id: sub.into(), created: 1 };
+        store.create_tenant(&t).await.expect("tenant");
+        store
+            .put_resource_group(&ResourceGroup { subscription_id: sub.into(), name: "Ward".into(), ..rg.clone() })
+            .await
+            .expect("rg");
+        let a = coffer_core::rbac::RoleAssignment {
+            id: format!("a-{tenant}"),
+            tenant_id: tenant.into(),
+            scope: "/resourcegroups/ward".into(),
+            role_definition_id: "reader".into(),
+            principal_id: format!("p-{tenant}"),
+            created: 1,
+            created_by: "p".into(),
+        };
+        assert!(store.create_role_assignment(&a).await.expect("assign"));
+    }
+    assert!(store.delete_resource_group("s-ward", "ward").await.expect("delete"));
+    assert!(store.get_role_assignment("a-t-ward").await.expect("get").is_none(), "ended with its group");
+    assert!(store.get_role_assignment("a-t-other").await.expect("get").is_some(), "another tenant's stays");
 }
 
 pub async fn vaults(store: &dyn Store) {

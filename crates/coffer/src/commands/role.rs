@@ -16,7 +16,7 @@ pub enum RoleCommand {
 
 #[derive(clap::Subcommand)]
 pub enum AssignmentCommand {
-    /// Assign a role. Scopes: `/`, `/vaults/V`, `/vaults/V/secrets|keys|certificates/N`.
+    /// Assign a role. Scopes: `/`, `/resourceGroups/G`, `/vaults/V`, `/vaults/V/secrets|keys|certificates/N`.
     Create {
         /// Role name (e.g. "Key Vault Secrets User") or GUID.
         #[arg(long)]
