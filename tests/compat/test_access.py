@@ -312,8 +312,9 @@ def test_who_may_grant_through_arm_role_assignments(coffer, tmp_path):
     assert put("daa", vault_scope, owner).status_code == 403, "a data access administrator grants data roles only"
     r = put("daa", vault_scope, secrets_user, condition="@Resource[x] StringEquals 'y'", conditionVersion="2.0")
     assert r.status_code == 400 and "condition" in r.json()["error"]["message"].lower(), r.text
+    # A grant at a vault gives no right at its resource group (which would cover its other vaults).
     r = put("daa", f"/subscriptions/{sub}/resourceGroups/default", secrets_user)
-    assert r.status_code == 400 and "resource group" in r.json()["error"]["message"], r.text
+    assert r.status_code == 403 and "/resourceGroups/default" in r.json()["error"]["message"], r.text
     r = put("daa", vault_scope.replace("/resourceGroups/default/", "/resourceGroups/elsewhere/"), secrets_user)
     assert r.status_code == 404, r.text
     r = put("daa", vault_scope, secrets_user, name_="not-a-guid")

@@ -159,6 +159,14 @@ pub async fn authorize_management(
     Err(forbidden_management(caller, action.arm_action(), vault))
 }
 
+/// The 403 for a role assignment change at `scope`, naming that scope.
+fn forbidden_to_assign(caller: &Caller, action: &str, scope: &Scope) -> Error {
+    match scope.resource_group() {
+        Some(g) => forbidden_at(caller, action, &format!("/resourceGroups/{g}")),
+        None => forbidden_management(caller, action, scope.vault()),
+    }
+}
+
 fn forbidden_management(caller: &Caller, action: &str, vault: Option<&str>) -> Error {
     let scope = vault.map(|v| format!("/vaults/{v}")).unwrap_or_else(|| "/".into());
     forbidden_at(caller, action, &scope)
@@ -358,7 +366,7 @@ pub async fn assign_with_id(
     let covering = covering_keys(state, &caller.tenant_id, &parsed).await?;
     let decision = evaluate_assign(caller, &role.id, &applicable(state, caller, &covering).await?);
     if !decision.allowed {
-        return Err(forbidden_management(caller, ManagementAction::RoleAssignmentWrite.arm_action(), parsed.vault()));
+        return Err(forbidden_to_assign(caller, ManagementAction::RoleAssignmentWrite.arm_action(), &parsed));
     }
     let a = RoleAssignment {
         id: id.map(str::to_ascii_lowercase).unwrap_or_else(coffer_crypto::random::guid),
@@ -455,7 +463,7 @@ pub async fn unassign(state: &AppState, caller: &Caller, id: &str) -> Result<()>
     let covering = covering_keys(state, &caller.tenant_id, &scope).await?;
     let decision = evaluate_assign(caller, &a.role_definition_id, &applicable(state, caller, &covering).await?);
     if !decision.allowed {
-        return Err(forbidden_management(caller, ManagementAction::RoleAssignmentDelete.arm_action(), scope.vault()));
+        return Err(forbidden_to_assign(caller, ManagementAction::RoleAssignmentDelete.arm_action(), &scope));
     }
     state.store.delete_role_assignment(&a.id).await?;
     Ok(())
