@@ -413,6 +413,10 @@ def test_a_resource_group_contributor_makes_vaults_there_only(coffer, tmp_path):
     r = put("default", "dv" + w.tag)
     assert r.status_code == 403 and r.json()["error"]["code"] == "AuthorizationFailed", r.text
     assert "dv" + w.tag not in [v["name"] for v in coffer.cli_json("vault", "list")]
+    # Who manages the group reads the grants at it (not the tenant's others).
+    r = w.as_user("ward-lead", "role", "assignment", "list", "--scope", f"/resourceGroups/{group}")
+    assert r.returncode == 0, r.stderr
+    assert [(a["principalId"], a["roleDefinitionName"]) for a in json.loads(r.stdout)] == [(lead["object_id"], "Contributor")]
     # Contributor grants no roles, in the group either.
     r = w.as_user("ward-lead", "role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee",
                   lead["object_id"], "--scope", f"/resourceGroups/{group}")

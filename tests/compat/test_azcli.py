@@ -277,7 +277,8 @@ def port_443_to_coffer(coffer):
     user realm on port 443 whatever port the authority has; in production Coffer listens on 443,
     here a forwarder stands in for that."""
     import socket
-    import threading
+
+    from loopback import serving, splice
 
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -285,41 +286,8 @@ def port_443_to_coffer(coffer):
         listener.bind(("127.0.0.1", 443))
     except OSError as e:
         pytest.fail(f"port 443 on loopback is needed for this test (run as root, with 443 free): {e}")
-    listener.listen(16)
-    listener.settimeout(0.5)
-    stop = threading.Event()
-
-    def pipe(a, b):
-        try:
-            while chunk := a.recv(65536):
-                b.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (a, b):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def accept():
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", coffer.port), timeout=30)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=5)
-    listener.close()
+    with serving(listener, lambda client: splice(client, coffer.port)):
+        yield
 
 
 @pytest.mark.compat("Azure CLI", "directory")

@@ -11,12 +11,12 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import uuid
 
 import pytest
 
 from conftest import ROOT
+from loopback import serving, splice
 
 SOPS = ROOT / ".tools" / "bin" / "sops"
 
@@ -28,26 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def loopback_proxy(coffer):
-    """An HTTP CONNECT proxy on a free loopback port: every tunnel goes to the test server."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.5)
-    stop = threading.Event()
-
-    def pipe(a, b):
-        try:
-            while chunk := a.recv(65536):
-                b.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
+    """An HTTP CONNECT proxy on a free loopback port: every tunnel to a `*.localhost` name goes to
+    the test server (anything else is refused)."""
     def tunnel(client):
         head = b""
         while b"\r\n\r\n" not in head and len(head) < 8192:
@@ -56,33 +38,18 @@ def loopback_proxy(coffer):
                 client.close()
                 return
             head += chunk
-        target = head.split(b" ", 2)[1].decode()
-        host = target.rsplit(":", 1)[0]
+        host = head.split(b" ", 2)[1].decode().rsplit(":", 1)[0]
         if not (host == "localhost" or host.endswith(".localhost")):
             client.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n")
             client.close()
             return
-        upstream = socket.create_connection(("127.0.0.1", coffer.port), timeout=30)
         client.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-        for a, b in ((client, upstream), (upstream, client)):
-            threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+        splice(client, coffer.port)
 
-    def accept():
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=tunnel, args=(client,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=5)
-    listener.close()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    with serving(listener, tunnel) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.compat("SOPS", "keys")

@@ -403,9 +403,18 @@ pub async fn assignment(state: &AppState, caller: &Caller, id: &str) -> Result<N
         .await?
         .filter(|a| a.tenant_id == caller.tenant_id)
         .ok_or_else(missing)?;
-    let vault = Scope::parse(&a.scope)?.vault().map(str::to_string);
-    authorize_management(state, caller, ManagementAction::RoleAssignmentRead, vault.as_deref()).await?;
+    authorize_reading_assignments_at(state, caller, &Scope::parse(&a.scope)?).await?;
     named(state, a).await
+}
+
+/// Reading the assignments at `scope` needs `RoleAssignmentRead` there: at its vault, at its
+/// resource group, or at the tenant.
+async fn authorize_reading_assignments_at(state: &AppState, caller: &Caller, scope: &Scope) -> Result<()> {
+    let read = ManagementAction::RoleAssignmentRead;
+    match scope.resource_group() {
+        Some(g) => authorize_management_in_group(state, caller, read, g).await,
+        None => authorize_management(state, caller, read, scope.vault()).await,
+    }
 }
 
 /// Every role, or the one named `name` (ARM's `$filter=roleName eq '…'`).
@@ -430,17 +439,21 @@ pub async fn assignments(
         None => None,
     };
     let all = state.store.list_role_assignments(&caller.tenant_id, prefix.as_deref(), assignee.as_deref()).await?;
-    let mut readable: BTreeMap<Option<String>, bool> = BTreeMap::new();
+    // Decided once per vault, resource group or the tenant (the scope an assignment is read at).
+    let mut readable: BTreeMap<String, bool> = BTreeMap::new();
     let mut items = Vec::new();
     for a in all {
-        let vault = Scope::parse(&a.scope).ok().and_then(|s| s.vault().map(str::to_string));
-        let ok = match readable.get(&vault) {
+        let Ok(scope) = Scope::parse(&a.scope) else { continue };
+        let at = match (&scope, scope.vault()) {
+            (_, Some(v)) => Scope::Vault(v.to_string()),
+            (Scope::ResourceGroup(_), None) => scope.clone(),
+            _ => Scope::Root,
+        };
+        let ok = match readable.get(&at.key()) {
             Some(ok) => *ok,
             None => {
-                let ok = authorize_management(state, caller, ManagementAction::RoleAssignmentRead, vault.as_deref())
-                    .await
-                    .is_ok();
-                readable.insert(vault.clone(), ok);
+                let ok = authorize_reading_assignments_at(state, caller, &at).await.is_ok();
+                readable.insert(at.key(), ok);
                 ok
             }
         };

@@ -82,13 +82,6 @@ pub fn routes() -> Routes<SharedState> {
     let (get, change) = (read("DirectoryGet"), write("DirectoryChange"));
     let mut routes = Routes::new()
         .route("/v1.0/me", Methods::get(get, me))
-        .route("/v1.0/users", Methods::get(get, list_users).and_post(change, create_user))
-        .route("/v1.0/applications", Methods::get(get, list_applications).and_post(change, create_application))
-        .route(
-            "/v1.0/servicePrincipals",
-            Methods::get(get, list_service_principals).and_post(change, create_service_principal),
-        )
-        .route("/v1.0/groups", Methods::get(get, list_groups).and_post(change, create_group))
         .route("/v1.0/groups/{id}/members", Methods::get(get, list_members))
         .route("/v1.0/groups/{id}/members/$ref", Methods::post(change, add_member))
         .route("/v1.0/groups/{id}/members/{member}/$ref", Methods::delete(change, remove_member))
@@ -98,6 +91,11 @@ pub fn routes() -> Routes<SharedState> {
     for c in [Users, Applications, ServicePrincipals, Groups] {
         let one = format!("/v1.0/{}/{{id}}", c.path());
         routes = routes
+            .route(
+                &format!("/v1.0/{}", c.path()),
+                Methods::get(get, move |s: State<SharedState>, g: GraphCaller, uri: Uri| list(s, g, uri, c))
+                    .and_post(change, move |s: State<SharedState>, g: GraphCaller, b: Bytes| create(s, g, b, c)),
+            )
             .route(
                 &one,
                 Methods::get(get, move |s: State<SharedState>, g: GraphCaller, id: Path<String>| show(s, g, id, c))
@@ -246,48 +244,24 @@ impl ListQuery {
     }
 }
 
-async fn list(state: &AppState, caller: &Caller, uri: &Uri, c: Collection) -> Result<Response> {
-    let query = ListQuery::parse(uri, c.filterable())?;
-    let mut objects = Vec::new();
-    for p in directory::readable_principals(state, caller).await?.iter().filter(|p| c.holds(p)) {
-        let v = render(state, caller, p, c.view()).await?;
-        if query.filter.as_ref().is_none_or(|f| f.matches(&v)) {
-            objects.push(v);
+async fn list(
+    State(state): State<SharedState>,
+    GraphCaller(caller): GraphCaller,
+    uri: Uri,
+    c: Collection,
+) -> ApiResult<Response> {
+    graph(async {
+        let query = ListQuery::parse(&uri, c.filterable())?;
+        let mut objects = Vec::new();
+        for p in directory::readable_principals(&state, &caller).await?.iter().filter(|p| c.holds(p)) {
+            let v = render(&state, &caller, p, c.view()).await?;
+            if query.filter.as_ref().is_none_or(|f| f.matches(&v)) {
+                objects.push(v);
+            }
         }
-    }
-    Ok(query.page(state, c.path(), objects))
-}
-
-async fn list_users(
-    State(state): State<SharedState>,
-    GraphCaller(caller): GraphCaller,
-    uri: Uri,
-) -> ApiResult<Response> {
-    graph(list(&state, &caller, &uri, Collection::Users)).await
-}
-
-async fn list_applications(
-    State(state): State<SharedState>,
-    GraphCaller(caller): GraphCaller,
-    uri: Uri,
-) -> ApiResult<Response> {
-    graph(list(&state, &caller, &uri, Collection::Applications)).await
-}
-
-async fn list_service_principals(
-    State(state): State<SharedState>,
-    GraphCaller(caller): GraphCaller,
-    uri: Uri,
-) -> ApiResult<Response> {
-    graph(list(&state, &caller, &uri, Collection::ServicePrincipals)).await
-}
-
-async fn list_groups(
-    State(state): State<SharedState>,
-    GraphCaller(caller): GraphCaller,
-    uri: Uri,
-) -> ApiResult<Response> {
-    graph(list(&state, &caller, &uri, Collection::Groups)).await
+        Ok(query.page(&state, c.path(), objects))
+    })
+    .await
 }
 
 // ---- One object ----
@@ -454,67 +428,43 @@ impl ObjectIn {
     }
 }
 
-async fn create(state: &AppState, caller: &Caller, body: &Bytes, c: Collection) -> Result<Response> {
-    let mut input: ObjectIn = parse_body(body)?;
-    input.check_for(c)?;
-    let required = |v: Option<String>, name: &str| v.ok_or_else(|| bad(format!("The property '{name}' is required.")));
-    let new = match c {
-        Collection::Users => {
-            let password = input.password_profile.map(PasswordProfile::password).transpose()?.flatten();
-            NewPrincipal {
-                password: Some(password.ok_or_else(|| bad("The property 'passwordProfile.password' is required."))?),
-                display_name: Some(required(input.display_name, "displayName")?),
-                mail_nickname: input.mail_nickname,
-                enabled: input.account_enabled.unwrap_or(true),
-                ..NewPrincipal::new(PrincipalKind::User, required(input.user_principal_name, "userPrincipalName")?)
+async fn create(
+    State(state): State<SharedState>,
+    GraphCaller(caller): GraphCaller,
+    body: Bytes,
+    c: Collection,
+) -> ApiResult<Response> {
+    graph(async {
+        let mut input: ObjectIn = parse_body(&body)?;
+        input.check_for(c)?;
+        let required = |v: Option<String>, name: &str| v.ok_or_else(|| bad(format!("The property '{name}' is required.")));
+        let new = match c {
+            Collection::Users => {
+                let password = input.password_profile.map(PasswordProfile::password).transpose()?.flatten();
+                NewPrincipal {
+                    password: Some(password.ok_or_else(|| bad("The property 'passwordProfile.password' is required."))?),
+                    display_name: Some(required(input.display_name, "displayName")?),
+                    mail_nickname: input.mail_nickname,
+                    enabled: input.account_enabled.unwrap_or(true),
+                    ..NewPrincipal::new(PrincipalKind::User, required(input.user_principal_name, "userPrincipalName")?)
+                }
             }
-        }
-        Collection::Applications => NewPrincipal::new(PrincipalKind::App, required(input.display_name, "displayName")?),
-        Collection::Groups => NewPrincipal {
-            mail_nickname: Some(required(input.mail_nickname, "mailNickname")?),
-            ..NewPrincipal::new(PrincipalKind::Group, required(input.display_name, "displayName")?)
-        },
-        Collection::ServicePrincipals => {
-            // An application's service principal is the application itself.
-            let app = directory::application_by_client_id(state, caller, &required(input.app_id, "appId")?).await?;
-            let v = render(state, caller, &app, View::ServicePrincipal).await?;
-            return Ok(json_response(StatusCode::CREATED, v));
-        }
-    };
-    let created = directory::create_principal(state, caller, new).await?;
-    Ok(json_response(StatusCode::CREATED, render(state, caller, &created.principal, c.view()).await?))
-}
-
-async fn create_user(
-    State(state): State<SharedState>,
-    GraphCaller(caller): GraphCaller,
-    body: Bytes,
-) -> ApiResult<Response> {
-    graph(create(&state, &caller, &body, Collection::Users)).await
-}
-
-async fn create_application(
-    State(state): State<SharedState>,
-    GraphCaller(caller): GraphCaller,
-    body: Bytes,
-) -> ApiResult<Response> {
-    graph(create(&state, &caller, &body, Collection::Applications)).await
-}
-
-async fn create_service_principal(
-    State(state): State<SharedState>,
-    GraphCaller(caller): GraphCaller,
-    body: Bytes,
-) -> ApiResult<Response> {
-    graph(create(&state, &caller, &body, Collection::ServicePrincipals)).await
-}
-
-async fn create_group(
-    State(state): State<SharedState>,
-    GraphCaller(caller): GraphCaller,
-    body: Bytes,
-) -> ApiResult<Response> {
-    graph(create(&state, &caller, &body, Collection::Groups)).await
+            Collection::Applications => NewPrincipal::new(PrincipalKind::App, required(input.display_name, "displayName")?),
+            Collection::Groups => NewPrincipal {
+                mail_nickname: Some(required(input.mail_nickname, "mailNickname")?),
+                ..NewPrincipal::new(PrincipalKind::Group, required(input.display_name, "displayName")?)
+            },
+            Collection::ServicePrincipals => {
+                // An application's service principal is the application itself.
+                let app = directory::application_by_client_id(&state, &caller, &required(input.app_id, "appId")?).await?;
+                let v = render(&state, &caller, &app, View::ServicePrincipal).await?;
+                return Ok(json_response(StatusCode::CREATED, v));
+            }
+        };
+        let created = directory::create_principal(&state, &caller, new).await?;
+        Ok(json_response(StatusCode::CREATED, render(&state, &caller, &created.principal, c.view()).await?))
+    })
+    .await
 }
 
 async fn update(
