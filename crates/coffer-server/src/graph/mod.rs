@@ -437,26 +437,32 @@ async fn create(
     graph(async {
         let mut input: ObjectIn = parse_body(&body)?;
         input.check_for(c)?;
-        let required = |v: Option<String>, name: &str| v.ok_or_else(|| bad(format!("The property '{name}' is required.")));
+        let required =
+            |v: Option<String>, name: &str| v.ok_or_else(|| bad(format!("The property '{name}' is required.")));
         let new = match c {
             Collection::Users => {
                 let password = input.password_profile.map(PasswordProfile::password).transpose()?.flatten();
                 NewPrincipal {
-                    password: Some(password.ok_or_else(|| bad("The property 'passwordProfile.password' is required."))?),
+                    password: Some(
+                        password.ok_or_else(|| bad("The property 'passwordProfile.password' is required."))?,
+                    ),
                     display_name: Some(required(input.display_name, "displayName")?),
                     mail_nickname: input.mail_nickname,
                     enabled: input.account_enabled.unwrap_or(true),
                     ..NewPrincipal::new(PrincipalKind::User, required(input.user_principal_name, "userPrincipalName")?)
                 }
             }
-            Collection::Applications => NewPrincipal::new(PrincipalKind::App, required(input.display_name, "displayName")?),
+            Collection::Applications => {
+                NewPrincipal::new(PrincipalKind::App, required(input.display_name, "displayName")?)
+            }
             Collection::Groups => NewPrincipal {
                 mail_nickname: Some(required(input.mail_nickname, "mailNickname")?),
                 ..NewPrincipal::new(PrincipalKind::Group, required(input.display_name, "displayName")?)
             },
             Collection::ServicePrincipals => {
                 // An application's service principal is the application itself.
-                let app = directory::application_by_client_id(&state, &caller, &required(input.app_id, "appId")?).await?;
+                let app =
+                    directory::application_by_client_id(&state, &caller, &required(input.app_id, "appId")?).await?;
                 let v = render(&state, &caller, &app, View::ServicePrincipal).await?;
                 return Ok(json_response(StatusCode::CREATED, v));
             }
