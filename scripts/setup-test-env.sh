@@ -62,6 +62,12 @@ fi
 cargo build --locked --quiet --manifest-path tests/compat/rust/Cargo.toml
 cargo build --locked --quiet --manifest-path tests/compat/rust-stable/Cargo.toml --target-dir tests/compat/rust/target
 
+# valgrind for the instruction-count guard (bench/instructions.py, run by scripts/test.sh).
+if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_control >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
+fi
+
 # SoftHSM2 and pkcs11-tool for the PKCS#11 root of trust (tests/compat/test_pkcs11.py).
 if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then
   apt-get update -qq

@@ -33,9 +33,13 @@ socket.getaddrinfo = _getaddrinfo
 class CofferServer:
     """One `coffer serve --dev` process on a data directory."""
 
-    def __init__(self, data_dir, extra=(), log_dir=None):
+    def __init__(self, data_dir, extra=(), log_dir=None, wrapper=(), start_timeout=60):
         self.data_dir = str(data_dir)
         self.extra = list(extra)
+        # A command the server runs under (bench/instructions.py: valgrind), and how long its
+        # start may take.
+        self.wrapper = list(wrapper)
+        self.start_timeout = start_timeout
         self.proc = None
         self.creds = None
         self.log_path = os.path.join(log_dir or self.data_dir, "server.log")
@@ -43,13 +47,14 @@ class CofferServer:
 
     def start(self, port=0):
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--dev", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{port}", *self.extra],
+            [*self.wrapper, BIN, "serve", "--dev", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{port}",
+             *self.extra],
             stdout=subprocess.PIPE,
             stderr=self.log,
         )
         lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout], daemon=True).start()
-        exports, deadline = {}, time.time() + 60
+        exports, deadline = {}, time.time() + self.start_timeout
         while len(exports) < 5:
             if time.time() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"coffer did not start; see {self.log_path}")
