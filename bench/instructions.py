@@ -13,6 +13,7 @@ that is the request's cost.
 
     .venv/bin/python bench/instructions.py            # check against the baseline
     .venv/bin/python bench/instructions.py --update   # write the baseline from this run
+    .venv/bin/python bench/instructions.py --keep /tmp/cg && callgrind_annotate /tmp/cg/callgrind.out.*.2
 """
 import argparse
 import glob
@@ -72,9 +73,12 @@ def measure(server, out_prefix, request):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--update", action="store_true", help="write the baseline from this run")
+    parser.add_argument("--keep", metavar="DIR", help="keep the callgrind dumps in DIR (for callgrind_annotate)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="coffer-callgrind-") as tmp:
-        out_prefix = os.path.join(tmp, "callgrind.out")
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+        out_prefix = os.path.join(args.keep or tmp, "callgrind.out")
         wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_prefix}.%p"]
         server = CofferServer(os.path.join(tmp, "data"), log_dir=tmp, wrapper=wrapper, start_timeout=600)
         server.start()

@@ -206,6 +206,11 @@ pub fn time_string(time_ms: i64) -> String {
 /// The index columns of a sealed record: the one derivation used to write rows and to check
 /// them (a column that disagrees with its record was edited).
 pub fn row_of(seq: i64, record: &Map<String, Value>) -> AuditRow {
+    row_with_text(seq, record, serde_json::to_string(record).unwrap_or_default())
+}
+
+/// `row_of`, with the record's text already written (`chain::seal_to_text`).
+pub fn row_with_text(seq: i64, record: &Map<String, Value>, body: String) -> AuditRow {
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let props = record.get("properties");
     let object = props.and_then(|p| p.get("objectName")).and_then(Value::as_str).map(|n| n.to_ascii_lowercase());
@@ -217,7 +222,7 @@ pub fn row_of(seq: i64, record: &Map<String, Value>) -> AuditRow {
         operation: s(record.get("operationName")).unwrap_or_default(),
         result: s(record.get("result")).unwrap_or_default(),
         object,
-        body: Value::Object(record.clone()).to_string(),
+        body,
     }
 }
 

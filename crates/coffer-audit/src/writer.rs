@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, GENESIS};
 use super::file_sink::FileSink;
-use super::record::{Draft, Outcome, Who, row_of};
+use super::record::{Draft, Outcome, Who, row_with_text};
 use crate::config::AuditConfig;
 
 /// Told how each batch write went (the server's `/metrics` counts them).
@@ -431,8 +431,9 @@ impl Writer {
         let mut rows: Vec<AuditRow> = Vec::with_capacity(records.len());
         for r in records.iter_mut() {
             seq += 1;
-            prev = chain::seal(r, seq, &prev);
-            rows.push(row_of(seq, r));
+            let (hash, text) = chain::seal_to_text(r, seq, &prev);
+            prev = hash;
+            rows.push(row_with_text(seq, r, text));
         }
         let fail = |acks: Vec<Option<Ack>>, e: &str| {
             for a in acks.into_iter().flatten() {
@@ -460,7 +461,7 @@ impl Writer {
         }
         // Notes took the first seqs; callers' records follow them.
         let first_caller = first_seq + notes.len() as i64;
-        let job = FileJob { first_seq, first_caller, rows, acks, started };
+        let job = FileJob { first_seq, first_caller, rows, last_hash: prev, acks, started };
         // The previous batch's file phase ran while this one was committed; the file takes
         // batches in order, so this one's phase starts when that one ended.
         self.drain().await;
@@ -558,6 +559,8 @@ struct FileJob {
     /// The seq of the first caller's record (the log's own notes come first).
     first_caller: i64,
     rows: Vec<AuditRow>,
+    /// The hash of the last of `rows` (known from sealing: not parsed back out of its body).
+    last_hash: String,
     acks: Vec<Option<Ack>>,
     started: Instant,
 }
@@ -579,9 +582,9 @@ struct FileSide {
 
 impl FileSide {
     async fn run(self, job: FileJob) -> Vec<Note> {
-        let FileJob { first_seq, first_caller, rows, acks, started } = job;
+        let FileJob { first_seq, first_caller, rows, last_hash, acks, started } = job;
         let mut notes = Vec::new();
-        if let Err(msg) = self.append_to_file(first_seq, &rows, &mut notes).await {
+        if let Err(msg) = self.append_to_file(first_seq, &rows, last_hash, &mut notes).await {
             self.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
             // The records are in the store; the file catches up from it once it works again.
             // The callers get a 503, and the log says why their records show no response.
@@ -613,7 +616,13 @@ impl FileSide {
 
     /// Appends rows to the file sink, first catching up whatever the store has that the file
     /// lacks (after a file failure). Rotates when the file grew too large.
-    async fn append_to_file(&self, first_seq: i64, rows: &[AuditRow], notes: &mut Vec<Note>) -> Result<(), String> {
+    async fn append_to_file(
+        &self,
+        first_seq: i64,
+        rows: &[AuditRow],
+        last_hash: String,
+        notes: &mut Vec<Note>,
+    ) -> Result<(), String> {
         let Some(file) = self.file.clone() else { return Ok(()) };
         // Catch up, a page at a time, on what the store has and the file lacks.
         let mut from =
@@ -632,10 +641,13 @@ impl FileSide {
                 .map_err(|e| format!("the audit store cannot be read: {}", e.message))?;
             let Some(page_last) = missing.last().map(|r| r.seq) else { break };
             from = page_last;
-            let (notice, _) = append_blocking(&file, missing.into_iter().map(|r| (r.seq, r.body)).collect()).await?;
+            let page_hash = missing.last().and_then(|r| hash_of(&r.body)).unwrap_or_default();
+            let page = missing.into_iter().map(|r| (r.seq, r.body)).collect();
+            let (notice, _) = append_blocking(&file, page, page_hash).await?;
             notices.extend(notice);
         }
-        let (notice, rotate) = append_blocking(&file, rows.iter().map(|r| (r.seq, r.body.clone())).collect()).await?;
+        let batch = rows.iter().map(|r| (r.seq, r.body.clone())).collect();
+        let (notice, rotate) = append_blocking(&file, batch, last_hash).await?;
         for n in notices.into_iter().chain(notice) {
             tracing::warn!(target: "coffer::audit", "{n}");
             notes.push(("AuditFileReplaced", n));
@@ -664,15 +676,15 @@ impl FileSide {
 /// Rows read from the store at a time when the file sink catches up after a failure.
 const CATCH_UP_PAGE: usize = 10_000;
 
-/// Appends records `(seq, line)` to the file sink on a blocking thread, skipping any the file
-/// already holds: (a notice if the file had been deleted or replaced, whether it is due for
-/// rotation).
+/// Appends records `(seq, line)`, the last of which has `last_hash`, to the file sink on a
+/// blocking thread, skipping any the file already holds: (a notice if the file had been deleted
+/// or replaced, whether it is due for rotation).
 async fn append_blocking(
     file: &Arc<Mutex<FileSink>>,
     records: Vec<(i64, String)>,
+    last_hash: String,
 ) -> Result<(Option<String>, bool), String> {
     let file = file.clone();
-    let last_hash = records.last().and_then(|(_, body)| hash_of(body)).unwrap_or_default();
     tokio::task::spawn_blocking(move || {
         let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
         let notice =
