@@ -30,47 +30,43 @@ pub fn seal_to_text(record: &mut Map<String, Value>, seq: i64, prev_hash: &str) 
     record.insert("seq".into(), Value::from(seq));
     record.insert("prevHash".into(), Value::from(prev_hash));
     record.remove("hash");
-    let entries: Vec<(&String, String)> = record
-        .iter()
-        .map(|(k, v)| {
-            let key = serde_json::to_string(k).unwrap_or_default();
-            let value = serde_json::to_string(v).unwrap_or_default();
-            (k, format!("{key}:{value}"))
-        })
-        .collect();
-    let join = |with: Option<&str>| {
-        let mut out = String::with_capacity(entries.iter().map(|(_, e)| e.len() + 1).sum::<usize>() + 90);
-        out.push('{');
-        let mut first = true;
-        let mut pending = with;
-        for (k, e) in &entries {
-            if let Some(h) = pending.filter(|_| k.as_str() > "hash") {
-                if !first {
-                    out.push(',');
-                }
-                out.push_str(h);
-                first = false;
-                pending = None;
-            }
-            if !first {
-                out.push(',');
-            }
-            out.push_str(e);
-            first = false;
+    // Every entry, `"key":value`, written once into one buffer; `spans` says where each is and
+    // how many come before `hash` in key order.
+    let mut entries: Vec<u8> = Vec::with_capacity(2048);
+    let mut spans = Vec::with_capacity(record.len());
+    let mut before_hash = 0;
+    for (k, v) in record.iter() {
+        let start = entries.len();
+        // Writing into a Vec cannot fail, and a Value always serializes.
+        let _ = serde_json::to_writer(&mut entries, k);
+        entries.push(b':');
+        let _ = serde_json::to_writer(&mut entries, v);
+        spans.push(start..entries.len());
+        if k.as_str() < "hash" {
+            before_hash += 1;
         }
-        if let Some(h) = pending {
-            if !first {
-                out.push(',');
-            }
-            out.push_str(h);
+    }
+    let join = |extra: Option<&[u8]>| {
+        let mut out = Vec::with_capacity(entries.len() + spans.len() + 2 + extra.map_or(0, |e| e.len() + 1));
+        out.push(b'{');
+        let mut pieces = spans.iter().map(|r| &entries[r.clone()]).collect::<Vec<_>>();
+        if let Some(e) = extra {
+            pieces.insert(before_hash, e);
         }
-        out.push('}');
+        for (i, piece) in pieces.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(piece);
+        }
+        out.push(b'}');
         out
     };
-    let hash = coffer_crypto::digest::sha256_hex(join(None).as_bytes());
-    let text = join(Some(&format!("\"hash\":\"{hash}\"")));
+    let hash = coffer_crypto::digest::sha256_hex(&join(None));
+    let text = join(Some(format!("\"hash\":\"{hash}\"").as_bytes()));
     record.insert("hash".into(), Value::from(hash.clone()));
-    (hash, text)
+    // serde_json writes UTF-8 only.
+    (hash, String::from_utf8(text).unwrap_or_default())
 }
 
 /// Completes a record: gives it `seq` and `prevHash` and seals it with its `hash`.
