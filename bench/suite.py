@@ -142,18 +142,19 @@ class Server:
 class Coffer(Server):
     """`coffer serve --dev` on a fresh data directory, with the audit log on."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, extra_args=()):
         self.dir = pathlib.Path(data_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = None
         self.port = None
+        self.extra_args = list(extra_args)
 
     def start(self, port=0):
         log_file = open(self.dir / "server.log", "ab")
         started = time.monotonic()
         self.proc = subprocess.Popen(
             [str(RELEASE / "coffer"), "serve", "--dev", "--data-dir", str(self.dir),
-             "--listen", f"127.0.0.1:{port}", "--metrics-unauthenticated"],
+             "--listen", f"127.0.0.1:{port}", "--metrics-unauthenticated", *self.extra_args],
             stdout=subprocess.PIPE, stderr=log_file,
         )
         lines = queue.Queue()
@@ -516,7 +517,56 @@ def ratio(a, b):
     return a / b if a and b else None
 
 
-def report(results, raw, floor, scale, args, versions, shamir_get=None, hsm_rows=()):
+def targets(results, raw, floor, scale, unaudited):
+    """The issue's table: each target with what this run measured and whether it is met."""
+    by_id = {w["id"]: w for w in results}
+
+    def vs_bao(wid):
+        w = by_id.get(wid)
+        return ratio(w["coffer"]["rate"], w.get("openbao") and w["openbao"]["rate"]) if w else None
+
+    def vs_limit(wid):
+        w = by_id.get(wid)
+        raw_rate = w and w["raw"] and raw.get(w["raw"])
+        return ratio(w["coffer"]["rate"], 1 / (1 / floor["rate"] + 1 / raw_rate)) if raw_rate else None
+
+    def p99(wid):
+        w = by_id.get(wid)
+        return w and w["coffer"]["p99_us"] / 1000
+
+    out = []
+
+    def row(what, measured, target, met):
+        out.append(f"| {what} | {measured} | {target} | {'–' if met is None else ('met' if met else 'missed')} |")
+
+    get_bao, get_p99 = vs_bao("get"), p99("get")
+    row("secret GET vs OpenBao KV v2 read", f"{fmt(get_bao, 2)}×, p99 {fmt(get_p99, 2)} ms", "≥ 5×, p99 ≤ 5 ms",
+        None if get_bao is None else get_bao >= 5 and get_p99 <= 5)
+    set_bao = vs_bao("set")
+    row("secret SET (durable) vs KV v2 write", f"{fmt(set_bao, 2)}×", "≥ 2×", None if set_bao is None else set_bao >= 2)
+    p256 = vs_limit("p256_sign")
+    row("P-256 sign vs limit", fmt(p256, 2), "≥ 0.5", None if p256 is None else p256 >= 0.5)
+    rsa = [x for x in (vs_limit("rsa_sign"), vs_limit("rsa_decrypt")) if x is not None]
+    row("RSA-2048 sign / decrypt vs limit", " / ".join(fmt(x, 2) for x in rsa) or "–", "≥ 0.8",
+        min(rsa) >= 0.8 if rsa else None)
+    if len(scale) == 2:
+        change = scale[1]["p50_us"] / scale[0]["p50_us"] - 1
+        row(f"GET p50, {scale[0]['secrets']:,} → {scale[1]['secrets']:,} secrets", f"{change * 100:+.0f} %",
+            "flat (±10 %)", abs(change) <= 0.10)
+    else:
+        row("GET p50, 10 → 1,000,000 secrets", "not run", "flat (±10 %)", None)
+    get = by_id.get("get")
+    audited = ratio(get and get["coffer"]["rate"], unaudited and unaudited["rate"])
+    row("audited / unaudited GET throughput", fmt(audited, 2), "≥ 0.9", None if audited is None else audited >= 0.9)
+    worst = max(((w["coffer"]["p99_us"] / 1000, w["id"]) for w in results), default=None)
+    row("p99 of any workload at 16 connections", f"{fmt(worst[0], 2)} ms ({worst[1]})" if worst else "–", "≤ 20 ms",
+        None if worst is None else worst[0] <= 20)
+    listing = vs_bao("list")
+    row("listing 1,000 secrets vs OpenBao LIST", f"{fmt(listing, 2)}×", "≥ 1×", None if listing is None else listing >= 1)
+    return out
+
+
+def report(results, raw, floor, scale, args, versions, shamir_get=None, hsm_rows=(), unaudited=None):
     rows = []
     rows.append(f"# Coffer benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     rows.append(f"{os.cpu_count()} cores, shared by the servers and the load generator (wrk, {args.threads} "
@@ -553,6 +603,19 @@ def report(results, raw, floor, scale, args, versions, shamir_get=None, hsm_rows
         rows.append("Coffer's own p99 (from /metrics, the histogram bucket holding the 99th percentile): "
                     + ", ".join(srv) + ".")
     dev_get = next((w["coffer"] for w in results if w["id"] == "get"), None)
+    rows.append("\n## Targets (issue 19), this run\n")
+    rows.append("| workload | measured | target | |")
+    rows.append("|---|---|---|---|")
+    rows.extend(targets(results, raw, floor, scale, unaudited))
+    if unaudited:
+        rows.append("\n## The audit log's cost: secret GET with it and without it (`--audit-disabled`)\n")
+        rows.append("| secret GET | req/s | p50 ms | p99 ms | CPU (cores) |")
+        rows.append("|---|---:|---:|---:|---:|")
+        if dev_get:
+            rows.append(f"| audited (store + file) | {fmt(dev_get['rate'])} | {fmt(dev_get['p50_us'] / 1000, 2)} | "
+                        f"{fmt(dev_get['p99_us'] / 1000, 2)} | {fmt(dev_get['cpu_cores'], 2)} |")
+        rows.append(f"| unaudited | {fmt(unaudited['rate'])} | {fmt(unaudited['p50_us'] / 1000, 2)} | "
+                    f"{fmt(unaudited['p99_us'] / 1000, 2)} | {fmt(unaudited['cpu_cores'], 2)} |")
     if shamir_get:
         rows.append("\n## Production mode (Shamir seal, unsealed) against dev mode\n")
         rows.append("| secret GET | req/s | p50 ms | p99 ms | Shamir/dev |")
@@ -622,7 +685,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--secrets", type=int, default=1000, help="secrets for GET and list")
     ap.add_argument("--scale", type=int, default=1_000_000, help="secrets in the scale run (0: skip it)")
-    ap.add_argument("--only", help="comma-separated workload ids (get,set,p256_sign,rsa_sign,rsa_decrypt,aes_encrypt,list,shamir_get,hsm_sign)")
+    ap.add_argument("--only", help="comma-separated workload ids (get,set,p256_sign,rsa_sign,rsa_decrypt,aes_encrypt,list,unaudited_get,shamir_get,hsm_sign)")
     ap.add_argument("--no-openbao", action="store_true", help="Coffer and the raw limits only")
     ap.add_argument("--bao", default=os.environ.get("BAO_BIN"), help="the bao binary")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.md"))
@@ -678,6 +741,18 @@ def main():
             p.stop()
         procs.clear()
 
+        unaudited = None
+        if not only or "unaudited_get" in only:
+            log("get: coffer with --audit-disabled (the audit log's cost)")
+            uc = Coffer(tmp / "coffer-unaudited", ["--audit-disabled"]).start()
+            procs.append(uc)
+            u_token, _ = setup_coffer(uc, args.secrets)
+            spec = {"host": uc.host("bench"), "auth": f"Authorization: Bearer {u_token}",
+                    "path": f"/secrets/s{{n}}?{API}", "n": args.secrets}
+            unaudited = measure(uc, spec, args, "SecretGet")
+            uc.stop()
+            procs.clear()
+
         sealed_get = None
         if not only or "shamir_get" in only:
             log("get: coffer, Shamir-unsealed production mode (against dev mode's get above)")
@@ -720,13 +795,13 @@ def main():
                         "path": f"/secrets/f{{n}}?{API}", "n": total}
             scale = scale_run(args, tmp, spec_for)
 
-        text = report(results, raw, floor, scale, args, versions, sealed_get, hsm_rows)
+        text = report(results, raw, floor, scale, args, versions, sealed_get, hsm_rows, unaudited)
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         out.with_suffix(".json").write_text(json.dumps(
             {"raw": raw, "floor": floor, "workloads": results, "scale": scale, "shamir_get": sealed_get,
-             "hsm_sign": hsm_rows}, indent=1))
+             "hsm_sign": hsm_rows, "unaudited_get": unaudited}, indent=1))
         print(text)
         log(f"written to {out}")
     finally:

@@ -1,31 +1,34 @@
 //! SQLite: The audit log's records and checkpoints.
 use super::*;
 
+/// Inserts audit rows inside the caller's transaction.
+pub(super) async fn insert_audit_rows(conn: &mut sqlx::SqliteConnection, rows: &[AuditRow]) -> Result<()> {
+    // Many rows per statement: each statement is a round trip to the connection's thread,
+    // which cost more than the insert itself.
+    for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit_records (seq, time_ms, vault, caller, operation, result, object, body) ",
+        );
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(r.seq)
+                .push_bind(r.time_ms)
+                .push_bind(r.vault.as_deref())
+                .push_bind(r.caller.as_deref())
+                .push_bind(&r.operation)
+                .push_bind(&r.result)
+                .push_bind(r.object.as_deref())
+                .push_bind(&r.body);
+        });
+        insert.build().execute(&mut *conn).await.map_err(backend)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<()> {
         let _timer = self.timer("append_audit");
-        let _w = self.write_lock().await?;
-        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
-        // Many rows per statement: each statement is a round trip to the connection's thread,
-        // which cost more than the insert itself.
-        for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO audit_records (seq, time_ms, vault, caller, operation, result, object, body) ",
-            );
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.seq)
-                    .push_bind(r.time_ms)
-                    .push_bind(r.vault.as_deref())
-                    .push_bind(r.caller.as_deref())
-                    .push_bind(&r.operation)
-                    .push_bind(&r.result)
-                    .push_bind(r.object.as_deref())
-                    .push_bind(&r.body);
-            });
-            insert.build().execute(&mut *tx).await.map_err(|e| self.fail(e))?;
-        }
-        tx.commit().await.map_err(|e| self.fail(e))
+        self.append_audit_grouped(rows).await
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {

@@ -24,7 +24,9 @@ use crate::{AuditStore, DirectoryStore, MetaStore, ObjectStore, RbacStore, Store
 
 // The store's areas, one `impl` each (the traits in `lib.rs`).
 mod audit;
+use audit::insert_audit_rows;
 mod directory;
+mod group_commit;
 mod meta;
 mod objects;
 mod rbac;
@@ -107,11 +109,13 @@ pub struct SqliteStore {
     /// How to open the pool again (a file database; `None` in memory, which cannot be reopened).
     reopen: Option<SqliteConnectOptions>,
     /// A fault (full disk, I/O error, a lock left behind) was seen since the pool was opened.
-    faulted: std::sync::atomic::AtomicBool,
+    faulted: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// When reopening the pool was last logged.
     reopened: std::sync::Mutex<Option<std::time::Instant>>,
-    write: Mutex<()>,
-    memos: Memos,
+    write: std::sync::Arc<Mutex<()>>,
+    /// Changes waiting for the write lock (`group_commit`).
+    queue: group_commit::WriteQueue,
+    memos: std::sync::Arc<Memos>,
     observer: std::sync::OnceLock<std::sync::Arc<dyn StoreObserver>>,
 }
 
@@ -264,8 +268,9 @@ impl SqliteStore {
             reopen,
             faulted: Default::default(),
             reopened: Default::default(),
-            write: Mutex::new(()),
-            memos: Memos::default(),
+            write: Default::default(),
+            queue: Default::default(),
+            memos: Default::default(),
             observer: Default::default(),
         }
     }
@@ -296,6 +301,19 @@ impl SqliteStore {
     /// it; if the database cannot be opened again yet, the write is refused (503).
     async fn write_lock(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
         let guard = self.write.lock().await;
+        self.reopen_if_faulted().await?;
+        Ok(guard)
+    }
+
+    /// The write lock as a guard a spawned task can own (`group_commit`).
+    async fn write_lock_owned(&self) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+        let guard = self.write.clone().lock_owned().await;
+        self.reopen_if_faulted().await?;
+        Ok(guard)
+    }
+
+    /// After a fault, replaces the pool (see `write_lock`); the write lock is held.
+    async fn reopen_if_faulted(&self) -> Result<()> {
         if self.faulted.load(std::sync::atomic::Ordering::Acquire)
             && let Some(opts) = &self.reopen
         {
@@ -313,7 +331,7 @@ impl SqliteStore {
             }
             tokio::spawn(async move { old.close().await });
         }
-        Ok(guard)
+        Ok(())
     }
 
     /// Reports how long the operations a request waits on take (`/metrics`); set once.

@@ -45,13 +45,7 @@ impl ObjectStore for SqliteStore {
 
     async fn put_version(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
         let _timer = self.timer("put_version");
-        let _w = self.write_objects().await?;
-        let mut tx = self.pool().begin().await.map_err(|e| self.fail(e))?;
-        let outcome = put_version_in(&mut tx, v).await?;
-        if outcome == PutOutcome::Written {
-            tx.commit().await.map_err(|e| self.fail(e))?;
-        }
-        Ok(outcome)
+        self.put_version_grouped(v).await
     }
 
     async fn put_versions(&self, batch: &[NewVersion<'_>]) -> Result<Vec<PutOutcome>> {

@@ -1,7 +1,7 @@
 //! The audit log (`AuditStore`).
 use super::*;
 
-fn audit_row(seq: i64, vault: &str, caller: &str, result: &str) -> AuditRow {
+pub(super) fn audit_row(seq: i64, vault: &str, caller: &str, result: &str) -> AuditRow {
     AuditRow {
         seq,
         time_ms: seq * 1000,

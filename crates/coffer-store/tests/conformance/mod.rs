@@ -69,6 +69,7 @@ pub async fn run_all(store: &dyn Store) {
     audit::audit(store).await;
     reads_follow_writes(store).await;
     objects::bulk_put(store).await;
+    objects::concurrent_puts(store).await;
     changes_that_are_one_transaction(store).await;
 }
 

@@ -197,3 +197,46 @@ pub async fn expiry_events(store: &dyn Store) {
     store.record_expiry_event(&expired[0]).await.expect("record");
     assert!(store.pending_expiry_events(2_000, 5_000, 10).await.expect("done").is_empty());
 }
+
+/// Versions and an audit batch written at the same moment (a backend may commit them
+/// together) each get their own outcome and versions their own seq; a refused one does not
+/// undo the others, nor they it.
+pub async fn concurrent_puts(store: &dyn Store) {
+    let audit_head = store.audit_head().await.expect("head").map_or(0, |r| r.seq);
+    let audit_rows = [
+        super::audit::audit_row(audit_head + 1, "v1", "c", "success"),
+        super::audit::audit_row(audit_head + 2, "v1", "c", "success"),
+    ];
+    assert_eq!(put(store, "v1", "together-gone", "tg1", b"x").await, PutOutcome::Written);
+    let gone = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "together-gone" };
+    let deletion = Deletion { deleted_date: 20, scheduled_purge_date: 30 };
+    assert!(store.delete_object(&gone, &deletion).await.expect("delete"));
+    let versions: Vec<String> = (0..24).map(|i| format!("together{i:02}")).collect();
+    let writes = versions.iter().enumerate().map(|(i, version)| {
+        let name = if i % 6 == 5 { "together-gone" } else { "Together" };
+        put(store, "v1", name, version, version.as_bytes())
+    });
+    let (outcomes, appended) =
+        futures_util::future::join(futures_util::future::join_all(writes), store.append_audit(&audit_rows)).await;
+    appended.expect("the audit batch written beside the versions");
+    let head = store.audit_head().await.expect("head").expect("a head");
+    assert_eq!(head, audit_rows[1], "the audit batch is whole");
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let expected = if i % 6 == 5 { PutOutcome::NameDeleted } else { PutOutcome::Written };
+        assert_eq!(*outcome, expected, "write {i}");
+    }
+    let at = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "together" };
+    let all = store.all_versions(&at).await.expect("versions");
+    let mut seqs: Vec<i64> = all.iter().map(|v| v.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=20).collect::<Vec<i64>>(), "twenty versions, one seq each");
+    for v in &all {
+        assert_eq!(v.payload, v.version.as_bytes(), "each version kept its own value");
+    }
+    let latest = store.get_version(&at, None, false).await.expect("get").expect("latest");
+    assert_eq!(latest.seq, 20, "the latest is the last seq");
+    assert!(
+        store.get_version(&gone, Some("together05"), true).await.expect("get").is_none(),
+        "nothing written under the deleted name"
+    );
+}

@@ -1,0 +1,294 @@
+//! Group commit. SQLite has one writer and a durable commit costs a sync of the WAL (most of a
+//! SET's time in the store, and most of an audit batch's), so the writes that come at the same
+//! moment — new object versions from different requests and the audit writer's batch — share
+//! one transaction and one sync: a writer that finds the write lock taken leaves its change in
+//! the queue and waits; whoever takes the lock next writes everything queued — each change in
+//! its own savepoint, so one refused name does not undo another's version or the audit batch —
+//! commits once and answers every waiter. Nobody is answered before the commit returned, so
+//! "acknowledged" still means "on disk". The audit writer sends one batch at a time, so its
+//! batches reach the table in the chain's order.
+use std::sync::Mutex as SyncMutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::Acquire;
+use tokio::sync::oneshot;
+
+use super::*;
+
+/// A change that can share a transaction with others, borrowed from its caller.
+#[derive(Clone)]
+enum Change<'a> {
+    Version(NewVersion<'a>),
+    Audit(&'a [AuditRow]),
+}
+
+/// A change left in the queue, with its own copies of what it borrowed.
+enum Queued {
+    Version(Box<OwnedVersion>),
+    Audit(Vec<AuditRow>),
+}
+
+impl Queued {
+    fn borrowed(&self) -> Change<'_> {
+        match self {
+            Queued::Version(v) => Change::Version(v.borrowed()),
+            Queued::Audit(rows) => Change::Audit(rows),
+        }
+    }
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Put(PutOutcome),
+    Appended,
+}
+
+impl Done {
+    /// Whether the change wrote rows (and so needs the commit).
+    fn wrote(self) -> bool {
+        matches!(self, Done::Put(PutOutcome::Written) | Done::Appended)
+    }
+}
+
+/// A change waiting for the next writer.
+struct Waiting {
+    id: u64,
+    change: Queued,
+    answer: oneshot::Sender<Result<Done>>,
+}
+
+struct OwnedVersion {
+    vault_id: String,
+    kind: ObjectKind,
+    name_key: String,
+    name: String,
+    version: String,
+    attributes: Attributes,
+    tags: Tags,
+    content_type: Option<String>,
+    managed: bool,
+    payload: Vec<u8>,
+    meta: Option<String>,
+}
+
+impl OwnedVersion {
+    fn of(v: &NewVersion<'_>) -> Self {
+        Self {
+            vault_id: v.at.vault_id.to_string(),
+            kind: v.at.kind,
+            name_key: v.at.name_key.to_string(),
+            name: v.name.to_string(),
+            version: v.version.to_string(),
+            attributes: v.attributes.clone(),
+            tags: v.tags.clone(),
+            content_type: v.content_type.map(str::to_string),
+            managed: v.managed,
+            payload: v.payload.to_vec(),
+            meta: v.meta.map(str::to_string),
+        }
+    }
+
+    fn borrowed(&self) -> NewVersion<'_> {
+        NewVersion {
+            at: ObjectRef { vault_id: &self.vault_id, kind: self.kind, name_key: &self.name_key },
+            name: &self.name,
+            version: &self.version,
+            attributes: &self.attributes,
+            tags: &self.tags,
+            content_type: self.content_type.as_deref(),
+            managed: self.managed,
+            payload: &self.payload,
+            meta: self.meta.as_deref(),
+        }
+    }
+}
+
+/// The changes waiting for the write lock.
+#[derive(Default)]
+pub(super) struct WriteQueue {
+    waiting: SyncMutex<Vec<Waiting>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for WriteQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteQueue")
+    }
+}
+
+impl WriteQueue {
+    fn push(&self, change: Queued) -> (u64, oneshot::Receiver<Result<Done>>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, rx) = oneshot::channel();
+        self.lock().push(Waiting { id, change, answer });
+        (id, rx)
+    }
+
+    fn take(&self) -> Vec<Waiting> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Takes `id` back out of the queue; false if a writer already took it.
+    fn withdraw(&self, id: u64) -> bool {
+        let mut q = self.lock();
+        let before = q.len();
+        q.retain(|w| w.id != id);
+        q.len() != before
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        // The queue holds no invariant a panic could break half-way.
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a writer waiting for the lock got first.
+enum Turn {
+    Answered(std::result::Result<Result<Done>, oneshot::error::RecvError>),
+    Lock(Result<tokio::sync::OwnedMutexGuard<()>>),
+}
+
+fn writer_gone() -> Error {
+    Error::unavailable("StoreUnavailable", "The write was interrupted before it was committed; retry it.")
+}
+
+fn unexpected(done: Done) -> Error {
+    Error::internal(format!("group commit: a change got another kind's outcome ({done:?})"))
+}
+
+impl SqliteStore {
+    /// One new version, written alone or with the others waiting at the same moment.
+    pub(super) async fn put_version_grouped(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
+        match self.grouped(Queued::Version(Box::new(OwnedVersion::of(v)))).await? {
+            Done::Put(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One audit batch, written alone or with the versions waiting at the same moment.
+    pub(super) async fn append_audit_grouped(&self, rows: &[AuditRow]) -> Result<()> {
+        match self.grouped(Queued::Audit(rows.to_vec())).await? {
+            Done::Appended => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Queues `change` and waits for whichever comes first: a writer that took it, or the
+    /// lock — then this caller writes the queue. The group is written by a task of its own:
+    /// a caller that goes away (its client hung up) must not take the others' changes with it,
+    /// least of all half-way through the commit.
+    async fn grouped(&self, change: Queued) -> Result<Done> {
+        let (id, mut answer) = self.queue.push(change);
+        let turn = tokio::select! {
+            biased;
+            a = &mut answer => Turn::Answered(a),
+            w = self.write_lock_owned() => Turn::Lock(w),
+        };
+        let guard = match turn {
+            Turn::Answered(a) => return a.unwrap_or_else(|_| Err(writer_gone())),
+            Turn::Lock(Err(e)) => {
+                if self.queue.withdraw(id) {
+                    return Err(e);
+                }
+                // A writer took ours before the lock failed for us: its answer is the truth.
+                return answer.await.unwrap_or_else(|_| Err(writer_gone()));
+            }
+            Turn::Lock(Ok(guard)) => guard,
+        };
+        // The writer before us may have written ours just as we got the lock.
+        if let Ok(a) = answer.try_recv() {
+            return a;
+        }
+        let group = Group {
+            pool: self.pool(),
+            faulted: self.faulted.clone(),
+            memos: self.memos.clone(),
+            waiting: self.queue.take(),
+        };
+        tokio::spawn(group.write(guard));
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+}
+
+/// Everything one group commit needs, owned by the task that writes it.
+struct Group {
+    pool: SqlitePool,
+    faulted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    memos: std::sync::Arc<Memos>,
+    waiting: Vec<Waiting>,
+}
+
+impl Group {
+    /// Writes the group in one transaction and answers every waiter; `_lock` is the write
+    /// lock, released when the group is done.
+    async fn write(self, _lock: tokio::sync::OwnedMutexGuard<()>) {
+        let changes: Vec<Change<'_>> = self.waiting.iter().map(|w| w.change.borrowed()).collect();
+        let outcomes = self.write_changes(&changes).await;
+        if changes.iter().any(|c| matches!(c, Change::Version(_))) {
+            // Before the lock is released, as `MemoWrite` does for every other object change.
+            self.memos.versions.invalidate();
+        }
+        if outcomes.iter().any(|o| o.as_ref().is_err_and(|e| e.kind == coffer_core::ErrorKind::Unavailable)) {
+            // The next write starts on fresh connections (see `SqliteStore::write_lock`).
+            self.faulted.store(true, std::sync::atomic::Ordering::Release);
+        }
+        drop(changes);
+        for (w, outcome) in self.waiting.into_iter().zip(outcomes) {
+            // A waiter that gave up (its client went away) is not told.
+            let _ = w.answer.send(outcome);
+        }
+    }
+
+    /// Each change's outcome; a change counts as done only once the transaction committed.
+    async fn write_changes(&self, all: &[Change<'_>]) -> Vec<Result<Done>> {
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = backend(e);
+                return all.iter().map(|_| Err(e.clone())).collect();
+            }
+        };
+        let mut outcomes = Vec::with_capacity(all.len());
+        if let [one] = all {
+            outcomes.push(apply(&mut tx, one).await);
+        } else {
+            for change in all {
+                outcomes.push(apply_in_savepoint(&mut tx, change).await);
+            }
+        }
+        if outcomes.iter().any(|o| o.as_ref().is_ok_and(|d| d.wrote()))
+            && let Err(e) = tx.commit().await
+        {
+            let e = backend(e);
+            for o in outcomes.iter_mut() {
+                if o.as_ref().is_ok_and(|d| d.wrote()) {
+                    *o = Err(e.clone());
+                }
+            }
+        }
+        outcomes
+    }
+}
+
+async fn apply(conn: &mut sqlx::SqliteConnection, change: &Change<'_>) -> Result<Done> {
+    match change {
+        Change::Version(v) => put_version_in(conn, v).await.map(Done::Put),
+        Change::Audit(rows) => insert_audit_rows(conn, rows).await.map(|()| Done::Appended),
+    }
+}
+
+/// One change of a group: rolled back alone if it is refused or fails.
+async fn apply_in_savepoint(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, change: &Change<'_>) -> Result<Done> {
+    let mut sp = tx.begin().await.map_err(backend)?;
+    match apply(&mut sp, change).await {
+        Ok(done) if done.wrote() => {
+            sp.commit().await.map_err(backend)?;
+            Ok(done)
+        }
+        other => {
+            sp.rollback().await.map_err(backend)?;
+            other
+        }
+    }
+}
