@@ -16,6 +16,9 @@ pub struct FileSink {
     identity: Option<(u64, u64)>,
     /// The last record (seq, hash) known to be in the files.
     pub last: Option<(i64, String)>,
+    /// How to take the last append back (`undo_last_append`): the file's length and `last`
+    /// before it.
+    undo: Option<(u64, Option<(i64, String)>)>,
 }
 
 #[cfg(unix)]
@@ -48,7 +51,7 @@ fn last_record(path: &Path) -> Option<(i64, String)> {
 impl FileSink {
     pub fn new(config: FileSinkConfig) -> Self {
         let last = Self::files_of(&config).iter().rev().find_map(|p| last_record(p));
-        Self { config, file: None, identity: None, last }
+        Self { config, file: None, identity: None, last, undo: None }
     }
 
     /// Every file of the sink, oldest first (`path.N` … `path.1`, `path`).
@@ -76,6 +79,7 @@ impl FileSink {
             Some(_) => format!("the audit file {} was replaced; writing to the new file", self.config.path.display()),
         });
         self.file = None;
+        self.undo = None;
         if let Some(dir) = self.config.path.parent() {
             coffer_store::private_files::create_dir(dir)?;
         }
@@ -114,16 +118,57 @@ impl FileSink {
             self.file = None;
             return Err(e);
         }
+        self.undo = before.map(|len| (len, self.last.clone()));
         if last.is_some() {
             self.last = last;
         }
         Ok(notice)
     }
 
+    /// Takes the last append back: the audit writer syncs a batch to the file while the store
+    /// commits it, and a batch the store refused must not stay in the file (its seqs are given
+    /// to the next batch). Only the append just made, on the file it was made to.
+    pub fn undo_last_append(&mut self) -> std::io::Result<()> {
+        let Some((len, last)) = self.undo.take() else { return Ok(()) };
+        let Some(f) = self.file.as_mut() else {
+            return Err(std::io::Error::other("the audit file is not open"));
+        };
+        let cut = f.set_len(len).and_then(|_| f.sync_data());
+        if cut.is_err() {
+            self.file = None;
+        }
+        cut?;
+        self.last = last;
+        Ok(())
+    }
+
+    /// The records after `seq` in the current file, `(seq, line)` in order: what the file holds
+    /// that a store ending at `seq` lacks (the process stopped between the two writes).
+    pub fn records_after(&self, seq: i64) -> std::io::Result<Vec<(i64, String)>> {
+        let f = match File::open(&self.config.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for line in BufReader::new(f).lines() {
+            let line = line?;
+            if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&line)
+                && m.get("category").and_then(|c| c.as_str()) != Some("AuditCheckpoint")
+                && let Some(n) = m.get("seq").and_then(|v| v.as_i64())
+                && n > seq
+            {
+                out.push((n, line));
+            }
+        }
+        Ok(out)
+    }
+
     /// Appends records `(seq, line)` in order, skipping those the files already hold (a seq at
     /// or below the last one written): catching up after a failure is idempotent, so a record
     /// is never written twice, whatever was written before the failure.
     pub fn append_records(&mut self, records: &[(i64, String)], last_hash: &str) -> std::io::Result<Option<String>> {
+        self.undo = None;
         let written = self.last.as_ref().map_or(0, |l| l.0);
         let fresh: Vec<String> = records.iter().filter(|(seq, _)| *seq > written).map(|(_, l)| l.clone()).collect();
         let Some(last_seq) = records.last().map(|(seq, _)| *seq).filter(|seq| *seq > written) else {
@@ -139,6 +184,7 @@ impl FileSink {
     /// `path` → `path.1` → … → `path.max_files` (the oldest is deleted); a fresh `path` is opened.
     pub fn rotate(&mut self) -> std::io::Result<()> {
         self.file = None;
+        self.undo = None;
         let max = self.config.max_files;
         if max == 0 {
             std::fs::remove_file(&self.config.path)?;
@@ -208,5 +254,26 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
         assert_eq!(sink.last, Some((5, "h5".into())));
+    }
+
+    #[test]
+    fn the_last_append_is_taken_back_and_what_follows_the_store_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let mut sink = FileSink::new(FileSinkConfig { path: path.clone(), max_bytes: 1 << 20, max_files: 2 });
+        let rec = |seq: i64| (seq, format!("{{\"seq\":{seq},\"hash\":\"h{seq}\"}}"));
+        sink.append_records(&[rec(1), rec(2)], "h2").expect("append");
+        let kept = std::fs::read_to_string(&path).expect("read");
+        sink.append_records(&[rec(3), rec(4)], "h4").expect("append");
+        assert_eq!(sink.records_after(2).expect("read"), vec![rec(3), rec(4)]);
+        sink.undo_last_append().expect("undo");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), kept, "the file as it was before the append");
+        assert_eq!(sink.last, Some((2, "h2".into())));
+        sink.undo_last_append().expect("nothing more to take back");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), kept, "only the last append is taken back");
+        // The seqs taken back are given again, to other records.
+        sink.append_records(&[(3, "{\"seq\":3,\"hash\":\"other\"}".into())], "other").expect("append");
+        assert_eq!(sink.last, Some((3, "other".into())));
+        assert!(sink.records_after(3).expect("read").is_empty());
     }
 }

@@ -103,7 +103,7 @@ impl AuditLog {
         metrics: Arc<dyn WriteObserver>,
     ) -> coffer_core::Result<Self> {
         let verifying_key = signer.verifying_key();
-        let head = match store.audit_head().await? {
+        let mut head = match store.audit_head().await? {
             // A head without its hash cannot be continued honestly: chaining from "" would
             // turn evidence of an edit into a chain that looks whole from here on.
             Some(row) => (
@@ -133,6 +133,24 @@ impl AuditLog {
             notes.push(("AuditChainTampered", msg));
         }
         let file = config.file.clone().map(FileSink::new);
+        // A stopped process can leave at most its last batch in the file and not in the store;
+        // records a signed checkpoint vouches for were removed from the store by someone, and
+        // are evidence of that, not something to copy back quietly.
+        if let Some(f) = &file
+            && f.last.as_ref().is_some_and(|l| l.0 > head.0 && l.0 - head.0 <= RECOVERABLE)
+            && notes.is_empty()
+        {
+            let from = head.0;
+            head = recover_from_file(store.as_ref(), f, head).await?;
+            let msg = format!(
+                "records {} to {} were in the audit file but not in the store (Coffer stopped between the two writes; \
+                 their requests were never answered): they were copied to the store",
+                from + 1,
+                head.0
+            );
+            tracing::warn!(target: "coffer::audit", "{msg}");
+            notes.push(("AuditRecordsRecovered", msg));
+        }
         let heads = Arc::new(Mutex::new(Heads {
             store: head.clone(),
             file: file.as_ref().map(|f| f.last.clone().unwrap_or((0, GENESIS.to_string()))),
@@ -295,6 +313,41 @@ fn hash_of(body: &str) -> Option<String> {
     serde_json::from_str::<Value>(body).ok()?.get("hash")?.as_str().map(str::to_string)
 }
 
+/// The records the file holds past the store's head, checked to continue the store's chain,
+/// copied into the store; the new head. The file and the store are synced at the same time, so
+/// a process stopped between the two leaves the file ahead; its records are whole and chained,
+/// so they are kept, not cut off.
+async fn recover_from_file(
+    store: &dyn Store,
+    file: &FileSink,
+    head: (i64, String),
+) -> coffer_core::Result<(i64, String)> {
+    let refuse = |why: String| {
+        coffer_core::Error::internal(format!(
+            "the audit file holds records the store does not, and they do not continue the store's chain ({why}). \
+             Coffer will not continue the chain from either; run `coffer audit verify` on both"
+        ))
+    };
+    let lines = file.records_after(head.0).map_err(|e| refuse(format!("the file cannot be read: {e}")))?;
+    let (mut seq, mut prev) = head;
+    let mut rows = Vec::with_capacity(lines.len());
+    for (n, line) in lines {
+        let record = match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(refuse(format!("record {n} is not a JSON object"))),
+        };
+        let hash = record.get("hash").and_then(Value::as_str).unwrap_or_default().to_string();
+        let links = record.get("prevHash").and_then(Value::as_str) == Some(prev.as_str());
+        if n != seq + 1 || !links || chain::record_hash(&record) != hash {
+            return Err(refuse(format!("record {n} does not follow record {seq}")));
+        }
+        rows.push(row_with_text(n, &record, line));
+        (seq, prev) = (n, hash);
+    }
+    store.append_audit(&rows).await?;
+    Ok((seq, prev))
+}
+
 /// The signed point a retention purge left behind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Anchor {
@@ -326,6 +379,10 @@ type Note = (&'static str, String);
 
 /// The most records one batch takes.
 const MAX_BATCH: usize = 1024;
+
+/// The most records the file can hold past the store after a stop: one batch and the log's
+/// notes about itself.
+const RECOVERABLE: i64 = MAX_BATCH as i64 + 64;
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
@@ -435,37 +492,45 @@ impl Writer {
             prev = hash;
             rows.push(row_with_text(seq, r, text));
         }
-        let fail = |acks: Vec<Option<Ack>>, e: &str| {
-            for a in acks.into_iter().flatten() {
-                let _ = a.send(Err(AuditFailure(e.to_string())));
-            }
-        };
+        let first_seq = self.head.0 + 1;
+        // Notes took the first seqs; callers' records follow them.
+        let first_caller = first_seq + notes.len() as i64;
         let started = Instant::now();
+        // The file takes batches in order: this batch's file phase starts when the last one's
+        // ended. It appends and syncs while the store commits (one sync's wait, not two in a
+        // row), and answers the callers once it knows how the store went.
+        self.drain().await;
+        let (stored, store_outcome) = oneshot::channel();
+        let rows = Arc::new(rows);
+        let job = FileJob {
+            first_seq,
+            first_caller,
+            rows: rows.clone(),
+            last_hash: prev.clone(),
+            acks,
+            started,
+            store_outcome,
+        };
+        self.in_flight = Some(tokio::spawn(self.side.clone().run(job)));
         if let Err(e) = self.side.store.append_audit(&rows).await {
             self.side.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
-            // The batch before this one reports first, so health follows the chain's order.
-            self.drain().await;
             let msg = format!("the audit store cannot write: {}", e.message);
-            set_health(&self.side.health, self.side.clock.as_ref(), Some(msg.clone()));
+            let _ = stored.send(Err(msg.clone()));
+            // The file phase takes the batch back out of the file before the next batch is
+            // given its seqs; health follows the chain's order.
+            self.drain().await;
+            set_health(&self.side.health, self.side.clock.as_ref(), Some(msg));
             // The notes this batch carried are older than any the file phase just reported.
             let newer = std::mem::replace(&mut self.pending_notes, notes);
             self.pending_notes.extend(newer);
-            fail(acks, &msg);
             return;
         }
-        let first_seq = self.head.0 + 1;
-        self.head = (seq, prev.clone());
+        let _ = stored.send(Ok(()));
+        self.head = (seq, prev);
         self.since_checkpoint += rows.len() as u64;
         if let Ok(mut h) = self.side.heads.lock() {
             h.store = self.head.clone();
         }
-        // Notes took the first seqs; callers' records follow them.
-        let first_caller = first_seq + notes.len() as i64;
-        let job = FileJob { first_seq, first_caller, rows, last_hash: prev, acks, started };
-        // The previous batch's file phase ran while this one was committed; the file takes
-        // batches in order, so this one's phase starts when that one ended.
-        self.drain().await;
-        self.in_flight = Some(tokio::spawn(self.side.clone().run(job)));
     }
 
     fn sign_head(&self) -> Result<AuditCheckpoint, String> {
@@ -553,16 +618,18 @@ fn set_health(health: &Mutex<HealthState>, clock: &dyn Clock, error: Option<Stri
     }
 }
 
-/// A batch committed to the store, for its file phase.
+/// A batch for its file phase, which runs while the store commits it.
 struct FileJob {
     first_seq: i64,
     /// The seq of the first caller's record (the log's own notes come first).
     first_caller: i64,
-    rows: Vec<AuditRow>,
+    rows: Arc<Vec<AuditRow>>,
     /// The hash of the last of `rows` (known from sealing: not parsed back out of its body).
     last_hash: String,
     acks: Vec<Option<Ack>>,
     started: Instant,
+    /// How the store's commit of the batch went (why not, if it failed).
+    store_outcome: oneshot::Receiver<Result<(), String>>,
 }
 
 /// The file phase of a batch, on its own task: append and sync the file (catching up on what
@@ -582,9 +649,24 @@ struct FileSide {
 
 impl FileSide {
     async fn run(self, job: FileJob) -> Vec<Note> {
-        let FileJob { first_seq, first_caller, rows, last_hash, acks, started } = job;
+        let FileJob { first_seq, first_caller, rows, last_hash, acks, started, store_outcome } = job;
         let mut notes = Vec::new();
-        if let Err(msg) = self.append_to_file(first_seq, &rows, last_hash, &mut notes).await {
+        let filed = self.append_to_file(first_seq, &rows, last_hash, &mut notes).await;
+        let stored = store_outcome.await.unwrap_or_else(|_| Err("the audit writer stopped".into()));
+        if let Err(msg) = stored {
+            // The store refused the batch: its seqs go to the next one, so the file must not
+            // keep it. (The writer reports the failure.)
+            if filed.is_ok()
+                && let Err(e) = self.undo_append().await
+            {
+                tracing::error!(target: "coffer::audit", "a batch the store refused stays in the audit file: {e}");
+            }
+            for a in acks.into_iter().flatten() {
+                let _ = a.send(Err(AuditFailure(msg.clone())));
+            }
+            return notes;
+        }
+        if let Err(msg) = filed.and(self.rotate_if_due().await) {
             self.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
             // The records are in the store; the file catches up from it once it works again.
             // The callers get a 503, and the log says why their records show no response.
@@ -602,7 +684,7 @@ impl FileSide {
         self.metrics.observe_audit_write(rows.len(), started.elapsed(), true);
         set_health(&self.health, self.clock.as_ref(), None);
         if let Some(s) = &self.syslog {
-            for r in &rows {
+            for r in rows.iter() {
                 s.send(&r.body);
             }
         }
@@ -612,6 +694,22 @@ impl FileSide {
             }
         }
         notes
+    }
+
+    /// Takes the batch just appended back out of the file.
+    async fn undo_append(&self) -> Result<(), String> {
+        let Some(file) = self.file.clone() else { return Ok(()) };
+        let cut = tokio::task::spawn_blocking(move || {
+            let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
+            f.undo_last_append().map_err(|e| format!("the audit file cannot be cut back: {e}"))?;
+            Ok::<_, String>(f.last.clone())
+        })
+        .await
+        .map_err(|e| format!("the audit file writer failed: {e}"))??;
+        if let Ok(mut h) = self.heads.lock() {
+            h.file = cut;
+        }
+        Ok(())
     }
 
     /// Appends rows to the file sink, first catching up whatever the store has that the file
@@ -647,7 +745,7 @@ impl FileSide {
             notices.extend(notice);
         }
         let batch = rows.iter().map(|r| (r.seq, r.body.clone())).collect();
-        let (notice, rotate) = append_blocking(&file, batch, last_hash).await?;
+        let (notice, _) = append_blocking(&file, batch, last_hash).await?;
         for n in notices.into_iter().chain(notice) {
             tracing::warn!(target: "coffer::audit", "{n}");
             notes.push(("AuditFileReplaced", n));
@@ -655,21 +753,29 @@ impl FileSide {
         if let Ok(mut h) = self.heads.lock() {
             h.file = file.lock().ok().and_then(|f| f.last.clone());
         }
-        if rotate {
-            // A fresh file starts with a signed checkpoint of its last record, so it verifies alone.
-            let head = file.lock().ok().and_then(|f| f.last.clone()).ok_or("the audit file has no last record")?;
-            let cp = sign_checkpoint(&self.signer, self.clock.as_ref(), head)?;
-            self.store.add_audit_checkpoint(&cp).await.map_err(|e| e.message)?;
-            let line = checkpoint_line(&cp);
-            tokio::task::spawn_blocking(move || {
-                let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
-                f.rotate().map_err(|e| format!("the audit file cannot be rotated: {e}"))?;
-                f.append(&[line], None).map_err(|e| format!("the audit file cannot be written: {e}")).map(|_| ())
-            })
-            .await
-            .map_err(|e| format!("the audit file writer failed: {e}"))??;
-        }
         Ok(())
+    }
+
+    /// Rotates the file when it grew too large — once the store holds what the file does, as
+    /// the fresh file starts with a checkpoint (in the store too) of its last record, so it
+    /// verifies alone.
+    async fn rotate_if_due(&self) -> Result<(), String> {
+        let Some(file) = self.file.clone() else { return Ok(()) };
+        let due = file.lock().map_err(|_| "audit file state poisoned".to_string())?.needs_rotation();
+        if !due {
+            return Ok(());
+        }
+        let head = file.lock().ok().and_then(|f| f.last.clone()).ok_or("the audit file has no last record")?;
+        let cp = sign_checkpoint(&self.signer, self.clock.as_ref(), head)?;
+        self.store.add_audit_checkpoint(&cp).await.map_err(|e| e.message)?;
+        let line = checkpoint_line(&cp);
+        tokio::task::spawn_blocking(move || {
+            let mut f = file.lock().map_err(|_| "audit file state poisoned".to_string())?;
+            f.rotate().map_err(|e| format!("the audit file cannot be rotated: {e}"))?;
+            f.append(&[line], None).map_err(|e| format!("the audit file cannot be written: {e}")).map(|_| ())
+        })
+        .await
+        .map_err(|e| format!("the audit file writer failed: {e}"))?
     }
 }
 
@@ -731,5 +837,74 @@ mod tests {
         let started = AuditLog::start(store, clock, signer, AuditConfig::in_dir(dir.path()), metrics).await;
         let Err(err) = started else { panic!("the start is refused, not continued from an empty hash") };
         assert!(err.message.contains("has no hash"), "{}", err.message);
+    }
+
+    #[derive(Debug)]
+    struct Uncounted;
+    impl WriteObserver for Uncounted {
+        fn observe_audit_write(&self, _: usize, _: Duration, _: bool) {}
+    }
+
+    /// Records sealed onto `head` as the writer would, as file lines.
+    fn sealed_lines(head: (i64, String), n: i64) -> Vec<String> {
+        let (mut seq, mut prev) = head;
+        (0..n)
+            .map(|_| {
+                let mut record = Map::new();
+                record.insert("operationName".into(), json!("SecretGet"));
+                seq += 1;
+                let (hash, text) = chain::seal_to_text(&mut record, seq, &prev);
+                prev = hash;
+                text
+            })
+            .collect()
+    }
+
+    fn append_lines(path: &std::path::Path, lines: &[String]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).expect("open");
+        for l in lines {
+            writeln!(f, "{l}").expect("write");
+        }
+    }
+
+    #[tokio::test]
+    async fn records_the_file_holds_past_the_store_are_recovered_when_they_continue_its_chain() {
+        let store: Arc<dyn Store> = Arc::new(coffer_store::SqliteStore::in_memory().await.expect("store"));
+        let dir = tempfile::tempdir().expect("dir");
+        let config = AuditConfig::in_dir(dir.path());
+        let path = config.file.as_ref().expect("file sink").path.clone();
+        let clock: Arc<dyn Clock> = Arc::new(coffer_core::SystemClock);
+        let metrics: Arc<dyn WriteObserver> = Arc::new(Uncounted);
+        let signer = || TokenSigner::generate("k".into()).expect("signer").0;
+        let log = AuditLog::start(store.clone(), clock.clone(), signer(), config.clone(), metrics.clone())
+            .await
+            .expect("start");
+        let seq = log.system("Test", Outcome::Event, None, None, None).await.expect("write");
+        let head = log.heads().store;
+        assert_eq!(head.0, seq);
+        drop(log);
+        // Stopped after the file's sync and before the store's commit: the file is ahead.
+        append_lines(&path, &sealed_lines(head.clone(), 2));
+        let log = AuditLog::start(store.clone(), clock.clone(), signer(), config.clone(), metrics.clone())
+            .await
+            .expect("restart");
+        assert_eq!(log.heads().store.0, seq + 2, "the two records were copied to the store");
+        let rows = store.query_audit(&AuditQuery { after_seq: Some(seq), limit: 10, ..Default::default() }).await;
+        assert_eq!(rows.expect("rows").len(), 2);
+        // The next record continues from them, in both sinks; the log says what happened.
+        let next = log.system("Test", Outcome::Event, None, None, None).await.expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("AuditRecordsRecovered"), "{text}");
+        assert_eq!(log.heads().file.map(|f| f.0), Some(next));
+        let head = log.heads().store;
+        drop(log);
+
+        // Lines that do not continue the store's chain are not taken in, and the start says why.
+        append_lines(&path, &sealed_lines((head.0, GENESIS.to_string()), 1));
+        let refused = AuditLog::start(store.clone(), clock.clone(), signer(), config.clone(), metrics.clone()).await;
+        let Err(err) = refused else { panic!("a file that does not continue the chain is refused") };
+        assert!(err.message.contains("do not continue the store's chain"), "{}", err.message);
+        assert_eq!(store.audit_head().await.expect("head").map(|r| r.seq), Some(head.0), "nothing copied");
     }
 }

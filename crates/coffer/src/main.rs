@@ -13,6 +13,12 @@ use clap::{Parser, Subcommand};
 use crate::client::CliError;
 use crate::output::Format;
 
+/// mimalloc instead of glibc's malloc: under load glibc's allocation, its frees of memory
+/// another thread allocated (the store's connection threads free what request tasks bound)
+/// and its consolidation were a quarter of the server's CPU (`perf`, bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "coffer", version, about = "Coffer: a self-hosted key vault that speaks the Azure Key Vault API")]
 struct Cli {

@@ -6,22 +6,37 @@ pub(super) async fn insert_audit_rows(conn: &mut sqlx::SqliteConnection, rows: &
     // Many rows per statement: each statement is a round trip to the connection's thread,
     // which cost more than the insert itself.
     for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO audit_records (seq, time_ms, vault, caller, operation, result, object, body) ",
-        );
-        insert.push_values(chunk, |mut row, r| {
-            row.push_bind(r.seq)
-                .push_bind(r.time_ms)
-                .push_bind(r.vault.as_deref())
-                .push_bind(r.caller.as_deref())
-                .push_bind(&r.operation)
-                .push_bind(&r.result)
-                .push_bind(r.object.as_deref())
-                .push_bind(&r.body);
-        });
-        insert.build().execute(&mut *conn).await.map_err(backend)?;
+        audit_insert(chunk).build().execute(&mut *conn).await.map_err(backend)?;
     }
     Ok(())
+}
+
+/// Inserts an audit batch that fits one statement as that statement alone: SQLite makes a lone
+/// statement its own transaction, all rows or none, with one round trip to the connection's
+/// thread instead of three (begin, insert, commit) — under load each trip waits for a core.
+/// `None` if the batch is too large for one statement.
+pub(super) async fn insert_audit_batch_alone(pool: &SqlitePool, rows: &[AuditRow]) -> Option<Result<()>> {
+    if rows.is_empty() || rows.len() > AUDIT_ROWS_PER_INSERT {
+        return None;
+    }
+    Some(audit_insert(rows).build().execute(pool).await.map(|_| ()).map_err(backend))
+}
+
+fn audit_insert(rows: &[AuditRow]) -> sqlx::QueryBuilder<sqlx::Sqlite> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO audit_records (seq, time_ms, vault, caller, operation, result, object, body) ",
+    );
+    insert.push_values(rows, |mut row, r| {
+        row.push_bind(r.seq)
+            .push_bind(r.time_ms)
+            .push_bind(r.vault.as_deref())
+            .push_bind(r.caller.as_deref())
+            .push_bind(&r.operation)
+            .push_bind(&r.result)
+            .push_bind(r.object.as_deref())
+            .push_bind(&r.body);
+    });
+    insert
 }
 
 #[async_trait]

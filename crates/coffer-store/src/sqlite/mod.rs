@@ -24,7 +24,7 @@ use crate::{AuditStore, DirectoryStore, MetaStore, ObjectStore, RbacStore, Store
 
 // The store's areas, one `impl` each (the traits in `lib.rs`).
 mod audit;
-use audit::insert_audit_rows;
+use audit::{insert_audit_batch_alone, insert_audit_rows};
 mod directory;
 mod group_commit;
 mod meta;
@@ -96,8 +96,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 /// While a fault lasts (the disk stays full), reopening the pool is logged at most this often.
 const QUIET_REOPEN_LOGS: Duration = Duration::from_secs(10);
 
-/// Audit rows inserted by one statement (8 parameters each, far below SQLite's limit).
-const AUDIT_ROWS_PER_INSERT: usize = 100;
+/// Audit rows inserted by one statement: 8 parameters each, 8,192 in all, below SQLite's limit
+/// of 32,766; the audit writer's batches are at most this size, so a batch is one statement.
+const AUDIT_ROWS_PER_INSERT: usize = 1024;
 
 /// Columns of a version without the payload (lists) and with it (reads).
 const VERSION_COLS: &str = "o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v.created, v.updated, v.content_type, v.tags, v.managed, v.meta, o.deleted_date, o.scheduled_purge_date";
