@@ -143,6 +143,15 @@ impl WriteQueue {
     }
 }
 
+/// Who writes a group its caller leads.
+#[derive(Clone, Copy)]
+enum Leader {
+    /// A task of its own: the caller may be dropped (a request whose client hung up).
+    OwnTask,
+    /// The caller itself, which is never dropped half-way.
+    Inline,
+}
+
 /// What a writer waiting for the lock got first.
 enum Turn {
     Answered(std::result::Result<Result<Done>, oneshot::error::RecvError>),
@@ -160,7 +169,7 @@ fn unexpected(done: Done) -> Error {
 impl SqliteStore {
     /// One new version, written alone or with the others waiting at the same moment.
     pub(super) async fn put_version_grouped(&self, v: &NewVersion<'_>) -> Result<PutOutcome> {
-        match self.grouped(Queued::Version(Box::new(OwnedVersion::of(v)))).await? {
+        match self.grouped(Queued::Version(Box::new(OwnedVersion::of(v))), Leader::OwnTask).await? {
             Done::Put(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
         }
@@ -168,17 +177,19 @@ impl SqliteStore {
 
     /// One audit batch, written alone or with the versions waiting at the same moment.
     pub(super) async fn append_audit_grouped(&self, rows: &[AuditRow]) -> Result<()> {
-        match self.grouped(Queued::Audit(rows.to_vec())).await? {
+        // The audit writer is one task that is not dropped while it writes (only at shutdown),
+        // so it writes a group it leads itself: one task switch fewer on every audited request.
+        match self.grouped(Queued::Audit(rows.to_vec()), Leader::Inline).await? {
             Done::Appended => Ok(()),
             other => Err(unexpected(other)),
         }
     }
 
     /// Queues `change` and waits for whichever comes first: a writer that took it, or the
-    /// lock — then this caller writes the queue. The group is written by a task of its own:
-    /// a caller that goes away (its client hung up) must not take the others' changes with it,
-    /// least of all half-way through the commit.
-    async fn grouped(&self, change: Queued) -> Result<Done> {
+    /// lock — then this caller leads the group that writes the queue. A request's group is
+    /// written by a task of its own: a caller that goes away (its client hung up) must not take
+    /// the others' changes with it, least of all half-way through the commit.
+    async fn grouped(&self, change: Queued, leader: Leader) -> Result<Done> {
         let (id, mut answer) = self.queue.push(change);
         let turn = tokio::select! {
             biased;
@@ -206,7 +217,10 @@ impl SqliteStore {
             memos: self.memos.clone(),
             waiting: self.queue.take(),
         };
-        tokio::spawn(group.write(guard));
+        match leader {
+            Leader::OwnTask => drop(tokio::spawn(group.write(guard))),
+            Leader::Inline => group.write(guard).await,
+        }
         answer.await.unwrap_or_else(|_| Err(writer_gone()))
     }
 }
