@@ -23,50 +23,96 @@ pub fn record_hash(record: &Map<String, Value>) -> String {
 }
 
 /// `seal`, and the sealed record's text (what the store and the file keep), serializing the
-/// record once: each entry is written one time, joined without `hash` for the digest and with
-/// it for the text. The same bytes as serializing the map twice (serde_json writes a map as
-/// `{"key":value,…}` in key order), at half the cost on every audited request.
+/// record once (`Prepared`). The same bytes as serializing the map twice (serde_json writes a
+/// map as `{"key":value,…}` in key order), at half the cost on every audited request.
 pub fn seal_to_text(record: &mut Map<String, Value>, seq: i64, prev_hash: &str) -> (String, String) {
+    let (hash, text) = Prepared::of(record).seal(seq, prev_hash);
     record.insert("seq".into(), Value::from(seq));
     record.insert("prevHash".into(), Value::from(prev_hash));
-    record.remove("hash");
-    // Every entry, `"key":value`, written once into one buffer; `spans` says where each is and
-    // how many come before `hash` in key order.
-    let mut entries: Vec<u8> = Vec::with_capacity(2048);
-    let mut spans = Vec::with_capacity(record.len());
-    let mut before_hash = 0;
-    for (k, v) in record.iter() {
-        let start = entries.len();
-        // Writing into a Vec cannot fail, and a Value always serializes.
-        let _ = serde_json::to_writer(&mut entries, k);
-        entries.push(b':');
-        let _ = serde_json::to_writer(&mut entries, v);
-        spans.push(start..entries.len());
-        if k.as_str() < "hash" {
-            before_hash += 1;
-        }
-    }
-    let join = |extra: Option<&[u8]>| {
-        let mut out = Vec::with_capacity(entries.len() + spans.len() + 2 + extra.map_or(0, |e| e.len() + 1));
-        out.push(b'{');
-        let mut pieces = spans.iter().map(|r| &entries[r.clone()]).collect::<Vec<_>>();
-        if let Some(e) = extra {
-            pieces.insert(before_hash, e);
-        }
-        for (i, piece) in pieces.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(piece);
-        }
-        out.push(b'}');
-        out
-    };
-    let hash = coffer_crypto::digest::sha256_hex(&join(None));
-    let text = join(Some(format!("\"hash\":\"{hash}\"").as_bytes()));
     record.insert("hash".into(), Value::from(hash.clone()));
-    // serde_json writes UTF-8 only.
-    (hash, String::from_utf8(text).unwrap_or_default())
+    (hash, text)
+}
+
+/// A record serialized before it has its place in the chain: each entry but `seq`, `prevHash`
+/// and `hash` written once, in key order, into one buffer. The request's own task prepares it;
+/// the audit writer, which gives records their places one after another, only splices in the
+/// three and hashes (`seal`).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    entries: Vec<u8>,
+    spans: Vec<std::ops::Range<usize>>,
+    /// How many entries come before `hash`, `prevHash` and `seq` in key order.
+    before_hash: usize,
+    before_prev: usize,
+    before_seq: usize,
+}
+
+impl Prepared {
+    pub fn of(record: &Map<String, Value>) -> Self {
+        let mut entries: Vec<u8> = Vec::with_capacity(2048);
+        let mut spans = Vec::with_capacity(record.len());
+        let (mut before_hash, mut before_prev, mut before_seq) = (0, 0, 0);
+        for (k, v) in record.iter() {
+            let key = k.as_str();
+            if matches!(key, "seq" | "prevHash" | "hash") {
+                continue;
+            }
+            let start = entries.len();
+            // Writing into a Vec cannot fail, and a Value always serializes.
+            let _ = serde_json::to_writer(&mut entries, k);
+            entries.push(b':');
+            let _ = serde_json::to_writer(&mut entries, v);
+            spans.push(start..entries.len());
+            before_hash += usize::from(key < "hash");
+            before_prev += usize::from(key < "prevHash");
+            before_seq += usize::from(key < "seq");
+        }
+        Self { entries, spans, before_hash, before_prev, before_seq }
+    }
+
+    /// The record at `seq` after `prev_hash`: its hash and its text.
+    pub fn seal(&self, seq: i64, prev_hash: &str) -> (String, String) {
+        let mut prev = b"\"prevHash\":".to_vec();
+        let _ = serde_json::to_writer(&mut prev, prev_hash);
+        let seq_entry = format!("\"seq\":{seq}");
+        // (position in key order, entry) for what the writer adds; `hash` only to the text.
+        let join = |hash: Option<&[u8]>| {
+            let added = [
+                (self.before_hash, hash),
+                (self.before_prev, Some(&prev[..])),
+                (self.before_seq, Some(seq_entry.as_bytes())),
+            ];
+            let extra: usize = added.iter().filter_map(|(_, e)| e.map(|e| e.len() + 1)).sum();
+            let mut out = Vec::with_capacity(self.entries.len() + self.spans.len() + extra + 2);
+            out.push(b'{');
+            let mut first = true;
+            let mut put = |out: &mut Vec<u8>, piece: &[u8]| {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(piece);
+            };
+            for i in 0..=self.spans.len() {
+                for (at, entry) in added {
+                    if at == i
+                        && let Some(e) = entry
+                    {
+                        put(&mut out, e);
+                    }
+                }
+                if let Some(span) = self.spans.get(i) {
+                    put(&mut out, &self.entries[span.clone()]);
+                }
+            }
+            out.push(b'}');
+            out
+        };
+        let hash = coffer_crypto::digest::sha256_hex(&join(None));
+        let text = join(Some(format!("\"hash\":\"{hash}\"").as_bytes()));
+        // serde_json writes UTF-8 only.
+        (hash, String::from_utf8(text).unwrap_or_default())
+    }
 }
 
 /// Completes a record: gives it `seq` and `prevHash` and seals it with its `hash`.
@@ -441,6 +487,7 @@ mod tests {
             json!({"a": 1}),
             json!({"zz": null}),
             json!({}),
+            json!({"seq": 99, "hash": "old", "prevHash": "old", "b": 2, "r": 3, "t": 4}),
         ];
         for sample in samples {
             let Value::Object(m) = sample else { unreachable!() };

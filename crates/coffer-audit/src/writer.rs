@@ -60,7 +60,7 @@ pub struct Heads {
 type Ack = oneshot::Sender<Result<i64, AuditFailure>>;
 
 enum Job {
-    Record(Box<Map<String, Value>>, Option<Ack>),
+    Record(Box<Pending>, Option<Ack>),
     Checkpoint(oneshot::Sender<Result<Option<AuditCheckpoint>, AuditFailure>>),
     Purge(i64, oneshot::Sender<Result<u64, AuditFailure>>),
 }
@@ -208,7 +208,8 @@ impl AuditLog {
     pub async fn write(&self, record: Map<String, Value>) -> Result<i64, AuditFailure> {
         let Some(tx) = &self.tx else { return Ok(0) };
         let (ack, done) = oneshot::channel();
-        tx.try_send(Job::Record(Box::new(record), Some(ack)))
+        // Serialized here, on the request's own task: the writer only gives it its place.
+        tx.try_send(Job::Record(Box::new(Pending::of(&record)), Some(ack)))
             .map_err(|_| AuditFailure("the audit writer is overloaded or stopped".into()))?;
         match tokio::time::timeout(self.config.write_timeout, done).await {
             Ok(Ok(r)) => r,
@@ -348,6 +349,19 @@ async fn recover_from_file(
     Ok((seq, prev))
 }
 
+/// A record on its way to the writer: its text prepared but for its place in the chain, and
+/// its index columns (the row's `seq` and `body` are filled in when it gets its place).
+struct Pending {
+    chain: chain::Prepared,
+    row: AuditRow,
+}
+
+impl Pending {
+    fn of(record: &Map<String, Value>) -> Self {
+        Self { chain: chain::Prepared::of(record), row: row_with_text(0, record, String::new()) }
+    }
+}
+
 /// The signed point a retention purge left behind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Anchor {
@@ -455,8 +469,8 @@ impl Writer {
         }
     }
 
-    fn note_record(&self, operation: &'static str, text: &str) -> Map<String, Value> {
-        Draft {
+    fn note_record(&self, operation: &'static str, text: &str) -> Pending {
+        let record = Draft {
             request_id: coffer_crypto::random::guid(),
             time_ms: now_ms(self.side.clock.as_ref()),
             method: "SYSTEM".into(),
@@ -470,15 +484,16 @@ impl Writer {
             error: Some(text.to_string()),
             ..Default::default()
         }
-        .to_record(Outcome::Event, None, None)
+        .to_record(Outcome::Event, None, None);
+        Pending::of(&record)
     }
 
-    async fn write_batch(&mut self, batch: Vec<(Map<String, Value>, Option<Ack>)>) {
+    async fn write_batch(&mut self, batch: Vec<(Pending, Option<Ack>)>) {
         if let Ok(mut h) = self.side.health.lock() {
             h.batch_started = Some(Instant::now());
         }
         let notes: Vec<(&'static str, String)> = std::mem::take(&mut self.pending_notes);
-        let mut records: Vec<Map<String, Value>> = notes.iter().map(|(op, t)| self.note_record(op, t)).collect();
+        let mut records: Vec<Pending> = notes.iter().map(|(op, t)| self.note_record(op, t)).collect();
         let mut acks = Vec::with_capacity(batch.len());
         for (r, ack) in batch {
             records.push(r);
@@ -486,11 +501,12 @@ impl Writer {
         }
         let (mut seq, mut prev) = self.head.clone();
         let mut rows: Vec<AuditRow> = Vec::with_capacity(records.len());
-        for r in records.iter_mut() {
+        for Pending { chain, mut row } in records {
             seq += 1;
-            let (hash, text) = chain::seal_to_text(r, seq, &prev);
+            let (hash, text) = chain.seal(seq, &prev);
             prev = hash;
-            rows.push(row_with_text(seq, r, text));
+            (row.seq, row.body) = (seq, text);
+            rows.push(row);
         }
         let first_seq = self.head.0 + 1;
         // Notes took the first seqs; callers' records follow them.
