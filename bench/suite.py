@@ -646,6 +646,20 @@ def report(results, raw, floor, scale, args, versions, shamir_get=None, hsm_rows
     return "\n".join(rows) + "\n"
 
 
+def get_on(server, procs, args):
+    """The `get` workload against another Coffer server, started here with its own vaults and
+    secrets, and stopped."""
+    server.start()
+    procs.append(server)
+    token, _ = setup_coffer(server, args.secrets)
+    spec = {"host": server.host("bench"), "auth": f"Authorization: Bearer {token}",
+            "path": f"/secrets/s{{n}}?{API}", "n": args.secrets}
+    result = measure(server, spec, args, "SecretGet")
+    server.stop()
+    procs.clear()
+    return result
+
+
 def scale_run(args, tmp, spec_for):
     """GET latency and memory with 10 secrets, then with --scale secrets, and start-up time."""
     out = []
@@ -744,26 +758,12 @@ def main():
         unaudited = None
         if not only or "unaudited_get" in only:
             log("get: coffer with --audit-disabled (the audit log's cost)")
-            uc = Coffer(tmp / "coffer-unaudited", ["--audit-disabled"]).start()
-            procs.append(uc)
-            u_token, _ = setup_coffer(uc, args.secrets)
-            spec = {"host": uc.host("bench"), "auth": f"Authorization: Bearer {u_token}",
-                    "path": f"/secrets/s{{n}}?{API}", "n": args.secrets}
-            unaudited = measure(uc, spec, args, "SecretGet")
-            uc.stop()
-            procs.clear()
+            unaudited = get_on(Coffer(tmp / "coffer-unaudited", ["--audit-disabled"]), procs, args)
 
         sealed_get = None
         if not only or "shamir_get" in only:
             log("get: coffer, Shamir-unsealed production mode (against dev mode's get above)")
-            sc = ShamirCoffer(tmp / "coffer-shamir", tls).start()
-            procs.append(sc)
-            s_token, _ = setup_coffer(sc, args.secrets)
-            spec = {"host": sc.host("bench"), "auth": f"Authorization: Bearer {s_token}",
-                    "path": f"/secrets/s{{n}}?{API}", "n": args.secrets}
-            sealed_get = measure(sc, spec, args, "SecretGet")
-            sc.stop()
-            procs.clear()
+            sealed_get = get_on(ShamirCoffer(tmp / "coffer-shamir", tls), procs, args)
 
         hsm_rows = []
         if (not only or "hsm_sign" in only) and os.path.exists("/usr/lib/softhsm/libsofthsm2.so"):

@@ -109,6 +109,24 @@ pub struct NewVersion<'a> {
     pub meta: Option<&'a str>,
 }
 
+impl NewVersion<'_> {
+    /// The version as stored, at `seq`.
+    pub fn to_stored(&self, seq: i64) -> StoredVersion {
+        StoredVersion {
+            name: self.name.to_string(),
+            version: self.version.to_string(),
+            seq,
+            attributes: self.attributes.clone(),
+            tags: self.tags.clone(),
+            content_type: self.content_type.map(str::to_string),
+            managed: self.managed,
+            payload: self.payload.to_vec(),
+            meta: self.meta.map(str::to_string),
+            deletion: None,
+        }
+    }
+}
+
 /// One object of a restore (see `Store::restore_objects`).
 #[derive(Debug, Clone, Copy)]
 pub struct RestoredObject<'a> {

@@ -62,14 +62,8 @@ struct OwnedVersion {
     vault_id: String,
     kind: ObjectKind,
     name_key: String,
-    name: String,
-    version: String,
-    attributes: Attributes,
-    tags: Tags,
-    content_type: Option<String>,
-    managed: bool,
-    payload: Vec<u8>,
-    meta: Option<String>,
+    /// What is written (its `seq` is given when it is).
+    stored: StoredVersion,
 }
 
 impl OwnedVersion {
@@ -78,28 +72,22 @@ impl OwnedVersion {
             vault_id: v.at.vault_id.to_string(),
             kind: v.at.kind,
             name_key: v.at.name_key.to_string(),
-            name: v.name.to_string(),
-            version: v.version.to_string(),
-            attributes: v.attributes.clone(),
-            tags: v.tags.clone(),
-            content_type: v.content_type.map(str::to_string),
-            managed: v.managed,
-            payload: v.payload.to_vec(),
-            meta: v.meta.map(str::to_string),
+            stored: v.to_stored(0),
         }
     }
 
     fn borrowed(&self) -> NewVersion<'_> {
+        let s = &self.stored;
         NewVersion {
             at: ObjectRef { vault_id: &self.vault_id, kind: self.kind, name_key: &self.name_key },
-            name: &self.name,
-            version: &self.version,
-            attributes: &self.attributes,
-            tags: &self.tags,
-            content_type: self.content_type.as_deref(),
-            managed: self.managed,
-            payload: &self.payload,
-            meta: self.meta.as_deref(),
+            name: &s.name,
+            version: &s.version,
+            attributes: &s.attributes,
+            tags: &s.tags,
+            content_type: s.content_type.as_deref(),
+            managed: s.managed,
+            payload: &s.payload,
+            meta: s.meta.as_deref(),
         }
     }
 }
@@ -273,7 +261,17 @@ impl Group {
             outcomes.push(apply(&mut tx, one).await);
         } else {
             for change in all {
-                outcomes.push(apply_in_savepoint(&mut tx, change).await);
+                let outcome = apply_in_savepoint(&mut tx, change).await;
+                if let Err(e) = &outcome
+                    && e.kind == coffer_core::ErrorKind::Unavailable
+                {
+                    // A fault (a full disk) can end SQLite's transaction under us; what ran
+                    // after it would commit on its own while we report it failed. Nothing more
+                    // runs, nothing is committed, and everyone is told the cause.
+                    let e = e.clone();
+                    return all.iter().map(|_| Err(e.clone())).collect();
+                }
+                outcomes.push(outcome);
             }
         }
         if outcomes.iter().any(|o| o.as_ref().is_ok_and(|d| d.wrote()))

@@ -544,19 +544,7 @@ async fn put_version_in(tx: &mut sqlx::SqliteConnection, v: &NewVersion<'_>) -> 
         }
         None => 1,
     };
-    let stored = StoredVersion {
-        name: v.name.to_string(),
-        version: v.version.to_string(),
-        seq,
-        attributes: v.attributes.clone(),
-        tags: v.tags.clone(),
-        content_type: v.content_type.map(str::to_string),
-        managed: v.managed,
-        payload: v.payload.to_vec(),
-        meta: v.meta.map(str::to_string),
-        deletion: None,
-    };
-    insert_version(tx, &v.at, &stored).await?;
+    insert_version(tx, &v.at, &v.to_stored(seq)).await?;
     at_query("INSERT INTO objects (vault_id, kind, name_key, name, latest_version, latest_seq) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (vault_id, kind, name_key) DO UPDATE SET latest_version = excluded.latest_version, latest_seq = excluded.latest_seq", &v.at)
     .bind(v.name)
