@@ -5,7 +5,8 @@
 //!
 //! Correctness rests on two rules. Every write to those tables invalidates after it committed
 //! (`SqliteStore::write_directory` and `write_objects` return guards that do it on drop, and
-//! they are the only way such writes take the write lock). And a read that missed stores its result only if no
+//! they are the only way such writes take the write lock — but for the group commit of new
+//! versions, which invalidates the versions before it releases the lock). And a read that missed stores its result only if no
 //! invalidation happened since it looked (the generation it saw), so a read that raced a write
 //! cannot put back the old row. The embedded store is owned by one process, so every write
 //! passes through here. Entries also expire after `TTL`: should a write's commit still land
