@@ -309,3 +309,61 @@ async fn apply_in_savepoint(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, change
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version<'a>(key: &'a str, id: &'a str, attributes: &'a Attributes, tags: &'a Tags) -> NewVersion<'a> {
+        NewVersion {
+            at: ObjectRef { vault_id: "v", kind: ObjectKind::Secret, name_key: key },
+            name: key,
+            version: id,
+            attributes,
+            tags,
+            content_type: None,
+            managed: false,
+            payload: b"p",
+            meta: None,
+        }
+    }
+
+    /// Polls `f` once; true if it finished.
+    async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> bool {
+        tokio::select! {
+            biased;
+            _ = f => true,
+            _ = std::future::ready(()) => false,
+        }
+    }
+
+    /// The request that leads a group goes away (its client hung up) right after taking the
+    /// others' changes: they are written and answered all the same.
+    #[tokio::test]
+    async fn a_leader_that_goes_away_does_not_take_the_group_with_it() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        let (attributes, tags) = (Attributes::new(1), Tags::new());
+        let (a, b, c) = (
+            version("a", "a1", &attributes, &tags),
+            version("b", "b1", &attributes, &tags),
+            version("c", "c1", &attributes, &tags),
+        );
+        let held = store.write.clone().lock_owned().await;
+        let mut leader = Box::pin(store.put_version_grouped(&a));
+        let mut second = Box::pin(store.put_version_grouped(&b));
+        let mut third = Box::pin(store.put_version_grouped(&c));
+        for f in [&mut leader, &mut second, &mut third] {
+            assert!(!poll_once(f).await, "queued behind the held lock");
+        }
+        drop(held);
+        // The first in line gets the lock, takes the queue and starts the group, then waits.
+        assert!(!poll_once(&mut leader).await, "the leader waits for its group's answer");
+        drop(leader);
+        assert_eq!(second.await.expect("b"), PutOutcome::Written);
+        assert_eq!(third.await.expect("c"), PutOutcome::Written);
+        for key in ["a", "b", "c"] {
+            let at = ObjectRef { vault_id: "v", kind: ObjectKind::Secret, name_key: key };
+            assert!(store.get_version(&at, None, false).await.expect("read").is_some(), "{key} was written");
+        }
+    }
+}
