@@ -53,6 +53,10 @@ def own_server():
         s.stop()
 
 
+def uid(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
 def raw(s, method, vault, path, token, body=None):
     return requests.request(
         method, f"{s.vault_url(vault)}{path}?api-version=7.5", json=body,
@@ -106,8 +110,10 @@ def test_requests_sign_ins_and_refusals_are_recorded_without_secrets(coffer, cre
 
     # (The SDK's first try carries no token: it is refused with the challenge, and recorded.)
     sets = [r for r in query(s, "--vault", v, "--operation", "SecretSet") if r["properties"].get("httpStatusCode") != 401]
-    assert [r["result"] for r in sets] == ["success", "started"], "a change is recorded as started, then done"
+    # A new version is committed with its record (one commit: no "started" record before it).
+    assert [r["result"] for r in sets] == ["success"], sets
     assert sets[0]["properties"]["version"] == sets[0]["properties"]["id"].rsplit("/", 1)[1]
+    assert sets[0]["properties"]["httpStatusCode"] == 200
 
     unauth = [r for r in query(s, "--vault", v, "--result", "denied") if r["properties"]["httpStatusCode"] == 401]
     assert unauth and unauth[0]["identity"] is None
@@ -149,6 +155,39 @@ def test_requests_sign_ins_and_refusals_are_recorded_without_secrets(coffer, cre
     assert table.returncode == 0 and "operation" in table.stdout.splitlines()[0]
     code, report, _ = verify(s)
     assert code == 0 and report["ok"] and report["store"]["records"] > 10
+
+
+def test_a_new_version_and_its_record_are_one_commit(own_server):
+    s = own_server()
+    v = s.new_vault()
+    token = s.token()
+
+    def put(name, marker):
+        return requests.put(
+            f"{s.vault_url(v)}/secrets/{name}?api-version=7.5", json={"value": "v-" + marker},
+            headers={"Authorization": f"Bearer {token}", "x-ms-client-request-id": marker},
+            verify=s.creds["ca_file"], timeout=30)
+
+    def records(marker):
+        return [r for r in query(s, "--vault", v, "--operation", "SecretSet") if r["correlationId"] == marker]
+
+    first = uid("set")
+    r = put("witnessed", first)
+    assert r.status_code == 200, r.text
+    version = r.json()["id"].rsplit("/", 1)[1]
+    [record] = records(first)
+    assert record["result"] == "success" and record["properties"]["httpStatusCode"] == 200, record
+    assert record["properties"]["version"] == version, "the record names the version it was committed with"
+
+    assert raw(s, "DELETE", v, "/secrets/witnessed", token).status_code == 200
+    refused = uid("set")
+    r = put("witnessed", refused)
+    assert r.status_code == 409 and r.json()["error"]["innererror"]["code"] == "ObjectIsDeletedButRecoverable", r.text
+    [record] = records(refused)
+    assert record["result"] == "failed" and record["properties"]["httpStatusCode"] == 409, record
+    assert "version" not in record["properties"], "a refused version is not named as written"
+    code, report, err = verify(s)
+    assert code == 0 and report["ok"], (report, err)
 
 
 def test_verify_names_each_altered_removed_swapped_or_inserted_record(own_server):
@@ -306,6 +345,10 @@ def test_a_hung_audit_sink_times_out_instead_of_blocking(own_server):
     else:
         pytest.fail("the audit log did not recover")
     assert requests.get(f"{s.server}/healthz", verify=s.creds["ca_file"], timeout=10).json()["audit"]["status"] == "ok"
+    # The set that timed out did not happen (above: 404), and the chain is whole in both copies.
+    assert raw(s, "PUT", v, "/secrets/x", token, {"value": "2"}).status_code == 200
+    code, report, err = verify(s)
+    assert code == 0 and report["ok"], (report, err)
 
 
 def test_jobs_are_recorded_as_the_system_and_retention_keeps_the_chain_verifiable(own_server):

@@ -5,7 +5,8 @@
 //! - `record`: what a record says (Azure `AuditEvent` shape) and the request's draft of it;
 //! - `operations`: Azure's operation names for each method and path;
 //! - `scope`: the draft of the request being served (a task-local), and the durable
-//!   "started" record before a change (fail closed);
+//!   "started" record before a change (fail closed) — or, for a change that is one new
+//!   version, its success record to commit with it (`witness_record`);
 //! - `writer`: group commit, checkpoints, retention, health;
 //! - `chain`: hashing and verification (pure); `verify`: reading the sinks to check them;
 //! - `file_sink`, `syslog`: the copies outside the store; `webhook`: event delivery;
@@ -28,8 +29,8 @@ pub mod writer;
 
 pub use coffer_crypto::jwt::VerifyingKey;
 pub use config::{AuditConfig, FileSinkConfig, WebhookConfig};
-pub use scope::{before_change, note, note_caller};
-pub use writer::{AuditLog, WriteObserver};
+pub use scope::{before_change, note, note_caller, note_witnessed, witness_record};
+pub use writer::{Answer, AuditLog, WriteObserver};
 
 /// A checkpoint's claims, if `signature` is a valid JWS by `key`.
 pub fn verify_checkpoint(signature: &str, key: &VerifyingKey) -> Option<writer::CheckpointClaims> {

@@ -449,6 +449,14 @@ impl DataOperation {
         }
     }
 
+    /// Whether the operation's one change is a new object version written with its own
+    /// success record in one commit (`scope::witness_record`), so no "started" record goes
+    /// before it. Only for an operation whose every path changes nothing but through
+    /// `Objects::create_prepared`, once: a secret's new version.
+    pub fn witnessed(&self) -> bool {
+        matches!(self, DataOperation::SecretSet { .. })
+    }
+
     /// Whether it changes state (recorded durably as "started" before it runs). Reads,
     /// lists, backups, cryptographic operations and random bytes do not; an unknown request
     /// is treated as a change unless it is a GET.

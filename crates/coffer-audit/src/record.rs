@@ -90,6 +90,8 @@ pub struct Draft {
     pub api_version: Option<String>,
     pub operation: Option<&'static str>,
     pub changes_state: bool,
+    /// Whether the request's record is written with its change (see `scope::witness_record`).
+    pub witness: Witness,
     /// Set once the request reaches authentication: only those are recorded.
     pub audited: bool,
     pub who: Option<Who>,
@@ -100,6 +102,21 @@ pub struct Draft {
     pub object: Option<RecordedObject>,
     pub decision: Option<(bool, String, Vec<String>)>,
     pub error: Option<String>,
+}
+
+/// A request whose one change can carry its own record, committed with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Witness {
+    /// The change (if any) is preceded by a "started" record.
+    #[default]
+    None,
+    /// The operation's one change will be written with its success record.
+    Ready,
+    /// The success record was taken for the change; the change was refused or failed, so the
+    /// request is recorded as usual when it ends.
+    Taken,
+    /// The change was committed with its success record, at `seq`, for a response of `status`.
+    Committed { seq: i64, status: u16 },
 }
 
 #[derive(Debug, Clone)]

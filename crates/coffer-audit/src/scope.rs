@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 use coffer_core::Error;
 use coffer_core::principal::Caller;
 
-use crate::record::{Draft, Outcome, Who};
+use serde_json::{Map, Value};
+
+use crate::record::{Draft, Outcome, Who, Witness};
 use crate::writer::AuditLog;
+use crate::writer::now_ms;
 
 tokio::task_local! {
     static DRAFT: Arc<Mutex<Draft>>;
@@ -55,10 +58,53 @@ pub fn unavailable(reason: &str) -> Error {
 
 /// Before an operation that changes state: a durable "started" record, so that if the log
 /// cannot write, the change does not happen (the 503 comes before, not after, the change).
+/// Not for an operation whose change carries its own record (`Witness::Ready`).
 pub async fn before_change(audit: &AuditLog) -> coffer_core::Result<()> {
     let Some(d) = current() else { return Ok(()) };
-    if !d.audited || !d.changes_state || !audit.enabled() {
+    if !d.audited || !d.changes_state || !audit.enabled() || d.witness == Witness::Ready {
         return Ok(());
     }
     audit.write(d.to_record(Outcome::Started, None, None)).await.map(|_| ()).map_err(|e| unavailable(&e.0))
+}
+
+/// For a request whose one change carries its own record (`Witness::Ready`): the request's
+/// success record for a response of `status`, to be written with the change in one commit
+/// (`AuditLog::write_witnessing`). `None` otherwise — and then, for a request that already
+/// took its record for a change (a second change it should not make), the "started" record
+/// its dispatch left out is written now, so no change goes unrecorded before it happens.
+pub async fn witness_record(audit: &AuditLog, status: u16) -> coffer_core::Result<Option<Map<String, Value>>> {
+    enum Found {
+        Record(Map<String, Value>),
+        AlreadyTaken,
+        NotWitnessed,
+    }
+    if !audit.enabled() {
+        return Ok(None);
+    }
+    let found = DRAFT.try_with(|cell| {
+        let Ok(mut d) = cell.lock() else { return Found::NotWitnessed };
+        match d.witness {
+            Witness::Ready if d.audited => {
+                d.witness = Witness::Taken;
+                let took = u64::try_from(now_ms(audit.clock()) - d.time_ms).unwrap_or(0);
+                Found::Record(d.to_record(Outcome::of_status(status), Some(status), Some(took)))
+            }
+            Witness::Taken | Witness::Committed { .. } => Found::AlreadyTaken,
+            Witness::Ready | Witness::None => Found::NotWitnessed,
+        }
+    });
+    match found {
+        Ok(Found::Record(record)) => Ok(Some(record)),
+        Ok(Found::AlreadyTaken) => {
+            let d = current().ok_or_else(|| unavailable("the request's audit draft was lost"))?;
+            audit.write(d.to_record(Outcome::Started, None, None)).await.map_err(|e| unavailable(&e.0))?;
+            Ok(None)
+        }
+        Ok(Found::NotWitnessed) | Err(_) => Ok(None),
+    }
+}
+
+/// The request's change was committed with its record at `seq`.
+pub fn note_witnessed(seq: i64, status: u16) {
+    note(|d| d.witness = Witness::Committed { seq, status });
 }

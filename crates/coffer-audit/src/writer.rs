@@ -3,15 +3,18 @@
 //! commit), chains it, commits it to the store in one transaction, appends it to the file sink
 //! and syncs it, and only then answers. The two are pipelined: while one batch is synced to the
 //! file (its own task, `FileSide`), the next is committed to the store; file appends stay in
-//! chain order because a batch's file phase starts only after the previous one ended. A failure answers every waiter with an error (the
-//! request becomes a 503); a hung sink answers nobody, so waiters give up after the write
-//! timeout — nothing blocks forever, and `/healthz` says what is wrong.
+//! chain order because a batch's file phase starts only after the previous one ended. A
+//! record may witness a change (a new version, `write_witnessing`): the batch then commits the
+//! version with the records, and only once the file has synced them. A failure answers every
+//! waiter with an error (the request becomes a 503); a hung sink answers nobody, so waiters give
+//! up after the write timeout — nothing blocks forever, a change whose caller gave up is not
+//! made (`Claim`), and `/healthz` says what is wrong.
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coffer_core::Clock;
 use coffer_crypto::jwt::{TokenSigner, VerifyingKey};
-use coffer_store::{AuditCheckpoint, AuditQuery, AuditRow, Store};
+use coffer_store::{AuditCheckpoint, AuditQuery, AuditRow, CommitGate, OwnedVersion, PutOutcome, Store, Witnessed};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -56,8 +59,17 @@ pub struct Heads {
     pub file: Option<(i64, String)>,
 }
 
-/// Where a writer answers a caller: the seq its record got, or why it has none.
-type Ack = oneshot::Sender<Result<i64, AuditFailure>>;
+/// Where a writer answers a caller: what became of its record, or why it has none.
+type Ack = oneshot::Sender<Result<Answer, AuditFailure>>;
+
+/// What became of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Written (with the version it witnesses, if any), at this seq.
+    Written(i64),
+    /// Not written: the version it was to witness was refused, so neither was written.
+    Refused(PutOutcome),
+}
 
 enum Job {
     Record(Box<Pending>, Option<Ack>),
@@ -144,7 +156,7 @@ impl AuditLog {
             head = recover_from_file(store.as_ref(), f, head).await?;
             let msg = format!(
                 "records {} to {} were in the audit file but not in the store (Coffer stopped between the two writes; \
-                 their requests were never answered): they were copied to the store",
+                 their requests were never answered, and no change they record was made): they were copied to the store",
                 from + 1,
                 head.0
             );
@@ -206,17 +218,56 @@ impl AuditLog {
 
     /// Writes one record durably; the seq it got. Bounded by the write timeout.
     pub async fn write(&self, record: Map<String, Value>) -> Result<i64, AuditFailure> {
-        let Some(tx) = &self.tx else { return Ok(0) };
-        let (ack, done) = oneshot::channel();
+        if self.tx.is_none() {
+            return Ok(0);
+        }
+        match self.send(Pending::of(&record)).await? {
+            Answer::Written(seq) => Ok(seq),
+            Answer::Refused(_) => Err(AuditFailure("a record that witnesses nothing was refused".into())),
+        }
+    }
+
+    /// Writes a record and the version it witnesses in one commit (see
+    /// `AuditStore::append_audit_witnessing`): the record says the change happened, so it is
+    /// written with the change or not at all — no "started" record is needed before it.
+    /// Bounded by the write timeout: a caller that gives up is told the change was not made,
+    /// and it is not (`Claim`).
+    pub async fn write_witnessing(
+        &self,
+        record: Map<String, Value>,
+        version: OwnedVersion,
+    ) -> Result<Answer, AuditFailure> {
+        let mut pending = Pending::of(&record);
+        pending.witnesses = Some((version, Arc::new(Claim::default())));
+        self.send(pending).await
+    }
+
+    async fn send(&self, pending: Pending) -> Result<Answer, AuditFailure> {
+        let Some(tx) = &self.tx else { return Err(AuditFailure("the audit log is disabled".into())) };
+        let (ack, mut done) = oneshot::channel();
+        let claim = pending.witnesses.as_ref().map(|(_, claim)| claim.clone());
         // Serialized here, on the request's own task: the writer only gives it its place.
-        tx.try_send(Job::Record(Box::new(Pending::of(&record)), Some(ack)))
+        tx.try_send(Job::Record(Box::new(pending), Some(ack)))
             .map_err(|_| AuditFailure("the audit writer is overloaded or stopped".into()))?;
-        match tokio::time::timeout(self.config.write_timeout, done).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(AuditFailure("the audit writer stopped".into())),
-            Err(_) => Err(AuditFailure(format!(
+        let timeout = self.config.write_timeout;
+        let answered = |r: Result<Result<Answer, AuditFailure>, oneshot::error::RecvError>| {
+            r.unwrap_or_else(|_| Err(AuditFailure("the audit writer stopped".into())))
+        };
+        if let Ok(r) = tokio::time::timeout(timeout, &mut done).await {
+            return answered(r);
+        }
+        match claim {
+            // A change whose commit has begun is reported as it ends (or as unknown).
+            Some(claim) if !claim.abandon() => match tokio::time::timeout(timeout, &mut done).await {
+                Ok(r) => answered(r),
+                Err(_) => Err(AuditFailure(format!(
+                    "the commit of the change did not return within {} ms: whether it was made is unknown",
+                    2 * timeout.as_millis()
+                ))),
+            },
+            _ => Err(AuditFailure(format!(
                 "the audit log did not confirm the write within {} ms (a sink is hung)",
-                self.config.write_timeout.as_millis()
+                timeout.as_millis()
             ))),
         }
     }
@@ -354,11 +405,50 @@ async fn recover_from_file(
 struct Pending {
     chain: chain::Prepared,
     row: AuditRow,
+    /// The version the record witnesses (written in the same commit, or neither is), and
+    /// where its caller and the writer settle whether it may still be committed.
+    witnesses: Option<(OwnedVersion, Arc<Claim>)>,
+}
+
+/// Whether a witnessed change may still be committed. The caller, when it stops waiting,
+/// abandons it (and answers 503: not carried out); the writer, just before the commit, claims
+/// it. Whichever comes first wins: an abandoned change is never committed, and a caller whose
+/// change is being committed waits for how that ends.
+#[derive(Debug, Default)]
+struct Claim(std::sync::atomic::AtomicU8);
+
+impl Claim {
+    const WAITING: u8 = 0;
+    const ABANDONED: u8 = 1;
+    const COMMITTING: u8 = 2;
+
+    fn state(&self) -> u8 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn swap_from_waiting(&self, to: u8) -> bool {
+        use std::sync::atomic::Ordering;
+        self.0.compare_exchange(Self::WAITING, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// The caller stops waiting; false if the commit has begun.
+    fn abandon(&self) -> bool {
+        self.swap_from_waiting(Self::ABANDONED)
+    }
+
+    /// The writer is about to commit; false if the caller has gone.
+    fn commit(&self) -> bool {
+        self.swap_from_waiting(Self::COMMITTING) || self.state() == Self::COMMITTING
+    }
+
+    fn abandoned(&self) -> bool {
+        self.state() == Self::ABANDONED
+    }
 }
 
 impl Pending {
     fn of(record: &Map<String, Value>) -> Self {
-        Self { chain: chain::Prepared::of(record), row: row_with_text(0, record, String::new()) }
+        Self { chain: chain::Prepared::of(record), row: row_with_text(0, record, String::new()), witnesses: None }
     }
 }
 
@@ -499,54 +589,174 @@ impl Writer {
             records.push(r);
             acks.push(ack);
         }
+        // A caller that stopped waiting was told its change was not made: it is not, and
+        // neither is its record.
+        let mut caller = 0;
+        while caller < acks.len() {
+            let at = notes.len() + caller;
+            if records.get(at).and_then(|r| r.witnesses.as_ref()).is_some_and(|(_, claim)| claim.abandoned()) {
+                records.remove(at);
+                acks.remove(caller);
+            } else {
+                caller += 1;
+            }
+        }
+        if records.is_empty() {
+            if let Ok(mut h) = self.side.health.lock() {
+                h.batch_started = None;
+            }
+            return;
+        }
+        // Notes took the first seqs; callers' records follow them.
+        let first_seq = self.head.0 + 1;
+        let first_caller = first_seq + notes.len() as i64;
+        let started = Instant::now();
+        loop {
+            let (rows, last_hash) = self.sealed(&records);
+            let versions: Vec<OwnedVersion> =
+                records.iter().filter_map(|r| Some(r.witnesses.as_ref()?.0.clone())).collect();
+            let claims: Vec<Arc<Claim>> =
+                records.iter().filter_map(|r| Some(r.witnesses.as_ref()?.1.clone())).collect();
+            // The file takes batches in order: this batch's file phase starts when the last
+            // one's ended.
+            self.drain().await;
+            let rows = Arc::new(rows);
+            let (stored, store_outcome) = oneshot::channel();
+            let mut job = Some(FileJob {
+                first_seq,
+                first_caller,
+                rows: rows.clone(),
+                last_hash: last_hash.clone(),
+                acks: Vec::new(),
+                started,
+                store_outcome,
+                filed: None,
+            });
+            let outcome = if versions.is_empty() {
+                // Records alone: the file appends and syncs while the store commits (one
+                // sync's wait, not two in a row), and answers the callers once it knows how the
+                // store went.
+                if let Some(mut job) = job.take() {
+                    job.acks = std::mem::take(&mut acks);
+                    self.in_flight = Some(tokio::spawn(self.side.clone().run(job)));
+                }
+                self.side.store.append_audit(&rows).await.map(|()| Witnessed::Written)
+            } else {
+                // With changes they witness, the store's commit also waits for the file's sync:
+                // a change happens only once its record is in both (and a file that cannot be
+                // written stops changes, as it does when a "started" record goes first). The
+                // writer answers the callers once the commit returned.
+                let (filed, file_synced) = oneshot::channel();
+                if let Some(mut job) = job.take() {
+                    job.filed = Some(filed);
+                    self.in_flight = Some(tokio::spawn(self.side.clone().run(job)));
+                }
+                let timeout = self.config.write_timeout;
+                let gate = CommitGate::new(async move {
+                    match tokio::time::timeout(timeout, file_synced).await {
+                        Ok(Ok(synced)) => synced?,
+                        Ok(Err(_)) => return Err("the audit file writer stopped".to_string()),
+                        Err(_) => return Err(format!("the audit file did not sync within {} ms", timeout.as_millis())),
+                    }
+                    // (Callers whose claim was taken wait for the batch's answer.)
+                    if claims.iter().all(|claim| claim.commit()) {
+                        Ok(())
+                    } else {
+                        Err("a caller stopped waiting before its change was committed; nothing was".to_string())
+                    }
+                });
+                self.side.store.append_audit_witnessing(&rows, &versions, gate).await
+            };
+            match outcome {
+                Ok(Witnessed::Written) => {
+                    let _ = stored.send(Ok(()));
+                    // (Callers of a batch of records alone are answered by its file phase.)
+                    for (n, a) in (first_caller..).zip(std::mem::take(&mut acks)) {
+                        if let Some(a) = a {
+                            let _ = a.send(Ok(Answer::Written(n)));
+                        }
+                    }
+                    self.head = (first_seq + rows.len() as i64 - 1, last_hash);
+                    self.since_checkpoint += rows.len() as u64;
+                    if let Ok(mut h) = self.side.heads.lock() {
+                        h.store = self.head.clone();
+                    }
+                    return;
+                }
+                Ok(Witnessed::Refused { index, outcome }) => {
+                    // Neither that version nor its record was written, nor anything else: its
+                    // caller is told, and the rest is sealed again without it (the file phase
+                    // takes the batch back out of the file first).
+                    let _ = stored.send(Err("a version the batch witnesses was refused".into()));
+                    // (Notes witness nothing: the refused record is a caller's.)
+                    let refused = records
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.witnesses.is_some())
+                        .nth(index)
+                        .and_then(|(at, _)| Some((at, at.checked_sub(notes.len()).filter(|&c| c < acks.len())?)));
+                    let Some((at, caller)) = refused else {
+                        let msg = "the store refused a version it was not given".to_string();
+                        return self.store_refused(acks, notes, started, rows.len(), msg).await;
+                    };
+                    records.remove(at);
+                    if let Some(ack) = acks.remove(caller) {
+                        let _ = ack.send(Ok(Answer::Refused(outcome)));
+                    }
+                    if records.is_empty() {
+                        if let Ok(mut h) = self.side.health.lock() {
+                            h.batch_started = None;
+                        }
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let msg = if e.code == "AuditLogUnavailable" {
+                        e.message
+                    } else {
+                        format!("the audit store cannot write: {}", e.message)
+                    };
+                    let _ = stored.send(Err(msg.clone()));
+                    return self.store_refused(acks, notes, started, rows.len(), msg).await;
+                }
+            }
+        }
+    }
+
+    /// `records` given their places after the head: their rows, and the last one's hash.
+    fn sealed(&self, records: &[Pending]) -> (Vec<AuditRow>, String) {
         let (mut seq, mut prev) = self.head.clone();
         let mut rows: Vec<AuditRow> = Vec::with_capacity(records.len());
-        for Pending { chain, mut row } in records {
+        for Pending { chain, row, .. } in records {
             seq += 1;
             let (hash, text) = chain.seal(seq, &prev);
             prev = hash;
-            (row.seq, row.body) = (seq, text);
-            rows.push(row);
+            rows.push(AuditRow { seq, body: text, ..row.clone() });
         }
-        let first_seq = self.head.0 + 1;
-        // Notes took the first seqs; callers' records follow them.
-        let first_caller = first_seq + notes.len() as i64;
-        let started = Instant::now();
-        // The file takes batches in order: this batch's file phase starts when the last one's
-        // ended. It appends and syncs while the store commits (one sync's wait, not two in a
-        // row), and answers the callers once it knows how the store went.
+        (rows, prev)
+    }
+
+    /// The store refused a batch: its callers (those the file phase does not answer) are
+    /// told why, and the notes it carried are kept for the next one.
+    async fn store_refused(
+        &mut self,
+        acks: Vec<Option<Ack>>,
+        notes: Vec<Note>,
+        started: Instant,
+        records: usize,
+        msg: String,
+    ) {
+        self.side.metrics.observe_audit_write(records, started.elapsed(), false);
+        for a in acks.into_iter().flatten() {
+            let _ = a.send(Err(AuditFailure(msg.clone())));
+        }
+        // A file phase under way takes the batch back out of the file before the next batch is
+        // given its seqs; health follows the chain's order.
         self.drain().await;
-        let (stored, store_outcome) = oneshot::channel();
-        let rows = Arc::new(rows);
-        let job = FileJob {
-            first_seq,
-            first_caller,
-            rows: rows.clone(),
-            last_hash: prev.clone(),
-            acks,
-            started,
-            store_outcome,
-        };
-        self.in_flight = Some(tokio::spawn(self.side.clone().run(job)));
-        if let Err(e) = self.side.store.append_audit(&rows).await {
-            self.side.metrics.observe_audit_write(rows.len(), started.elapsed(), false);
-            let msg = format!("the audit store cannot write: {}", e.message);
-            let _ = stored.send(Err(msg.clone()));
-            // The file phase takes the batch back out of the file before the next batch is
-            // given its seqs; health follows the chain's order.
-            self.drain().await;
-            set_health(&self.side.health, self.side.clock.as_ref(), Some(msg));
-            // The notes this batch carried are older than any the file phase just reported.
-            let newer = std::mem::replace(&mut self.pending_notes, notes);
-            self.pending_notes.extend(newer);
-            return;
-        }
-        let _ = stored.send(Ok(()));
-        self.head = (seq, prev);
-        self.since_checkpoint += rows.len() as u64;
-        if let Ok(mut h) = self.side.heads.lock() {
-            h.store = self.head.clone();
-        }
+        set_health(&self.side.health, self.side.clock.as_ref(), Some(msg));
+        // The notes this batch carried are older than any the file phase just reported.
+        let newer = std::mem::replace(&mut self.pending_notes, notes);
+        self.pending_notes.extend(newer);
     }
 
     fn sign_head(&self) -> Result<AuditCheckpoint, String> {
@@ -646,6 +856,8 @@ struct FileJob {
     started: Instant,
     /// How the store's commit of the batch went (why not, if it failed).
     store_outcome: oneshot::Receiver<Result<(), String>>,
+    /// Told whether the file holds the batch, synced, when the store's commit waits for it.
+    filed: Option<oneshot::Sender<Result<(), String>>>,
 }
 
 /// The file phase of a batch, on its own task: append and sync the file (catching up on what
@@ -665,9 +877,12 @@ struct FileSide {
 
 impl FileSide {
     async fn run(self, job: FileJob) -> Vec<Note> {
-        let FileJob { first_seq, first_caller, rows, last_hash, acks, started, store_outcome } = job;
+        let FileJob { first_seq, first_caller, rows, last_hash, acks, started, store_outcome, filed: told } = job;
         let mut notes = Vec::new();
         let filed = self.append_to_file(first_seq, &rows, last_hash, &mut notes).await;
+        if let Some(told) = told {
+            let _ = told.send(filed.clone());
+        }
         let stored = store_outcome.await.unwrap_or_else(|_| Err("the audit writer stopped".into()));
         if let Err(msg) = stored {
             // The store refused the batch: its seqs go to the next one, so the file must not
@@ -706,7 +921,7 @@ impl FileSide {
         }
         for (n, a) in (first_caller..).zip(acks) {
             if let Some(a) = a {
-                let _ = a.send(Ok(n));
+                let _ = a.send(Ok(Answer::Written(n)));
             }
         }
         notes
@@ -881,6 +1096,81 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(path).expect("open");
         for l in lines {
             writeln!(f, "{l}").expect("write");
+        }
+    }
+
+    /// A caller that stops waiting and the writer about to commit settle it once: whichever
+    /// comes first wins, and the other learns it.
+    #[test]
+    fn a_change_is_either_abandoned_or_committed() {
+        let gone = Claim::default();
+        assert!(gone.abandon(), "the caller gives up first");
+        assert!(!gone.commit(), "so the writer may not commit it");
+        assert!(gone.abandoned());
+        let taken = Claim::default();
+        assert!(taken.commit(), "the writer claims it first");
+        assert!(taken.commit(), "(again, for the same batch tried twice)");
+        assert!(!taken.abandon(), "so the caller waits for the commit's answer");
+        assert!(!taken.abandoned());
+    }
+
+    /// Records written with the versions they witness, in one batch with others: a refused
+    /// version takes only its own record out, and the chain the rest form has no gap.
+    #[tokio::test]
+    async fn a_refused_witness_leaves_the_rest_of_its_batch_chained() {
+        use coffer_core::object::{Attributes, ObjectKind, Tags};
+        use coffer_store::{NewVersion, ObjectRef};
+        let store: Arc<dyn Store> = Arc::new(coffer_store::SqliteStore::in_memory().await.expect("store"));
+        let dir = tempfile::tempdir().expect("dir");
+        let clock: Arc<dyn Clock> = Arc::new(coffer_core::SystemClock);
+        let signer = TokenSigner::generate("k".into()).expect("signer").0;
+        let log = AuditLog::start(store.clone(), clock, signer, AuditConfig::in_dir(dir.path()), Arc::new(Uncounted))
+            .await
+            .expect("start");
+        let (attributes, tags) = (Attributes::new(1), Tags::new());
+        let version = |key: &'static str, id: &'static str| {
+            OwnedVersion::of(&NewVersion {
+                at: ObjectRef { vault_id: "v", kind: ObjectKind::Secret, name_key: key },
+                name: key,
+                version: id,
+                attributes: &attributes,
+                tags: &tags,
+                content_type: None,
+                managed: false,
+                payload: b"p",
+                meta: None,
+            })
+        };
+        store.put_version(&version("gone", "g1").borrowed()).await.expect("put");
+        let gone = ObjectRef { vault_id: "v", kind: ObjectKind::Secret, name_key: "gone" };
+        let deletion = coffer_core::lifecycle::Deletion { deleted_date: 2, scheduled_purge_date: 3 };
+        assert!(store.delete_object(&gone, &deletion).await.expect("delete"));
+        let record = |op: &str| {
+            let mut r = Map::new();
+            r.insert("operationName".into(), json!(op));
+            r
+        };
+        let (plain, refused, kept) = tokio::join!(
+            log.write(record("SecretGet")),
+            log.write_witnessing(record("SecretSet"), version("gone", "g2")),
+            log.write_witnessing(record("SecretSet"), version("kept", "k1")),
+        );
+        assert_eq!(refused.expect("answered"), Answer::Refused(PutOutcome::NameDeleted));
+        let Answer::Written(kept) = kept.expect("answered") else { panic!("the other version is written") };
+        let plain = plain.expect("written");
+        let kept_at = ObjectRef { vault_id: "v", kind: ObjectKind::Secret, name_key: "kept" };
+        assert!(store.get_version(&kept_at, None, false).await.expect("get").is_some(), "with its record");
+        assert!(store.get_version(&gone, Some("g2"), true).await.expect("get").is_none(), "not the refused one");
+        let rows = store.query_audit(&AuditQuery { limit: 10, ..Default::default() }).await.expect("rows");
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![1, 2], "two records, no gap");
+        assert_eq!([plain.min(kept), plain.max(kept)], [1, 2]);
+        let mut prev = GENESIS.to_string();
+        for r in &rows {
+            let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&r.body) else { panic!("a JSON record") };
+            assert_eq!(m.get("prevHash").and_then(Value::as_str), Some(prev.as_str()), "record {} links", r.seq);
+            prev = chain::record_hash(&m);
+            assert_eq!(m.get("hash").and_then(Value::as_str), Some(prev.as_str()), "record {} is whole", r.seq);
         }
     }
 

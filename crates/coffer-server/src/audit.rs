@@ -43,6 +43,11 @@ pub async fn around(
         return observe(resp);
     }
     let status = resp.status().as_u16();
+    // The change was committed with its success record: that is the request's record, unless
+    // the response turned out otherwise (then this one says how it ended).
+    if matches!(draft.witness, record::Witness::Committed { status: s, .. } if s == status) {
+        return observe(resp);
+    }
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut outcome = record::Outcome::of_status(status);
     // A refused sign-in is answered 400 (`invalid_client`, `invalid_grant`), as Entra does.
@@ -91,6 +96,9 @@ pub fn draft_for(req: &axum::extract::Request, surface: &Surface, clock: &dyn co
             };
             d.operation = Some(op.name());
             d.changes_state = op.changes_state(&method);
+            if op.witnessed() {
+                d.witness = record::Witness::Ready;
+            }
             d.audited = true;
             d.vault = Some(name.clone());
             d.object = op.object().map(|(collection, object, version)| {

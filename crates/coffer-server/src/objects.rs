@@ -188,6 +188,22 @@ fn note_new_version(version: &str) {
     });
 }
 
+/// The version noted was not written after all.
+fn forget_new_version(version: &str) {
+    crate::audit::note(|d| {
+        if let Some(o) = d.object.as_mut().filter(|o| o.version.as_deref() == Some(version)) {
+            if let Some(id) = o.id.strip_suffix(&format!("/{version}")) {
+                o.id = id.to_string();
+            }
+            o.version = None;
+        }
+    });
+}
+
+/// The status a new version is answered with (Azure's SetSecret: 200): what its witness
+/// record says.
+const WITNESSED_STATUS: u16 = 200;
+
 /// Versions of objects that belong together (a certificate with its key and secret, in that
 /// order, the certificate last) and the last one's `policy`, written in one transaction: all
 /// of them, or none. Returns them as stored.
@@ -423,14 +439,36 @@ impl<'a> Objects<'a> {
         self.create_prepared(prepared).await
     }
 
-    /// Writes a prepared version of this kind.
+    /// Writes a prepared version of this kind — with the request's success record in one
+    /// commit when that is the request's one change (`DataOperation::witnessed`).
     pub async fn create_prepared(&self, p: PreparedVersion) -> Result<StoredVersion> {
-        match self.state.store.put_version(&p.to_write(&self.ctx.vault.id)).await? {
-            PutOutcome::Written => {}
-            PutOutcome::NameDeleted => return Err(self.kind.deleted_but_recoverable(&p.name)),
-            PutOutcome::NameTaken => return Err(Error::internal("put_version reported a taken name")),
-        }
+        let write = p.to_write(&self.ctx.vault.id);
+        // The record names the version it witnesses.
         note_new_version(&p.version);
+        let outcome = match crate::audit::witness_record(&self.state.audit, WITNESSED_STATUS).await {
+            Ok(Some(record)) => {
+                match self.state.audit.write_witnessing(record, coffer_store::OwnedVersion::of(&write)).await {
+                    Ok(crate::audit::Answer::Written(seq)) => {
+                        crate::audit::note_witnessed(seq, WITNESSED_STATUS);
+                        Ok(PutOutcome::Written)
+                    }
+                    Ok(crate::audit::Answer::Refused(outcome)) => Ok(outcome),
+                    Err(e) => Err(crate::audit::scope::unavailable(&e.0)),
+                }
+            }
+            Ok(None) => self.state.store.put_version(&write).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(PutOutcome::Written) => {}
+            other => {
+                forget_new_version(&p.version);
+                match other? {
+                    PutOutcome::NameDeleted => return Err(self.kind.deleted_but_recoverable(&p.name)),
+                    _ => return Err(Error::internal("put_version reported a taken name")),
+                }
+            }
+        }
         // Re-read: the display name is the one first written.
         self.read(&p.name, Some(&p.version)).await
     }

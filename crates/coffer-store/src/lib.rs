@@ -227,7 +227,26 @@ pub trait ObjectStore: Send + Sync {
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends records in one transaction: all or none.
-    async fn append_audit(&self, rows: &[AuditRow]) -> Result<()>;
+    async fn append_audit(&self, rows: &[AuditRow]) -> Result<()> {
+        match self.append_audit_witnessing(rows, &[], CommitGate::open()).await? {
+            Witnessed::Written => Ok(()),
+            Witnessed::Refused { .. } => {
+                Err(coffer_core::Error::internal("an audit batch without versions was refused"))
+            }
+        }
+    }
+    /// Appends records and writes the versions they witness in one transaction: all or none.
+    /// A change and its record are one commit — the record cannot be lost while the change
+    /// stays, nor the change happen without its record. If a version is refused (its name
+    /// belongs to a deleted object), nothing is written and the answer says which. The commit
+    /// waits for `gate` (the records' other copy synced); if it does not pass, nothing is
+    /// written and the error (`Unavailable`) says why.
+    async fn append_audit_witnessing(
+        &self,
+        rows: &[AuditRow],
+        versions: &[OwnedVersion],
+        gate: CommitGate,
+    ) -> Result<Witnessed>;
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>>;
     /// The record with the largest `seq`.
     async fn audit_head(&self) -> Result<Option<AuditRow>>;

@@ -127,6 +127,79 @@ impl NewVersion<'_> {
     }
 }
 
+/// A new version with its own copies of what `NewVersion` borrows: one that waits in a queue
+/// (the store's group commit, the audit writer's batch) while its caller's borrows end.
+#[derive(Debug, Clone)]
+pub struct OwnedVersion {
+    vault_id: String,
+    kind: ObjectKind,
+    name_key: String,
+    /// What is written (its `seq` is given when it is).
+    stored: StoredVersion,
+}
+
+impl OwnedVersion {
+    pub fn of(v: &NewVersion<'_>) -> Self {
+        Self {
+            vault_id: v.at.vault_id.to_string(),
+            kind: v.at.kind,
+            name_key: v.at.name_key.to_string(),
+            stored: v.to_stored(0),
+        }
+    }
+
+    pub fn borrowed(&self) -> NewVersion<'_> {
+        let s = &self.stored;
+        NewVersion {
+            at: ObjectRef { vault_id: &self.vault_id, kind: self.kind, name_key: &self.name_key },
+            name: &s.name,
+            version: &s.version,
+            attributes: &s.attributes,
+            tags: &s.tags,
+            content_type: s.content_type.as_deref(),
+            managed: s.managed,
+            payload: &s.payload,
+            meta: s.meta.as_deref(),
+        }
+    }
+}
+
+/// What a batch of audit records and the versions they witness wait for before their
+/// commit: the other copy of the records (the audit file) synced, or why it could not be. The
+/// commit then happens, or nothing is written.
+pub struct CommitGate(std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send>>);
+
+impl CommitGate {
+    pub fn new(f: impl std::future::Future<Output = std::result::Result<(), String>> + Send + 'static) -> Self {
+        Self(Box::pin(f))
+    }
+
+    /// A gate that is open: nothing to wait for.
+    pub fn open() -> Self {
+        Self::new(std::future::ready(Ok(())))
+    }
+
+    pub async fn passed(self) -> std::result::Result<(), String> {
+        self.0.await
+    }
+}
+
+impl std::fmt::Debug for CommitGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitGate")
+    }
+}
+
+/// How a batch of audit records and the versions they witness went (see
+/// `AuditStore::append_audit_witnessing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Witnessed {
+    /// The records and every version were written.
+    Written,
+    /// Nothing was written: the version at `index` was refused.
+    Refused { index: usize, outcome: PutOutcome },
+}
+
 /// One object of a restore (see `Store::restore_objects`).
 #[derive(Debug, Clone, Copy)]
 pub struct RestoredObject<'a> {

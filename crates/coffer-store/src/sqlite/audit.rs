@@ -41,9 +41,14 @@ fn audit_insert(rows: &[AuditRow]) -> sqlx::QueryBuilder<sqlx::Sqlite> {
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_audit(&self, rows: &[AuditRow]) -> Result<()> {
-        let _timer = self.timer("append_audit");
-        self.append_audit_grouped(rows).await
+    async fn append_audit_witnessing(
+        &self,
+        rows: &[AuditRow],
+        versions: &[OwnedVersion],
+        gate: CommitGate,
+    ) -> Result<Witnessed> {
+        let _timer = self.timer(if versions.is_empty() { "append_audit" } else { "append_audit_witnessing" });
+        self.append_audit_grouped(rows, versions, gate).await
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {

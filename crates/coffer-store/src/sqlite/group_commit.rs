@@ -6,7 +6,10 @@
 //! its own savepoint, so one refused name does not undo another's version or the audit batch —
 //! commits once and answers every waiter. Nobody is answered before the commit returned, so
 //! "acknowledged" still means "on disk". The audit writer sends one batch at a time, so its
-//! batches reach the table in the chain's order.
+//! batches reach the table in the chain's order. An audit batch may carry the versions its
+//! records witness (a SET's new version with its success record): they are one change, written
+//! whole or not at all, and the group's commit waits for the batch's `CommitGate` (the audit
+//! file synced).
 use std::sync::Mutex as SyncMutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,20 +22,30 @@ use super::*;
 #[derive(Clone)]
 enum Change<'a> {
     Version(NewVersion<'a>),
-    Audit(&'a [AuditRow]),
+    /// An audit batch and the versions its records witness.
+    Audit(&'a [AuditRow], &'a [OwnedVersion]),
 }
 
 /// A change left in the queue, with its own copies of what it borrowed.
 enum Queued {
     Version(Box<OwnedVersion>),
-    Audit(Vec<AuditRow>),
+    /// An audit batch, the versions it witnesses, and what the commit waits for (taken by the
+    /// group that writes it; in a mutex, as the queue is shared across the group's awaits).
+    Audit(Vec<AuditRow>, Vec<OwnedVersion>, SyncMutex<Option<CommitGate>>),
 }
 
 impl Queued {
     fn borrowed(&self) -> Change<'_> {
         match self {
             Queued::Version(v) => Change::Version(v.borrowed()),
-            Queued::Audit(rows) => Change::Audit(rows),
+            Queued::Audit(rows, versions, _) => Change::Audit(rows, versions),
+        }
+    }
+
+    fn take_gate(&mut self) -> Option<CommitGate> {
+        match self {
+            Queued::Audit(_, _, gate) => gate.get_mut().unwrap_or_else(|p| p.into_inner()).take(),
+            Queued::Version(_) => None,
         }
     }
 }
@@ -41,13 +54,13 @@ impl Queued {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Done {
     Put(PutOutcome),
-    Appended,
+    Appended(Witnessed),
 }
 
 impl Done {
     /// Whether the change wrote rows (and so needs the commit).
     fn wrote(self) -> bool {
-        matches!(self, Done::Put(PutOutcome::Written) | Done::Appended)
+        matches!(self, Done::Put(PutOutcome::Written) | Done::Appended(Witnessed::Written))
     }
 }
 
@@ -56,40 +69,6 @@ struct Waiting {
     id: u64,
     change: Queued,
     answer: oneshot::Sender<Result<Done>>,
-}
-
-struct OwnedVersion {
-    vault_id: String,
-    kind: ObjectKind,
-    name_key: String,
-    /// What is written (its `seq` is given when it is).
-    stored: StoredVersion,
-}
-
-impl OwnedVersion {
-    fn of(v: &NewVersion<'_>) -> Self {
-        Self {
-            vault_id: v.at.vault_id.to_string(),
-            kind: v.at.kind,
-            name_key: v.at.name_key.to_string(),
-            stored: v.to_stored(0),
-        }
-    }
-
-    fn borrowed(&self) -> NewVersion<'_> {
-        let s = &self.stored;
-        NewVersion {
-            at: ObjectRef { vault_id: &self.vault_id, kind: self.kind, name_key: &self.name_key },
-            name: &s.name,
-            version: &s.version,
-            attributes: &s.attributes,
-            tags: &s.tags,
-            content_type: s.content_type.as_deref(),
-            managed: s.managed,
-            payload: &s.payload,
-            meta: s.meta.as_deref(),
-        }
-    }
 }
 
 /// The changes waiting for the write lock.
@@ -163,12 +142,19 @@ impl SqliteStore {
         }
     }
 
-    /// One audit batch, written alone or with the versions waiting at the same moment.
-    pub(super) async fn append_audit_grouped(&self, rows: &[AuditRow]) -> Result<()> {
+    /// One audit batch and the versions it witnesses, written alone or with the versions
+    /// waiting at the same moment.
+    pub(super) async fn append_audit_grouped(
+        &self,
+        rows: &[AuditRow],
+        versions: &[OwnedVersion],
+        gate: CommitGate,
+    ) -> Result<Witnessed> {
         // The audit writer is one task that is not dropped while it writes (only at shutdown),
         // so it writes a group it leads itself: one task switch fewer on every audited request.
-        match self.grouped(Queued::Audit(rows.to_vec()), Leader::Inline).await? {
-            Done::Appended => Ok(()),
+        let change = Queued::Audit(rows.to_vec(), versions.to_vec(), SyncMutex::new(Some(gate)));
+        match self.grouped(change, Leader::Inline).await? {
+            Done::Appended(w) => Ok(w),
             other => Err(unexpected(other)),
         }
     }
@@ -224,10 +210,12 @@ struct Group {
 impl Group {
     /// Writes the group in one transaction and answers every waiter; `_lock` is the write
     /// lock, released when the group is done.
-    async fn write(self, _lock: tokio::sync::OwnedMutexGuard<()>) {
+    async fn write(mut self, _lock: tokio::sync::OwnedMutexGuard<()>) {
+        let gates: Vec<CommitGate> = self.waiting.iter_mut().filter_map(|w| w.change.take_gate()).collect();
         let changes: Vec<Change<'_>> = self.waiting.iter().map(|w| w.change.borrowed()).collect();
-        let outcomes = self.write_changes(&changes).await;
-        if changes.iter().any(|c| matches!(c, Change::Version(_))) {
+        let outcomes = self.write_changes(&changes, gates).await;
+        if changes.iter().any(|c| matches!(c, Change::Version(_)) || matches!(c, Change::Audit(_, v) if !v.is_empty()))
+        {
             // Before the lock is released, as `MemoWrite` does for every other object change.
             self.memos.versions.invalidate();
         }
@@ -243,12 +231,24 @@ impl Group {
     }
 
     /// Each change's outcome; a change counts as done only once the transaction committed.
-    async fn write_changes(&self, all: &[Change<'_>]) -> Vec<Result<Done>> {
-        if let [Change::Audit(rows)] = all
-            && let Some(inserted) = insert_audit_batch_alone(&self.pool, rows).await
-        {
-            return vec![inserted.map(|()| Done::Appended)];
+    async fn write_changes(&self, all: &[Change<'_>], gates: Vec<CommitGate>) -> Vec<Result<Done>> {
+        if let [Change::Audit(rows, [])] = all {
+            // One statement, its own transaction: what it waits for comes first.
+            let mut gates = gates;
+            if let Some(gate) = gates.pop()
+                && let Err(why) = gate.passed().await
+            {
+                return vec![Err(Error::unavailable("AuditLogUnavailable", why))];
+            }
+            match insert_audit_batch_alone(&self.pool, rows).await {
+                Some(inserted) => return vec![inserted.map(|()| Done::Appended(Witnessed::Written))],
+                None => return self.write_in_transaction(all, Vec::new()).await,
+            }
         }
+        self.write_in_transaction(all, gates).await
+    }
+
+    async fn write_in_transaction(&self, all: &[Change<'_>], gates: Vec<CommitGate>) -> Vec<Result<Done>> {
         let mut tx = match self.pool.begin().await {
             Ok(tx) => tx,
             Err(e) => {
@@ -274,9 +274,17 @@ impl Group {
                 outcomes.push(outcome);
             }
         }
-        if outcomes.iter().any(|o| o.as_ref().is_ok_and(|d| d.wrote()))
-            && let Err(e) = tx.commit().await
-        {
+        let wrote = outcomes.iter().any(|o| o.as_ref().is_ok_and(|d| d.wrote()));
+        // (Nothing to commit, nothing to wait for: a gate not awaited does not pass.)
+        for gate in gates.into_iter().filter(|_| wrote) {
+            // The audit records' other copy did not sync: nothing is committed (a change whose
+            // record is not everywhere it must be does not happen), and everyone is told why.
+            if let Err(why) = gate.passed().await {
+                let e = Error::unavailable("AuditLogUnavailable", why);
+                return all.iter().map(|_| Err(e.clone())).collect();
+            }
+        }
+        if wrote && let Err(e) = tx.commit().await {
             let e = backend(e);
             for o in outcomes.iter_mut() {
                 if o.as_ref().is_ok_and(|d| d.wrote()) {
@@ -291,7 +299,17 @@ impl Group {
 async fn apply(conn: &mut sqlx::SqliteConnection, change: &Change<'_>) -> Result<Done> {
     match change {
         Change::Version(v) => put_version_in(conn, v).await.map(Done::Put),
-        Change::Audit(rows) => insert_audit_rows(conn, rows).await.map(|()| Done::Appended),
+        Change::Audit(rows, versions) => {
+            // A refused version leaves the rest unwritten: the caller (savepoint or
+            // transaction) rolls back what came before it, as for any change that did not write.
+            for (index, v) in versions.iter().enumerate() {
+                let outcome = put_version_in(conn, &v.borrowed()).await?;
+                if outcome != PutOutcome::Written {
+                    return Ok(Done::Appended(Witnessed::Refused { index, outcome }));
+                }
+            }
+            insert_audit_rows(conn, rows).await.map(|()| Done::Appended(Witnessed::Written))
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use coffer_core::principal::{Principal, PrincipalKind};
 use coffer_core::vault::Vault;
 
 use coffer_store::{
-    AuditCheckpoint, AuditQuery, AuditRow, Credential, ListQuery, NewVersion, ObjectRef, PutOutcome, Redeemed,
-    RefreshTokenRecord, RestoredObject, Store, Tenant,
+    AuditCheckpoint, AuditQuery, AuditRow, CommitGate, Credential, ListQuery, NewVersion, ObjectRef, OwnedVersion,
+    PutOutcome, Redeemed, RefreshTokenRecord, RestoredObject, Store, Tenant, Witnessed,
 };
 
 mod audit;
@@ -70,6 +70,7 @@ pub async fn run_all(store: &dyn Store) {
     reads_follow_writes(store).await;
     objects::bulk_put(store).await;
     objects::concurrent_puts(store).await;
+    objects::witnessed_versions(store).await;
     changes_that_are_one_transaction(store).await;
 }
 

@@ -240,3 +240,82 @@ pub async fn concurrent_puts(store: &dyn Store) {
         "nothing written under the deleted name"
     );
 }
+
+/// An audit batch and the versions its records witness are one commit: both or neither. A
+/// version under a deleted name is refused, and then nothing is written — neither the other
+/// versions nor the records.
+pub async fn witnessed_versions(store: &dyn Store) {
+    let head = store.audit_head().await.expect("head").map_or(0, |r| r.seq);
+    let (attributes, tags) = (Attributes::new(10), Tags::new());
+    let version = |name: &'static str, key: &'static str, id: &'static str| {
+        OwnedVersion::of(&NewVersion {
+            at: ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: key },
+            name,
+            version: id,
+            attributes: &attributes,
+            tags: &tags,
+            content_type: None,
+            managed: false,
+            payload: id.as_bytes(),
+            meta: None,
+        })
+    };
+    let rows = [
+        super::audit::audit_row(head + 1, "v1", "c", "success"),
+        super::audit::audit_row(head + 2, "v1", "c", "success"),
+    ];
+    let gone = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "witnessed-gone" };
+    assert_eq!(put(store, "v1", "Witnessed-Gone", "wg1", b"x").await, PutOutcome::Written);
+    assert!(
+        store.delete_object(&gone, &Deletion { deleted_date: 20, scheduled_purge_date: 30 }).await.expect("delete")
+    );
+
+    let refused = [version("Witnessed", "witnessed", "w1"), version("Witnessed-Gone", "witnessed-gone", "wg2")];
+    assert_eq!(
+        store.append_audit_witnessing(&rows, &refused, CommitGate::open()).await.expect("refused, not failed"),
+        Witnessed::Refused { index: 1, outcome: PutOutcome::NameDeleted }
+    );
+    let at = ObjectRef { vault_id: "v1", kind: ObjectKind::Secret, name_key: "witnessed" };
+    assert!(store.get_version(&at, None, false).await.expect("get").is_none(), "the other version was not written");
+    assert_eq!(store.audit_head().await.expect("head").map_or(0, |r| r.seq), head, "nor the records");
+
+    let both = [version("Witnessed", "witnessed", "w1"), version("Witnessed", "witnessed", "w2")];
+    assert_eq!(
+        store.append_audit_witnessing(&rows, &both, CommitGate::open()).await.expect("written"),
+        Witnessed::Written
+    );
+    assert_eq!(store.audit_head().await.expect("head").as_ref(), Some(&rows[1]), "the records are written");
+    let latest = store.get_version(&at, None, false).await.expect("get").expect("a version");
+    assert_eq!((latest.version.as_str(), latest.payload.as_slice()), ("w2", b"w2".as_slice()), "and the versions");
+    let seqs: Vec<(String, i64)> =
+        store.all_versions(&at).await.expect("versions").into_iter().map(|v| (v.version, v.seq)).collect();
+    assert!(seqs.contains(&("w1".into(), 1)) && seqs.contains(&("w2".into(), 2)), "in their order: {seqs:?}");
+
+    // A batch whose records cannot be appended (a taken seq) writes no version.
+    let late = [version("Witnessed", "witnessed", "w3")];
+    assert!(
+        store.append_audit_witnessing(&rows[1..], &late, CommitGate::open()).await.is_err(),
+        "a taken seq fails the batch"
+    );
+    assert!(store.get_version(&at, Some("w3"), false).await.expect("get").is_none(), "its version is not written");
+
+    // The commit waits for its gate (the audit file synced); a gate that does not pass
+    // writes nothing, and says why.
+    let next = [super::audit::audit_row(head + 3, "v1", "c", "success")];
+    let gated = [version("Witnessed", "witnessed", "w4")];
+    let full = CommitGate::new(async { Err("the audit file cannot be written: no space left".to_string()) });
+    let err = store.append_audit_witnessing(&next, &gated, full).await.expect_err("the gate did not pass");
+    assert_eq!(err.kind, coffer_core::ErrorKind::Unavailable, "{err:?}");
+    assert!(err.message.contains("no space left"), "{}", err.message);
+    assert!(store.get_version(&at, Some("w4"), false).await.expect("get").is_none(), "no version");
+    assert_eq!(store.audit_head().await.expect("head").as_ref(), Some(&rows[1]), "no record");
+    let (passed, gate) = tokio::sync::oneshot::channel::<()>();
+    let waiting = CommitGate::new(async move { gate.await.map_err(|_| "dropped".to_string()) });
+    let write = store.append_audit_witnessing(&next, &gated, waiting);
+    let (written, ()) = futures_util::future::join(write, async move {
+        let _ = passed.send(());
+    })
+    .await;
+    assert_eq!(written.expect("passed"), Witnessed::Written);
+    assert!(store.get_version(&at, Some("w4"), false).await.expect("get").is_some(), "written once it passed");
+}
