@@ -3,8 +3,8 @@
 # a Python virtualenv in .venv with the official Azure SDKs (tests/compat/requirements.txt),
 # the Azure CLI in its own virtualenv, .venv-az (tests/compat/requirements-az.txt), and
 # Debian's chromium and chromedriver for the portal tests, softhsm2 and opensc for the PKCS#11
-# tests, and the JavaScript (npm), Go (modules), Java (Maven) and Rust (a crate of its own)
-# SDKs under tests/compat.
+# tests, postgresql for the store's PostgreSQL tests, and the JavaScript (npm), Go (modules),
+# Java (Maven) and Rust (a crate of its own) SDKs under tests/compat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +72,14 @@ fi
 if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 opensc
+fi
+
+# PostgreSQL's server programs for the throwaway clusters the store's tests start and stop
+# themselves (crates/coffer-store/tests/support/postgres.rs: initdb in a temporary directory, a
+# free loopback port). A default cluster the package may start is never used.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 fi
 
 # Headless Chromium and its WebDriver for the portal tests (tests/compat/test_portal.py).

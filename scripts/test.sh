@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 scripts/setup-test-env.sh
 cargo build --workspace --locked
-cargo test --workspace --locked
+COFFER_REQUIRE_POSTGRES=1 cargo test --workspace --locked
 COFFER_BIN="$PWD/target/debug/coffer" COFFER_REQUIRE_AZ=1 COFFER_REQUIRE_BROWSER=1 COFFER_REQUIRE_SOFTHSM=1 COFFER_REQUIRE_JS=1 COFFER_REQUIRE_SOPS=1 COFFER_COMPAT_MATRIX=1 .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
 # The README's compatibility matrix is the one these results give.
 .venv/bin/python scripts/compat-matrix.py --check

@@ -20,6 +20,11 @@ pub struct AuditConfig {
     pub checkpoint_every: u64,
     pub checkpoint_interval: Duration,
     pub webhook: Option<WebhookConfig>,
+    /// Whether other writers (nodes sharing the database) append to the same chain. Then a
+    /// batch that finds its seq taken is sealed again after the store's head. Otherwise this
+    /// writer is the chain's only one, and a record it did not write is someone tampering with
+    /// the store: the log refuses to continue after it, and says so.
+    pub shared_chain: bool,
 }
 
 impl AuditConfig {
@@ -37,6 +42,7 @@ impl AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
             webhook: None,
+            shared_chain: false,
         }
     }
 }

@@ -484,6 +484,9 @@ type Note = (&'static str, String);
 /// The most records one batch takes.
 const MAX_BATCH: usize = 1024;
 
+/// Tries a batch gets at new places when other writers keep moving the chain's head on.
+const MAX_ATTEMPTS: usize = 64;
+
 /// The most records the file can hold past the store after a stop: one batch and the log's
 /// notes about itself.
 const RECOVERABLE: i64 = MAX_BATCH as i64 + 64;
@@ -607,11 +610,11 @@ impl Writer {
             }
             return;
         }
-        // Notes took the first seqs; callers' records follow them.
-        let first_seq = self.head.0 + 1;
-        let first_caller = first_seq + notes.len() as i64;
         let started = Instant::now();
-        loop {
+        for attempt in 1.. {
+            // Notes take the first seqs; callers' records follow them.
+            let first_seq = self.head.0 + 1;
+            let first_caller = first_seq + notes.len() as i64;
             let (rows, last_hash) = self.sealed(&records);
             let versions: Vec<OwnedVersion> =
                 records.iter().filter_map(|r| Some(r.witnesses.as_ref()?.0.clone())).collect();
@@ -640,7 +643,7 @@ impl Writer {
                     job.acks = std::mem::take(&mut acks);
                     self.in_flight = Some(tokio::spawn(self.side.clone().run(job)));
                 }
-                self.side.store.append_audit(&rows).await.map(|()| Witnessed::Written)
+                self.side.store.append_audit_witnessing(&rows, &[], CommitGate::open()).await
             } else {
                 // With changes they witness, the store's commit also waits for the file's sync:
                 // a change happens only once its record is in both (and a file that cannot be
@@ -683,11 +686,26 @@ impl Writer {
                     }
                     return;
                 }
+                Ok(Witnessed::HeadMoved) => {
+                    // Another writer (a node on the same database) appended first: the batch
+                    // is taken back out of the file and sealed again after the head as the
+                    // store has it now.
+                    let (back, callers) = oneshot::channel();
+                    let _ = stored.send(Err(Refusal::Again(back)));
+                    if acks.is_empty() {
+                        acks = callers.await.unwrap_or_default();
+                    }
+                    self.drain().await;
+                    if let Err(msg) = self.read_head(attempt).await {
+                        return self.store_refused(acks, notes, started, rows.len(), msg).await;
+                    }
+                }
                 Ok(Witnessed::Refused { index, outcome }) => {
                     // Neither that version nor its record was written, nor anything else: its
                     // caller is told, and the rest is sealed again without it (the file phase
                     // takes the batch back out of the file first).
-                    let _ = stored.send(Err("a version the batch witnesses was refused".into()));
+                    let (back, _) = oneshot::channel();
+                    let _ = stored.send(Err(Refusal::Again(back)));
                     // (Notes witness nothing: the refused record is a caller's.)
                     let refused = records
                         .iter()
@@ -716,11 +734,38 @@ impl Writer {
                     } else {
                         format!("the audit store cannot write: {}", e.message)
                     };
-                    let _ = stored.send(Err(msg.clone()));
+                    let _ = stored.send(Err(Refusal::Failed(msg.clone())));
                     return self.store_refused(acks, notes, started, rows.len(), msg).await;
                 }
             }
         }
+    }
+
+    /// The chain's head as the store has it, after another writer moved it on. Gives up after
+    /// `MAX_ATTEMPTS` batches that lost the race in a row.
+    async fn read_head(&mut self, attempt: usize) -> Result<(), String> {
+        if !self.config.shared_chain {
+            let msg = format!(
+                "the audit store holds a record after {} that this writer did not write: something else wrote to the \
+                 store. Coffer will not continue the chain after it; run `coffer audit verify`",
+                self.head.0
+            );
+            tracing::error!(target: "coffer::audit", "{msg}");
+            return Err(msg);
+        }
+        if attempt >= MAX_ATTEMPTS {
+            return Err(format!("the audit chain's head moved on {attempt} times in a row while a batch was written"));
+        }
+        let row =
+            self.side.store.audit_head().await.map_err(|e| format!("the audit store cannot be read: {}", e.message))?;
+        let Some(row) = row else { return Err("the audit store lost its records while a batch was written".into()) };
+        let hash = hash_of(&row.body)
+            .ok_or_else(|| format!("the audit store's last record ({}) has no hash: it was altered", row.seq))?;
+        self.head = (row.seq, hash);
+        if let Ok(mut h) = self.side.heads.lock() {
+            h.store = self.head.clone();
+        }
+        Ok(())
     }
 
     /// `records` given their places after the head: their rows, and the last one's hash.
@@ -844,6 +889,15 @@ fn set_health(health: &Mutex<HealthState>, clock: &dyn Clock, error: Option<Stri
     }
 }
 
+/// Why the store did not take a batch.
+enum Refusal {
+    /// It failed: the callers are told why.
+    Failed(String),
+    /// The batch will be written again at new places (another writer moved the chain's head
+    /// on, or a version it witnessed was refused): the callers are handed back to the writer.
+    Again(oneshot::Sender<Vec<Option<Ack>>>),
+}
+
 /// A batch for its file phase, which runs while the store commits it.
 struct FileJob {
     first_seq: i64,
@@ -855,7 +909,7 @@ struct FileJob {
     acks: Vec<Option<Ack>>,
     started: Instant,
     /// How the store's commit of the batch went (why not, if it failed).
-    store_outcome: oneshot::Receiver<Result<(), String>>,
+    store_outcome: oneshot::Receiver<Result<(), Refusal>>,
     /// Told whether the file holds the batch, synced, when the store's commit waits for it.
     filed: Option<oneshot::Sender<Result<(), String>>>,
 }
@@ -883,8 +937,8 @@ impl FileSide {
         if let Some(told) = told {
             let _ = told.send(filed.clone());
         }
-        let stored = store_outcome.await.unwrap_or_else(|_| Err("the audit writer stopped".into()));
-        if let Err(msg) = stored {
+        let stored = store_outcome.await.unwrap_or_else(|_| Err(Refusal::Failed("the audit writer stopped".into())));
+        if let Err(refusal) = stored {
             // The store refused the batch: its seqs go to the next one, so the file must not
             // keep it. (The writer reports the failure.)
             if filed.is_ok()
@@ -892,8 +946,15 @@ impl FileSide {
             {
                 tracing::error!(target: "coffer::audit", "a batch the store refused stays in the audit file: {e}");
             }
-            for a in acks.into_iter().flatten() {
-                let _ = a.send(Err(AuditFailure(msg.clone())));
+            match refusal {
+                Refusal::Failed(msg) => {
+                    for a in acks.into_iter().flatten() {
+                        let _ = a.send(Err(AuditFailure(msg.clone())));
+                    }
+                }
+                Refusal::Again(writer) => {
+                    let _ = writer.send(acks);
+                }
             }
             return notes;
         }
@@ -1097,6 +1158,76 @@ mod tests {
         for l in lines {
             writeln!(f, "{l}").expect("write");
         }
+    }
+
+    /// Two writers on one store (two nodes on one database): each finds the chain's head moved
+    /// on by the other, writes after it, and the store holds one chain without a gap or a fork
+    /// — every record linked to the one before, whichever writer sealed it.
+    #[tokio::test]
+    async fn two_writers_on_one_store_keep_one_chain() {
+        let store: Arc<dyn Store> = Arc::new(coffer_store::SqliteStore::in_memory().await.expect("store"));
+        let clock: Arc<dyn Clock> = Arc::new(coffer_core::SystemClock);
+        let (a_dir, b_dir) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+        let start = |dir: &std::path::Path| {
+            let signer = TokenSigner::generate("k".into()).expect("signer").0;
+            let config = AuditConfig { shared_chain: true, ..AuditConfig::in_dir(dir) };
+            AuditLog::start(store.clone(), clock.clone(), signer, config, Arc::new(Uncounted))
+        };
+        let (a, b) = (start(a_dir.path()).await.expect("a"), start(b_dir.path()).await.expect("b"));
+        let record = |n: usize| {
+            let mut r = Map::new();
+            r.insert("operationName".into(), json!(format!("Test{n}")));
+            r
+        };
+        for round in 0..5 {
+            let (from_a, from_b) = tokio::join!(
+                async { [a.write(record(round * 10)).await, a.write(record(round * 10 + 1)).await] },
+                async { [b.write(record(round * 10 + 5)).await, b.write(record(round * 10 + 6)).await] },
+            );
+            for seq in from_a.into_iter().chain(from_b) {
+                seq.expect("written");
+            }
+        }
+        let rows = store.query_audit(&AuditQuery { limit: 100, ..Default::default() }).await.expect("rows");
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<i64>>(), "no gap");
+        let mut prev = GENESIS.to_string();
+        for r in &rows {
+            let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&r.body) else { panic!("a JSON record") };
+            assert_eq!(m.get("prevHash").and_then(Value::as_str), Some(prev.as_str()), "record {} links", r.seq);
+            prev = chain::record_hash(&m);
+            assert_eq!(m.get("hash").and_then(Value::as_str), Some(prev.as_str()), "record {} is whole", r.seq);
+        }
+        // Each writer's file caught up with the other's records: both hold the whole chain.
+        for log in [&a, &b] {
+            log.system("Test", Outcome::Event, None, None, None).await.expect("one more");
+        }
+        let last = store.audit_head().await.expect("head").expect("a head").seq;
+        for log in [&a, &b] {
+            let file = log.heads().file.expect("a file sink").0;
+            assert!(file >= last - 1, "the file holds the chain up to {file} of {last}");
+        }
+    }
+
+    /// A writer that is the chain's only one (one node) does not continue after a record it
+    /// did not write: that is tampering with the store, and the write fails, saying so.
+    #[tokio::test]
+    async fn the_only_writer_refuses_to_continue_after_a_record_it_did_not_write() {
+        let store: Arc<dyn Store> = Arc::new(coffer_store::SqliteStore::in_memory().await.expect("store"));
+        let clock: Arc<dyn Clock> = Arc::new(coffer_core::SystemClock);
+        let dir = tempfile::tempdir().expect("dir");
+        let signer = TokenSigner::generate("k".into()).expect("signer").0;
+        let log = AuditLog::start(store.clone(), clock, signer, AuditConfig::in_dir(dir.path()), Arc::new(Uncounted))
+            .await
+            .expect("start");
+        let first = log.system("Test", Outcome::Event, None, None, None).await.expect("written");
+        let head = log.heads().store;
+        let forged = sealed_lines(head, 1).pop().expect("a line");
+        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&forged) else { panic!("a JSON record") };
+        store.append_audit(&[row_with_text(first + 1, &m, forged)]).await.expect("forged in");
+        let refused = log.system("Test", Outcome::Event, None, None, None).await;
+        let Err(AuditFailure(msg)) = refused else { panic!("the writer continued after a forged record") };
+        assert!(msg.contains("did not write"), "{msg}");
+        assert_eq!(store.audit_head().await.expect("head").map(|r| r.seq), Some(first + 1), "nothing after it");
     }
 
     /// A caller that stops waiting and the writer about to commit settle it once: whichever

@@ -230,6 +230,10 @@ pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<()> {
         match self.append_audit_witnessing(rows, &[], CommitGate::open()).await? {
             Witnessed::Written => Ok(()),
+            Witnessed::HeadMoved => Err(coffer_core::Error::conflict(
+                Some("AuditSeqTaken"),
+                "An audit record with that seq is already stored; nothing was appended.",
+            )),
             Witnessed::Refused { .. } => {
                 Err(coffer_core::Error::internal("an audit batch without versions was refused"))
             }
@@ -238,7 +242,8 @@ pub trait AuditStore: Send + Sync {
     /// Appends records and writes the versions they witness in one transaction: all or none.
     /// A change and its record are one commit — the record cannot be lost while the change
     /// stays, nor the change happen without its record. If a version is refused (its name
-    /// belongs to a deleted object), nothing is written and the answer says which. The commit
+    /// belongs to a deleted object), nothing is written and the answer says which; so too if
+    /// the first record's seq is taken (`HeadMoved`: another writer appended first). The commit
     /// waits for `gate` (the records' other copy synced); if it does not pass, nothing is
     /// written and the error (`Unavailable`) says why.
     async fn append_audit_witnessing(

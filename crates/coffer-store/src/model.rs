@@ -198,6 +198,9 @@ pub enum Witnessed {
     Written,
     /// Nothing was written: the version at `index` was refused.
     Refused { index: usize, outcome: PutOutcome },
+    /// Nothing was written: the first record's seq is taken — another writer (a node) moved
+    /// the chain's head on. The writer reads the head again and gives its records new places.
+    HeadMoved,
 }
 
 /// One object of a restore (see `Store::restore_objects`).

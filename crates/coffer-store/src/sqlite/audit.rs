@@ -1,25 +1,37 @@
 //! SQLite: The audit log's records and checkpoints.
 use super::*;
 
-/// Inserts audit rows inside the caller's transaction.
-pub(super) async fn insert_audit_rows(conn: &mut sqlx::SqliteConnection, rows: &[AuditRow]) -> Result<()> {
+/// Inserts audit rows inside the caller's transaction; `HeadMoved` (and the caller rolls
+/// back) if a seq is taken.
+pub(super) async fn insert_audit_rows(conn: &mut sqlx::SqliteConnection, rows: &[AuditRow]) -> Result<Witnessed> {
     // Many rows per statement: each statement is a round trip to the connection's thread,
     // which cost more than the insert itself.
     for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
-        audit_insert(chunk).build().execute(&mut *conn).await.map_err(backend)?;
+        if let Err(e) = audit_insert(chunk).build().execute(&mut *conn).await {
+            return seq_taken(e);
+        }
     }
-    Ok(())
+    Ok(Witnessed::Written)
+}
+
+/// A seq already stored means another writer moved the chain's head on; anything else is the
+/// store's failure.
+fn seq_taken(e: sqlx::Error) -> Result<Witnessed> {
+    if is_unique_violation(&e) { Ok(Witnessed::HeadMoved) } else { Err(backend(e)) }
 }
 
 /// Inserts an audit batch that fits one statement as that statement alone: SQLite makes a lone
 /// statement its own transaction, all rows or none, with one round trip to the connection's
 /// thread instead of three (begin, insert, commit) — under load each trip waits for a core.
 /// `None` if the batch is too large for one statement.
-pub(super) async fn insert_audit_batch_alone(pool: &SqlitePool, rows: &[AuditRow]) -> Option<Result<()>> {
+pub(super) async fn insert_audit_batch_alone(pool: &SqlitePool, rows: &[AuditRow]) -> Option<Result<Witnessed>> {
     if rows.is_empty() || rows.len() > AUDIT_ROWS_PER_INSERT {
         return None;
     }
-    Some(audit_insert(rows).build().execute(pool).await.map(|_| ()).map_err(backend))
+    Some(match audit_insert(rows).build().execute(pool).await {
+        Ok(_) => Ok(Witnessed::Written),
+        Err(e) => seq_taken(e),
+    })
 }
 
 fn audit_insert(rows: &[AuditRow]) -> sqlx::QueryBuilder<sqlx::Sqlite> {

@@ -241,7 +241,7 @@ impl Group {
                 return vec![Err(Error::unavailable("AuditLogUnavailable", why))];
             }
             match insert_audit_batch_alone(&self.pool, rows).await {
-                Some(inserted) => return vec![inserted.map(|()| Done::Appended(Witnessed::Written))],
+                Some(inserted) => return vec![inserted.map(Done::Appended)],
                 None => return self.write_in_transaction(all, Vec::new()).await,
             }
         }
@@ -308,7 +308,7 @@ async fn apply(conn: &mut sqlx::SqliteConnection, change: &Change<'_>) -> Result
                     return Ok(Done::Appended(Witnessed::Refused { index, outcome }));
                 }
             }
-            insert_audit_rows(conn, rows).await.map(|()| Done::Appended(Witnessed::Written))
+            insert_audit_rows(conn, rows).await.map(Done::Appended)
         }
     }
 }

@@ -291,11 +291,17 @@ pub async fn witnessed_versions(store: &dyn Store) {
         store.all_versions(&at).await.expect("versions").into_iter().map(|v| (v.version, v.seq)).collect();
     assert!(seqs.contains(&("w1".into(), 1)) && seqs.contains(&("w2".into(), 2)), "in their order: {seqs:?}");
 
-    // A batch whose records cannot be appended (a taken seq) writes no version.
+    // A batch whose first seq is taken (another writer appended first) writes nothing — no
+    // version either — and says so, for the writer to try again after the new head.
     let late = [version("Witnessed", "witnessed", "w3")];
-    assert!(
-        store.append_audit_witnessing(&rows[1..], &late, CommitGate::open()).await.is_err(),
-        "a taken seq fails the batch"
+    assert_eq!(
+        store.append_audit_witnessing(&rows[1..], &late, CommitGate::open()).await.expect("answered"),
+        Witnessed::HeadMoved
+    );
+    assert_eq!(
+        store.append_audit_witnessing(&rows[1..], &[], CommitGate::open()).await.expect("answered"),
+        Witnessed::HeadMoved,
+        "records alone too"
     );
     assert!(store.get_version(&at, Some("w3"), false).await.expect("get").is_none(), "its version is not written");
 

@@ -1,0 +1,2 @@
+//! What the store's tests share beyond the conformance suite.
+pub mod postgres;
