@@ -1160,6 +1160,17 @@ mod tests {
         }
     }
 
+    /// Every record links to the one before it (the first to the genesis) and is whole.
+    fn assert_one_chain(rows: &[AuditRow]) {
+        let mut prev = GENESIS.to_string();
+        for r in rows {
+            let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&r.body) else { panic!("a JSON record") };
+            assert_eq!(m.get("prevHash").and_then(Value::as_str), Some(prev.as_str()), "record {} links", r.seq);
+            prev = chain::record_hash(&m);
+            assert_eq!(m.get("hash").and_then(Value::as_str), Some(prev.as_str()), "record {} is whole", r.seq);
+        }
+    }
+
     /// Two writers on one store (two nodes on one database): each finds the chain's head moved
     /// on by the other, writes after it, and the store holds one chain without a gap or a fork
     /// — every record linked to the one before, whichever writer sealed it.
@@ -1190,13 +1201,7 @@ mod tests {
         }
         let rows = store.query_audit(&AuditQuery { limit: 100, ..Default::default() }).await.expect("rows");
         assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<i64>>(), "no gap");
-        let mut prev = GENESIS.to_string();
-        for r in &rows {
-            let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&r.body) else { panic!("a JSON record") };
-            assert_eq!(m.get("prevHash").and_then(Value::as_str), Some(prev.as_str()), "record {} links", r.seq);
-            prev = chain::record_hash(&m);
-            assert_eq!(m.get("hash").and_then(Value::as_str), Some(prev.as_str()), "record {} is whole", r.seq);
-        }
+        assert_one_chain(&rows);
         // Each writer's file caught up with the other's records: both hold the whole chain.
         for log in [&a, &b] {
             log.system("Test", Outcome::Event, None, None, None).await.expect("one more");
@@ -1296,13 +1301,7 @@ mod tests {
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![1, 2], "two records, no gap");
         assert_eq!([plain.min(kept), plain.max(kept)], [1, 2]);
-        let mut prev = GENESIS.to_string();
-        for r in &rows {
-            let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&r.body) else { panic!("a JSON record") };
-            assert_eq!(m.get("prevHash").and_then(Value::as_str), Some(prev.as_str()), "record {} links", r.seq);
-            prev = chain::record_hash(&m);
-            assert_eq!(m.get("hash").and_then(Value::as_str), Some(prev.as_str()), "record {} is whole", r.seq);
-        }
+        assert_one_chain(&rows);
     }
 
     #[tokio::test]
