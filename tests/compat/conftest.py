@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import queue
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -210,6 +211,14 @@ _matrix = {}
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "compat(client, area): the client and area of Key Vault this test covers")
+    # Every temporary directory the tests make (servers' data directories, audit sinks, tokens)
+    # goes under one root, removed when the session ends: a run leaves nothing behind in /tmp.
+    global _temp_root
+    _temp_root = tempfile.mkdtemp(prefix="coffer-tests-")
+    tempfile.tempdir = _temp_root
+
+
+_temp_root = None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -222,6 +231,12 @@ def pytest_runtest_makereport(item, call):
     for mark in item.iter_markers("compat"):
         cell = _matrix.setdefault(f"{mark.args[0]}|{mark.args[1]}", {"passed": 0, "failed": 0, "skipped": 0})
         cell[result] += 1
+
+
+def pytest_unconfigure(config):
+    if _temp_root:
+        tempfile.tempdir = None
+        shutil.rmtree(_temp_root, ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus):
